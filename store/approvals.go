@@ -1,0 +1,280 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Approval is a human's permission for one specific tool call: bound to the
+// principal, tool and canonical arguments, valid until ExpiresAt, usable once.
+type Approval struct {
+	ID         string     `json:"id"` // "apr_" + 16 hex characters
+	Principal  string     `json:"principal"`
+	Tool       string     `json:"tool"`
+	Args       string     `json:"args"` // canonical JSON
+	Plan       string     `json:"plan"`
+	Tier       string     `json:"tier"`
+	Status     string     `json:"status"` // pending|approved|denied|expired|consumed
+	CreatedAt  time.Time  `json:"created_at"`
+	ExpiresAt  time.Time  `json:"expires_at"`
+	DecidedAt  *time.Time `json:"decided_at,omitempty"`
+	DecidedBy  string     `json:"decided_by,omitempty"`
+	ConsumedAt *time.Time `json:"consumed_at,omitempty"`
+}
+
+// Approval statuses.
+const (
+	ApprovalPending  = "pending"
+	ApprovalApproved = "approved"
+	ApprovalDenied   = "denied"
+	ApprovalExpired  = "expired"
+	ApprovalConsumed = "consumed"
+)
+
+var approvalStatuses = map[string]bool{
+	ApprovalPending: true, ApprovalApproved: true, ApprovalDenied: true, ApprovalExpired: true, ApprovalConsumed: true,
+}
+
+type approvalRecord struct {
+	ID         string `gorm:"primaryKey"`
+	Principal  string `gorm:"not null"`
+	Tool       string `gorm:"not null"`
+	Args       string `gorm:"type:text;not null;default:''"`
+	Plan       string `gorm:"type:text;not null;default:''"`
+	Tier       string `gorm:"not null;default:''"`
+	Status     string `gorm:"not null;index"`
+	CreatedNS  int64  `gorm:"not null;index"`
+	ExpiresNS  int64  `gorm:"not null"`
+	DecidedNS  *int64
+	DecidedBy  string `gorm:"not null;default:''"`
+	ConsumedNS *int64
+}
+
+func (approvalRecord) TableName() string { return "approvals" }
+
+func (r approvalRecord) approval() Approval {
+	return Approval{
+		ID: r.ID, Principal: r.Principal, Tool: r.Tool, Args: r.Args, Plan: r.Plan, Tier: r.Tier,
+		Status: r.Status, CreatedAt: fromNS(r.CreatedNS), ExpiresAt: fromNS(r.ExpiresNS),
+		DecidedAt: fromNSPtr(r.DecidedNS), DecidedBy: r.DecidedBy, ConsumedAt: fromNSPtr(r.ConsumedNS),
+	}
+}
+
+// newApprovalID returns "apr_" and 16 random hex characters.
+func newApprovalID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate approval id: %w", err)
+	}
+	return "apr_" + hex.EncodeToString(b[:]), nil
+}
+
+// CreateApproval stores a new pending approval. It sets a.ID and a.Status,
+// and a.CreatedAt when zero; ExpiresAt must be later than CreatedAt.
+func (s *Store) CreateApproval(ctx context.Context, a *Approval) error {
+	if a == nil {
+		return errors.New("create approval: approval is nil")
+	}
+	if a.Principal == "" || a.Tool == "" {
+		return errors.New("create approval: principal and tool are required")
+	}
+	if a.CreatedAt.IsZero() {
+		a.CreatedAt = s.now()
+	}
+	if !a.ExpiresAt.After(a.CreatedAt) {
+		return fmt.Errorf("create approval for %s: expiry %s is not after creation %s",
+			a.Tool, a.ExpiresAt.Format(time.RFC3339), a.CreatedAt.Format(time.RFC3339))
+	}
+	id, err := newApprovalID()
+	if err != nil {
+		return fmt.Errorf("create approval for %s: %w", a.Tool, err)
+	}
+	rec := approvalRecord{
+		ID: id, Principal: a.Principal, Tool: a.Tool, Args: a.Args, Plan: a.Plan, Tier: a.Tier,
+		Status: ApprovalPending, CreatedNS: toNS(a.CreatedAt), ExpiresNS: toNS(a.ExpiresAt),
+	}
+	if err := s.db.WithContext(ctx).Create(&rec).Error; err != nil {
+		return fmt.Errorf("create approval for %s: %w", a.Tool, err)
+	}
+	*a = rec.approval()
+	return nil
+}
+
+// GetApproval returns the approval with id, or ErrNotFound.
+func (s *Store) GetApproval(ctx context.Context, id string) (*Approval, error) {
+	rec, err := s.loadApproval(s.db.WithContext(ctx), id)
+	if err != nil {
+		return nil, fmt.Errorf("get approval %s: %w", id, err)
+	}
+	a := rec.approval()
+	return &a, nil
+}
+
+func (s *Store) loadApproval(db *gorm.DB, id string) (approvalRecord, error) {
+	var rec approvalRecord
+	if err := db.Where("id = ?", id).Take(&rec).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return rec, ErrNotFound
+		}
+		return rec, err
+	}
+	return rec, nil
+}
+
+// ListApprovals returns approvals with the given status ("" for all), newest
+// first.
+func (s *Store) ListApprovals(ctx context.Context, status string) ([]Approval, error) {
+	q := s.db.WithContext(ctx).Model(&approvalRecord{})
+	if status != "" {
+		if !approvalStatuses[status] {
+			return nil, fmt.Errorf("list approvals: unknown status %q (want pending, approved, denied, expired or consumed)", status)
+		}
+		q = q.Where("status = ?", status)
+	}
+	var recs []approvalRecord
+	if err := q.Order("created_ns DESC, id DESC").Find(&recs).Error; err != nil {
+		return nil, fmt.Errorf("list approvals: %w", err)
+	}
+	out := make([]Approval, len(recs))
+	for i, r := range recs {
+		out[i] = r.approval()
+	}
+	return out, nil
+}
+
+// DecideApproval approves or denies a pending, unexpired approval. Otherwise
+// it fails with ErrNotFound, ErrNotPending (already decided or consumed) or
+// ErrExpired; a pending approval found past its expiry is marked expired and
+// returned alongside ErrExpired so the caller can announce it.
+func (s *Store) DecideApproval(ctx context.Context, id string, approve bool, by string, now time.Time) (*Approval, error) {
+	status, verb := ApprovalDenied, "deny"
+	if approve {
+		status, verb = ApprovalApproved, "approve"
+	}
+	db := s.db.WithContext(ctx)
+	var recs []approvalRecord
+	err := db.Raw(`UPDATE approvals SET status = ?, decided_ns = ?, decided_by = ?
+		WHERE id = ? AND status = ? AND expires_ns > ? RETURNING *`,
+		status, now.UnixNano(), by, id, ApprovalPending, now.UnixNano()).Scan(&recs).Error
+	if err != nil {
+		return nil, fmt.Errorf("%s approval %s: %w", verb, id, err)
+	}
+	if len(recs) == 1 {
+		a := recs[0].approval()
+		return &a, nil
+	}
+
+	// Nothing changed: say why.
+	rec, err := s.loadApproval(db, id)
+	if err != nil {
+		return nil, fmt.Errorf("%s approval %s: %w", verb, id, err)
+	}
+	switch rec.Status {
+	case ApprovalPending: // pending, so it must have expired
+		expired, err := s.expireOne(db, id, now)
+		if err != nil {
+			return nil, fmt.Errorf("%s approval %s: %w", verb, id, err)
+		}
+		return expired, fmt.Errorf("%s approval %s: it expired at %s: %w", verb, id,
+			fromNS(rec.ExpiresNS).Format(time.RFC3339), ErrExpired)
+	case ApprovalExpired:
+		return nil, fmt.Errorf("%s approval %s: %w", verb, id, ErrExpired)
+	default:
+		return nil, fmt.Errorf("%s approval %s: it is already %s: %w", verb, id, rec.Status, ErrNotPending)
+	}
+}
+
+// expireOne marks one pending or approved approval expired if it is past its
+// expiry at now, and returns it as stored afterwards.
+func (s *Store) expireOne(db *gorm.DB, id string, now time.Time) (*Approval, error) {
+	err := db.Model(&approvalRecord{}).
+		Where("id = ? AND status IN ? AND expires_ns <= ?", id, []string{ApprovalPending, ApprovalApproved}, now.UnixNano()).
+		Update("status", ApprovalExpired).Error
+	if err != nil {
+		return nil, fmt.Errorf("mark it expired: %w", err)
+	}
+	rec, err := s.loadApproval(db, id)
+	if err != nil {
+		return nil, fmt.Errorf("read it back: %w", err)
+	}
+	a := rec.approval()
+	return &a, nil
+}
+
+// ConsumeApproval uses an approved approval for the call it was granted for.
+// It is one conditional UPDATE, so among concurrent callers — in any process
+// — exactly one wins. The others learn why not: ErrNotFound, ErrMismatch
+// (principal, tool or arguments differ), ErrNotApproved (pending or denied),
+// ErrAlreadyConsumed or ErrExpired.
+func (s *Store) ConsumeApproval(ctx context.Context, id, principal, tool, args string, now time.Time) (*Approval, error) {
+	db := s.db.WithContext(ctx)
+	var recs []approvalRecord
+	err := db.Raw(`UPDATE approvals SET status = ?, consumed_ns = ?
+		WHERE id = ? AND status = ? AND principal = ? AND tool = ? AND args = ? AND expires_ns > ? RETURNING *`,
+		ApprovalConsumed, now.UnixNano(), id, ApprovalApproved, principal, tool, args, now.UnixNano()).Scan(&recs).Error
+	if err != nil {
+		return nil, fmt.Errorf("use approval %s: %w", id, err)
+	}
+	if len(recs) == 1 {
+		a := recs[0].approval()
+		return &a, nil
+	}
+
+	// Nothing changed: say why. The binding is checked first so a caller it
+	// was not granted to learns nothing about its state.
+	rec, err := s.loadApproval(db, id)
+	if err != nil {
+		return nil, fmt.Errorf("use approval %s: %w", id, err)
+	}
+	var differ []string
+	if rec.Principal != principal {
+		differ = append(differ, "principal")
+	}
+	if rec.Tool != tool {
+		differ = append(differ, "tool")
+	}
+	if rec.Args != args {
+		differ = append(differ, "arguments")
+	}
+	if len(differ) > 0 {
+		return nil, fmt.Errorf("use approval %s: the %s differ from what was approved: %w", id, strings.Join(differ, ", "), ErrMismatch)
+	}
+	switch rec.Status {
+	case ApprovalConsumed:
+		return nil, fmt.Errorf("use approval %s: %w", id, ErrAlreadyConsumed)
+	case ApprovalPending, ApprovalDenied:
+		return nil, fmt.Errorf("use approval %s: it is %s: %w", id, rec.Status, ErrNotApproved)
+	case ApprovalApproved: // approved and bound right, so it must have expired
+		if _, err := s.expireOne(db, id, now); err != nil {
+			return nil, fmt.Errorf("use approval %s: %w", id, err)
+		}
+		return nil, fmt.Errorf("use approval %s: it expired at %s: %w", id, fromNS(rec.ExpiresNS).Format(time.RFC3339), ErrExpired)
+	default:
+		return nil, fmt.Errorf("use approval %s: %w", id, ErrExpired)
+	}
+}
+
+// ExpireApprovals marks every pending approval whose expiry is at or before
+// now as expired and returns them, oldest first.
+func (s *Store) ExpireApprovals(ctx context.Context, now time.Time) ([]Approval, error) {
+	var recs []approvalRecord
+	err := s.db.WithContext(ctx).Raw(`UPDATE approvals SET status = ? WHERE status = ? AND expires_ns <= ? RETURNING *`,
+		ApprovalExpired, ApprovalPending, now.UnixNano()).Scan(&recs).Error
+	if err != nil {
+		return nil, fmt.Errorf("expire approvals: %w", err)
+	}
+	sort.Slice(recs, func(i, j int) bool { return recs[i].CreatedNS < recs[j].CreatedNS })
+	out := make([]Approval, len(recs))
+	for i, r := range recs {
+		out[i] = r.approval()
+	}
+	return out, nil
+}

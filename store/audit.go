@@ -1,0 +1,472 @@
+package store
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"gorm.io/gorm"
+)
+
+// The audit log is append-only. Each row carries the hash of the row before
+// it (PrevHash), its own hash over a canonical encoding of all its fields
+// (Hash), and an HMAC of that hash under the server's audit key (MAC). A
+// single audit_head row, updated in the same transaction as every append,
+// records the newest row's id and hash under its own MAC, so deleting rows
+// from the end is detected too.
+//
+// What Verify cannot see: someone holding the audit key can rewrite
+// everything; someone who saved an old head row can truncate back to it.
+
+// AuditEntry describes a tool call about to run.
+type AuditEntry struct {
+	Principal, Tool string
+	Args            string // redacted canonical JSON
+	Tier, Decision  string
+	Plan            string
+	ApprovalID      string
+}
+
+// AuditOutcome describes how a tool call ended.
+type AuditOutcome struct {
+	Status   string // ok|error|refused|interrupted
+	Error    string
+	UPID     string
+	Duration time.Duration
+	Result   string // short summary; truncated to 1 KiB
+}
+
+// AuditRow is one stored audit row.
+type AuditRow struct {
+	ID         uint64    `json:"id"`
+	Time       time.Time `json:"time"`
+	Kind       string    `json:"kind"`               // begin|end
+	BeginID    uint64    `json:"begin_id,omitempty"` // end rows: the begin row they close
+	Principal  string    `json:"principal"`
+	Tool       string    `json:"tool"`
+	Args       string    `json:"args"`
+	Tier       string    `json:"tier"`
+	Decision   string    `json:"decision"`
+	Plan       string    `json:"plan,omitempty"`
+	ApprovalID string    `json:"approval_id,omitempty"`
+	Status     string    `json:"status,omitempty"`
+	Error      string    `json:"error,omitempty"`
+	UPID       string    `json:"upid,omitempty"`
+	DurationMS int64     `json:"duration_ms"`
+	Result     string    `json:"result,omitempty"`
+	PrevHash   string    `json:"prev_hash"`
+	Hash       string    `json:"hash"`
+	MAC        string    `json:"mac"`
+}
+
+// Caps on free-text outcome fields so one call cannot bloat the log.
+const (
+	maxAuditResult = 1 << 10
+	maxAuditError  = 4 << 10
+)
+
+var auditStatuses = map[string]bool{"ok": true, "error": true, "refused": true, "interrupted": true}
+
+// auditRecord is the audit_log table. IDs are assigned by the append code
+// (tip + 1), not by SQLite, so a deleted row leaves a visible gap.
+type auditRecord struct {
+	ID         uint64 `gorm:"primaryKey;autoIncrement:false"`
+	TimeNS     int64  `gorm:"not null"`
+	Kind       string `gorm:"not null"`
+	BeginID    uint64 `gorm:"not null;default:0;index"`
+	Principal  string `gorm:"not null;default:''"`
+	Tool       string `gorm:"not null;default:''"`
+	Args       string `gorm:"type:text;not null;default:''"`
+	Tier       string `gorm:"not null;default:''"`
+	Decision   string `gorm:"not null;default:''"`
+	Plan       string `gorm:"type:text;not null;default:''"`
+	ApprovalID string `gorm:"not null;default:''"`
+	Status     string `gorm:"not null;default:''"`
+	Error      string `gorm:"type:text;not null;default:''"`
+	UPID       string `gorm:"column:upid;not null;default:''"`
+	DurationMS int64  `gorm:"not null;default:0"`
+	Result     string `gorm:"type:text;not null;default:''"`
+	PrevHash   string `gorm:"not null;default:''"`
+	Hash       string `gorm:"not null"`
+	MAC        string `gorm:"column:mac;not null"`
+}
+
+func (auditRecord) TableName() string { return "audit_log" }
+
+func (r auditRecord) row() AuditRow {
+	return AuditRow{
+		ID: r.ID, Time: fromNS(r.TimeNS), Kind: r.Kind, BeginID: r.BeginID,
+		Principal: r.Principal, Tool: r.Tool, Args: r.Args, Tier: r.Tier,
+		Decision: r.Decision, Plan: r.Plan, ApprovalID: r.ApprovalID,
+		Status: r.Status, Error: r.Error, UPID: r.UPID, DurationMS: r.DurationMS,
+		Result: r.Result, PrevHash: r.PrevHash, Hash: r.Hash, MAC: r.MAC,
+	}
+}
+
+// auditHeadRecord is the single row (ID 1) naming the newest audit row.
+type auditHeadRecord struct {
+	ID     uint64 `gorm:"primaryKey;autoIncrement:false"`
+	LastID uint64 `gorm:"not null"`
+	Hash   string `gorm:"not null"`
+	MAC    string `gorm:"column:mac;not null"`
+}
+
+func (auditHeadRecord) TableName() string { return "audit_head" }
+
+const auditHeadRowID = 1
+
+// canonical encodes every field in a fixed order, each as an 8-byte length
+// followed by its bytes, so no two different rows encode alike.
+func canonical(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += 8 + len(p)
+	}
+	buf := make([]byte, 0, n)
+	for _, p := range parts {
+		buf = binary.BigEndian.AppendUint64(buf, uint64(len(p)))
+		buf = append(buf, p...)
+	}
+	return buf
+}
+
+// rowHash is the hex SHA-256 of the row's canonical encoding (MAC excluded).
+func rowHash(r auditRecord) string {
+	sum := sha256.Sum256(canonical(
+		"jarvis-audit-v1",
+		strconv.FormatUint(r.ID, 10),
+		fromNS(r.TimeNS).Format(time.RFC3339Nano),
+		r.Kind,
+		strconv.FormatUint(r.BeginID, 10),
+		r.Principal, r.Tool, r.Args, r.Tier, r.Decision, r.Plan, r.ApprovalID,
+		r.Status, r.Error, r.UPID,
+		strconv.FormatInt(r.DurationMS, 10),
+		r.Result,
+		r.PrevHash,
+	))
+	return hex.EncodeToString(sum[:])
+}
+
+func (s *Store) mac(parts ...string) string {
+	m := hmac.New(sha256.New, s.auditKey)
+	m.Write(canonical(parts...))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+func (s *Store) rowMAC(hash string) string { return s.mac("jarvis-audit-row-v1", hash) }
+
+func (s *Store) headMAC(lastID uint64, hash string) string {
+	return s.mac("jarvis-audit-head-v1", strconv.FormatUint(lastID, 10), hash)
+}
+
+// macEqual compares two hex MACs in constant time.
+func macEqual(a, b string) bool { return hmac.Equal([]byte(a), []byte(b)) }
+
+// AuditBegin writes the begin row of a tool call and returns its ID once it
+// is committed. A call whose begin row cannot be written must not run.
+func (s *Store) AuditBegin(ctx context.Context, e AuditEntry) (uint64, error) {
+	if e.Principal == "" || e.Tool == "" {
+		return 0, errors.New("audit begin: principal and tool are required")
+	}
+	var id uint64
+	err := s.auditTx(ctx, func(tx *gorm.DB) error {
+		rec := auditRecord{
+			Kind: "begin", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
+			Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID,
+		}
+		if err := s.appendAudit(tx, &rec); err != nil {
+			return err
+		}
+		id = rec.ID
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("audit begin of %s by %s: %w", e.Tool, e.Principal, err)
+	}
+	return id, nil
+}
+
+// AuditEnd writes the end row closing begin row beginID. It fails with
+// ErrNotFound when there is no such begin row and ErrAlreadyEnded when the
+// call was already closed (for example marked interrupted).
+func (s *Store) AuditEnd(ctx context.Context, beginID uint64, o AuditOutcome) error {
+	if !auditStatuses[o.Status] {
+		return fmt.Errorf("audit end of call %d: unknown status %q (want ok, error, refused or interrupted)", beginID, o.Status)
+	}
+	err := s.auditTx(ctx, func(tx *gorm.DB) error {
+		var begin auditRecord
+		if err := tx.Where("id = ? AND kind = ?", beginID, "begin").Take(&begin).Error; err != nil {
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("no begin row: %w", ErrNotFound)
+			}
+			return fmt.Errorf("read begin row: %w", err)
+		}
+		var ended int64
+		if err := tx.Model(&auditRecord{}).Where("kind = ? AND begin_id = ?", "end", beginID).Count(&ended).Error; err != nil {
+			return fmt.Errorf("look for an end row: %w", err)
+		}
+		if ended > 0 {
+			return ErrAlreadyEnded
+		}
+		rec := endRecord(begin, o)
+		return s.appendAudit(tx, &rec)
+	})
+	if err != nil {
+		return fmt.Errorf("audit end of call %d: %w", beginID, err)
+	}
+	return nil
+}
+
+// endRecord builds the end row for begin. It repeats who/what so an end row
+// reads on its own; arguments and plan stay only in the begin row.
+func endRecord(begin auditRecord, o AuditOutcome) auditRecord {
+	return auditRecord{
+		Kind: "end", BeginID: begin.ID,
+		Principal: begin.Principal, Tool: begin.Tool, Tier: begin.Tier,
+		Decision: begin.Decision, ApprovalID: begin.ApprovalID,
+		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,
+		DurationMS: o.Duration.Milliseconds(), Result: truncateUTF8(o.Result, maxAuditResult),
+	}
+}
+
+// auditTx runs fn in one immediate transaction, serialised with every other
+// audit append of this process.
+func (s *Store) auditTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
+	s.auditMu.Lock()
+	defer s.auditMu.Unlock()
+	return s.db.WithContext(ctx).Transaction(fn)
+}
+
+// appendAudit links rec to the chain tip, seals it and inserts it, then moves
+// the head. Must run inside auditTx.
+func (s *Store) appendAudit(tx *gorm.DB, rec *auditRecord) error {
+	tipID, tipHash, err := chainTip(tx)
+	if err != nil {
+		return err
+	}
+	rec.ID = tipID + 1
+	rec.PrevHash = tipHash
+	rec.TimeNS = s.now().UnixNano()
+	rec.Hash = rowHash(*rec)
+	rec.MAC = s.rowMAC(rec.Hash)
+	if err := tx.Create(rec).Error; err != nil {
+		return fmt.Errorf("insert audit row %d: %w", rec.ID, err)
+	}
+	head := auditHeadRecord{ID: auditHeadRowID, LastID: rec.ID, Hash: rec.Hash, MAC: s.headMAC(rec.ID, rec.Hash)}
+	if err := tx.Save(&head).Error; err != nil {
+		return fmt.Errorf("move audit head to row %d: %w", rec.ID, err)
+	}
+	return nil
+}
+
+// chainTip returns the id and hash the next row must follow: the larger of
+// the head and the newest row. Following the head after tail rows were
+// deleted leaves the gap in place for Verify to report, instead of silently
+// reusing the deleted ids.
+func chainTip(tx *gorm.DB) (uint64, string, error) {
+	var last auditRecord
+	hasLast := true
+	if err := tx.Order("id DESC").Take(&last).Error; err != nil {
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return 0, "", fmt.Errorf("read newest audit row: %w", err)
+		}
+		hasLast = false
+	}
+	var head auditHeadRecord
+	hasHead := true
+	if err := tx.Where("id = ?", auditHeadRowID).Take(&head).Error; err != nil {
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return 0, "", fmt.Errorf("read audit head: %w", err)
+		}
+		hasHead = false
+	}
+	switch {
+	case hasHead && (!hasLast || head.LastID > last.ID):
+		return head.LastID, head.Hash, nil
+	case hasLast:
+		return last.ID, last.Hash, nil
+	default:
+		return 0, "", nil
+	}
+}
+
+// Limits on AuditRecent.
+const (
+	defaultAuditLimit = 100
+	maxAuditLimit     = 1000
+)
+
+// AuditRecent returns up to limit rows, newest first. limit <= 0 means 100;
+// at most 1000.
+func (s *Store) AuditRecent(ctx context.Context, limit int) ([]AuditRow, error) {
+	var recs []auditRecord
+	err := s.db.WithContext(ctx).Order("id DESC").Limit(clampLimit(limit, defaultAuditLimit, maxAuditLimit)).Find(&recs).Error
+	if err != nil {
+		return nil, fmt.Errorf("read recent audit rows: %w", err)
+	}
+	out := make([]AuditRow, len(recs))
+	for i, r := range recs {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
+// MarkInterrupted closes every begin row that has no end row with an end row
+// of status "interrupted" and returns those begin rows, oldest first. Run it
+// at start-up, before any tool call: a call still running in another process
+// sharing the database would be marked too.
+func (s *Store) MarkInterrupted(ctx context.Context) ([]AuditRow, error) {
+	var open []auditRecord
+	err := s.auditTx(ctx, func(tx *gorm.DB) error {
+		open = nil
+		err := tx.Where("kind = ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id)", "begin", "end").
+			Order("id ASC").Find(&open).Error
+		if err != nil {
+			return fmt.Errorf("find calls without an end row: %w", err)
+		}
+		for _, b := range open {
+			rec := endRecord(b, AuditOutcome{Status: "interrupted", Error: "jarvis stopped before the call finished"})
+			if err := s.appendAudit(tx, &rec); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mark interrupted audit calls: %w", err)
+	}
+	out := make([]AuditRow, len(open))
+	for i, r := range open {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
+// VerifyReport is the result of AuditVerify. When OK is false, FirstBadID is
+// the first row found broken — for missing rows, the first missing id — and
+// Problem says what is wrong in a sentence. FirstBadID is 0 when the problem
+// is with the head record rather than a row.
+type VerifyReport struct {
+	Rows       int
+	OK         bool
+	FirstBadID uint64
+	Problem    string
+}
+
+// verifyBatch is how many rows Verify reads per query.
+const verifyBatch = 500
+
+// AuditVerify walks the whole log in id order and checks that ids run on
+// from 1 without gaps, each row links to the one before, each row's hash
+// matches its contents, each MAC was made with the audit key, and the head
+// record (MAC'd too) names a row that is present with the same hash. It
+// stops at the first problem. A returned error means the check could not run,
+// not that the log is bad.
+func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
+	db := s.db.WithContext(ctx)
+	// Read the head first: every row it names was committed with it, so rows
+	// appended while we walk only add to the end.
+	var head auditHeadRecord
+	hasHead := true
+	if err := db.Where("id = ?", auditHeadRowID).Take(&head).Error; err != nil {
+		if !errors.Is(err, gorm.ErrRecordNotFound) {
+			return VerifyReport{}, fmt.Errorf("verify audit log: read head: %w", err)
+		}
+		hasHead = false
+	}
+
+	rep := VerifyReport{}
+	bad := func(id uint64, format string, args ...any) (VerifyReport, error) {
+		rep.FirstBadID = id
+		rep.Problem = fmt.Sprintf(format, args...)
+		return rep, nil
+	}
+
+	var prev *auditRecord
+	headRowHash, headRowSeen := "", false
+	for {
+		after := uint64(0)
+		if prev != nil {
+			after = prev.ID
+		}
+		var batch []auditRecord
+		if err := db.Where("id > ?", after).Order("id ASC").Limit(verifyBatch).Find(&batch).Error; err != nil {
+			return VerifyReport{}, fmt.Errorf("verify audit log: read rows after %d: %w", after, err)
+		}
+		for i := range batch {
+			r := batch[i]
+			switch {
+			case prev == nil && r.ID != 1:
+				return bad(1, "%s: the log starts at row %d.", missing(1, r.ID-1), r.ID)
+			case prev == nil && r.PrevHash != "":
+				return bad(r.ID, "Row %d is the first row but links to an earlier row.", r.ID)
+			case prev != nil && r.ID != prev.ID+1:
+				return bad(prev.ID+1, "%s: row %d follows row %d.", missing(prev.ID+1, r.ID-1), r.ID, prev.ID)
+			case prev != nil && r.PrevHash != prev.Hash:
+				return bad(r.ID, "Row %d does not link to row %d: rows were removed, reordered or replaced.", r.ID, prev.ID)
+			case rowHash(r) != r.Hash:
+				return bad(r.ID, "Row %d was changed after it was written: its contents do not match its hash.", r.ID)
+			case !macEqual(s.rowMAC(r.Hash), r.MAC):
+				return bad(r.ID, "Row %d was not sealed with this server's audit key: it is forged, or the key changed.", r.ID)
+			}
+			if hasHead && r.ID == head.LastID {
+				headRowHash, headRowSeen = r.Hash, true
+			}
+			rep.Rows++
+			prev = &batch[i]
+		}
+		if len(batch) < verifyBatch {
+			break
+		}
+	}
+
+	switch {
+	case !hasHead && prev == nil:
+		// An empty log.
+	case !hasHead:
+		return bad(0, "The audit head record is missing, so rows deleted from the end cannot be ruled out.")
+	case !macEqual(s.headMAC(head.LastID, head.Hash), head.MAC):
+		return bad(0, "The audit head record was changed without the audit key.")
+	case !headRowSeen && (prev == nil || prev.ID < head.LastID):
+		first := uint64(1)
+		if prev != nil {
+			first = prev.ID + 1
+		}
+		return bad(first, "%s from the end of the log: the head records row %d as written.", missing(first, head.LastID), head.LastID)
+	case headRowHash != head.Hash:
+		return bad(head.LastID, "Row %d does not match the hash the audit head recorded for it.", head.LastID)
+	}
+	rep.OK = true
+	return rep, nil
+}
+
+// truncateUTF8 cuts s to at most max bytes without splitting a character.
+func truncateUTF8(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	s = s[:max]
+	// A cut character leaves at most three stray bytes at the end.
+	for i := 0; i < utf8.UTFMax-1 && len(s) > 0; i++ {
+		if r, size := utf8.DecodeLastRuneInString(s); r != utf8.RuneError || size != 1 {
+			break
+		}
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// missing describes the id range first..last as missing rows.
+func missing(first, last uint64) string {
+	if first == last {
+		return fmt.Sprintf("Row %d is missing", first)
+	}
+	return fmt.Sprintf("Rows %d to %d are missing", first, last)
+}

@@ -1,0 +1,279 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Event is one entry of the feed.
+type Event struct {
+	ID         uint64          `json:"id"` // sequence number, monotonically increasing
+	Time       time.Time       `json:"time"`
+	Type       string          `json:"type"`     // tool|approval|cluster|alert|safety|system
+	Severity   string          `json:"severity"` // info|warning|critical
+	Source     string          `json:"source"`
+	Node       string          `json:"node,omitempty"`
+	Summary    string          `json:"summary"`
+	Details    json.RawMessage `json:"details,omitempty"`
+	Resolved   bool            `json:"resolved"`
+	ResolvedAt *time.Time      `json:"resolved_at,omitempty"`
+	ResolvedBy string          `json:"resolved_by,omitempty"`
+}
+
+// Event types and severities accepted by Publish.
+var (
+	eventTypes      = map[string]bool{"tool": true, "approval": true, "cluster": true, "alert": true, "safety": true, "system": true}
+	eventSeverities = map[string]bool{"info": true, "warning": true, "critical": true}
+)
+
+// Limits on how many events one query returns.
+const (
+	defaultEventLimit = 100
+	maxEventLimit     = 1000
+)
+
+// eventRecord is the events table. AUTOINCREMENT (from the autoIncrement
+// tag) keeps IDs from being reused even if the newest rows are deleted, so an
+// SSE client's Last-Event-ID never points at a different event.
+type eventRecord struct {
+	ID           uint64 `gorm:"primaryKey;autoIncrement"`
+	TimeNS       int64  `gorm:"not null;index"`
+	Type         string `gorm:"not null;index"`
+	Severity     string `gorm:"not null"`
+	Source       string `gorm:"not null"`
+	Node         string `gorm:"not null;default:'';index"`
+	Summary      string `gorm:"not null"`
+	Details      string `gorm:"type:text;not null;default:''"`
+	Resolved     bool   `gorm:"not null;default:false"`
+	ResolvedAtNS *int64
+	ResolvedBy   string `gorm:"not null;default:''"`
+}
+
+func (eventRecord) TableName() string { return "events" }
+
+func (r eventRecord) event() Event {
+	e := Event{
+		ID: r.ID, Time: fromNS(r.TimeNS), Type: r.Type, Severity: r.Severity, Source: r.Source,
+		Node: r.Node, Summary: r.Summary, Resolved: r.Resolved,
+		ResolvedAt: fromNSPtr(r.ResolvedAtNS), ResolvedBy: r.ResolvedBy,
+	}
+	if r.Details != "" {
+		e.Details = json.RawMessage(r.Details)
+	}
+	return e
+}
+
+func eventsOf(recs []eventRecord) []Event {
+	out := make([]Event, len(recs))
+	for i, r := range recs {
+		out[i] = r.event()
+	}
+	return out
+}
+
+// Publish stores e, assigning its ID and Time (written back into e), and then
+// hands a copy to every live subscriber. It never waits for a subscriber: one
+// whose buffer is full is dropped. An empty Severity means "info".
+func (s *Store) Publish(ctx context.Context, e *Event) error {
+	if e == nil {
+		return errors.New("publish event: event is nil")
+	}
+	if e.Severity == "" {
+		e.Severity = "info"
+	}
+	if !eventTypes[e.Type] {
+		return fmt.Errorf("publish event: unknown type %q (want tool, approval, cluster, alert, safety or system)", e.Type)
+	}
+	if !eventSeverities[e.Severity] {
+		return fmt.Errorf("publish event: unknown severity %q (want info, warning or critical)", e.Severity)
+	}
+	if e.Summary == "" {
+		return errors.New("publish event: summary is empty")
+	}
+	details := ""
+	if len(e.Details) > 0 {
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, e.Details); err != nil {
+			return fmt.Errorf("publish event: details are not valid JSON: %w", err)
+		}
+		details = buf.String()
+	}
+
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+
+	rec := eventRecord{
+		TimeNS: s.now().UnixNano(), Type: e.Type, Severity: e.Severity, Source: e.Source,
+		Node: e.Node, Summary: e.Summary, Details: details,
+		Resolved: e.Resolved, ResolvedAtNS: toNSPtr(e.ResolvedAt), ResolvedBy: e.ResolvedBy,
+	}
+	if err := s.db.WithContext(ctx).Create(&rec).Error; err != nil {
+		return fmt.Errorf("publish event %q: store it: %w", e.Summary, err)
+	}
+	*e = rec.event()
+	s.fanOut(*e)
+	return nil
+}
+
+// fanOut delivers e to every subscriber without blocking; a subscriber whose
+// buffer is full is dropped so it can reconnect and replay from the store.
+func (s *Store) fanOut(e Event) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for sub := range s.subs {
+		select {
+		case sub.ch <- e:
+		default:
+			delete(s.subs, sub)
+			sub.end(true)
+		}
+	}
+}
+
+// Subscription receives live events from Publish.
+type Subscription struct {
+	store   *Store
+	ch      chan Event
+	done    chan struct{}
+	once    sync.Once
+	dropped bool // set before done closes; read after <-Done()
+}
+
+// Subscribe registers a live subscriber with room for buffer undelivered
+// events (at least 1). When the buffer is full at a Publish the subscriber is
+// dropped: Done is closed, then C is closed.
+//
+// To follow the feed without gap or duplicate: Subscribe first, then replay
+// with EventsAfter(lastSeenID, …) until it returns fewer than asked, remember
+// the last replayed ID, and while reading C skip every event whose ID is at or
+// below it. Subscribing first means nothing published during the replay is
+// missed; the skip removes what both paths delivered.
+func (s *Store) Subscribe(buffer int) *Subscription {
+	if buffer < 1 {
+		buffer = 1
+	}
+	sub := &Subscription{store: s, ch: make(chan Event, buffer), done: make(chan struct{})}
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	if s.closed {
+		sub.end(false)
+		return sub
+	}
+	s.subs[sub] = struct{}{}
+	return sub
+}
+
+// C delivers events in ID order. It is closed when the subscription ends.
+func (sub *Subscription) C() <-chan Event { return sub.ch }
+
+// Done is closed when the subscription ends: dropped for being slow, closed
+// by the caller, or the store closed.
+func (sub *Subscription) Done() <-chan struct{} { return sub.done }
+
+// Dropped reports whether the subscription ended because its buffer was full.
+// Meaningful once Done is closed.
+func (sub *Subscription) Dropped() bool {
+	select {
+	case <-sub.done:
+		return sub.dropped
+	default:
+		return false
+	}
+}
+
+// Close ends the subscription. Safe to call more than once.
+func (sub *Subscription) Close() {
+	s := sub.store
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	delete(s.subs, sub)
+	sub.end(false)
+}
+
+// end closes the channels once. Callers hold store.subMu, which is also held
+// while sending, so no send can hit a closed channel.
+func (sub *Subscription) end(dropped bool) {
+	sub.once.Do(func() {
+		sub.dropped = dropped
+		close(sub.done)
+		close(sub.ch)
+	})
+}
+
+// EventsAfter returns up to limit events with ID > afterID, oldest first, for
+// replay to a reconnecting client. limit <= 0 means 100; at most 1000.
+func (s *Store) EventsAfter(ctx context.Context, afterID uint64, limit int) ([]Event, error) {
+	var recs []eventRecord
+	err := s.db.WithContext(ctx).Where("id > ?", afterID).Order("id ASC").
+		Limit(clampLimit(limit, defaultEventLimit, maxEventLimit)).Find(&recs).Error
+	if err != nil {
+		return nil, fmt.Errorf("read events after %d: %w", afterID, err)
+	}
+	return eventsOf(recs), nil
+}
+
+// EventFilter narrows ListEvents. Zero fields do not filter.
+type EventFilter struct {
+	Limit          int // <= 0 means 100; at most 1000
+	Type, Node     string
+	Since          time.Time // events at or after this time
+	UnresolvedOnly bool
+}
+
+// ListEvents returns events matching f, newest first.
+func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) {
+	q := s.db.WithContext(ctx).Model(&eventRecord{})
+	if f.Type != "" {
+		q = q.Where("type = ?", f.Type)
+	}
+	if f.Node != "" {
+		q = q.Where("node = ?", f.Node)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("time_ns >= ?", f.Since.UnixNano())
+	}
+	if f.UnresolvedOnly {
+		q = q.Where("resolved = ?", false)
+	}
+	var recs []eventRecord
+	if err := q.Order("id DESC").Limit(clampLimit(f.Limit, defaultEventLimit, maxEventLimit)).Find(&recs).Error; err != nil {
+		return nil, fmt.Errorf("list events: %w", err)
+	}
+	return eventsOf(recs), nil
+}
+
+// ResolveEvent marks an event resolved by by and returns it. Resolving an
+// already resolved event keeps the first resolver and time.
+func (s *Store) ResolveEvent(ctx context.Context, id uint64, by string) (*Event, error) {
+	db := s.db.WithContext(ctx)
+	err := db.Model(&eventRecord{}).Where("id = ? AND resolved = ?", id, false).
+		Updates(map[string]any{"resolved": true, "resolved_at_ns": s.now().UnixNano(), "resolved_by": by}).Error
+	if err != nil {
+		return nil, fmt.Errorf("resolve event %d: %w", id, err)
+	}
+	var rec eventRecord
+	if err := db.Where("id = ?", id).Take(&rec).Error; err != nil {
+		if errors.Is(err, gorm.ErrRecordNotFound) {
+			return nil, fmt.Errorf("resolve event %d: %w", id, ErrNotFound)
+		}
+		return nil, fmt.Errorf("resolve event %d: read it back: %w", id, err)
+	}
+	e := rec.event()
+	return &e, nil
+}
+
+// LastEventID returns the highest event ID stored, 0 when there are none.
+func (s *Store) LastEventID(ctx context.Context) (uint64, error) {
+	var id uint64
+	if err := s.db.WithContext(ctx).Model(&eventRecord{}).Select("COALESCE(MAX(id), 0)").Scan(&id).Error; err != nil {
+		return 0, fmt.Errorf("read last event id: %w", err)
+	}
+	return id, nil
+}

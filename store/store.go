@@ -1,0 +1,205 @@
+// Package store keeps Jarvis's durable state in one SQLite file through gorm:
+// the hash-chained audit log, the event feed (with in-process fan-out),
+// approvals, operator preferences and agent tokens.
+//
+// Several jarvis processes (serve, stdio, approve, audit verify) may open the
+// same file at once. Every write that reads before it writes runs in a
+// transaction that takes SQLite's write lock at BEGIN (_txlock=immediate), so
+// the audit chain and approval state stay consistent across processes too.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Sentinel errors. Callers test them with errors.Is; the returned errors wrap
+// them with the id and the reason in words.
+var (
+	ErrNotFound        = errors.New("not found")
+	ErrMismatch        = errors.New("approval was granted for a different principal, tool or arguments")
+	ErrNotApproved     = errors.New("approval has not been approved")
+	ErrAlreadyConsumed = errors.New("approval was already used")
+	ErrExpired         = errors.New("approval has expired")
+	ErrNotPending      = errors.New("approval is no longer pending")
+	ErrAlreadyEnded    = errors.New("audit call already has an end row")
+)
+
+// minAuditKeyLen is the shortest HMAC key accepted for the audit chain.
+const minAuditKeyLen = 32
+
+// Options configures Open.
+type Options struct {
+	// AuditKey is the HMAC key for audit rows, derived by the caller from the
+	// server secret so every process sharing the database agrees on it.
+	// Required, at least 32 bytes.
+	AuditKey []byte
+}
+
+// Store is the handle on the database. It is safe for concurrent use.
+type Store struct {
+	db       *gorm.DB
+	auditKey []byte
+	now      func() time.Time
+
+	// auditMu serialises audit appends inside this process so writers queue
+	// here instead of spinning in SQLite's busy handler; across processes the
+	// immediate transaction does the same job.
+	auditMu sync.Mutex
+
+	// publishMu keeps insert and fan-out of one event together, so live
+	// subscribers see events in ID order.
+	publishMu sync.Mutex
+
+	subMu  sync.Mutex
+	subs   map[*Subscription]struct{}
+	closed bool
+}
+
+// Open opens (creating if needed) the SQLite database at path and migrates it
+// to the current schema.
+func Open(path string, opts Options) (*Store, error) {
+	if path == "" {
+		return nil, errors.New("open store: database path is empty")
+	}
+	if len(opts.AuditKey) < minAuditKeyLen {
+		return nil, fmt.Errorf("open store: audit key is %d bytes, need at least %d", len(opts.AuditKey), minAuditKeyLen)
+	}
+	// Create the file ourselves so it is private to the owner: it holds the
+	// audit log and token hashes. SQLite gives -wal/-shm the same mode.
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open store: create database file %s: %w", path, err)
+	}
+	_ = f.Close()
+
+	db, err := gorm.Open(sqlite.Open(dsn(path)), &gorm.Config{
+		// Logs would carry SQL with arguments (args, tokens hashes): keep quiet.
+		Logger: logger.Discard,
+		// Single statements are atomic already; multi-statement writes open
+		// their own transactions explicitly.
+		SkipDefaultTransaction: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s := &Store{
+		db:       db,
+		auditKey: append([]byte(nil), opts.AuditKey...),
+		now:      time.Now,
+		subs:     make(map[*Subscription]struct{}),
+	}
+	if err := s.migrate(); err != nil {
+		_ = s.closeDB()
+		return nil, err
+	}
+	return s, nil
+}
+
+// dsn builds the connection string measured to give WAL, a busy timeout,
+// foreign keys and no "database is locked" under concurrent writers.
+func dsn(path string) string {
+	// The path is read as a URI by SQLite: escape the characters that would
+	// end it early or be decoded.
+	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
+	return "file:" + escaped + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
+}
+
+// migrate creates or updates every table. It runs in one immediate
+// transaction so two processes starting together do not both create tables.
+func (s *Store) migrate() error {
+	err := s.db.Transaction(func(tx *gorm.DB) error {
+		return tx.AutoMigrate(&eventRecord{}, &auditRecord{}, &auditHeadRecord{},
+			&approvalRecord{}, &preferenceRecord{}, &tokenRecord{})
+	})
+	if err != nil {
+		return fmt.Errorf("open store: migrate schema: %w", err)
+	}
+	return nil
+}
+
+// Close drops every subscription and closes the database.
+func (s *Store) Close() error {
+	s.subMu.Lock()
+	s.closed = true
+	for sub := range s.subs {
+		delete(s.subs, sub)
+		sub.end(false)
+	}
+	s.subMu.Unlock()
+	return s.closeDB()
+}
+
+func (s *Store) closeDB() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	if err := sqlDB.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// Ping checks that the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var n int
+	if err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM sqlite_master").Scan(&n).Error; err != nil {
+		return fmt.Errorf("store ping: %w", err)
+	}
+	return nil
+}
+
+// Times are stored as Unix nanoseconds: exact round trips (the audit hash
+// covers them) and comparisons in SQL that do not depend on text formats.
+// The zero time is stored as 0.
+
+func toNS(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func fromNS(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func toNSPtr(t *time.Time) *int64 {
+	if t == nil || t.IsZero() {
+		return nil
+	}
+	ns := t.UnixNano()
+	return &ns
+}
+
+func fromNSPtr(ns *int64) *time.Time {
+	if ns == nil {
+		return nil
+	}
+	t := fromNS(*ns)
+	return &t
+}
+
+// clampLimit turns a caller's limit into one in [1, max], using def for <= 0.
+func clampLimit(limit, def, max int) int {
+	if limit <= 0 {
+		return def
+	}
+	if limit > max {
+		return max
+	}
+	return limit
+}

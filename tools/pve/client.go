@@ -1,0 +1,407 @@
+// Package pve is a small Proxmox VE REST client: API-token auth, TLS pinning,
+// failover across the cluster's node endpoints, typed errors that keep PVE's
+// own messages, lenient decoding, and task waits.
+package pve
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultTimeout bounds one request to one endpoint when Config.Timeout is 0.
+const DefaultTimeout = 15 * time.Second
+
+// maxBody caps what we read from PVE; the largest real answers (cluster
+// resources of big clusters, task logs) are far below this.
+const maxBody = 32 << 20
+
+// Endpoint is one node's API address, e.g. https://10.0.0.5:8006.
+type Endpoint struct {
+	Name string
+	URL  string
+}
+
+// Config says how to reach and authenticate to the cluster.
+type Config struct {
+	Endpoints   []Endpoint    // tried in order, failing over on connection errors, 595/596 and timeouts
+	TokenID     string        // "user@realm!tokenid"
+	TokenSecret string        // the token's UUID secret
+	Fingerprint string        // optional SHA-256 of the leaf cert ("AA:BB:…"); several may be listed, comma-separated, one per node
+	CAFile      string        // optional PEM CA bundle
+	Insecure    bool          // skip verification entirely
+	Timeout     time.Duration // per request and endpoint; DefaultTimeout when 0
+	HTTPClient  *http.Client  // optional override (tests); TLS options are then ignored
+}
+
+// String keeps the secret out of %v and %+v.
+func (c Config) String() string {
+	names := make([]string, 0, len(c.Endpoints))
+	for _, e := range c.Endpoints {
+		names = append(names, e.Name+"="+e.URL)
+	}
+	return fmt.Sprintf("pve.Config{Endpoints:[%s] TokenID:%s TokenSecret:[redacted] Fingerprint:%q CAFile:%q Insecure:%t Timeout:%s}",
+		strings.Join(names, " "), c.TokenID, c.Fingerprint, c.CAFile, c.Insecure, c.Timeout)
+}
+
+// LogValue keeps the secret out of slog output.
+func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// Client talks to one PVE cluster. It is safe for concurrent use.
+type Client struct {
+	endpoints []Endpoint // URLs normalised to scheme://host[:port]/api2/json
+	authValue string
+	timeout   time.Duration
+	http      *http.Client
+	preferred atomic.Int32 // index of the endpoint that answered last
+}
+
+var tokenIDPattern = regexp.MustCompile(`^[^\s@!:=]+@[A-Za-z][A-Za-z0-9.\-_]*![A-Za-z][A-Za-z0-9.\-_]*$`)
+
+// New validates cfg and builds a client. Every problem found is listed.
+func New(cfg Config) (*Client, error) {
+	var problems []error
+	if len(cfg.Endpoints) == 0 {
+		problems = append(problems, errors.New("no PVE API endpoint configured"))
+	}
+	endpoints := make([]Endpoint, 0, len(cfg.Endpoints))
+	for i, ep := range cfg.Endpoints {
+		base, err := normaliseURL(ep.URL)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("endpoint %d (%s): %w", i+1, ep.Name, err))
+			continue
+		}
+		name := ep.Name
+		if name == "" {
+			u, _ := url.Parse(base)
+			name = u.Hostname()
+		}
+		endpoints = append(endpoints, Endpoint{Name: name, URL: base})
+	}
+	if !tokenIDPattern.MatchString(cfg.TokenID) {
+		problems = append(problems, fmt.Errorf("token id %q must look like user@realm!tokenid (e.g. jarvis@pve!mcp)", cfg.TokenID))
+	}
+	if strings.TrimSpace(cfg.TokenSecret) == "" {
+		problems = append(problems, errors.New("token secret is empty"))
+	} else if strings.ContainsAny(cfg.TokenSecret, " \t\r\n") {
+		problems = append(problems, errors.New("token secret contains whitespace (a trailing newline from a file?)"))
+	}
+	if cfg.Timeout < 0 {
+		problems = append(problems, fmt.Errorf("timeout %s is negative", cfg.Timeout))
+	}
+	var tlsConfig *tls.Config
+	if cfg.HTTPClient == nil {
+		var err error
+		tlsConfig, err = buildTLSConfig(cfg)
+		if err != nil {
+			problems = append(problems, err)
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("pve: invalid configuration: %w", errors.Join(problems...))
+	}
+
+	httpClient := cfg.HTTPClient
+	if httpClient == nil {
+		transport := http.DefaultTransport.(*http.Transport).Clone()
+		transport.Proxy = nil // the PVE API lives on the LAN; don't route it through an environment proxy
+		transport.TLSClientConfig = tlsConfig
+		httpClient = &http.Client{Transport: transport}
+	}
+	timeout := cfg.Timeout
+	if timeout == 0 {
+		timeout = DefaultTimeout
+	}
+	return &Client{
+		endpoints: endpoints,
+		authValue: "PVEAPIToken=" + cfg.TokenID + "=" + cfg.TokenSecret,
+		timeout:   timeout,
+		http:      httpClient,
+	}, nil
+}
+
+func normaliseURL(raw string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil {
+		return "", fmt.Errorf("URL %q does not parse: %w", raw, err)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return "", fmt.Errorf("URL %q must start with https:// (e.g. https://10.0.0.5:8006)", raw)
+	}
+	if u.Host == "" {
+		return "", fmt.Errorf("URL %q has no host", raw)
+	}
+	path := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/api2/json")
+	if path != "" {
+		return "", fmt.Errorf("URL %q must not have a path other than /api2/json", raw)
+	}
+	return u.Scheme + "://" + u.Host + "/api2/json", nil
+}
+
+func buildTLSConfig(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	var problems []error
+	if cfg.CAFile != "" {
+		pem, err := os.ReadFile(cfg.CAFile)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("reading CA file: %w", err))
+		} else {
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				problems = append(problems, fmt.Errorf("CA file %s holds no PEM certificate", cfg.CAFile))
+			}
+			tc.RootCAs = pool
+		}
+	}
+	if cfg.Fingerprint != "" {
+		pins, err := parseFingerprints(cfg.Fingerprint)
+		if err != nil {
+			problems = append(problems, err)
+		}
+		// Pinning replaces CA and host name checks: PVE nodes usually serve a
+		// certificate from the cluster's own CA, which no system trusts.
+		tc.InsecureSkipVerify = true
+		tc.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("TLS: the server sent no certificate")
+			}
+			got := FingerprintOf(cs.PeerCertificates[0])
+			if pins[normaliseFingerprint(got)] {
+				return nil
+			}
+			return &FingerprintMismatchError{Got: got}
+		}
+	} else if cfg.Insecure {
+		tc.InsecureSkipVerify = true
+	}
+	return tc, errors.Join(problems...)
+}
+
+// FingerprintOf returns the SHA-256 fingerprint of a certificate in PVE's
+// notation: upper-case hex pairs joined by colons.
+func FingerprintOf(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	hexed := strings.ToUpper(hex.EncodeToString(sum[:]))
+	pairs := make([]string, 0, len(sum))
+	for i := 0; i < len(hexed); i += 2 {
+		pairs = append(pairs, hexed[i:i+2])
+	}
+	return strings.Join(pairs, ":")
+}
+
+func normaliseFingerprint(s string) string {
+	return strings.ToLower(strings.NewReplacer(":", "", " ", "").Replace(strings.TrimSpace(s)))
+}
+
+func parseFingerprints(list string) (map[string]bool, error) {
+	pins := map[string]bool{}
+	var problems []error
+	for _, f := range strings.FieldsFunc(list, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\n' }) {
+		n := normaliseFingerprint(f)
+		if b, err := hex.DecodeString(n); err != nil || len(b) != sha256.Size {
+			problems = append(problems, fmt.Errorf("fingerprint %q is not a SHA-256 fingerprint (64 hex digits, colons optional)", f))
+			continue
+		}
+		pins[n] = true
+	}
+	if len(pins) == 0 && len(problems) == 0 {
+		problems = append(problems, errors.New("fingerprint is set but empty"))
+	}
+	return pins, errors.Join(problems...)
+}
+
+// apiPath joins path segments, escaping each one.
+func apiPath(segments ...string) string {
+	var b strings.Builder
+	for _, s := range segments {
+		b.WriteByte('/')
+		b.WriteString(url.PathEscape(s))
+	}
+	return b.String()
+}
+
+// envelope is PVE's answer wrapper.
+type envelope struct {
+	Data    json.RawMessage            `json:"data"`
+	Message string                     `json:"message"`
+	Errors  map[string]json.RawMessage `json:"errors"`
+}
+
+// answer is one HTTP exchange with one endpoint.
+type answer struct {
+	status int
+	reason string
+	body   []byte
+}
+
+// do sends one API call, failing over between endpoints, and decodes the
+// "data" member into out (when out is not nil). GETs fail over on every
+// transport error; writes only when the request surely did not reach PVE
+// (dial/TLS errors) or PVE said 595/596, so a slow "start" is never sent twice.
+func (c *Client) do(ctx context.Context, method, path string, params url.Values, out any) error {
+	n := len(c.endpoints)
+	first := int(c.preferred.Load())
+	var attempts []error
+	var lastAPIErr *APIError
+	for i := 0; i < n; i++ {
+		idx := (first + i) % n
+		ep := c.endpoints[idx]
+		ans, err := c.roundTrip(ctx, ep, method, path, params)
+		if err != nil {
+			if ctx.Err() != nil {
+				return fmt.Errorf("pve: %s %s: %w", method, path, ctx.Err())
+			}
+			attempts = append(attempts, &EndpointError{Endpoint: ep.Name, URL: ep.URL, Err: err})
+			if method != http.MethodGet && !notSent(err) {
+				break
+			}
+			continue
+		}
+		if ans.status == 595 || ans.status == 596 {
+			lastAPIErr = c.apiError(method, path, ans)
+			attempts = append(attempts, &EndpointError{Endpoint: ep.Name, URL: ep.URL, Err: lastAPIErr})
+			continue
+		}
+		c.preferred.Store(int32(idx))
+		if ans.status < 200 || ans.status > 299 {
+			return c.apiError(method, path, ans)
+		}
+		return decodeData(method, path, ans.body, out)
+	}
+	if lastAPIErr != nil {
+		// PVE itself answered that the target node is unreachable: that is the
+		// most precise thing to report.
+		return lastAPIErr
+	}
+	return &UnreachableError{Method: method, Path: path, Attempts: attempts}
+}
+
+// notSent reports errors that happen before any byte of the request left:
+// connection refused, no route, DNS, TLS handshake.
+func notSent(err error) bool {
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return true
+	}
+	var dnsErr *net.DNSError
+	var pinErr *FingerprintMismatchError
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	return errors.As(err, &dnsErr) || errors.As(err, &pinErr) || errors.As(err, &certErr) ||
+		errors.As(err, &unknownAuth) || errors.As(err, &hostErr)
+}
+
+func (c *Client) roundTrip(ctx context.Context, ep Endpoint, method, path string, params url.Values) (answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	target := ep.URL + path
+	var body io.Reader
+	if len(params) > 0 {
+		if method == http.MethodGet || method == http.MethodDelete {
+			target += "?" + params.Encode()
+		} else {
+			body = strings.NewReader(params.Encode())
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, body)
+	if err != nil {
+		return answer{}, fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("Authorization", c.authValue)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return answer{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	if err != nil {
+		return answer{}, fmt.Errorf("reading the response: %w", err)
+	}
+	reason := strings.TrimSpace(strings.TrimPrefix(resp.Status, strconv.Itoa(resp.StatusCode)))
+	return answer{status: resp.StatusCode, reason: reason, body: data}, nil
+}
+
+func (c *Client) apiError(method, path string, ans answer) *APIError {
+	e := &APIError{Method: method, Path: path, Status: ans.status}
+	var env envelope
+	if len(bytes.TrimSpace(ans.body)) > 0 && json.Unmarshal(ans.body, &env) == nil {
+		e.Message = strings.TrimSpace(env.Message)
+		for k, raw := range env.Errors {
+			if e.Errors == nil {
+				e.Errors = map[string]string{}
+			}
+			var s string
+			if json.Unmarshal(raw, &s) != nil {
+				s = string(raw)
+			}
+			e.Errors[k] = strings.TrimSpace(s)
+		}
+	}
+	if e.Message == "" {
+		e.Message = ans.reason
+	}
+	if e.Message == "" {
+		e.Message = http.StatusText(ans.status)
+	}
+	return e
+}
+
+// errNullData marks a successful answer whose data is null where an object was expected.
+var errNullData = errors.New(`"data" is null`)
+
+func decodeData(method, path string, body []byte, out any) error {
+	var env envelope
+	if err := json.Unmarshal(body, &env); err != nil {
+		return &DecodeError{Method: method, Path: path, Err: err}
+	}
+	if out == nil {
+		return nil
+	}
+	raw := bytes.TrimSpace(env.Data)
+	if len(raw) == 0 || string(raw) == "null" {
+		// Lists may legitimately be empty; objects may not be missing.
+		if _, isList := out.(listTarget); isList {
+			return nil
+		}
+		return &DecodeError{Method: method, Path: path, Err: errNullData}
+	}
+	target := out
+	if lt, ok := out.(listTarget); ok {
+		target = lt.ptr
+	}
+	if err := json.Unmarshal(raw, target); err != nil {
+		return &DecodeError{Method: method, Path: path, Err: err}
+	}
+	return nil
+}
+
+// listTarget marks a decode destination for which null data means "empty".
+type listTarget struct{ ptr any }
+
+func list(ptr any) listTarget { return listTarget{ptr: ptr} }
+
+// CloseIdleConnections drops pooled keep-alive connections (at shutdown, or
+// before a goroutine-leak check in tests).
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

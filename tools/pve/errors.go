@@ -1,0 +1,170 @@
+package pve
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// ErrGuestNotFound is returned (wrapped with the VMID) when a guest is not in
+// the cluster resource list.
+var ErrGuestNotFound = errors.New("guest not found in the cluster")
+
+// APIError is an answer from PVE with a non-2xx status. Message keeps PVE's
+// own words (body "message", else the HTTP reason phrase); Errors holds the
+// per-parameter messages PVE sends with 400.
+type APIError struct {
+	Method  string
+	Path    string
+	Status  int
+	Message string
+	Errors  map[string]string
+}
+
+func (e *APIError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "pve: %s %s: %d %s", e.Method, e.Path, e.Status, e.Message)
+	if len(e.Errors) > 0 {
+		keys := make([]string, 0, len(e.Errors))
+		for k := range e.Errors {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, 0, len(keys))
+		for _, k := range keys {
+			parts = append(parts, k+": "+strings.TrimSpace(e.Errors[k]))
+		}
+		fmt.Fprintf(&b, " (%s)", strings.Join(parts, "; "))
+	}
+	switch e.Status {
+	case http.StatusUnauthorized:
+		b.WriteString(" — check the API token id and secret")
+	case 595, 596:
+		b.WriteString(" — the node cannot be reached from the API endpoint")
+	}
+	return b.String()
+}
+
+// UnreachableError says that no endpoint gave an answer (connection refused,
+// TLS failure, timeout). Attempts holds one error per endpoint tried.
+type UnreachableError struct {
+	Method   string
+	Path     string
+	Attempts []error
+}
+
+func (e *UnreachableError) Error() string {
+	parts := make([]string, 0, len(e.Attempts))
+	for _, a := range e.Attempts {
+		parts = append(parts, a.Error())
+	}
+	return fmt.Sprintf("pve: %s %s: no Proxmox API endpoint answered: %s", e.Method, e.Path, strings.Join(parts, "; "))
+}
+
+// Unwrap exposes every attempt, so errors.Is(err, context.DeadlineExceeded) works.
+func (e *UnreachableError) Unwrap() []error { return e.Attempts }
+
+// EndpointError is one failed attempt against one endpoint.
+type EndpointError struct {
+	Endpoint string // name
+	URL      string
+	Err      error
+}
+
+func (e *EndpointError) Error() string {
+	return fmt.Sprintf("%s (%s): %v", e.Endpoint, e.URL, e.Err)
+}
+
+func (e *EndpointError) Unwrap() error { return e.Err }
+
+// DecodeError says a 2xx body could not be read as PVE JSON.
+type DecodeError struct {
+	Method string
+	Path   string
+	Err    error
+}
+
+func (e *DecodeError) Error() string {
+	return fmt.Sprintf("pve: %s %s: the response is not the JSON PVE sends: %v", e.Method, e.Path, e.Err)
+}
+
+func (e *DecodeError) Unwrap() error { return e.Err }
+
+// TaskFailedError is returned by WaitTask when a task ends with an exit
+// status other than OK.
+type TaskFailedError struct {
+	UPID       string
+	ExitStatus string
+}
+
+func (e *TaskFailedError) Error() string {
+	return fmt.Sprintf("pve: task %s failed: %s", e.UPID, e.ExitStatus)
+}
+
+// FingerprintMismatchError is the TLS handshake failure when the server's
+// certificate is not the pinned one.
+type FingerprintMismatchError struct {
+	Got string
+}
+
+func (e *FingerprintMismatchError) Error() string {
+	return "TLS certificate fingerprint mismatch: the server presented " + e.Got +
+		", which is not a pinned fingerprint (if the node certificate was renewed, update the pin; `pvenode cert info` shows it)"
+}
+
+func statusOf(err error) (int, bool) {
+	var apiErr *APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Status, true
+	}
+	return 0, false
+}
+
+// IsUnauthorized reports a 401: bad or missing token.
+func IsUnauthorized(err error) bool {
+	s, ok := statusOf(err)
+	return ok && s == http.StatusUnauthorized
+}
+
+// IsForbidden reports a 403: the token lacks a privilege.
+func IsForbidden(err error) bool {
+	s, ok := statusOf(err)
+	return ok && s == http.StatusForbidden
+}
+
+// IsBadRequest reports a 400: PVE rejected a parameter.
+func IsBadRequest(err error) bool {
+	s, ok := statusOf(err)
+	return ok && s == http.StatusBadRequest
+}
+
+// IsNotFound reports a missing object: ErrGuestNotFound, a 404, or PVE's
+// usual 500 "... does not exist" (config file, snapshot, storage).
+func IsNotFound(err error) bool {
+	if errors.Is(err, ErrGuestNotFound) {
+		return true
+	}
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) {
+		return false
+	}
+	if apiErr.Status == http.StatusNotFound {
+		return true
+	}
+	msg := strings.ToLower(apiErr.Message)
+	return apiErr.Status == http.StatusInternalServerError &&
+		(strings.Contains(msg, "does not exist") || strings.Contains(msg, "no such"))
+}
+
+// IsUnreachable reports that PVE could not be reached: 595/596 from the API
+// (node offline) or no endpoint answering at all.
+func IsUnreachable(err error) bool {
+	var unreachable *UnreachableError
+	if errors.As(err, &unreachable) {
+		return true
+	}
+	s, ok := statusOf(err)
+	return ok && (s == 595 || s == 596)
+}
