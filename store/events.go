@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -118,8 +119,50 @@ func (s *Store) Publish(ctx context.Context, e *Event) error {
 		return fmt.Errorf("publish event %q: store it: %w", e.Summary, err)
 	}
 	*e = rec.event()
+	s.catchUp(ctx, e.ID)
 	s.fanOut(*e)
+	s.fanned = e.ID
 	return nil
+}
+
+// catchUp fans out, in ID order, events that other processes sharing the
+// database (jarvis approve, a stdio session) wrote below id. Callers hold publishMu.
+func (s *Store) catchUp(ctx context.Context, below uint64) {
+	for s.fanned+1 < below {
+		recs := []eventRecord{}
+		err := s.db.WithContext(ctx).Where("id > ? AND id < ?", s.fanned, below).Order("id ASC").Limit(maxEventLimit).Find(&recs).Error
+		if err != nil || len(recs) == 0 {
+			return
+		}
+		for _, r := range recs {
+			s.fanOut(r.event())
+			s.fanned = r.ID
+		}
+	}
+}
+
+// FollowOtherWriters delivers events written by other processes to this
+// process's subscribers, checking every interval until ctx ends.
+func (s *Store) FollowOtherWriters(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.publishMu.Lock()
+		s.catchUp(ctx, math.MaxInt64)
+		s.publishMu.Unlock()
+	}
+}
+
+// SubscriberCount is the number of live subscribers.
+func (s *Store) SubscriberCount() int {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	return len(s.subs)
 }
 
 // fanOut delivers e to every subscriber without blocking; a subscriber whose

@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -404,5 +406,57 @@ func BenchmarkPublish(b *testing.B) {
 		if err := s.Publish(ctx, &Event{Type: "tool", Source: "bench", Summary: "call ended", Details: json.RawMessage(`{"n":1}`)}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestEventsFromAnotherProcessAreDeliveredInOrder(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "shared.db")
+	key := bytes.Repeat([]byte("k"), 32)
+	a, err := Open(path, Options{AuditKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(path, Options{AuditKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub := a.Subscribe(100)
+	defer sub.Close()
+	ext := &Event{Type: "approval", Summary: "approved on the host"}
+	if err := b.Publish(ctx, ext); err != nil {
+		t.Fatal(err)
+	}
+	local := &Event{Type: "system", Summary: "local"}
+	if err := a.Publish(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	// The local publish delivers the other process's earlier event first.
+	for _, want := range []uint64{ext.ID, local.ID} {
+		select {
+		case ev := <-sub.C():
+			if ev.ID != want {
+				t.Fatalf("got event %d, want %d", ev.ID, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("event %d not delivered", want)
+		}
+	}
+	// Without a local publish, the follower delivers it.
+	go a.FollowOtherWriters(ctx, 20*time.Millisecond)
+	ext2 := &Event{Type: "approval", Summary: "denied on the host"}
+	if err := b.Publish(ctx, ext2); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-sub.C():
+		if ev.ID != ext2.ID {
+			t.Fatalf("got event %d, want %d", ev.ID, ext2.ID)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("follower did not deliver the other process's event")
 	}
 }

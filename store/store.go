@@ -59,6 +59,9 @@ type Store struct {
 	// publishMu keeps insert and fan-out of one event together, so live
 	// subscribers see events in ID order.
 	publishMu sync.Mutex
+	// fanned is the highest event ID fanned out (guarded by publishMu); events
+	// other processes wrote below it were delivered too, in ID order.
+	fanned uint64
 
 	subMu  sync.Mutex
 	subs   map[*Subscription]struct{}
@@ -102,6 +105,13 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = s.closeDB()
 		return nil, err
 	}
+	// Events already stored are history, not news for live subscribers.
+	last, err := s.LastEventID(context.Background())
+	if err != nil {
+		_ = s.closeDB()
+		return nil, err
+	}
+	s.fanned = last
 	return s, nil
 }
 

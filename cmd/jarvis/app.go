@@ -1,0 +1,263 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/time/rate"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/server"
+	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools"
+	"github.com/jarvis-homelab/jarvis/tools/pve"
+	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
+	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
+	"github.com/jarvis-homelab/jarvis/web"
+)
+
+// app is everything a running Jarvis holds, built once from the configuration.
+type app struct {
+	cfg      *Config
+	demo     bool
+	logger   *slog.Logger
+	store    *store.Store
+	pve      *pve.Client
+	ssh      *sshexec.Executor
+	srv      *server.Server
+	tokens   *web.Tokens
+	password string
+	cleanup  []func()
+}
+
+func (a *app) Close() {
+	for i := len(a.cleanup) - 1; i >= 0; i-- {
+		a.cleanup[i]()
+	}
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// openStore opens the database with the audit key derived from the server secret, so
+// every jarvis process sharing both agrees on the chain.
+func openStore(cfg *Config, secret string) (*store.Store, error) {
+	if dir := filepath.Dir(cfg.DBPath); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating the database folder %s: %w", dir, err)
+		}
+	}
+	st, err := store.Open(cfg.DBPath, store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain")})
+	if err != nil {
+		return nil, fmt.Errorf("opening database %s: %w", cfg.DBPath, err)
+	}
+	return st, nil
+}
+
+// buildApp wires configuration, store, cluster client, SSH and the server. In demo
+// mode the cluster and the node shells are simulated in-process.
+func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
+	cfg, err := LoadConfig(demo)
+	if err != nil {
+		return nil, err
+	}
+	a := &app{cfg: cfg, demo: demo, logger: newLogger(stderr, cfg.LogLevel), password: cfg.Password}
+	ok := false
+	defer func() {
+		if !ok {
+			a.Close()
+		}
+	}()
+
+	secret := cfg.JWTSecret
+	if demo {
+		if err := a.setUpDemo(&secret, stderr); err != nil {
+			return nil, err
+		}
+	} else {
+		if cfg.PVEInsecure {
+			a.logger.Warn("PVE_INSECURE_TLS=true: the Proxmox API certificate is NOT verified; anyone on the path can read the API token. Pin it with PVE_TLS_FINGERPRINT instead.")
+		}
+		var endpoints []pve.Endpoint
+		for _, n := range cfg.nodeList {
+			endpoints = append(endpoints, pve.Endpoint{Name: n.Name, URL: "https://" + n.Host})
+		}
+		a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: cfg.PVETokenID, TokenSecret: cfg.PVETokenSecret,
+			Fingerprint: cfg.PVEFingerprint, CAFile: cfg.PVECAFile, Insecure: cfg.PVEInsecure, Timeout: cfg.PVETimeout})
+		if err != nil {
+			return nil, fmt.Errorf("Proxmox API client: %w", err)
+		}
+		if cfg.SSHKeyPath != "" {
+			nodes := map[string]string{}
+			for _, n := range cfg.sshNodeList {
+				nodes[n.Name] = n.Host
+			}
+			a.ssh, err = sshexec.New(sshexec.Config{Nodes: nodes, User: cfg.SSHUser, KeyPath: cfg.SSHKeyPath,
+				KnownHostsPath: cfg.SSHKnownHosts, OutputCap: cfg.SSHOutputCap})
+			if err != nil {
+				return nil, fmt.Errorf("SSH: %w", err)
+			}
+			a.cleanup = append(a.cleanup, func() { _ = a.ssh.Close() })
+		}
+	}
+
+	a.store, err = openStore(cfg, secret)
+	if err != nil {
+		return nil, err
+	}
+	a.cleanup = append(a.cleanup, func() { _ = a.store.Close() })
+
+	wake, err := tools.ParseWakeOnLAN(cfg.WakeMACs, cfg.WakeBroadcast)
+	if err != nil {
+		return nil, err
+	}
+	var sshNodes []string
+	for _, n := range cfg.sshNodeList {
+		sshNodes = append(sshNodes, n.Name)
+	}
+	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, ProtectedServices: cfg.ProtectedServices, SSHTimeout: cfg.SSHTimeout}
+	a.srv, err = server.New(server.Options{
+		Env:   env,
+		Store: a.store,
+		Policy: safety.Policy{
+			ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, ProtectedServices: cfg.ProtectedServices,
+		},
+		Limiter: safety.NewRateLimiter(safety.RateLimits{
+			Yellow: rate.Limit(cfg.RateYellowPerMin / 60), YellowBurst: 10,
+			Red: rate.Limit(cfg.RateRedPerMin / 60), RedBurst: 3,
+		}),
+		Confirmer:    safety.NewConfirmer(safety.DeriveKey(secret, "confirmation-state"), 5*time.Minute),
+		ReadOnly:     cfg.ReadOnly,
+		ApprovalTTL:  cfg.ApprovalTTL,
+		ApprovalWait: cfg.ApprovalWait,
+		ExecTimeout:  cfg.ExecTimeout,
+		Logger:       a.logger,
+		Version:      version,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.tokens = web.NewTokens(safety.DeriveKey(secret, "jwt-signing"), a.store)
+	if err := a.srv.Recover(ctx); err != nil {
+		return nil, err
+	}
+	ok = true
+	return a, nil
+}
+
+// setUpDemo starts the simulated cluster and node shells and fills in throwaway
+// secrets where none were given.
+func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
+	cfg := a.cfg
+	if *secret == "" {
+		*secret = randomHex(32)
+	}
+	if a.password == "" {
+		a.password = randomHex(12)
+		fmt.Fprintf(stderr, "\n  Jarvis demo: operator password (shown once): %s\n\n", a.password)
+	}
+	if _, set := os.LookupEnv("DB_PATH"); !set {
+		dir, err := os.MkdirTemp("", "jarvis-demo-")
+		if err != nil {
+			return err
+		}
+		cfg.DBPath = filepath.Join(dir, "jarvis.db")
+		a.cleanup = append(a.cleanup, func() { _ = os.RemoveAll(dir) })
+		a.logger.Info("demo database (deleted at exit; set DB_PATH to keep it)", "path", cfg.DBPath)
+	}
+	if cfg.ProtectedNodes == nil && cfg.vmids == nil && cfg.ProtectedServices == nil {
+		cfg.ProtectedNodes = []string{"agent1"}
+		cfg.vmids = []int{103}
+		cfg.ProtectedServices = []string{"docker"}
+	}
+
+	tokenID, tokenSecret := "jarvis@pve!demo", randomHex(16)
+	sim := pvesim.New(pvesim.Options{TokenID: tokenID, TokenSecret: tokenSecret})
+	ts := httptest.NewUnstartedServer(sim)
+	ts.StartTLS()
+	a.cleanup = append(a.cleanup, ts.Close)
+	var endpoints []pve.Endpoint
+	for _, n := range []string{"home", "pve", "agent1", "agent"} {
+		endpoints = append(endpoints, pve.Endpoint{Name: n, URL: ts.URL})
+	}
+	var err error
+	a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: tokenID, TokenSecret: tokenSecret,
+		Fingerprint: pve.FingerprintOf(ts.Certificate())})
+	if err != nil {
+		return fmt.Errorf("demo cluster client: %w", err)
+	}
+
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return err
+	}
+	signer, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		return err
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return err
+	}
+	shells, err := sshsim.Start(sshsim.Options{Nodes: sshsim.DemoFacts(), AuthorizedKey: sshPub})
+	if err != nil {
+		return fmt.Errorf("demo node shells: %w", err)
+	}
+	a.cleanup = append(a.cleanup, func() { _ = shells.Close() })
+	dir, err := os.MkdirTemp("", "jarvis-demo-ssh-")
+	if err != nil {
+		return err
+	}
+	a.cleanup = append(a.cleanup, func() { _ = os.RemoveAll(dir) })
+	knownHosts := filepath.Join(dir, "known_hosts")
+	if err := os.WriteFile(knownHosts, shells.KnownHosts(), 0o600); err != nil {
+		return err
+	}
+	nodes := map[string]string{}
+	cfg.sshNodeList = nil
+	for _, n := range sshsim.DemoFacts() {
+		nodes[n.Name] = shells.Addr(n.Name)
+		cfg.sshNodeList = append(cfg.sshNodeList, nodeAddr{Name: n.Name, Host: shells.Addr(n.Name)})
+	}
+	a.ssh, err = sshexec.New(sshexec.Config{Nodes: nodes, User: "root", Signer: signer, KnownHostsPath: knownHosts, OutputCap: cfg.SSHOutputCap})
+	if err != nil {
+		return fmt.Errorf("demo SSH: %w", err)
+	}
+	a.cleanup = append(a.cleanup, func() { _ = a.ssh.Close() })
+	if cfg.WakeMACs == "" {
+		// The demo wakes nodes by sending to a loopback port nobody listens on.
+		cfg.WakeMACs = "home=52:54:00:12:34:01,pve=52:54:00:12:34:02,agent1=52:54:00:12:34:03,agent=52:54:00:12:34:04"
+		cfg.WakeBroadcast = "127.0.0.1:9"
+	}
+	return nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// principalStdio is who a stdio session acts as: the local operator, whose ceiling
+// JARVIS_STDIO_MAX_TIER sets.
+func principalStdio(cfg *Config) safety.Principal {
+	return safety.Principal{ID: "operator:stdio", Kind: "operator", MaxTier: cfg.stdioTier}
+}
+
+

@@ -1,0 +1,380 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/server"
+	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools"
+	"github.com/jarvis-homelab/jarvis/web"
+)
+
+func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
+	a, err := buildApp(ctx, demo, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+
+	poller := web.NewPoller(a.pve, a.store, a.logger)
+	app := web.New(web.Options{
+		Server: a.srv, Store: a.store, Tokens: a.tokens, Password: a.password, Version: version,
+		Logger: a.logger, PVEPing: a.pve.Ping, Poller: poller,
+	})
+	addr := net.JoinHostPort(a.cfg.ListenAddr, strconv.Itoa(a.cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w (is another Jarvis running? set PORT)", addr, err)
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	defer stopBG()
+	go a.srv.RunSweeper(bg, 15*time.Second)
+	// Approvals decided with `jarvis approve` and calls from stdio sessions reach the feed too.
+	go a.store.FollowOtherWriters(bg, time.Second)
+	go poller.Run(bg)
+
+	a.publishSystem(ctx, fmt.Sprintf("Jarvis %s started (demo=%t) on %s", version, demo, addr))
+	a.logger.Info("jarvis serving", "addr", "http://"+addr, "mcp", "http://"+addr+"/mcp", "demo", demo)
+	errc := make(chan error, 1)
+	go func() { errc <- app.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.logger.Info("shutting down")
+	a.publishSystem(context.Background(), "Jarvis stopping")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stopBG()
+	if err := app.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return <-errc
+}
+
+func (a *app) publishSystem(ctx context.Context, summary string) {
+	_ = a.store.Publish(ctx, &store.Event{Type: "system", Severity: "info", Source: "jarvis", Summary: summary})
+}
+
+func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
+	a, err := buildApp(ctx, demo, stderr)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	p := principalStdio(a.cfg)
+	srv := a.srv.MCP(p.MaxTier, &p)
+	a.logger.Info("jarvis stdio ready", "demo", demo, "max_tier", p.MaxTier.String())
+	err = srv.Run(ctx, &mcp.StdioTransport{})
+	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)) {
+		return nil
+	}
+	return err
+}
+
+// openAdmin opens what the host commands need: the database and the server secret.
+// They need no cluster, so the cluster settings are not checked.
+func openAdmin() (*Config, *store.Store, *server.Server, string, error) {
+	cfg, err := LoadConfig(true)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	if len(cfg.JWTSecret) < 32 {
+		return nil, nil, nil, "", errors.New("JWT_SECRET (or JWT_SECRET_FILE) must be set to the same secret the server uses: it keys the audit log and signs tokens")
+	}
+	if _, err := os.Stat(cfg.DBPath); err != nil {
+		return nil, nil, nil, "", fmt.Errorf("database %s: %w (set DB_PATH to the file jarvis serve uses)", cfg.DBPath, err)
+	}
+	st, err := openStore(cfg, cfg.JWTSecret)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	srv, err := server.New(server.Options{
+		Env: &tools.Env{}, Store: st, Limiter: safety.NewRateLimiter(safety.RateLimits{}),
+		Confirmer: safety.NewConfirmer(safety.DeriveKey(cfg.JWTSecret, "confirmation-state"), time.Minute),
+		Logger:    newLogger(io.Discard, "error"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, "", err
+	}
+	return cfg, st, srv, cfg.JWTSecret, nil
+}
+
+func runApprovals(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("approvals", flag.ContinueOnError)
+	all := fs.Bool("all", false, "show decided and expired requests too")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	_, st, srv, _, err := openAdmin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	_ = srv.SweepApprovals(ctx)
+	status := "pending"
+	if *all {
+		status = ""
+	}
+	list, err := st.ListApprovals(ctx, status)
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		fmt.Fprintln(stdout, "No approval requests waiting.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tWHO\tTOOL\tEXPIRES\tPLAN")
+	for _, a := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, a.Principal, a.Tool, a.ExpiresAt.Local().Format("15:04:05"), a.Plan)
+	}
+	return tw.Flush()
+}
+
+func runDecide(ctx context.Context, approve bool, args []string, stdout io.Writer) error {
+	verb := map[bool]string{true: "approve", false: "deny"}[approve]
+	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
+		return usageError{fmt.Sprintf("usage: jarvis %s ID (see jarvis approvals)", verb)}
+	}
+	_, st, srv, _, err := openAdmin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	a, err := srv.DecideApproval(ctx, args[0], approve, "operator:cli")
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("no approval %s (see jarvis approvals)", args[0])
+	case errors.Is(err, store.ErrNotPending):
+		return fmt.Errorf("approval %s was already decided", args[0])
+	case errors.Is(err, store.ErrExpired):
+		return fmt.Errorf("approval %s expired; the agent must ask again", args[0])
+	case err != nil:
+		return err
+	}
+	fmt.Fprintf(stdout, "%s %s: %s\n", map[bool]string{true: "Approved", false: "Denied"}[approve], a.ID, a.Plan)
+	return nil
+}
+
+func runToken(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usageError{"usage: jarvis token create|list|revoke"}
+	}
+	_, st, _, secret, err := openAdminOrCreate()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	tokens := web.NewTokens(safety.DeriveKey(secret, "jwt-signing"), st)
+	switch args[0] {
+	case "create":
+		fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+		name := fs.String("name", "", "a name for the agent (letters, digits, '-', '_')")
+		tierName := fs.String("max-tier", "green", "highest tier the agent may use: green, yellow or red")
+		ttlText := fs.String("ttl", "30d", "lifetime, e.g. 12h, 30d")
+		if err := fs.Parse(args[1:]); err != nil {
+			return usageError{err.Error()}
+		}
+		var problems []string
+		if !agentNameOK(*name) {
+			problems = append(problems, "--name is required: 1-64 letters, digits, '-' or '_'")
+		}
+		tier, err := safety.ParseTier(*tierName)
+		if err != nil || tier == safety.Black {
+			problems = append(problems, "--max-tier must be green, yellow or red")
+		}
+		ttl, err := parseTTL(*ttlText)
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		if len(problems) > 0 {
+			return usageError{strings.Join(problems, "; ")}
+		}
+		tok, rec, err := tokens.IssueAgent(ctx, *name, tier, ttl)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "Token %s for agent %q (max tier %s) expires %s. It is shown once:\n", rec.ID, rec.Name, rec.MaxTier, rec.ExpiresAt.Format(time.RFC3339))
+		fmt.Fprintln(stdout, tok)
+		return nil
+	case "list":
+		list, err := st.ListTokens(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tMAX TIER\tEXPIRES\tREVOKED")
+		for _, t := range list {
+			revoked := "-"
+			if t.RevokedAt != nil {
+				revoked = t.RevokedAt.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.MaxTier, t.ExpiresAt.Format(time.RFC3339), revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if len(args) != 2 {
+			return usageError{"usage: jarvis token revoke ID (see jarvis token list)"}
+		}
+		if err := st.RevokeToken(ctx, args[1], time.Now()); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("no token %s", args[1])
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "Revoked %s\n", args[1])
+		return nil
+	default:
+		return usageError{fmt.Sprintf("unknown token command %q", args[0])}
+	}
+}
+
+// openAdminOrCreate is openAdmin, but creates the database when it does not exist
+// yet, so tokens can be minted before the first serve.
+func openAdminOrCreate() (*Config, *store.Store, *server.Server, string, error) {
+	cfg, err := LoadConfig(true)
+	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	if _, err := os.Stat(cfg.DBPath); errors.Is(err, os.ErrNotExist) && len(cfg.JWTSecret) >= 32 {
+		st, err := openStore(cfg, cfg.JWTSecret)
+		if err != nil {
+			return nil, nil, nil, "", err
+		}
+		st.Close()
+	}
+	return openAdmin()
+}
+
+func agentNameOK(s string) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// parseTTL accepts Go durations plus a "d" suffix for days.
+func parseTTL(s string) (time.Duration, error) {
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(d)
+		if err != nil || n < 1 || n > 366 {
+			return 0, fmt.Errorf("--ttl %q: days must be 1..366", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < time.Minute || d > 366*24*time.Hour {
+		return 0, fmt.Errorf("--ttl %q: use e.g. 12h or 30d (1m..366d)", s)
+	}
+	return d, nil
+}
+
+func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
+	if len(args) != 1 || args[0] != "verify" {
+		return usageError{"usage: jarvis audit verify"}
+	}
+	_, st, _, _, err := openAdmin()
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	rep, err := st.AuditVerify(ctx)
+	if err != nil {
+		return err
+	}
+	if !rep.OK {
+		return fmt.Errorf("audit log BROKEN at row %d (%d rows checked): %s", rep.FirstBadID, rep.Rows, rep.Problem)
+	}
+	fmt.Fprintf(stdout, "audit log OK: %d rows, chain and signatures intact\n", rep.Rows)
+	return nil
+}
+
+func runDoctor(ctx context.Context, stdout io.Writer) error {
+	cfg, err := LoadConfig(false)
+	if err != nil {
+		fmt.Fprintf(stdout, "config: FAIL\n%v\n", err)
+		return errors.New("configuration has problems")
+	}
+	fmt.Fprintln(stdout, "config: ok")
+	a, err := buildApp(ctx, false, io.Discard)
+	if err != nil {
+		fmt.Fprintf(stdout, "startup: FAIL: %v\n", err)
+		return err
+	}
+	defer a.Close()
+	failed := false
+	check := func(name string, err error) {
+		if err != nil {
+			failed = true
+			fmt.Fprintf(stdout, "%s: FAIL: %v\n", name, err)
+			return
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", name)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	check("database "+cfg.DBPath, a.store.Ping(cctx))
+	check("proxmox api", a.pve.Ping(cctx))
+	if rep, err := a.store.AuditVerify(cctx); err != nil {
+		check("audit log", err)
+	} else if !rep.OK {
+		check("audit log", fmt.Errorf("broken at row %d: %s", rep.FirstBadID, rep.Problem))
+	} else {
+		check("audit log", nil)
+	}
+	if a.ssh == nil {
+		fmt.Fprintln(stdout, "ssh: not configured (node tools unavailable)")
+	}
+	if failed {
+		return errors.New("some checks failed")
+	}
+	return nil
+}
+
+// runHealthcheck asks the local server for /api/health; it needs no secrets, so it
+// works inside a distroless image as the HEALTHCHECK.
+func runHealthcheck(ctx context.Context, stdout io.Writer) error {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "4000"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/api/health", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("health: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprintln(stdout, strings.TrimSpace(string(body)))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+)
+
+// Config is every setting Jarvis reads, all from the environment. .env.example lists
+// each one with its default and meaning; keep the two in step.
+type Config struct {
+	Port       int    `env:"PORT" envDefault:"4000"`
+	ListenAddr string `env:"JARVIS_LISTEN" envDefault:"127.0.0.1"`
+	DBPath     string `env:"DB_PATH" envDefault:"jarvis.db"`
+	LogLevel   string `env:"LOG_LEVEL" envDefault:"info"`
+
+	JWTSecret         string `env:"JWT_SECRET"`
+	JWTSecretFile     string `env:"JWT_SECRET_FILE"`
+	Password          string `env:"JARVIS_PASSWORD"`
+	PasswordFile      string `env:"JARVIS_PASSWORD_FILE"`
+	Nodes             string `env:"JARVIS_NODES"`
+	PVETokenID        string `env:"PVE_TOKEN_ID"`
+	PVETokenSecret    string `env:"PVE_TOKEN_SECRET"`
+	PVETokenSecretFile string `env:"PVE_TOKEN_SECRET_FILE"`
+	PVEFingerprint    string `env:"PVE_TLS_FINGERPRINT"`
+	PVECAFile         string `env:"PVE_CA_FILE"`
+	PVEInsecure       bool   `env:"PVE_INSECURE_TLS" envDefault:"false"`
+	PVETimeout        time.Duration `env:"PVE_TIMEOUT" envDefault:"15s"`
+
+	ProtectedNodes    []string `env:"JARVIS_PROTECTED_NODES" envSeparator:","`
+	ProtectedVMIDs    []string `env:"JARVIS_PROTECTED_VMIDS" envSeparator:","`
+	ProtectedServices []string `env:"JARVIS_PROTECTED_SERVICES" envSeparator:","`
+	ReadOnly          bool     `env:"JARVIS_READ_ONLY" envDefault:"false"`
+	StdioMaxTier      string   `env:"JARVIS_STDIO_MAX_TIER" envDefault:"red"`
+	ApprovalTTL       time.Duration `env:"JARVIS_APPROVAL_TTL" envDefault:"10m"`
+	ApprovalWait      time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"60s"`
+	ExecTimeout       time.Duration `env:"JARVIS_EXEC_TIMEOUT" envDefault:"5m"`
+	RateYellowPerMin  float64  `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
+	RateRedPerMin     float64  `env:"JARVIS_RATE_RED_PER_MIN" envDefault:"10"`
+
+	SSHUser       string        `env:"SSH_USER" envDefault:"root"`
+	SSHKeyPath    string        `env:"SSH_KEY_PATH"`
+	SSHKnownHosts string        `env:"SSH_KNOWN_HOSTS"`
+	SSHNodes      string        `env:"SSH_NODES"`
+	SSHTimeout    time.Duration `env:"SSH_TIMEOUT" envDefault:"30s"`
+	SSHOutputCap  int           `env:"SSH_OUTPUT_CAP" envDefault:"1048576"`
+	WakeMACs      string        `env:"JARVIS_WOL_MACS"`
+	WakeBroadcast string        `env:"JARVIS_WOL_BROADCAST" envDefault:"255.255.255.255:9"`
+
+	// Parsed forms, filled by Load.
+	nodeList    []nodeAddr
+	sshNodeList []nodeAddr
+	vmids       []int
+	stdioTier   safety.Tier
+}
+
+type nodeAddr struct{ Name, Host string }
+
+// Placeholder values from .env.example that must never run outside the demo.
+var placeholderSecrets = map[string]bool{
+	"": true, "change-me": true, "changeme": true, "secret": true, "jarvis": true, "password": true,
+	"change-me-to-a-long-random-string": true,
+}
+
+var nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9-]{1,63}$`)
+
+// LoadConfig reads the environment. Every problem is listed in one error, so a user
+// fixes them all in one go.
+func LoadConfig(demo bool) (*Config, error) {
+	var cfg Config
+	var problems []string
+	if err := env.Parse(&cfg); err != nil {
+		var agg env.AggregateError
+		if errors.As(err, &agg) {
+			for _, e := range agg.Errors {
+				problems = append(problems, e.Error())
+			}
+		} else {
+			problems = append(problems, err.Error())
+		}
+	}
+	readSecretFile := func(value *string, file, name string) {
+		if file == "" {
+			return
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s_FILE: cannot read %s: %v", name, file, err))
+			return
+		}
+		*value = strings.TrimRight(string(b), "\r\n")
+	}
+	readSecretFile(&cfg.JWTSecret, cfg.JWTSecretFile, "JWT_SECRET")
+	readSecretFile(&cfg.Password, cfg.PasswordFile, "JARVIS_PASSWORD")
+	readSecretFile(&cfg.PVETokenSecret, cfg.PVETokenSecretFile, "PVE_TOKEN_SECRET")
+
+	if cfg.Port < 1 || cfg.Port > 65535 {
+		problems = append(problems, fmt.Sprintf("PORT=%d: must be between 1 and 65535", cfg.Port))
+	}
+	if net.ParseIP(cfg.ListenAddr) == nil {
+		problems = append(problems, fmt.Sprintf("JARVIS_LISTEN=%q: must be an IP address such as 127.0.0.1 or 0.0.0.0", cfg.ListenAddr))
+	}
+	if cfg.DBPath == "" {
+		problems = append(problems, "DB_PATH: must name the SQLite file, e.g. /var/lib/jarvis/jarvis.db")
+	}
+	switch strings.ToLower(cfg.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		problems = append(problems, fmt.Sprintf("LOG_LEVEL=%q: use debug, info, warn or error", cfg.LogLevel))
+	}
+	tier, err := safety.ParseTier(cfg.StdioMaxTier)
+	if err != nil || tier == safety.Black {
+		problems = append(problems, fmt.Sprintf("JARVIS_STDIO_MAX_TIER=%q: use green, yellow or red", cfg.StdioMaxTier))
+	}
+	cfg.stdioTier = tier
+	for _, v := range cfg.ProtectedVMIDs {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		id, err := strconv.Atoi(v)
+		if err != nil || id < 100 || id > 999999999 {
+			problems = append(problems, fmt.Sprintf("JARVIS_PROTECTED_VMIDS: %q is not a VMID (100..999999999)", v))
+			continue
+		}
+		cfg.vmids = append(cfg.vmids, id)
+	}
+	cfg.ProtectedNodes = trimAll(cfg.ProtectedNodes)
+	cfg.ProtectedServices = trimAll(cfg.ProtectedServices)
+	if cfg.ApprovalTTL < time.Minute || cfg.ApprovalTTL > 24*time.Hour {
+		problems = append(problems, fmt.Sprintf("JARVIS_APPROVAL_TTL=%s: must be between 1m and 24h", cfg.ApprovalTTL))
+	}
+	if cfg.ApprovalWait < 0 || cfg.ApprovalWait > 10*time.Minute {
+		problems = append(problems, fmt.Sprintf("JARVIS_APPROVAL_WAIT=%s: must be between 0s and 10m", cfg.ApprovalWait))
+	}
+	if cfg.RateYellowPerMin <= 0 || cfg.RateRedPerMin <= 0 {
+		problems = append(problems, "JARVIS_RATE_YELLOW_PER_MIN and JARVIS_RATE_RED_PER_MIN must be above 0")
+	}
+	if cfg.SSHTimeout <= 0 || cfg.SSHTimeout > 300*time.Second {
+		problems = append(problems, fmt.Sprintf("SSH_TIMEOUT=%s: must be between 1s and 300s", cfg.SSHTimeout))
+	}
+	if cfg.SSHOutputCap < 1024 || cfg.SSHOutputCap > 64<<20 {
+		problems = append(problems, fmt.Sprintf("SSH_OUTPUT_CAP=%d: must be between 1024 and 67108864 bytes", cfg.SSHOutputCap))
+	}
+
+	if !demo {
+		if placeholderSecrets[strings.ToLower(cfg.JWTSecret)] || len(cfg.JWTSecret) < 32 {
+			problems = append(problems, "JWT_SECRET: set a random secret of at least 32 characters (e.g. `openssl rand -hex 32`); it signs logins and keys the audit log")
+		}
+		if placeholderSecrets[strings.ToLower(cfg.Password)] || len(cfg.Password) < 12 {
+			problems = append(problems, "JARVIS_PASSWORD: set the operator password, at least 12 characters, not a placeholder")
+		}
+		nodes, errs := parseNodes(cfg.Nodes, "JARVIS_NODES", 8006)
+		problems = append(problems, errs...)
+		if cfg.Nodes == "" {
+			problems = append(problems, "JARVIS_NODES: list the cluster's nodes and where their APIs answer, e.g. pve=10.0.0.5,pve2=10.0.0.6:8006")
+		}
+		cfg.nodeList = nodes
+		if !regexp.MustCompile(`^[^@!\s]+@[^@!\s]+![^@!\s]+$`).MatchString(cfg.PVETokenID) {
+			problems = append(problems, fmt.Sprintf("PVE_TOKEN_ID=%q: must look like user@realm!tokenid, e.g. jarvis@pve!mcp", cfg.PVETokenID))
+		}
+		if cfg.PVETokenSecret == "" {
+			problems = append(problems, "PVE_TOKEN_SECRET (or PVE_TOKEN_SECRET_FILE): the API token's secret UUID is missing")
+		}
+		if cfg.PVEInsecure && (cfg.PVEFingerprint != "" || cfg.PVECAFile != "") {
+			problems = append(problems, "PVE_INSECURE_TLS=true cannot be combined with PVE_TLS_FINGERPRINT or PVE_CA_FILE; pin the certificate instead of switching checks off")
+		}
+		if cfg.SSHNodes != "" {
+			sn, errs := parseNodes(cfg.SSHNodes, "SSH_NODES", 22)
+			problems = append(problems, errs...)
+			cfg.sshNodeList = sn
+		} else {
+			for _, n := range nodes {
+				host, _, err := net.SplitHostPort(n.Host)
+				if err != nil {
+					host = n.Host
+				}
+				cfg.sshNodeList = append(cfg.sshNodeList, nodeAddr{Name: n.Name, Host: net.JoinHostPort(host, "22")})
+			}
+		}
+		if cfg.SSHKeyPath != "" && cfg.SSHKnownHosts == "" {
+			problems = append(problems, "SSH_KNOWN_HOSTS: required when SSH_KEY_PATH is set; Jarvis never connects to a host whose key it cannot check (make it with ssh-keyscan and verify it)")
+		}
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("configuration is not usable:\n  - %s", strings.Join(problems, "\n  - "))
+	}
+	return &cfg, nil
+}
+
+// parseNodes reads "name=host[:port],…".
+func parseNodes(s, varName string, defaultPort int) ([]nodeAddr, []string) {
+	var out []nodeAddr
+	var problems []string
+	seen := map[string]bool{}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		name, host, ok := strings.Cut(part, "=")
+		if !ok || host == "" {
+			problems = append(problems, fmt.Sprintf("%s: %q must be name=host[:port]", varName, part))
+			continue
+		}
+		if !nodeNameRE.MatchString(name) {
+			problems = append(problems, fmt.Sprintf("%s: node name %q may use letters, digits and '-' only (1-63)", varName, name))
+			continue
+		}
+		if seen[name] {
+			problems = append(problems, fmt.Sprintf("%s: node %q is listed twice", varName, name))
+			continue
+		}
+		seen[name] = true
+		if _, _, err := net.SplitHostPort(host); err != nil {
+			host = net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(defaultPort))
+		}
+		out = append(out, nodeAddr{Name: name, Host: host})
+	}
+	return out, problems
+}
+
+func trimAll(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

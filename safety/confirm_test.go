@@ -1,0 +1,197 @@
+package safety
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDeriveKey(t *testing.T) {
+	a := DeriveKey("server-secret", "confirm")
+	if len(a) != 32 {
+		t.Fatalf("key length %d, want 32", len(a))
+	}
+	if !bytes.Equal(a, DeriveKey("server-secret", "confirm")) {
+		t.Error("same secret and purpose gave different keys")
+	}
+	if bytes.Equal(a, DeriveKey("server-secret", "audit")) {
+		t.Error("different purposes gave the same key")
+	}
+	if bytes.Equal(a, DeriveKey("other-secret", "confirm")) {
+		t.Error("different secrets gave the same key")
+	}
+}
+
+func TestCanonicalArgs(t *testing.T) {
+	var fromJSON map[string]any
+	dec := json.NewDecoder(strings.NewReader(`{"vmid": 101.0, "node": "pve", "opts": {"z": [1, 2.50, {"b": true, "a": null}], "a": "x<y>"}, "approval_id": "ap-1"}`))
+	dec.UseNumber()
+	if err := dec.Decode(&fromJSON); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args map[string]any
+	}{
+		{"json numbers", fromJSON},
+		{"go values, other order", map[string]any{
+			"opts": map[string]any{"a": "x<y>", "z": []any{int64(1), 2.5, map[string]any{"a": nil, "b": true}}},
+			"node": "pve", "vmid": 101,
+		}},
+		{"float64 from plain Unmarshal", map[string]any{"node": "pve", "vmid": float64(101),
+			"opts": map[string]any{"z": []any{float64(1), float64(2.5), map[string]any{"b": true, "a": nil}}, "a": "x<y>"}}},
+	}
+	const want = `{"node":"pve","opts":{"a":"x<y>","z":[1,2.5,{"a":null,"b":true}]},"vmid":101}`
+	for _, tc := range tests {
+		got, err := CanonicalArgs(tc.args)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got != want {
+			t.Errorf("%s: CanonicalArgs = %s, want %s", tc.name, got, want)
+		}
+	}
+	for i := 0; i < 20; i++ { // map iteration order must not leak into the result
+		got, _ := CanonicalArgs(map[string]any{"c": 1, "b": 2, "a": 3, "d": map[string]any{"y": 1, "x": 2}})
+		if got != `{"a":3,"b":2,"c":1,"d":{"x":2,"y":1}}` {
+			t.Fatalf("unstable: %s", got)
+		}
+	}
+	big, _ := CanonicalArgs(map[string]any{"n": json.Number("12345678901234567890123")})
+	if big != `{"n":12345678901234567890123}` {
+		t.Errorf("big integer = %s", big)
+	}
+	nested, _ := CanonicalArgs(map[string]any{"x": map[string]any{"approval_id": "kept"}, "approval_id": "dropped"})
+	if nested != `{"x":{"approval_id":"kept"}}` {
+		t.Errorf("approval_id handling = %s, want only the top-level one dropped", nested)
+	}
+	empty, err := CanonicalArgs(nil)
+	if err != nil || empty != "{}" {
+		t.Errorf("CanonicalArgs(nil) = %q, %v", empty, err)
+	}
+	if _, err := CanonicalArgs(map[string]any{"bad": make(chan int)}); err == nil {
+		t.Error("unencodable value accepted")
+	}
+}
+
+func TestConfirmer(t *testing.T) {
+	key := DeriveKey("s3cret", "confirm")
+	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	args := `{"node":"pve","vmid":101}`
+
+	issue := func(c *Confirmer) string {
+		t.Helper()
+		s, err := c.Issue("agent:a", "stop_vm", args, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tamperPayload := func(state string) string {
+		p, mac, _ := strings.Cut(state, ".")
+		raw, _ := base64.RawURLEncoding.DecodeString(p)
+		raw = bytes.Replace(raw, []byte("agent:a"), []byte("agent:b"), 1)
+		return base64.RawURLEncoding.EncodeToString(raw) + "." + mac
+	}
+	tamperMAC := func(state string) string {
+		p, mac, _ := strings.Cut(state, ".")
+		raw, _ := base64.RawURLEncoding.DecodeString(mac)
+		raw[0] ^= 1
+		return p + "." + base64.RawURLEncoding.EncodeToString(raw)
+	}
+
+	tests := []struct {
+		name      string
+		state     func(c *Confirmer) string
+		principal string
+		tool      string
+		args      string
+		at        time.Time
+		want      error
+	}{
+		{"valid", issue, "agent:a", "stop_vm", args, now.Add(time.Minute), nil},
+		{"valid just before expiry", issue, "agent:a", "stop_vm", args, now.Add(5*time.Minute - time.Millisecond), nil},
+		{"tampered payload", func(c *Confirmer) string { return tamperPayload(issue(c)) }, "agent:b", "stop_vm", args, now, ErrStateInvalid},
+		{"tampered MAC", func(c *Confirmer) string { return tamperMAC(issue(c)) }, "agent:a", "stop_vm", args, now, ErrStateInvalid},
+		{"other key", func(*Confirmer) string { return issue(NewConfirmer(DeriveKey("other", "confirm"), 0)) }, "agent:a", "stop_vm", args, now, ErrStateInvalid},
+		{"expired", issue, "agent:a", "stop_vm", args, now.Add(5 * time.Minute), ErrStateExpired},
+		{"wrong principal", issue, "agent:b", "stop_vm", args, now, ErrStateMismatch},
+		{"wrong tool", issue, "agent:a", "delete_snapshot", args, now, ErrStateMismatch},
+		{"wrong args", issue, "agent:a", "stop_vm", `{"node":"pve","vmid":102}`, now, ErrStateMismatch},
+		{"empty", func(*Confirmer) string { return "" }, "agent:a", "stop_vm", args, now, ErrStateInvalid},
+		{"garbage", func(*Confirmer) string { return "not a state" }, "agent:a", "stop_vm", args, now, ErrStateInvalid},
+		{"three parts", func(c *Confirmer) string { return issue(c) + ".x" }, "agent:a", "stop_vm", args, now, ErrStateInvalid},
+		{"bad base64", func(*Confirmer) string { return "!!!.???" }, "agent:a", "stop_vm", args, now, ErrStateInvalid},
+		{"huge", func(*Confirmer) string { return strings.Repeat("A", 10000) + ".AA" }, "agent:a", "stop_vm", args, now, ErrStateInvalid},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := NewConfirmer(key, 0)
+			err := c.Redeem(tc.state(c), tc.principal, tc.tool, tc.args, tc.at)
+			if !errors.Is(err, tc.want) {
+				t.Errorf("Redeem = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfirmerSingleUse(t *testing.T) {
+	c := NewConfirmer(DeriveKey("s3cret", "confirm"), time.Minute)
+	now := time.Now()
+	state, err := c.Issue("agent:a", "stop_vm", "{}", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Redeem(state, "agent:a", "stop_vm", "{}", now); err != nil {
+		t.Fatalf("first redeem: %v", err)
+	}
+	if err := c.Redeem(state, "agent:a", "stop_vm", "{}", now.Add(time.Second)); !errors.Is(err, ErrStateReplayed) {
+		t.Fatalf("second redeem = %v, want ErrStateReplayed", err)
+	}
+	// A failed redeem (wrong args) must not burn the state.
+	other, _ := c.Issue("agent:a", "stop_vm", "{}", now)
+	if err := c.Redeem(other, "agent:a", "stop_vm", `{"x":1}`, now); !errors.Is(err, ErrStateMismatch) {
+		t.Fatalf("mismatch = %v", err)
+	}
+	if err := c.Redeem(other, "agent:a", "stop_vm", "{}", now); err != nil {
+		t.Fatalf("redeem after a mismatch: %v", err)
+	}
+	// Two states for the same call are distinct (fresh nonce each time).
+	a, _ := c.Issue("p", "t", "{}", now)
+	b, _ := c.Issue("p", "t", "{}", now)
+	if a == b {
+		t.Error("two issued states are identical")
+	}
+}
+
+func TestConfirmerForgetsExpiredNonces(t *testing.T) {
+	c := NewConfirmer(DeriveKey("s3cret", "confirm"), time.Minute)
+	now := time.Now()
+	for i := 0; i < maxRememberedUsed; i++ {
+		c.used["n"+strconv.Itoa(i)] = now.Add(time.Second)
+	}
+	state, _ := c.Issue("p", "t", "{}", now)
+	if err := c.Redeem(state, "p", "t", "{}", now); !errors.Is(err, ErrStateCapacity) {
+		t.Fatalf("full memory of live nonces: %v, want ErrStateCapacity", err)
+	}
+	later := now.Add(2 * time.Second)
+	state, _ = c.Issue("p", "t", "{}", later)
+	if err := c.Redeem(state, "p", "t", "{}", later); err != nil {
+		t.Fatalf("after the remembered nonces expired: %v", err)
+	}
+	if len(c.used) != 1 {
+		t.Errorf("remembered %d nonces after pruning, want 1", len(c.used))
+	}
+}
+
+func TestConfirmerRefusesShortKey(t *testing.T) {
+	c := NewConfirmer([]byte("short"), 0)
+	if _, err := c.Issue("p", "t", "{}", time.Now()); err == nil {
+		t.Error("Issue with a 5-byte key succeeded")
+	}
+}

@@ -1,0 +1,237 @@
+package safety
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Principal is who is calling: the operator or an agent token.
+type Principal struct {
+	ID      string // "operator" or "agent:<token id>"
+	Kind    string // "operator" or "agent"
+	MaxTier Tier   // highest tier this principal may use; zero means Green only
+}
+
+// CanApprove reports whether this principal may approve RED actions. Only the
+// human operator can: an agent approving its own request would defeat the point.
+func (p Principal) CanApprove() bool { return p.Kind == "operator" }
+
+// Target is the resolved resource a tool call touches. Empty fields mean "not
+// applicable" (a node-level tool has no VMID).
+type Target struct {
+	Node    string
+	VMID    int
+	Kind    string // "qemu", "lxc" or ""
+	Name    string
+	Status  string
+	Service string
+}
+
+// Request is one tool call as the safety layer sees it.
+type Request struct {
+	Principal Principal
+	Tool      string
+	Tier      Tier // the tool's declared tier, or the classified tier for execute_ssh
+	Target    Target
+	Effect    string // tool-provided sentence fragment describing what will happen
+}
+
+// State holds the live switches; the caller reads them fresh for each call.
+type State struct {
+	ReadOnly   bool
+	KillSwitch bool
+}
+
+// Policy is the static protection configuration.
+type Policy struct {
+	ProtectedNodes    []string
+	ProtectedVMIDs    []int
+	ProtectedServices []string
+}
+
+// Verdict is the answer to one request.
+type Verdict struct {
+	Decision Decision
+	Tier     Tier
+	Reason   string // plain sentence explaining a refusal; empty when allowed
+	Plan     string // human-readable sentence saying what would happen
+}
+
+// BlackTools are tools that exist in Proxmox but are never offered to agents.
+var BlackTools = []string{"reboot_node", "shutdown_node", "delete_vm", "delete_container"}
+
+// IsBlackTool reports whether name is one of BlackTools.
+func IsBlackTool(name string) bool { return slices.Contains(BlackTools, name) }
+
+// blackToolReasons explain why a specific BLACK tool is refused.
+var blackToolReasons = map[string]string{
+	"reboot_node":      "rebooting a node takes every guest on it down at once",
+	"shutdown_node":    "shutting a node down takes every guest on it down and needs someone at the machine to bring it back",
+	"delete_vm":        "deleting a VM destroys its disks and cannot be undone",
+	"delete_container": "deleting a container destroys its disks and cannot be undone",
+}
+
+// Decide applies the policy to one request. The order matters: a tool that can
+// never run is refused before anything else is considered; reads (GREEN) are
+// never stopped by the switches or by protection, so an operator can always look.
+func (p Policy) Decide(req Request, st State) Verdict {
+	v := Verdict{Tier: req.Tier, Plan: plan(req)}
+
+	if !req.Tier.Valid() || req.Tier == Black || IsBlackTool(req.Tool) {
+		v.Decision = Blocked
+		if req.Tier != Black && !IsBlackTool(req.Tool) {
+			v.Reason = fmt.Sprintf("%s is never available to agents: its tier %s is not one Jarvis knows, so it is refused.", req.Tool, req.Tier)
+		} else if why, ok := blackToolReasons[req.Tool]; ok {
+			v.Tier = Black
+			v.Reason = fmt.Sprintf("%s is never available to agents: %s. Do it yourself from the Proxmox UI.", req.Tool, why)
+		} else {
+			v.Reason = fmt.Sprintf("%s is never available to agents: it is a BLACK-tier action.", req.Tool)
+		}
+		return v
+	}
+
+	ceiling := req.Principal.MaxTier
+	if !ceiling.Valid() {
+		ceiling = Green // an unset or nonsensical ceiling grants the least
+	}
+	if req.Tier > ceiling {
+		v.Decision = Blocked
+		v.Reason = fmt.Sprintf("%s is a %s-tier tool and %s may use tools up to %s only.",
+			req.Tool, strings.ToUpper(req.Tier.String()), principalName(req.Principal), strings.ToUpper(ceiling.String()))
+		return v
+	}
+
+	if req.Tier == Green {
+		v.Decision = Allow
+		return v
+	}
+	if st.ReadOnly {
+		v.Decision = ReadOnlyMode
+		v.Reason = fmt.Sprintf("Jarvis is in read-only mode: %s changes the cluster, so it is refused until an operator turns read-only mode off.", req.Tool)
+		return v
+	}
+	if st.KillSwitch {
+		v.Decision = KillSwitch
+		v.Reason = fmt.Sprintf("The kill switch is on: every action that changes the cluster, including %s, is refused until an operator releases it.", req.Tool)
+		return v
+	}
+	if reason := p.protectedReason(req.Target); reason != "" {
+		v.Decision = Protected
+		v.Reason = reason
+		return v
+	}
+	if req.Tier == Yellow {
+		v.Decision = Allow
+		return v
+	}
+	v.Decision = NeedsApproval
+	v.Reason = fmt.Sprintf("%s is a RED-tier action and runs only after a human approves it.", req.Tool)
+	return v
+}
+
+// protectedReason names the first protected resource the target touches, or "".
+func (p Policy) protectedReason(t Target) string {
+	if t.Node != "" {
+		for _, n := range p.ProtectedNodes {
+			if strings.EqualFold(strings.TrimSpace(n), t.Node) {
+				return fmt.Sprintf("Node %s is protected by configuration (JARVIS_PROTECTED_NODES); Jarvis will not act on it.", t.Node)
+			}
+		}
+	}
+	if t.VMID != 0 && slices.Contains(p.ProtectedVMIDs, t.VMID) {
+		return fmt.Sprintf("%s %d is protected by configuration (JARVIS_PROTECTED_VMIDS); Jarvis will not act on it.", guestNoun(t.Kind), t.VMID)
+	}
+	if t.Service != "" {
+		for _, s := range p.ProtectedServices {
+			if sameService(s, t.Service) {
+				return fmt.Sprintf("Service %s is protected by configuration (JARVIS_PROTECTED_SERVICES); Jarvis will not act on it.", t.Service)
+			}
+		}
+	}
+	return ""
+}
+
+// sameService compares unit names loosely: "docker", "docker.service" and
+// "Docker" all mean the same protected service.
+func sameService(a, b string) bool {
+	norm := func(s string) string {
+		return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".service")
+	}
+	return norm(a) != "" && norm(a) == norm(b)
+}
+
+func guestNoun(kind string) string {
+	if kind == "lxc" {
+		return "Container"
+	}
+	return "VM"
+}
+
+func principalName(p Principal) string {
+	if p.ID == "" {
+		return "this caller"
+	}
+	return p.ID
+}
+
+// plan builds the human sentence shown in approvals and audit rows. The tool's
+// own Effect is preferred; the target is appended when the effect does not
+// already name it, so the plan always says what will be touched.
+func plan(req Request) string {
+	tool := req.Tool
+	if tool == "" {
+		tool = "unnamed tool"
+	}
+	target := targetPhrase(req.Target)
+	effect := strings.TrimSpace(req.Effect)
+	switch {
+	case effect == "" && target == "":
+		return tool
+	case effect == "":
+		return tool + " on " + target
+	case target == "" || mentionsTarget(effect, req.Target):
+		return tool + ": " + effect
+	default:
+		return tool + ": " + effect + " (" + target + ")"
+	}
+}
+
+func targetPhrase(t Target) string {
+	var parts []string
+	if t.VMID != 0 {
+		s := "VM " + strconv.Itoa(t.VMID)
+		if t.Kind == "lxc" {
+			s = "container " + strconv.Itoa(t.VMID)
+		}
+		if t.Name != "" {
+			s += " '" + t.Name + "'"
+		}
+		parts = append(parts, s)
+	}
+	if t.Service != "" {
+		parts = append(parts, "service "+t.Service)
+	}
+	if t.Node != "" {
+		if len(parts) == 0 {
+			parts = append(parts, "node "+t.Node)
+		} else {
+			parts[len(parts)-1] += " on node " + t.Node
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// mentionsTarget reports whether the effect text already names the resource.
+func mentionsTarget(effect string, t Target) bool {
+	switch {
+	case t.VMID != 0:
+		return strings.Contains(effect, strconv.Itoa(t.VMID))
+	case t.Service != "":
+		return strings.Contains(effect, t.Service)
+	case t.Node != "":
+		return strings.Contains(effect, t.Node)
+	}
+	return true
+}

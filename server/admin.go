@@ -1,0 +1,111 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/store"
+)
+
+// DecideApproval records a person's decision and announces it. The CLI (jarvis
+// approve/deny) and the operator API both come here.
+func (s *Server) DecideApproval(ctx context.Context, id string, approve bool, by string) (*store.Approval, error) {
+	a, err := s.opts.Store.DecideApproval(ctx, id, approve, by, s.opts.Now())
+	if err != nil {
+		if got, gerr := s.opts.Store.GetApproval(ctx, id); gerr == nil && got.Status == "expired" {
+			s.publishApproval(ctx, got, "expired", by)
+		}
+		return nil, err
+	}
+	phase := "denied"
+	if approve {
+		phase = "approved"
+	}
+	s.publishApproval(ctx, a, phase, by)
+	return a, nil
+}
+
+// SweepApprovals expires pending approvals whose time ran out and announces each.
+func (s *Server) SweepApprovals(ctx context.Context) error {
+	expired, err := s.opts.Store.ExpireApprovals(ctx, s.opts.Now())
+	if err != nil {
+		return err
+	}
+	for i := range expired {
+		s.publishApproval(ctx, &expired[i], "expired", "jarvis")
+	}
+	return nil
+}
+
+// RunSweeper expires approvals every interval until ctx ends.
+func (s *Server) RunSweeper(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.SweepApprovals(ctx); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("approval sweep failed", "err", err)
+			}
+		}
+	}
+}
+
+// SafetyState returns the live switches as stored (and the configured read-only mode).
+func (s *Server) SafetyState(ctx context.Context) (safety.State, error) {
+	st := safety.State{ReadOnly: s.opts.ReadOnly}
+	kill, _, err := s.opts.Store.GetPreference(ctx, PrefKillSwitch)
+	if err != nil {
+		return st, err
+	}
+	ro, _, err := s.opts.Store.GetPreference(ctx, PrefReadOnly)
+	if err != nil {
+		return st, err
+	}
+	st.KillSwitch = kill == "on"
+	st.ReadOnly = st.ReadOnly || ro == "on"
+	return st, nil
+}
+
+// SetSwitch turns a persisted safety switch on or off and announces it.
+func (s *Server) SetSwitch(ctx context.Context, key string, on bool, by string) error {
+	if key != PrefKillSwitch && key != PrefReadOnly {
+		return fmt.Errorf("unknown safety switch %q", key)
+	}
+	value := "off"
+	if on {
+		value = "on"
+	}
+	if err := s.opts.Store.SetPreference(ctx, key, value); err != nil {
+		return err
+	}
+	name := map[string]string{PrefKillSwitch: "kill switch", PrefReadOnly: "read-only mode"}[key]
+	severity := "info"
+	if on {
+		severity = "warning"
+	}
+	details, _ := json.Marshal(map[string]any{"switch": key, "on": on, "by": by})
+	return s.opts.Store.Publish(ctx, &store.Event{Type: "safety", Severity: severity, Source: by,
+		Summary: fmt.Sprintf("%s turned %s by %s", name, value, by), Details: details})
+}
+
+// Recover marks calls left "begun" by a crash as interrupted and raises an alert for
+// them. It runs once at start.
+func (s *Server) Recover(ctx context.Context) error {
+	rows, err := s.opts.Store.MarkInterrupted(ctx)
+	if err != nil {
+		return fmt.Errorf("marking interrupted calls: %w", err)
+	}
+	for _, r := range rows {
+		details, _ := json.Marshal(map[string]any{"audit_id": r.ID, "principal": r.Principal, "tool": r.Tool, "plan": r.Plan, "began": r.Time})
+		_ = s.opts.Store.Publish(ctx, &store.Event{Type: "alert", Severity: "warning", Source: "jarvis",
+			Summary: fmt.Sprintf("call %s by %s was interrupted (Jarvis stopped while it ran); check its effect on the cluster", r.Tool, r.Principal),
+			Details: details})
+	}
+	return nil
+}

@@ -1,0 +1,185 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/tools.golden.json from the current catalogue")
+
+// TestToolsListGolden fails when a tool's name, tier, annotations, description or
+// schemas change without testdata/tools.golden.json being updated
+// (go test ./server -run Golden -update).
+func TestToolsListGolden(t *testing.T) {
+	h := newHarness(t)
+	cs := h.connect(operator, nil)
+	list, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type entry struct {
+		Tier string    `json:"tier"`
+		Tool *mcp.Tool `json:"tool"`
+	}
+	var entries []entry
+	for _, tl := range list.Tools {
+		tier := ""
+		for _, c := range h.srv.Tools(safety.Red) {
+			if c.Name == tl.Name {
+				tier = c.Tier.String()
+			}
+		}
+		entries = append(entries, entry{Tier: tier, Tool: tl})
+	}
+	got, err := json.MarshalIndent(entries, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got = append(got, '\n')
+	path := filepath.Join("testdata", "tools.golden.json")
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("tools/list changed; review the difference and run `go test ./server -run Golden -update`.\n%s", firstDiff(string(want), string(got)))
+	}
+}
+
+func firstDiff(a, b string) string {
+	al, bl := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(al) || i < len(bl); i++ {
+		var x, y string
+		if i < len(al) {
+			x = al[i]
+		}
+		if i < len(bl) {
+			y = bl[i]
+		}
+		if x != y {
+			return "line " + itoa(i+1) + ":\n  golden:  " + x + "\n  current: " + y
+		}
+	}
+	return ""
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+// TestEveryToolDeclaresItsContract checks what clients rely on: a title, all four
+// annotations set explicitly and derived from the tier, schemas, and no
+// confirmation argument a model could fill in itself.
+func TestEveryToolDeclaresItsContract(t *testing.T) {
+	h := newHarness(t)
+	cs := h.connect(operator, nil)
+	list, err := cs.ListTools(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tiers := map[string]safety.Tier{}
+	for _, c := range h.srv.Tools(safety.Red) {
+		tiers[c.Name] = c.Tier
+	}
+	if len(list.Tools) != len(tiers) || len(list.Tools) < 25 {
+		t.Fatalf("listed %d tools, catalogue has %d", len(list.Tools), len(tiers))
+	}
+	for _, tl := range list.Tools {
+		t.Run(tl.Name, func(t *testing.T) {
+			tier := tiers[tl.Name]
+			a := tl.Annotations
+			if tl.Title == "" || a == nil || a.Title == "" || len(tl.Description) < 40 {
+				t.Fatalf("title/annotations/description missing: %+v", tl)
+			}
+			if a.DestructiveHint == nil || a.OpenWorldHint == nil {
+				t.Fatal("destructiveHint and openWorldHint must be set explicitly")
+			}
+			want := map[safety.Tier][3]bool{
+				safety.Green:  {true, false, true},
+				safety.Yellow: {false, false, false},
+				safety.Red:    {false, true, false},
+			}[tier]
+			got := [3]bool{a.ReadOnlyHint, *a.DestructiveHint, a.IdempotentHint}
+			if got != want {
+				t.Errorf("%s tier %s: (readOnly, destructive, idempotent) = %v, want %v", tl.Name, tier, got, want)
+			}
+			raw, _ := json.Marshal(tl.InputSchema)
+			var schema struct {
+				Type                 string         `json:"type"`
+				Properties           map[string]any `json:"properties"`
+				AdditionalProperties any            `json:"additionalProperties"`
+			}
+			if err := json.Unmarshal(raw, &schema); err != nil {
+				t.Fatal(err)
+			}
+			if schema.Type != "object" || schema.AdditionalProperties == nil {
+				t.Errorf("input schema must be a closed object: %s", raw)
+			}
+			for name := range schema.Properties {
+				if strings.Contains(strings.ToLower(name), "confirm") {
+					t.Errorf("argument %q lets the model confirm itself", name)
+				}
+			}
+			_, hasApproval := schema.Properties["approval_id"]
+			if (tier == safety.Red) != hasApproval {
+				t.Errorf("approval_id present=%t for a %s tool", hasApproval, tier)
+			}
+			if tl.OutputSchema == nil {
+				t.Error("no output schema")
+			}
+		})
+	}
+}
+
+// TestProtocolErrorsVersusToolErrors: malformed requests are protocol errors;
+// everything about a tool call's content is a tool result.
+func TestProtocolErrorsVersusToolErrors(t *testing.T) {
+	h := newHarness(t)
+	cs := h.connect(operator, nil)
+	ctx := context.Background()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_node_status", Arguments: map[string]any{"node": 42}})
+	if err != nil || !res.IsError {
+		t.Fatalf("bad argument type: err=%v res=%+v; want an isError result", err, res)
+	}
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "no_such_tool"})
+	if err != nil {
+		t.Fatalf("unknown tool must be a refusal result: %v", err)
+	}
+	if r := refusalOf(t, res); r.Decision != safety.Blocked {
+		t.Fatalf("unknown tool: %+v", r)
+	}
+	h.sim.FailNext("/cluster/resources", 500, "backend exploded")
+	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_vms"})
+	if err != nil || !res.IsError || !strings.Contains(textOf(res), "backend exploded") {
+		t.Fatalf("backend failure: err=%v text=%q", err, textOf(res))
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "jarvis://cluster/summary"}); err != nil {
+		t.Fatalf("cluster summary resource: %v", err)
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "jarvis://nodes/pve/status"}); err != nil {
+		t.Fatalf("node status resource: %v", err)
+	}
+	if _, err := cs.ReadResource(ctx, &mcp.ReadResourceParams{URI: "jarvis://nodes/nope!/status"}); err == nil {
+		t.Fatal("bad node name in a resource URI must fail")
+	}
+	p, err := cs.GetPrompt(ctx, &mcp.GetPromptParams{Name: "cluster_health_check", Arguments: map[string]string{"focus": "storage"}})
+	if err != nil || len(p.Messages) != 1 {
+		t.Fatalf("prompt: %v %+v", err, p)
+	}
+}

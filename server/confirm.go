@@ -1,0 +1,226 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools"
+)
+
+// confirmKey is the id of the one input request a RED call makes.
+const confirmKey = "confirm"
+
+// approvalPoll is how often a waiting call looks for the operator's decision. The
+// decision may come from another process (jarvis approve), so it is read from the store.
+const approvalPoll = 200 * time.Millisecond
+
+// confirm gets a human's yes for a call that needs one. It returns the approval id
+// used (empty for an elicitation), or a result to send instead of running the call.
+//
+// The model's own word never counts: a "confirmed" argument does not exist, an
+// approval must be decided by an operator, and an elicitation answer is honoured
+// only with a signed, unexpired, unused state issued for this very call.
+func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict) (string, *mcp.CallToolResult) {
+	args, err := argsMap(c.Args)
+	if err != nil {
+		return "", errorResult("arguments are not a JSON object")
+	}
+	canonical, err := safety.CanonicalArgs(args)
+	if err != nil {
+		return "", errorResult(fmt.Sprintf("arguments cannot be canonicalised: %v", err))
+	}
+
+	if id, _ := args["approval_id"].(string); id != "" {
+		return s.redeemApproval(ctx, c, v, id, canonical)
+	}
+	if c.RequestState != "" {
+		return "", s.redeemElicitation(ctx, c, v, canonical)
+	}
+	if c.Elicitation {
+		return "", s.askClient(ctx, c, v, canonical)
+	}
+	return s.requestApproval(ctx, c, tool, v, canonical)
+}
+
+// askClient returns an input request: the client shows the plan to its user and
+// retries with the answer and the signed state.
+func (s *Server) askClient(ctx context.Context, c Call, v safety.Verdict, canonical string) *mcp.CallToolResult {
+	state, err := s.opts.Confirmer.Issue(c.Principal.ID, c.Tool, canonical, s.opts.Now())
+	if err != nil {
+		return errorResult(fmt.Sprintf("could not ask for confirmation: %v", err))
+	}
+	s.auditDecision(ctx, c, v, "confirmation_requested", "")
+	return &mcp.CallToolResult{
+		InputRequests: mcp.InputRequestMap{confirmKey: &mcp.ElicitParams{
+			Mode:    "form",
+			Message: fmt.Sprintf("Jarvis needs your approval.\n\n%s\n\nApprove this action?", v.Plan),
+			RequestedSchema: map[string]any{
+				"type": "object",
+				"properties": map[string]any{
+					"approve": map[string]any{
+						"type":        "boolean",
+						"title":       "Approve",
+						"description": "Tick to let Jarvis carry out the action described above.",
+					},
+				},
+				"required": []string{"approve"},
+			},
+		}},
+		RequestState: state,
+	}
+}
+
+// redeemElicitation checks the retry of an input request.
+func (s *Server) redeemElicitation(ctx context.Context, c Call, v safety.Verdict, canonical string) *mcp.CallToolResult {
+	if err := s.opts.Confirmer.Redeem(c.RequestState, c.Principal.ID, c.Tool, canonical, s.opts.Now()); err != nil {
+		decision := safety.Denied
+		reason := "the confirmation could not be verified (it was altered, reused or issued for another call); call the tool again to be asked afresh"
+		if errors.Is(err, safety.ErrStateExpired) {
+			decision = safety.Expired
+			reason = "the confirmation expired before it was answered; call the tool again to be asked afresh"
+		}
+		return s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: decision, Tier: v.Tier, Plan: v.Plan, Reason: reason}, "")
+	}
+	if c.Confirm == nil {
+		return s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan,
+			Reason: "no answer to the confirmation came back, so nothing was done"}, "")
+	}
+	approved, _ := c.Confirm.Content["approve"].(bool)
+	if c.Confirm.Action != "accept" || !approved {
+		return s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan,
+			Reason: fmt.Sprintf("the user did not approve (%s), so nothing was done", answerWord(c.Confirm))}, "")
+	}
+	return nil
+}
+
+func answerWord(r *mcp.ElicitResult) string {
+	if r.Action == "accept" {
+		return "accepted without ticking approve"
+	}
+	return r.Action
+}
+
+// requestApproval records an approval request for the operator and waits a while
+// for the decision.
+func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict, canonical string) (string, *mcp.CallToolResult) {
+	now := s.opts.Now()
+	a := &store.Approval{
+		Principal: c.Principal.ID, Tool: c.Tool, Args: canonical, Plan: v.Plan, Tier: v.Tier.String(),
+		CreatedAt: now, ExpiresAt: now.Add(s.opts.ApprovalTTL),
+	}
+	if err := s.opts.Store.CreateApproval(ctx, a); err != nil {
+		return "", s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Blocked, Tier: v.Tier, Plan: v.Plan,
+			Reason: "the approval request could not be stored, so nothing was done; check the database (jarvis doctor)"}, "")
+	}
+	s.publishApproval(ctx, a, "requested", c.Principal.ID)
+	return s.awaitApproval(ctx, c, v, a.ID, canonical)
+}
+
+// redeemApproval handles a call that names an approval: it runs only if that approval
+// was granted by a person for this principal, tool and arguments and never used.
+func (s *Server) redeemApproval(ctx context.Context, c Call, v safety.Verdict, id, canonical string) (string, *mcp.CallToolResult) {
+	a, err := s.opts.Store.GetApproval(ctx, id)
+	if err != nil {
+		return "", s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan,
+			Reason: fmt.Sprintf("approval %s does not exist; call the tool without approval_id to request one", id)}, "")
+	}
+	if a.Status == "pending" && a.Principal == c.Principal.ID && a.Tool == c.Tool && a.Args == canonical {
+		return s.awaitApproval(ctx, c, v, id, canonical)
+	}
+	return s.consume(ctx, c, v, id, canonical)
+}
+
+// awaitApproval waits up to ApprovalWait for a pending approval to be decided.
+func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id, canonical string) (string, *mcp.CallToolResult) {
+	deadline := time.NewTimer(s.opts.ApprovalWait)
+	defer deadline.Stop()
+	tick := time.NewTicker(approvalPoll)
+	defer tick.Stop()
+	for {
+		a, err := s.opts.Store.GetApproval(ctx, id)
+		if err == nil && a.Status != "pending" {
+			return s.consume(ctx, c, v, id, canonical)
+		}
+		if err == nil && !s.opts.Now().Before(a.ExpiresAt) {
+			return s.consume(ctx, c, v, id, canonical)
+		}
+		select {
+		case <-ctx.Done():
+			return "", s.needsApproval(ctx, c, v, id)
+		case <-deadline.C:
+			return "", s.needsApproval(ctx, c, v, id)
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) needsApproval(ctx context.Context, c Call, v safety.Verdict, id string) *mcp.CallToolResult {
+	return s.refuse(context.WithoutCancel(ctx), c, v.Tier, safety.Verdict{Decision: safety.NeedsApproval, Tier: v.Tier, Plan: v.Plan,
+		Reason: fmt.Sprintf("a person must approve this first: %s. Ask the operator to approve %s in the Jarvis console or with `jarvis approve %s`, then call %s again with the same arguments and approval_id %q",
+			v.Plan, id, id, c.Tool, id)}, id)
+}
+
+// consume takes the approval, exactly once, and maps every way it can fail to a refusal.
+func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id, canonical string) (string, *mcp.CallToolResult) {
+	a, err := s.opts.Store.ConsumeApproval(ctx, id, c.Principal.ID, c.Tool, canonical, s.opts.Now())
+	if err == nil {
+		s.publishApproval(ctx, a, "consumed", c.Principal.ID)
+		return id, nil
+	}
+	refusal := safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan}
+	switch {
+	case errors.Is(err, store.ErrExpired):
+		refusal.Decision = safety.Expired
+		refusal.Reason = fmt.Sprintf("approval %s expired before it was used; call the tool without approval_id to request a new one", id)
+	case errors.Is(err, store.ErrAlreadyConsumed):
+		refusal.Reason = fmt.Sprintf("approval %s was already used once; each approval runs one call", id)
+	case errors.Is(err, store.ErrMismatch):
+		refusal.Reason = fmt.Sprintf("approval %s was granted for a different caller, tool or arguments; it cannot be used for this call", id)
+	case errors.Is(err, store.ErrNotApproved):
+		if got, gerr := s.opts.Store.GetApproval(ctx, id); gerr == nil && got.Status == "pending" {
+			return "", s.needsApproval(ctx, c, v, id)
+		}
+		refusal.Reason = fmt.Sprintf("approval %s was refused by the operator, so nothing was done", id)
+	case errors.Is(err, store.ErrNotFound):
+		refusal.Reason = fmt.Sprintf("approval %s does not exist", id)
+	default:
+		refusal.Decision = safety.Blocked
+		refusal.Reason = "the approval could not be checked, so nothing was done; check the database (jarvis doctor)"
+	}
+	return "", s.refuse(ctx, c, v.Tier, refusal, id)
+}
+
+// auditDecision records a step that is neither a run nor a refusal (an input request).
+func (s *Server) auditDecision(ctx context.Context, c Call, v safety.Verdict, decision, approvalID string) {
+	entry := s.auditEntry(c, v.Tier, decision, v.Plan, approvalID)
+	id, err := s.opts.Store.AuditBegin(ctx, entry)
+	if err != nil {
+		s.opts.Logger.Error("audit log write failed", "tool", c.Tool, "err", err)
+		return
+	}
+	_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: "waiting for the user's confirmation"})
+}
+
+// publishApproval announces an approval's change on the feed.
+func (s *Server) publishApproval(ctx context.Context, a *store.Approval, phase, actor string) {
+	details, _ := json.Marshal(map[string]any{
+		"phase": phase, "approval_id": a.ID, "principal": a.Principal, "tool": a.Tool, "tier": a.Tier,
+		"plan": a.Plan, "expires_at": a.ExpiresAt, "actor": actor, "status": a.Status,
+	})
+	severity := "info"
+	if phase == "requested" {
+		severity = "warning"
+	}
+	ev := &store.Event{Type: "approval", Severity: severity, Source: "approvals",
+		Summary: fmt.Sprintf("approval %s %s: %s", a.ID, phase, a.Plan), Details: details}
+	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
+		s.opts.Logger.Warn("could not publish approval event", "err", err)
+	}
+}

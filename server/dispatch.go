@@ -1,0 +1,384 @@
+// Package server turns the tool catalogue into MCP servers and owns the one dispatch
+// path every tool call takes, from stdio, HTTP or a test:
+//
+//  1. validate the arguments (schema, then domain checks) and resolve the target;
+//  2. ask safety.Decide for a verdict and a plan sentence;
+//  3. get a human's confirmation when the verdict needs one;
+//  4. commit the audit "begin" row (no row, no call);
+//  5. execute under a deadline;
+//  6. commit the audit "end" row and publish the event.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools"
+)
+
+// Preference keys under which the live safety switches are persisted.
+const (
+	PrefKillSwitch = "safety.kill_switch"
+	PrefReadOnly   = "safety.read_only"
+)
+
+// Options configure a Server.
+type Options struct {
+	Env       *tools.Env
+	Store     *store.Store
+	Policy    safety.Policy
+	Limiter   *safety.RateLimiter
+	Confirmer *safety.Confirmer
+	// ReadOnly registers GREEN tools only (JARVIS_READ_ONLY); it cannot be lifted at run time.
+	ReadOnly bool
+	// ApprovalTTL is how long an approval request stays decidable.
+	ApprovalTTL time.Duration
+	// ApprovalWait is how long a call without elicitation waits for the operator.
+	ApprovalWait time.Duration
+	// ExecTimeout bounds one tool execution, task wait included.
+	ExecTimeout time.Duration
+	Logger      *slog.Logger
+	Version     string
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// Server is the tool catalogue bound to a cluster, a store and a policy.
+type Server struct {
+	opts   Options
+	tools  []*tools.Tool
+	byName map[string]*tools.Tool
+
+	mu      sync.Mutex
+	servers map[safety.Tier]*mcp.Server
+}
+
+// New builds a Server. The catalogue is filtered once here: in read-only mode the
+// non-GREEN tools do not exist at all.
+func New(opts Options) (*Server, error) {
+	if opts.Env == nil || opts.Store == nil || opts.Confirmer == nil || opts.Limiter == nil {
+		return nil, errors.New("server: Env, Store, Confirmer and Limiter are required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.ApprovalTTL <= 0 {
+		opts.ApprovalTTL = 10 * time.Minute
+	}
+	if opts.ApprovalWait < 0 {
+		opts.ApprovalWait = 0
+	}
+	if opts.ExecTimeout <= 0 {
+		opts.ExecTimeout = 5 * time.Minute
+	}
+	s := &Server{opts: opts, byName: map[string]*tools.Tool{}, servers: map[safety.Tier]*mcp.Server{}}
+	for _, t := range tools.Catalogue() {
+		if opts.ReadOnly && t.Tier != safety.Green {
+			continue
+		}
+		s.tools = append(s.tools, t)
+		s.byName[t.Name] = t
+	}
+	return s, nil
+}
+
+// Tools lists the registered tools at or below a ceiling, in catalogue order.
+func (s *Server) Tools(ceiling safety.Tier) []*tools.Tool {
+	var out []*tools.Tool
+	for _, t := range s.tools {
+		if t.Tier <= ceiling {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Call is one tool invocation as it reaches dispatch.
+type Call struct {
+	Principal safety.Principal
+	Tool      string
+	Args      json.RawMessage
+	// Elicitation is true when the client declared it can show an input request.
+	Elicitation bool
+	// RequestState and Confirm come back on the retry of a multi-round-trip call.
+	RequestState string
+	Confirm      *mcp.ElicitResult
+	// Progress, when set, receives progress of long calls.
+	Progress tools.Progress
+}
+
+// Dispatch runs one tool call through the safety layer. It never panics on bad input
+// and never returns nil; refusals have the shape described in DESIGN.md.
+func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult) {
+	start := s.opts.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			s.opts.Logger.Error("tool call panicked", "tool", c.Tool, "panic", fmt.Sprint(r))
+			res = errorResult(fmt.Sprintf("%s failed inside Jarvis; the call was stopped and logged", c.Tool))
+		}
+	}()
+
+	tool, ok := s.byName[c.Tool]
+	if !ok {
+		return s.refuseUnknown(ctx, c)
+	}
+	if tool.Tier > c.Principal.MaxTier {
+		v := safety.Verdict{Decision: safety.Blocked, Tier: tool.Tier,
+			Reason: fmt.Sprintf("%s is a %s tool and this caller may use tools up to %s only", tool.Name, tool.Tier, c.Principal.MaxTier)}
+		return s.refuse(ctx, c, tool.Tier, v, "")
+	}
+
+	call, err := tool.Prepare(ctx, s.opts.Env, c.Args)
+	if err != nil {
+		return s.failPrepare(ctx, c, tool, err)
+	}
+	tier := tool.Tier
+	if call.Tier != 0 {
+		tier = call.Tier
+	}
+	if tier > c.Principal.MaxTier && tier != safety.Black {
+		v := safety.Verdict{Decision: safety.Blocked, Tier: tier,
+			Reason: fmt.Sprintf("this %s call is %s and this caller may act up to %s only", tool.Name, tier, c.Principal.MaxTier)}
+		return s.refuse(ctx, c, tier, v, "")
+	}
+
+	var verdict safety.Verdict
+	if call.Refusal != nil {
+		verdict = *call.Refusal
+	} else {
+		verdict = s.opts.Policy.Decide(safety.Request{
+			Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect,
+		}, s.liveState(ctx))
+	}
+	switch verdict.Decision {
+	case safety.Allow, safety.NeedsApproval:
+	default:
+		return s.refuse(ctx, c, tier, verdict, "")
+	}
+	if ok, retry := s.opts.Limiter.Allow(c.Principal.ID, tier, s.opts.Now()); !ok {
+		v := safety.Verdict{Decision: safety.RateLimited, Tier: tier, Plan: verdict.Plan,
+			Reason: fmt.Sprintf("too many %s calls from %s; try again in %s", tier, c.Principal.ID, retry.Round(time.Second))}
+		return s.refuse(ctx, c, tier, v, "")
+	}
+
+	approvalID := ""
+	if verdict.Decision == safety.NeedsApproval {
+		var refusal *mcp.CallToolResult
+		approvalID, refusal = s.confirm(ctx, c, tool, verdict)
+		if refusal != nil {
+			return refusal
+		}
+	}
+	return s.execute(ctx, c, tool, tier, verdict, call, approvalID, start)
+}
+
+// execute is steps 4–6: audit begin, run under a deadline, audit end and event.
+func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier safety.Tier, v safety.Verdict, call *tools.Call, approvalID string, start time.Time) *mcp.CallToolResult {
+	entry := s.auditEntry(c, tier, string(safety.Allow), v.Plan, approvalID)
+	if v.Decision == safety.NeedsApproval {
+		entry.Decision = "approved"
+	}
+	beginID, err := s.opts.Store.AuditBegin(ctx, entry)
+	if err != nil {
+		s.opts.Logger.Error("audit log write failed; refusing the call", "tool", tool.Name, "err", err)
+		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: v.Plan,
+			Reason: "the audit log could not be written, so the call was not run; check the database (jarvis doctor)"}, approvalID)
+	}
+	s.publishTool(ctx, c, tier, "begun", entry.Decision, v.Plan, call.Target.Node, 0, "")
+
+	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
+	defer cancel()
+	progress := c.Progress
+	if progress == nil {
+		progress = func(string, float64, float64) {}
+	}
+	out, runErr := runSafely(runCtx, call, progress)
+	elapsed := s.opts.Now().Sub(start)
+
+	outcome := store.AuditOutcome{Status: "ok", Duration: elapsed, UPID: upidOf(out)}
+	if runErr != nil {
+		outcome.Status = "error"
+		outcome.Error = runErr.Error()
+	}
+	// The end row is written on a fresh context: a client that hung up must not
+	// leave a begun call without its ending.
+	endCtx, endCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer endCancel()
+	if err := s.opts.Store.AuditEnd(endCtx, beginID, outcome); err != nil {
+		s.opts.Logger.Error("audit end row failed", "tool", tool.Name, "audit_id", beginID, "err", err)
+	}
+	s.publishTool(endCtx, c, tier, "ended", entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status)
+
+	if runErr != nil {
+		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))
+	}
+	return successResult(out)
+}
+
+func runSafely(ctx context.Context, call *tools.Call, progress tools.Progress) (out any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("internal error: %v", r)
+		}
+	}()
+	return call.Run(ctx, progress)
+}
+
+// liveState reads the persisted switches. A read failure is treated as "kill switch
+// on": when Jarvis cannot tell, it does not act.
+func (s *Server) liveState(ctx context.Context) safety.State {
+	st := safety.State{ReadOnly: s.opts.ReadOnly}
+	kill, _, err := s.opts.Store.GetPreference(ctx, PrefKillSwitch)
+	if err != nil {
+		s.opts.Logger.Error("cannot read the kill switch; acting as if it were on", "err", err)
+		st.KillSwitch = true
+		return st
+	}
+	st.KillSwitch = kill == "on"
+	ro, _, err := s.opts.Store.GetPreference(ctx, PrefReadOnly)
+	if err == nil && ro == "on" {
+		st.ReadOnly = true
+	}
+	return st
+}
+
+func (s *Server) refuseUnknown(ctx context.Context, c Call) *mcp.CallToolResult {
+	reason := fmt.Sprintf("there is no tool named %q; list the tools to see what is available", c.Tool)
+	tier := safety.Black
+	if safety.IsBlackTool(c.Tool) {
+		reason = fmt.Sprintf("%s is never available to agents: it could take down the cluster or destroy data, so only a person at the console may do it", c.Tool)
+	} else if t := s.catalogueTier(c.Tool); t != 0 {
+		tier = t
+		reason = fmt.Sprintf("%s is not available here (read-only mode or above this caller's %s ceiling)", c.Tool, c.Principal.MaxTier)
+	}
+	return s.refuse(ctx, c, tier, safety.Verdict{Decision: safety.Blocked, Tier: tier, Reason: reason}, "")
+}
+
+// catalogueTier returns the tier of a tool that exists in the full catalogue but
+// was not registered here, or 0.
+func (s *Server) catalogueTier(name string) safety.Tier {
+	for _, t := range tools.Catalogue() {
+		if t.Name == name {
+			return t.Tier
+		}
+	}
+	return 0
+}
+
+// failPrepare answers a call whose arguments or target were wrong: a tool error, audited.
+func (s *Server) failPrepare(ctx context.Context, c Call, tool *tools.Tool, err error) *mcp.CallToolResult {
+	entry := s.auditEntry(c, tool.Tier, "invalid", "", "")
+	if id, aerr := s.opts.Store.AuditBegin(ctx, entry); aerr == nil {
+		_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: err.Error()})
+	}
+	var inErr *tools.InputError
+	if errors.As(err, &inErr) {
+		return errorResult(inErr.Msg)
+	}
+	return errorResult(fmt.Sprintf("%s could not be prepared: %v", tool.Name, err))
+}
+
+// refuse writes the audit rows and the event for a refused call and returns the
+// refusal result.
+func (s *Server) refuse(ctx context.Context, c Call, tier safety.Tier, v safety.Verdict, approvalID string) *mcp.CallToolResult {
+	if v.Tier == 0 {
+		v.Tier = tier
+	}
+	entry := s.auditEntry(c, tier, string(v.Decision), v.Plan, approvalID)
+	if id, err := s.opts.Store.AuditBegin(ctx, entry); err != nil {
+		s.opts.Logger.Error("audit log write failed for a refusal", "tool", c.Tool, "err", err)
+	} else if err := s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: v.Reason}); err != nil {
+		s.opts.Logger.Error("audit end row failed for a refusal", "tool", c.Tool, "err", err)
+	}
+	s.publishTool(ctx, c, tier, "refused", string(v.Decision), v.Plan, "", 0, v.Reason)
+	return refusalResult(v, approvalID)
+}
+
+func (s *Server) auditEntry(c Call, tier safety.Tier, decision, plan, approvalID string) store.AuditEntry {
+	return store.AuditEntry{
+		Principal:  c.Principal.ID,
+		Tool:       c.Tool,
+		Args:       redactedArgs(c.Args),
+		Tier:       tier.String(),
+		Decision:   decision,
+		Plan:       plan,
+		ApprovalID: approvalID,
+	}
+}
+
+// redactedArgs returns the canonical, redacted JSON of raw arguments for the audit
+// log. Arguments that are not an object are recorded as their length only.
+func redactedArgs(raw json.RawMessage) string {
+	m, err := argsMap(raw)
+	if err != nil {
+		return fmt.Sprintf(`{"_unparsed_bytes":%d}`, len(raw))
+	}
+	canon, err := safety.CanonicalArgs(safety.RedactArgs(m))
+	if err != nil {
+		return fmt.Sprintf(`{"_unparsed_bytes":%d}`, len(raw))
+	}
+	return canon
+}
+
+func argsMap(raw json.RawMessage) (map[string]any, error) {
+	m := map[string]any{}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return m, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&m); err != nil {
+		return nil, err
+	}
+	if m == nil {
+		m = map[string]any{}
+	}
+	return m, nil
+}
+
+// publishTool announces a tool call on the feed. A feed failure never fails a call.
+func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome string) {
+	details, _ := json.Marshal(map[string]any{
+		"phase": phase, "principal": c.Principal.ID, "tool": c.Tool, "tier": tier.String(),
+		"decision": decision, "plan": plan, "duration_ms": d.Milliseconds(), "outcome": outcome,
+	})
+	severity := "info"
+	switch {
+	case phase == "refused":
+		severity = "warning"
+	case phase == "ended" && outcome != "ok":
+		severity = "warning"
+	}
+	summary := fmt.Sprintf("%s %s %s", c.Principal.ID, phase, c.Tool)
+	if phase == "ended" {
+		summary = fmt.Sprintf("%s %s %s (%s, %s)", c.Principal.ID, c.Tool, phase, outcome, d.Round(time.Millisecond))
+	}
+	if phase == "refused" {
+		summary = fmt.Sprintf("%s refused for %s: %s", c.Tool, c.Principal.ID, decision)
+	}
+	ev := &store.Event{Type: "tool", Severity: severity, Source: "dispatch", Node: node, Summary: summary, Details: details}
+	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
+		s.opts.Logger.Warn("could not publish tool event", "err", err)
+	}
+}
+
+// upidOf extracts a task id from a tool's output when it has one.
+func upidOf(out any) string {
+	if u, ok := out.(interface{ TaskUPID() string }); ok {
+		return u.TaskUPID()
+	}
+	return ""
+}

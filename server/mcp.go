@@ -1,0 +1,240 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools"
+)
+
+const instructions = `Jarvis operates a Proxmox VE cluster. Read-only tools (get_*, list_*) run at once.
+Tools that change state are checked by a safety layer: some run, some wait for a person to approve
+(you get decision "needs_approval" and an approval_id: tell the user, then call the same tool again
+with the same arguments plus approval_id once they approved), some are never allowed. Never retry a
+refused call in a loop; explain the refusal's reason to the user instead.`
+
+// PrincipalFromToken rebuilds the caller from the bearer token's info, as set by the
+// web layer's token verifier.
+func PrincipalFromToken(ti *auth.TokenInfo) (safety.Principal, bool) {
+	if ti == nil || ti.UserID == "" {
+		return safety.Principal{}, false
+	}
+	kind, _ := ti.Extra["kind"].(string)
+	tierName, _ := ti.Extra["max_tier"].(string)
+	tier, err := safety.ParseTier(tierName)
+	if err != nil || (kind != "operator" && kind != "agent") {
+		return safety.Principal{}, false
+	}
+	return safety.Principal{ID: ti.UserID, Kind: kind, MaxTier: tier}, true
+}
+
+// MCP returns the MCP server for callers whose ceiling is the given tier, building it
+// once. Tools above the ceiling are not listed; dispatch enforces the ceiling again.
+//
+// local is the principal of a transport without tokens (stdio). For HTTP it is nil
+// and the caller comes from the bearer token.
+func (s *Server) MCP(ceiling safety.Tier, local *safety.Principal) *mcp.Server {
+	key := ceiling
+	if local != nil {
+		key += 100 // a local server is never shared with HTTP callers
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if srv, ok := s.servers[key]; ok {
+		return srv
+	}
+	srv := mcp.NewServer(&mcp.Implementation{Name: "jarvis", Title: "Jarvis for Proxmox VE", Version: s.opts.Version},
+		&mcp.ServerOptions{Instructions: instructions, Logger: s.opts.Logger})
+
+	principalOf := func(ti *auth.TokenInfo) (safety.Principal, bool) {
+		if local != nil {
+			return *local, true
+		}
+		return PrincipalFromToken(ti)
+	}
+
+	for _, t := range s.Tools(ceiling) {
+		srv.AddTool(mcpTool(t), s.handler(t.Name, principalOf))
+	}
+	// Names that are not registered here (BLACK, unknown, above the ceiling, read-only
+	// mode) are answered with a refusal instead of a protocol error, and audited.
+	srv.AddReceivingMiddleware(s.refuseUnregistered(ceiling, principalOf))
+	s.addResources(srv, principalOf)
+	s.addPrompts(srv)
+	s.servers[key] = srv
+	return srv
+}
+
+// mcpTool derives the MCP tool definition; annotations come from the tier only.
+func mcpTool(t *tools.Tool) *mcp.Tool {
+	a := t.Tier.Annotations()
+	return &mcp.Tool{
+		Name:        t.Name,
+		Title:       t.Title,
+		Description: t.Description,
+		InputSchema: t.InputSchema,
+		// The output schema describes success; refusals are isError results.
+		OutputSchema: t.OutputSchema,
+		Annotations: &mcp.ToolAnnotations{
+			Title:           t.Title,
+			ReadOnlyHint:    a.ReadOnly,
+			DestructiveHint: &a.Destructive,
+			IdempotentHint:  a.Idempotent,
+			OpenWorldHint:   &a.OpenWorld,
+		},
+	}
+}
+
+// handler adapts one MCP tool call to Dispatch. Every registered tool uses it.
+func (s *Server) handler(name string, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) mcp.ToolHandler {
+	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		return s.dispatchMCP(ctx, req, name, principalOf), nil
+	}
+}
+
+func (s *Server) dispatchMCP(ctx context.Context, req *mcp.CallToolRequest, name string, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) *mcp.CallToolResult {
+	var ti *auth.TokenInfo
+	if req.Extra != nil {
+		ti = req.Extra.TokenInfo
+	}
+	p, ok := principalOf(ti)
+	if !ok {
+		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Black,
+			Reason: "the caller could not be identified; use a valid token"}, "")
+	}
+	c := Call{Principal: p, Tool: name}
+	if req.Params != nil {
+		c.Args = req.Params.Arguments
+		c.RequestState = req.Params.RequestState
+		if r, ok := req.Params.InputResponses[confirmKey].(*mcp.ElicitResult); ok {
+			c.Confirm = r
+		}
+	}
+	if caps := req.ClientCapabilities(); caps != nil && caps.Elicitation != nil {
+		c.Elicitation = true
+	}
+	if req.Params != nil && req.Session != nil {
+		if token := req.Params.GetProgressToken(); token != nil {
+			session := req.Session
+			c.Progress = func(msg string, done, total float64) {
+				_ = session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
+					ProgressToken: token, Message: msg, Progress: done, Total: total,
+				})
+			}
+		}
+	}
+	return s.Dispatch(ctx, c)
+}
+
+func (s *Server) refuseUnregistered(ceiling safety.Tier, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) mcp.Middleware {
+	registered := map[string]bool{}
+	for _, t := range s.Tools(ceiling) {
+		registered[t.Name] = true
+	}
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			if method != "tools/call" {
+				return next(ctx, method, req)
+			}
+			call, ok := req.(*mcp.CallToolRequest)
+			if !ok || call.Params == nil || registered[call.Params.Name] {
+				return next(ctx, method, req)
+			}
+			var ti *auth.TokenInfo
+			if extra := req.GetExtra(); extra != nil {
+				ti = extra.TokenInfo
+			}
+			p, ok := principalOf(ti)
+			if !ok {
+				return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Black,
+					Reason: "the caller could not be identified; use a valid token"}, ""), nil
+			}
+			if p.MaxTier > ceiling {
+				p.MaxTier = ceiling
+			}
+			return s.refuseUnknown(ctx, Call{Principal: p, Tool: call.Params.Name, Args: call.Params.Arguments}), nil
+		}
+	}
+}
+
+// addResources exposes the cluster summary and each node's status as resources. A
+// read goes through Dispatch as the matching GREEN tool, so it is audited like a call.
+func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) {
+	read := func(ctx context.Context, req *mcp.ReadResourceRequest, tool string, args map[string]any) (*mcp.ReadResourceResult, error) {
+		var ti *auth.TokenInfo
+		if req.Extra != nil {
+			ti = req.Extra.TokenInfo
+		}
+		p, ok := principalOf(ti)
+		if !ok {
+			return nil, fmt.Errorf("the caller could not be identified")
+		}
+		raw, _ := json.Marshal(args)
+		res := s.Dispatch(ctx, Call{Principal: p, Tool: tool, Args: raw})
+		text := ""
+		if len(res.Content) > 0 {
+			if tc, ok := res.Content[0].(*mcp.TextContent); ok {
+				text = tc.Text
+			}
+		}
+		if res.IsError {
+			return nil, fmt.Errorf("%s", text)
+		}
+		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "application/json", Text: text}}}, nil
+	}
+	srv.AddResource(&mcp.Resource{
+		URI: "jarvis://cluster/summary", Name: "cluster-summary", Title: "Cluster summary",
+		Description: "Quorum, nodes online and guest counts of the Proxmox VE cluster, as JSON.",
+		MIMEType:    "application/json",
+	}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		return read(ctx, req, "get_cluster_status", map[string]any{})
+	})
+	srv.AddResourceTemplate(&mcp.ResourceTemplate{
+		URITemplate: "jarvis://nodes/{node}/status", Name: "node-status", Title: "Node status",
+		Description: "CPU, memory, disk, load and uptime of one node, as JSON.",
+		MIMEType:    "application/json",
+	}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+		node := strings.TrimSuffix(strings.TrimPrefix(req.Params.URI, "jarvis://nodes/"), "/status")
+		if node == "" || strings.Contains(node, "/") {
+			return nil, mcp.ResourceNotFoundError(req.Params.URI)
+		}
+		return read(ctx, req, "get_node_status", map[string]any{"node": node})
+	})
+}
+
+func (s *Server) addPrompts(srv *mcp.Server) {
+	srv.AddPrompt(&mcp.Prompt{
+		Name:        "cluster_health_check",
+		Title:       "Cluster health check",
+		Description: "Walk through the cluster's health: quorum, nodes, guests, storage, recent failed tasks and backups.",
+		Arguments: []*mcp.PromptArgument{{Name: "focus", Title: "Focus",
+			Description: "Optional node name or topic (storage, backups, guests) to look at closer."}},
+	}, func(ctx context.Context, req *mcp.GetPromptRequest) (*mcp.GetPromptResult, error) {
+		focus := ""
+		if req.Params != nil {
+			focus = req.Params.Arguments["focus"]
+		}
+		text := `Check the health of my Proxmox VE cluster with the Jarvis tools, reading only:
+1. get_cluster_status: is the cluster quorate, are all nodes online?
+2. get_node_status for each node: CPU, memory and root disk use; flag anything above 90 %.
+3. get_vms and get_containers: anything stopped that is set to start on boot, or using unusual resources?
+4. get_storage: any storage above 85 % or inactive?
+5. get_recent_tasks: any task that did not end with "OK" in the last day?
+6. get_backups: does every guest have a backup younger than 7 days?
+Then give me a short report: what is fine, what needs attention (most urgent first), and what you suggest.
+Do not change anything.`
+		if focus != "" {
+			text += "\nLook closer at: " + focus + "."
+		}
+		return &mcp.GetPromptResult{
+			Description: "Cluster health check",
+			Messages:    []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: text}}},
+		}, nil
+	})
+}

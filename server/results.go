@@ -1,0 +1,50 @@
+package server
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+)
+
+// Refusal is the structured content of every refused call. Agents and tests rely on
+// its shape (DESIGN.md, "Refusals have one shape").
+type Refusal struct {
+	Decision   safety.Decision `json:"decision"`
+	Tier       string          `json:"tier"`
+	Reason     string          `json:"reason"`
+	Plan       string          `json:"plan,omitempty"`
+	ApprovalID string          `json:"approval_id,omitempty"`
+}
+
+func refusalResult(v safety.Verdict, approvalID string) *mcp.CallToolResult {
+	r := Refusal{Decision: v.Decision, Tier: v.Tier.String(), Reason: v.Reason, Plan: v.Plan, ApprovalID: approvalID}
+	text := fmt.Sprintf("Refused (%s): %s", v.Decision, v.Reason)
+	if v.Decision == safety.NeedsApproval {
+		text = fmt.Sprintf("Waiting for a person (needs_approval, approval_id %s): %s", approvalID, v.Reason)
+	}
+	return &mcp.CallToolResult{
+		IsError:           true,
+		Content:           []mcp.Content{&mcp.TextContent{Text: text}},
+		StructuredContent: r,
+	}
+}
+
+func errorResult(msg string) *mcp.CallToolResult {
+	return &mcp.CallToolResult{IsError: true, Content: []mcp.Content{&mcp.TextContent{Text: msg}}}
+}
+
+// successResult carries the output both as structured content (checked by clients
+// against the output schema) and as JSON text for clients that read text only.
+func successResult(out any) *mcp.CallToolResult {
+	b, err := json.Marshal(out)
+	if err != nil {
+		return errorResult(fmt.Sprintf("the result could not be encoded: %v", err))
+	}
+	return &mcp.CallToolResult{
+		Content:           []mcp.Content{&mcp.TextContent{Text: string(b)}},
+		StructuredContent: json.RawMessage(b),
+	}
+}

@@ -1,0 +1,117 @@
+package tools
+
+import (
+	"fmt"
+	"math"
+	"regexp"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+)
+
+// Usage is an amount used out of a total, in bytes and in words, so a model never
+// has to convert units itself.
+type Usage struct {
+	UsedBytes   int64   `json:"used_bytes" jsonschema:"bytes in use"`
+	TotalBytes  int64   `json:"total_bytes" jsonschema:"capacity in bytes"`
+	UsedPercent float64 `json:"used_percent" jsonschema:"used/total in percent (0-100), one decimal"`
+	Used        string  `json:"used" jsonschema:"used, human readable (binary units, e.g. 3.2 GiB)"`
+	Total       string  `json:"total" jsonschema:"capacity, human readable (binary units)"`
+}
+
+func usage(used, total int64) Usage {
+	return Usage{UsedBytes: used, TotalBytes: total, UsedPercent: percent(used, total), Used: humanBytes(used), Total: humanBytes(total)}
+}
+
+func percent(part, whole int64) float64 {
+	if whole <= 0 {
+		return 0
+	}
+	return round1(float64(part) / float64(whole) * 100)
+}
+
+func round1(f float64) float64 { return math.Round(f*10) / 10 }
+
+// humanBytes formats bytes in binary units, as Proxmox's GUI does.
+func humanBytes(b int64) string {
+	if b < 1024 {
+		return fmt.Sprintf("%d B", b)
+	}
+	units := []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+	v := float64(b)
+	i := -1
+	for v >= 1024 && i < len(units)-1 {
+		v /= 1024
+		i++
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// humanDuration formats seconds as "3d 4h 5m".
+func humanDuration(seconds int64) string {
+	if seconds <= 0 {
+		return "0s"
+	}
+	d := time.Duration(seconds) * time.Second
+	days := int64(d / (24 * time.Hour))
+	d -= time.Duration(days) * 24 * time.Hour
+	h := int64(d / time.Hour)
+	d -= time.Duration(h) * time.Hour
+	m := int64(d / time.Minute)
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh %dm", days, h, m)
+	case h > 0:
+		return fmt.Sprintf("%dh %dm", h, m)
+	case m > 0:
+		return fmt.Sprintf("%dm %ds", m, seconds%60)
+	}
+	return fmt.Sprintf("%ds", seconds)
+}
+
+func unixTime(sec int64) string {
+	if sec <= 0 {
+		return ""
+	}
+	return time.Unix(sec, 0).UTC().Format(time.RFC3339)
+}
+
+// Domain rules for arguments, shared by every tool (DESIGN.md, dispatch step 1).
+const (
+	minVMID = 100
+	maxVMID = 999999999
+)
+
+var (
+	nodeNamePattern = `^[a-zA-Z0-9-]{1,63}$`
+	nodeNameRE      = regexp.MustCompile(nodeNamePattern)
+	snapshotRE      = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{1,39}$`)
+	storageRE       = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9._-]{0,99}$`)
+)
+
+func checkNode(node string) error {
+	if !nodeNameRE.MatchString(node) {
+		return inputErrorf("node %q is not a node name: use letters, digits and '-' (1-63 characters)", node)
+	}
+	return nil
+}
+
+func checkVMID(vmid int) error {
+	if vmid < minVMID || vmid > maxVMID {
+		return inputErrorf("vmid %d is out of range: Proxmox VMIDs are %d..%d", vmid, minVMID, maxVMID)
+	}
+	return nil
+}
+
+// Schema refinements used by adjust funcs.
+func nodeSchema(s *jsonschema.Schema) { s.Pattern = nodeNamePattern; s.MaxLength = ptr(63) }
+func vmidSchema(s *jsonschema.Schema) {
+	s.Minimum = ptr(float64(minVMID))
+	s.Maximum = ptr(float64(maxVMID))
+}
+func rangeSchema(s *jsonschema.Schema, lo, hi float64) { s.Minimum = ptr(lo); s.Maximum = ptr(hi) }
+func enumSchema(s *jsonschema.Schema, values ...string) {
+	for _, v := range values {
+		s.Enum = append(s.Enum, v)
+	}
+}

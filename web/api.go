@@ -1,0 +1,319 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/server"
+	"github.com/jarvis-homelab/jarvis/store"
+)
+
+func (a *App) listApprovals(c echo.Context) error {
+	status := c.QueryParam("status")
+	switch status {
+	case "", "pending", "approved", "denied", "expired", "consumed":
+	default:
+		return apiError(http.StatusBadRequest, "status must be pending, approved, denied, expired or consumed", nil)
+	}
+	list, err := a.opts.Store.ListApprovals(c.Request().Context(), status)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []store.Approval{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"approvals": list})
+}
+
+func (a *App) getApproval(c echo.Context) error {
+	ap, err := a.opts.Store.GetApproval(c.Request().Context(), c.Param("id"))
+	if errors.Is(err, store.ErrNotFound) {
+		return apiError(http.StatusNotFound, "no such approval", nil)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ap)
+}
+
+// decideApproval records the operator's decision; only pending, unexpired approvals
+// can be decided, and a second click gets 409.
+func (a *App) decideApproval(approve bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx := c.Request().Context()
+		ap, err := a.opts.Server.DecideApproval(ctx, c.Param("id"), approve, "operator")
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+			return apiError(http.StatusNotFound, "no such approval", nil)
+		case errors.Is(err, store.ErrNotPending):
+			return apiError(http.StatusConflict, "this approval was already decided", nil)
+		case errors.Is(err, store.ErrExpired):
+			return apiError(http.StatusConflict, "this approval expired before it was decided", nil)
+		case err != nil:
+			return err
+		}
+		return c.JSON(http.StatusOK, ap)
+	}
+}
+
+type safetyState struct {
+	KillSwitch bool `json:"kill_switch"`
+	ReadOnly   bool `json:"read_only"`
+}
+
+func (a *App) getSafety(c echo.Context) error {
+	st, err := a.opts.Server.SafetyState(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, safetyState{KillSwitch: st.KillSwitch, ReadOnly: st.ReadOnly})
+}
+
+func (a *App) putSafety(c echo.Context) error {
+	var req struct {
+		KillSwitch *bool `json:"kill_switch"`
+		ReadOnly   *bool `json:"read_only"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.KillSwitch == nil && req.ReadOnly == nil {
+		return apiError(http.StatusBadRequest, "send kill_switch and/or read_only as booleans", nil)
+	}
+	ctx := c.Request().Context()
+	if req.KillSwitch != nil {
+		if err := a.opts.Server.SetSwitch(ctx, server.PrefKillSwitch, *req.KillSwitch, "operator"); err != nil {
+			return err
+		}
+	}
+	if req.ReadOnly != nil {
+		if err := a.opts.Server.SetSwitch(ctx, server.PrefReadOnly, *req.ReadOnly, "operator"); err != nil {
+			return err
+		}
+	}
+	return a.getSafety(c)
+}
+
+func (a *App) listTools(c echo.Context) error {
+	type toolInfo struct {
+		Name        string `json:"name"`
+		Tier        string `json:"tier"`
+		Title       string `json:"title"`
+		Description string `json:"description"`
+	}
+	var out []toolInfo
+	for _, t := range a.opts.Server.Tools(safety.Red) {
+		out = append(out, toolInfo{Name: t.Name, Tier: t.Tier.String(), Title: t.Title, Description: t.Description})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"tools": out})
+}
+
+var eventTypes = map[string]bool{"tool": true, "approval": true, "cluster": true, "alert": true, "safety": true, "system": true}
+var severities = map[string]bool{"info": true, "warning": true, "critical": true}
+var nodeRE = regexp.MustCompile(`^[a-zA-Z0-9-]{1,63}$`)
+
+func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
+	f := store.EventFilter{Limit: 100}
+	var problems []string
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			problems = append(problems, "limit must be 1..1000")
+		}
+		f.Limit = n
+	}
+	if v := c.QueryParam("type"); v != "" {
+		if !eventTypes[v] {
+			problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system")
+		}
+		f.Type = v
+	}
+	if v := c.QueryParam("node"); v != "" {
+		if !nodeRE.MatchString(v) {
+			problems = append(problems, "node must be a node name")
+		}
+		f.Node = v
+	}
+	if v := c.QueryParam("since"); v != "" {
+		t, err := time.Parse(time.RFC3339, v)
+		if err != nil {
+			problems = append(problems, "since must be an RFC 3339 time, e.g. 2026-11-26T08:00:00Z")
+		}
+		f.Since = t
+	}
+	if len(problems) > 0 {
+		return f, apiError(http.StatusBadRequest, "invalid query", problems)
+	}
+	return f, nil
+}
+
+func (a *App) listEvents(c echo.Context) error {
+	f, err := a.eventFilter(c)
+	if err != nil {
+		return err
+	}
+	list, err := a.opts.Store.ListEvents(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []store.Event{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": list})
+}
+
+func (a *App) listUnresolved(c echo.Context) error {
+	f, err := a.eventFilter(c)
+	if err != nil {
+		return err
+	}
+	f.UnresolvedOnly = true
+	list, err := a.opts.Store.ListEvents(c.Request().Context(), f)
+	if err != nil {
+		return err
+	}
+	if list == nil {
+		list = []store.Event{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"events": list})
+}
+
+func (a *App) createEvent(c echo.Context) error {
+	var req struct {
+		Type     string          `json:"type"`
+		Severity string          `json:"severity"`
+		Source   string          `json:"source"`
+		Node     string          `json:"node"`
+		Summary  string          `json:"summary"`
+		Details  json.RawMessage `json:"details"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	var problems []string
+	if !eventTypes[req.Type] {
+		problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system")
+	}
+	if req.Severity == "" {
+		req.Severity = "info"
+	}
+	if !severities[req.Severity] {
+		problems = append(problems, "severity must be info, warning or critical")
+	}
+	if req.Node != "" && !nodeRE.MatchString(req.Node) {
+		problems = append(problems, "node must be a node name")
+	}
+	if s := strings.TrimSpace(req.Summary); s == "" || len(s) > 500 {
+		problems = append(problems, "summary is required, at most 500 characters")
+	}
+	if len(req.Source) > 100 {
+		problems = append(problems, "source is at most 100 characters")
+	}
+	if len(req.Details) > 0 && !json.Valid(req.Details) {
+		problems = append(problems, "details must be JSON")
+	}
+	if len(problems) > 0 {
+		return apiError(http.StatusBadRequest, "invalid event", problems)
+	}
+	if req.Source == "" {
+		req.Source = "operator"
+	}
+	ev := &store.Event{Type: req.Type, Severity: req.Severity, Source: req.Source, Node: req.Node, Summary: strings.TrimSpace(req.Summary), Details: req.Details}
+	if err := a.opts.Store.Publish(c.Request().Context(), ev); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, ev)
+}
+
+func (a *App) resolveEvent(c echo.Context) error {
+	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
+	if err != nil || id == 0 {
+		return apiError(http.StatusBadRequest, "event id must be a positive number", nil)
+	}
+	ev, err := a.opts.Store.ResolveEvent(c.Request().Context(), id, "operator")
+	if errors.Is(err, store.ErrNotFound) {
+		return apiError(http.StatusNotFound, "no such event", nil)
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, ev)
+}
+
+func (a *App) listPreferences(c echo.Context) error {
+	prefs, err := a.opts.Store.ListPreferences(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"preferences": prefs})
+}
+
+var prefKeyRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{1,100}$`)
+
+func (a *App) putPreference(c echo.Context) error {
+	key := c.Param("key")
+	if !prefKeyRE.MatchString(key) {
+		return apiError(http.StatusBadRequest, "key may use letters, digits, '.', '_' and '-' (1-100)", nil)
+	}
+	if strings.HasPrefix(key, "safety.") {
+		return apiError(http.StatusBadRequest, "safety switches are set with PUT /api/safety", nil)
+	}
+	var req struct {
+		Value *string `json:"value"`
+	}
+	if err := decodeStrict(c, &req); err != nil {
+		return err
+	}
+	if req.Value == nil || len(*req.Value) > 10000 {
+		return apiError(http.StatusBadRequest, "send {\"value\": \"…\"} (at most 10000 characters)", nil)
+	}
+	if err := a.opts.Store.SetPreference(c.Request().Context(), key, *req.Value); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]string{"key": key, "value": *req.Value})
+}
+
+func (a *App) listAudit(c echo.Context) error {
+	limit := 100
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return apiError(http.StatusBadRequest, "limit must be 1..1000", nil)
+		}
+		limit = n
+	}
+	rows, err := a.opts.Store.AuditRecent(c.Request().Context(), limit)
+	if err != nil {
+		return err
+	}
+	if rows == nil {
+		rows = []store.AuditRow{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"rows": rows})
+}
+
+// decodeStrict reads a JSON body, refusing unknown fields and trailing data.
+func decodeStrict(c echo.Context, v any) error {
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return apiError(http.StatusRequestEntityTooLarge, "request body too large", nil)
+		}
+		return apiError(http.StatusBadRequest, "invalid JSON body", fmt.Sprint(err))
+	}
+	if dec.More() {
+		return apiError(http.StatusBadRequest, "invalid JSON body", "trailing data after the JSON object")
+	}
+	return nil
+}

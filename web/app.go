@@ -1,0 +1,297 @@
+// Package web is the thin HTTP app around the MCP server: health, operator login,
+// streamable HTTP MCP at /mcp, the approval API, the event feed and the console.
+package web
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/time/rate"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/server"
+	"github.com/jarvis-homelab/jarvis/store"
+)
+
+const sessionCookie = "jarvis_session"
+
+// Options configure the HTTP app.
+type Options struct {
+	Server   *server.Server
+	Store    *store.Store
+	Tokens   *Tokens
+	Password string
+	Version  string
+	Logger   *slog.Logger
+	// PVEPing reports whether the cluster API answers (for /api/health).
+	PVEPing func(ctx context.Context) error
+	// Poller, when set, feeds cluster snapshots and alerts while anyone listens.
+	Poller *Poller
+	// Heartbeat is the SSE keep-alive interval (default 15 s).
+	Heartbeat time.Duration
+	// SecureCookie marks the session cookie Secure (behind HTTPS).
+	SecureCookie bool
+}
+
+// App is the echo application.
+type App struct {
+	opts    Options
+	e       *echo.Echo
+	mcp     *mcp.StreamableHTTPHandler
+	started time.Time
+
+	loginMu      sync.Mutex
+	loginLimiter map[string]*rate.Limiter
+
+	feedMu   sync.Mutex
+	feedDone chan struct{}
+}
+
+// New builds the app and its routes.
+func New(opts Options) *App {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 15 * time.Second
+	}
+	a := &App{opts: opts, e: echo.New(), started: time.Now(), loginLimiter: map[string]*rate.Limiter{}, feedDone: make(chan struct{})}
+	e := a.e
+	e.HideBanner, e.HidePort = true, true
+	// Rate limiting by address must not trust X-Forwarded-For from anyone.
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = a.errorHandler
+	e.Use(middleware.Recover())
+	e.Use(securityHeaders)
+
+	e.GET("/api/health", a.health)
+	e.POST("/api/auth/login", a.login, middleware.BodyLimit("4K"))
+	e.POST("/api/auth/logout", a.logout)
+
+	// MCP: one prebuilt server per tier ceiling; the SDK calls getServer per request.
+	a.mcp = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+		p, ok := server.PrincipalFromToken(auth.TokenInfoFromContext(r.Context()))
+		if !ok {
+			return nil
+		}
+		return opts.Server.MCP(p.MaxTier, nil)
+	}, &mcp.StreamableHTTPOptions{})
+	mcpHandler := auth.RequireBearerToken(opts.Tokens.MCPVerifier(), nil)(a.mcp)
+	e.Any("/mcp", echo.WrapHandler(mcpHandler))
+
+	api := e.Group("/api", a.requireOperator, middleware.BodyLimit("64K"))
+	api.GET("/approvals", a.listApprovals)
+	api.GET("/approvals/:id", a.getApproval)
+	api.POST("/approvals/:id/approve", a.decideApproval(true))
+	api.POST("/approvals/:id/deny", a.decideApproval(false))
+	api.GET("/safety", a.getSafety)
+	api.PUT("/safety", a.putSafety)
+	api.GET("/tools", a.listTools)
+	api.GET("/events", a.events)
+	api.GET("/memory/events", a.listEvents)
+	api.GET("/memory/events/unresolved", a.listUnresolved)
+	api.POST("/memory/events", a.createEvent)
+	api.POST("/memory/events/:id/resolve", a.resolveEvent)
+	api.GET("/memory/preferences", a.listPreferences)
+	api.PUT("/memory/preferences/:key", a.putPreference)
+	api.GET("/audit", a.listAudit)
+
+	a.mountConsole()
+	return a
+}
+
+// Handler is the app as an http.Handler (tests use it with httptest).
+func (a *App) Handler() http.Handler { return a.e }
+
+// Serve listens on addr until Shutdown.
+func (a *App) Serve(ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.e,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No WriteTimeout: it would cut the SSE feed and MCP streams.
+		IdleTimeout: 120 * time.Second,
+	}
+	a.e.Server = srv
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown ends the feed streams and MCP sessions first (they would hold Shutdown
+// until its deadline), then the HTTP server.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.feedMu.Lock()
+	select {
+	case <-a.feedDone:
+	default:
+		close(a.feedDone)
+	}
+	a.feedMu.Unlock()
+	for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
+		for ss := range a.opts.Server.MCP(tier, nil).Sessions() {
+			_ = ss.Close()
+		}
+	}
+	return a.e.Shutdown(ctx)
+}
+
+func (a *App) health(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	storeOK := a.opts.Store.Ping(ctx) == nil
+	pveOK := a.opts.PVEPing != nil && a.opts.PVEPing(ctx) == nil
+	status := "ok"
+	code := http.StatusOK
+	switch {
+	case !storeOK:
+		status, code = "down", http.StatusServiceUnavailable
+	case !pveOK:
+		status = "degraded"
+	}
+	return c.JSON(code, map[string]any{
+		"status":         status,
+		"version":        a.opts.Version,
+		"uptime_seconds": int64(time.Since(a.started).Seconds()),
+		"store":          okWord(storeOK),
+		"pve_api":        okWord(pveOK),
+	})
+}
+
+func okWord(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "unreachable"
+}
+
+type loginRequest struct {
+	Password string `json:"password"`
+}
+
+func (a *App) login(c echo.Context) error {
+	ip := c.RealIP()
+	lim := a.limiterFor(ip)
+	if r := lim.Reserve(); !r.OK() || r.Delay() > 0 {
+		delay := r.Delay()
+		r.Cancel()
+		c.Response().Header().Set("Retry-After", strconv.Itoa(int(delay.Seconds())+1))
+		return apiError(http.StatusTooManyRequests, "too many login attempts; wait before trying again", nil)
+	}
+	var req loginRequest
+	if err := c.Bind(&req); err != nil || req.Password == "" {
+		return apiError(http.StatusBadRequest, "send JSON {\"password\": \"…\"}", nil)
+	}
+	if subtle.ConstantTimeCompare([]byte(req.Password), []byte(a.opts.Password)) != 1 {
+		a.opts.Logger.Warn("failed operator login", "addr", ip)
+		return apiError(http.StatusUnauthorized, "wrong password", nil)
+	}
+	// A successful login gives the address its attempts back.
+	a.loginMu.Lock()
+	delete(a.loginLimiter, ip)
+	a.loginMu.Unlock()
+	tok, exp, err := a.opts.Tokens.IssueOperator()
+	if err != nil {
+		return fmt.Errorf("issuing token: %w", err)
+	}
+	c.SetCookie(&http.Cookie{
+		Name: sessionCookie, Value: tok, Path: "/", Expires: exp, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: a.opts.SecureCookie,
+	})
+	return c.JSON(http.StatusOK, map[string]any{"token": tok, "expiresIn": int64(OperatorTTL.Seconds())})
+}
+
+func (a *App) logout(c echo.Context) error {
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	return c.NoContent(http.StatusNoContent)
+}
+
+// limiterFor gives each client address 5 login attempts, refilled one per 12 s.
+func (a *App) limiterFor(ip string) *rate.Limiter {
+	a.loginMu.Lock()
+	defer a.loginMu.Unlock()
+	if len(a.loginLimiter) > 10000 {
+		a.loginLimiter = map[string]*rate.Limiter{}
+	}
+	l, ok := a.loginLimiter[ip]
+	if !ok {
+		l = rate.NewLimiter(rate.Every(12*time.Second), 5)
+		a.loginLimiter[ip] = l
+	}
+	return l
+}
+
+// requireOperator lets through operator tokens only; agent tokens get 403.
+func (a *App) requireOperator(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		raw := bearer(c.Request())
+		if raw == "" {
+			return apiError(http.StatusUnauthorized, "log in first: send Authorization: Bearer <token>", nil)
+		}
+		claims, err := a.opts.Tokens.Verify(c.Request().Context(), raw)
+		if err != nil {
+			return apiError(http.StatusUnauthorized, "the token is invalid or expired; log in again", nil)
+		}
+		if claims.Kind != "operator" {
+			return apiError(http.StatusForbidden, "agent tokens cannot use the operator API", nil)
+		}
+		return next(c)
+	}
+}
+
+// apiErr is the JSON error body: {error, details}.
+type apiErr struct {
+	status  int
+	Message string `json:"error"`
+	Details any    `json:"details,omitempty"`
+}
+
+func (e *apiErr) Error() string { return e.Message }
+
+func apiError(status int, msg string, details any) error {
+	return &apiErr{status: status, Message: msg, Details: details}
+}
+
+func (a *App) errorHandler(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var ae *apiErr
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+	case errors.As(err, &he):
+		ae = &apiErr{status: he.Code, Message: fmt.Sprint(he.Message)}
+	default:
+		a.opts.Logger.Error("request failed", "path", c.Path(), "err", err)
+		ae = &apiErr{status: http.StatusInternalServerError, Message: "internal error; see the server log"}
+	}
+	_ = c.JSON(ae.status, ae)
+}
+
+// securityHeaders sets a strict CSP and the usual headers on every response.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+		return next(c)
+	}
+}

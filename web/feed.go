@@ -1,0 +1,141 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/jarvis-homelab/jarvis/store"
+)
+
+// feedBuffer is how many events a subscriber may fall behind before it is dropped;
+// a dropped browser reconnects with Last-Event-ID and replays from the store.
+const feedBuffer = 256
+
+// replayPage bounds one replay read.
+const replayPage = 500
+
+// events streams the feed as Server-Sent Events. The id of each message is the
+// event's sequence number, so a reconnect with Last-Event-ID replays what was
+// missed. Subscribing happens before the replay, and live events already replayed
+// are skipped: no gap, no duplicate.
+func (a *App) events(c echo.Context) error {
+	req := c.Request()
+	kinds, node, err := feedFilter(c)
+	if err != nil {
+		return err
+	}
+	var lastID uint64
+	if v := req.Header.Get("Last-Event-ID"); v != "" {
+		lastID, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+		if err != nil {
+			return apiError(http.StatusBadRequest, "Last-Event-ID must be an event id", nil)
+		}
+	}
+
+	sub := a.opts.Store.Subscribe(feedBuffer)
+	defer sub.Close()
+	if a.opts.Poller != nil {
+		a.opts.Poller.Acquire()
+		defer a.opts.Poller.Release()
+	}
+
+	w := c.Response()
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache, no-store")
+	w.Header().Set("Connection", "keep-alive")
+	w.Header().Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+	if _, err := fmt.Fprint(w, "retry: 3000\n\n"); err != nil {
+		return nil
+	}
+	w.Flush()
+
+	send := func(ev store.Event) error {
+		if ev.ID <= lastID {
+			return nil
+		}
+		lastID = ev.ID
+		if len(kinds) > 0 && !kinds[ev.Type] {
+			return nil
+		}
+		if node != "" && ev.Node != node {
+			return nil
+		}
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, b)
+		return err
+	}
+
+	if req.Header.Get("Last-Event-ID") != "" {
+		for {
+			page, err := a.opts.Store.EventsAfter(req.Context(), lastID, replayPage)
+			if err != nil {
+				return nil
+			}
+			for _, ev := range page {
+				if err := send(ev); err != nil {
+					return nil
+				}
+			}
+			w.Flush()
+			if len(page) < replayPage {
+				break
+			}
+		}
+	}
+
+	heartbeat := time.NewTicker(a.opts.Heartbeat)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-req.Context().Done():
+			return nil
+		case <-a.feedDone:
+			return nil
+		case <-sub.Done():
+			// Too slow: end the stream; the client reconnects and replays.
+			return nil
+		case ev, ok := <-sub.C():
+			if !ok {
+				return nil
+			}
+			if err := send(ev); err != nil {
+				return nil
+			}
+			w.Flush()
+		case <-heartbeat.C:
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+				return nil
+			}
+			w.Flush()
+		}
+	}
+}
+
+func feedFilter(c echo.Context) (map[string]bool, string, error) {
+	var kinds map[string]bool
+	if v := c.QueryParam("kind"); v != "" {
+		kinds = map[string]bool{}
+		for _, k := range strings.Split(v, ",") {
+			k = strings.TrimSpace(k)
+			if !eventTypes[k] {
+				return nil, "", apiError(http.StatusBadRequest, "kind must be a comma-separated list of tool, approval, cluster, alert, safety, system", nil)
+			}
+			kinds[k] = true
+		}
+	}
+	node := c.QueryParam("node")
+	if node != "" && !nodeRE.MatchString(node) {
+		return nil, "", apiError(http.StatusBadRequest, "node must be a node name", nil)
+	}
+	return kinds, node, nil
+}

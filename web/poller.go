@@ -1,0 +1,242 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools/pve"
+)
+
+// Poll intervals for the cluster feed (issue: nodes 10 s, guests 15 s, storage 30 s).
+const (
+	nodeEvery    = 10 * time.Second
+	guestEvery   = 15 * time.Second
+	storageEvery = 30 * time.Second
+)
+
+// Alert thresholds.
+const (
+	storageAlertPercent = 90
+	memoryAlertPercent  = 95
+)
+
+// Poller publishes cluster snapshots while at least one feed subscriber listens —
+// one shared poll, whatever the number of subscribers — and raises alerts once,
+// resolving them when the condition clears.
+type Poller struct {
+	pve   *pve.Client
+	store *store.Store
+	log   *slog.Logger
+
+	mu        sync.Mutex
+	listeners int
+	wake      chan struct{}
+
+	// alert key → id of the open alert event
+	open map[string]uint64
+	// last seen state of each guest, to notice a guest that stopped
+	guests map[int64]string
+}
+
+// NewPoller builds a poller; c may be nil (no cluster), then it does nothing.
+func NewPoller(c *pve.Client, st *store.Store, log *slog.Logger) *Poller {
+	return &Poller{pve: c, store: st, log: log, wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]string{}}
+}
+
+// Acquire registers a listener; polling starts with the first.
+func (p *Poller) Acquire() {
+	p.mu.Lock()
+	p.listeners++
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Release unregisters a listener.
+func (p *Poller) Release() {
+	p.mu.Lock()
+	p.listeners--
+	p.mu.Unlock()
+}
+
+func (p *Poller) listening() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.listeners > 0
+}
+
+// Run polls until ctx ends.
+func (p *Poller) Run(ctx context.Context) {
+	if p.pve == nil {
+		return
+	}
+	var nextNodes, nextGuests, nextStorage time.Time
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		case <-p.wake:
+		}
+		if !p.listening() {
+			continue
+		}
+		now := time.Now()
+		if now.After(nextNodes) {
+			nextNodes = now.Add(nodeEvery)
+			p.pollNodes(ctx)
+		}
+		if now.After(nextGuests) {
+			nextGuests = now.Add(guestEvery)
+			p.pollGuests(ctx)
+		}
+		if now.After(nextStorage) {
+			nextStorage = now.Add(storageEvery)
+			p.pollStorage(ctx)
+		}
+	}
+}
+
+type nodeSnap struct {
+	Node          string  `json:"node"`
+	Status        string  `json:"status"`
+	CPUPercent    float64 `json:"cpu_percent"`
+	MemPercent    float64 `json:"mem_percent"`
+	DiskPercent   float64 `json:"disk_percent"`
+	MemBytes      int64   `json:"mem_bytes"`
+	MaxMemBytes   int64   `json:"maxmem_bytes"`
+	UptimeSeconds int64   `json:"uptime_seconds"`
+}
+
+func pct(a, b int64) float64 {
+	if b <= 0 {
+		return 0
+	}
+	return float64(int64(float64(a)/float64(b)*1000)) / 10
+}
+
+func (p *Poller) pollNodes(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	nodes, err := p.pve.Nodes(cctx)
+	if err != nil {
+		p.log.Debug("cluster poll: nodes", "err", err)
+		return
+	}
+	snaps := []nodeSnap{}
+	for _, n := range nodes {
+		s := nodeSnap{Node: n.Node, Status: n.Status, CPUPercent: float64(int64(float64(n.CPU)*1000)) / 10,
+			MemPercent: pct(int64(n.Mem), int64(n.MaxMem)), DiskPercent: pct(int64(n.Disk), int64(n.MaxDisk)),
+			MemBytes: int64(n.Mem), MaxMemBytes: int64(n.MaxMem), UptimeSeconds: int64(n.Uptime)}
+		snaps = append(snaps, s)
+		p.alert(ctx, "node-offline:"+n.Node, n.Status != "online", "critical", n.Node,
+			fmt.Sprintf("node %s is %s", n.Node, n.Status), fmt.Sprintf("node %s is online again", n.Node))
+		p.alert(ctx, "node-memory:"+n.Node, n.Status == "online" && s.MemPercent > memoryAlertPercent, "warning", n.Node,
+			fmt.Sprintf("node %s memory at %.1f %%", n.Node, s.MemPercent), fmt.Sprintf("node %s memory back below %d %%", n.Node, memoryAlertPercent))
+	}
+	p.publish(ctx, "nodes", "", map[string]any{"nodes": snaps})
+}
+
+type guestSnap struct {
+	VMID       int64   `json:"vmid"`
+	Name       string  `json:"name"`
+	Node       string  `json:"node"`
+	Kind       string  `json:"kind"`
+	Status     string  `json:"status"`
+	CPUPercent float64 `json:"cpu_percent"`
+	MemPercent float64 `json:"mem_percent"`
+}
+
+func (p *Poller) pollGuests(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	res, err := p.pve.ClusterResources(cctx, "vm")
+	if err != nil {
+		p.log.Debug("cluster poll: guests", "err", err)
+		return
+	}
+	snaps := []guestSnap{}
+	for _, r := range res {
+		id := int64(r.VMID)
+		snaps = append(snaps, guestSnap{VMID: id, Name: r.Name, Node: r.Node, Kind: r.Type, Status: r.Status,
+			CPUPercent: float64(int64(float64(r.CPU)*1000)) / 10, MemPercent: pct(int64(r.Mem), int64(r.MaxMem))})
+		prev, seen := p.guests[id]
+		p.guests[id] = r.Status
+		key := fmt.Sprintf("guest-stopped:%d", id)
+		switch {
+		case seen && prev == "running" && r.Status == "stopped":
+			p.alert(ctx, key, true, "warning", r.Node, fmt.Sprintf("guest %d '%s' on %s stopped", id, r.Name, r.Node), "")
+		case r.Status == "running":
+			p.alert(ctx, key, false, "info", r.Node, "", fmt.Sprintf("guest %d '%s' is running again", id, r.Name))
+		}
+	}
+	p.publish(ctx, "guests", "", map[string]any{"guests": snaps})
+}
+
+type storageSnap struct {
+	Storage     string  `json:"storage"`
+	Node        string  `json:"node"`
+	Type        string  `json:"type"`
+	Status      string  `json:"status"`
+	UsedPercent float64 `json:"used_percent"`
+	UsedBytes   int64   `json:"used_bytes"`
+	TotalBytes  int64   `json:"total_bytes"`
+}
+
+func (p *Poller) pollStorage(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
+	defer cancel()
+	res, err := p.pve.ClusterResources(cctx, "storage")
+	if err != nil {
+		p.log.Debug("cluster poll: storage", "err", err)
+		return
+	}
+	snaps := []storageSnap{}
+	for _, r := range res {
+		s := storageSnap{Storage: r.Storage, Node: r.Node, Type: r.PluginType, Status: r.Status,
+			UsedPercent: pct(int64(r.Disk), int64(r.MaxDisk)), UsedBytes: int64(r.Disk), TotalBytes: int64(r.MaxDisk)}
+		snaps = append(snaps, s)
+		p.alert(ctx, "storage-full:"+r.Node+"/"+r.Storage, s.UsedPercent > storageAlertPercent, "warning", r.Node,
+			fmt.Sprintf("storage %s on %s is %.1f %% full", r.Storage, r.Node, s.UsedPercent),
+			fmt.Sprintf("storage %s on %s back below %d %%", r.Storage, r.Node, storageAlertPercent))
+	}
+	p.publish(ctx, "storage", "", map[string]any{"storage": snaps})
+}
+
+func (p *Poller) publish(ctx context.Context, what, node string, data map[string]any) {
+	data["what"] = what
+	details, _ := json.Marshal(data)
+	ev := &store.Event{Type: "cluster", Severity: "info", Source: "poller", Node: node, Summary: "cluster " + what + " snapshot", Details: details}
+	if err := p.store.Publish(ctx, ev); err != nil {
+		p.log.Warn("cluster poll: publish", "err", err)
+	}
+}
+
+// alert raises (once) or resolves the alert named key.
+func (p *Poller) alert(ctx context.Context, key string, firing bool, severity, node, raise, resolve string) {
+	id, open := p.open[key]
+	switch {
+	case firing && !open:
+		details, _ := json.Marshal(map[string]any{"key": key, "state": "raised"})
+		ev := &store.Event{Type: "alert", Severity: severity, Source: "poller", Node: node, Summary: raise, Details: details}
+		if err := p.store.Publish(ctx, ev); err == nil {
+			p.open[key] = ev.ID
+		}
+	case !firing && open:
+		delete(p.open, key)
+		_, _ = p.store.ResolveEvent(ctx, id, "jarvis")
+		if resolve != "" {
+			details, _ := json.Marshal(map[string]any{"key": key, "state": "resolved", "alert_id": id})
+			_ = p.store.Publish(ctx, &store.Event{Type: "alert", Severity: "info", Source: "poller", Node: node, Summary: resolve, Details: details})
+		}
+	}
+}
