@@ -39,8 +39,8 @@ func newHarness(t *testing.T, tweak ...func(*Options)) *harness {
 	ts := httptest.NewTLSServer(sim)
 	t.Cleanup(ts.Close)
 	client, err := pve.New(pve.Config{
-		Endpoints:   []pve.Endpoint{{Name: "pve", URL: ts.URL}},
-		TokenID:     "jarvis@pve!test", TokenSecret: "s3cret",
+		Endpoints: []pve.Endpoint{{Name: "pve", URL: ts.URL}},
+		TokenID:   "jarvis@pve!test", TokenSecret: "s3cret",
 		Fingerprint: pve.FingerprintOf(ts.Certificate()),
 	})
 	if err != nil {

@@ -35,16 +35,16 @@ type ShutdownInput struct {
 
 // TaskResult is what every state-changing tool returns.
 type TaskResult struct {
-	UPID           string  `json:"upid" jsonschema:"the Proxmox task id"`
-	Node           string  `json:"node"`
-	VMID           int64   `json:"vmid"`
-	Kind           string  `json:"kind" jsonschema:"qemu or lxc"`
-	Action         string  `json:"action"`
-	Finished       bool    `json:"finished" jsonschema:"false when the task was still running when Jarvis stopped waiting"`
-	OK             bool    `json:"ok" jsonschema:"the task finished with exit status OK"`
-	ExitStatus     string  `json:"exit_status" jsonschema:"PVE's exit status: OK or the error text"`
-	GuestStatus    string  `json:"guest_status,omitempty" jsonschema:"the guest's state after the task"`
-	WaitedSeconds  float64 `json:"waited_seconds"`
+	UPID          string  `json:"upid" jsonschema:"the Proxmox task id"`
+	Node          string  `json:"node"`
+	VMID          int64   `json:"vmid"`
+	Kind          string  `json:"kind" jsonschema:"qemu or lxc"`
+	Action        string  `json:"action"`
+	Finished      bool    `json:"finished" jsonschema:"false when the task was still running when Jarvis stopped waiting"`
+	OK            bool    `json:"ok" jsonschema:"the task finished with exit status OK"`
+	ExitStatus    string  `json:"exit_status" jsonschema:"PVE's exit status: OK or the error text"`
+	GuestStatus   string  `json:"guest_status,omitempty" jsonschema:"the guest's state after the task"`
+	WaitedSeconds float64 `json:"waited_seconds"`
 }
 
 // TaskUPID lets the audit log record the task id.

@@ -528,10 +528,10 @@ type VMIDInput struct {
 
 type GuestStatusOut struct {
 	GuestSummary
-	QMPStatus string `json:"qmp_status,omitempty" jsonschema:"QEMU's own state: running, paused, prelaunch, …"`
-	HAState   string `json:"ha_state,omitempty"`
-	NetInBytes  int64 `json:"net_in_bytes"`
-	NetOutBytes int64 `json:"net_out_bytes"`
+	QMPStatus   string `json:"qmp_status,omitempty" jsonschema:"QEMU's own state: running, paused, prelaunch, …"`
+	HAState     string `json:"ha_state,omitempty"`
+	NetInBytes  int64  `json:"net_in_bytes"`
+	NetOutBytes int64  `json:"net_out_bytes"`
 }
 
 // resolveGuest finds a guest's real node and kind from its VMID.

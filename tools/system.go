@@ -110,9 +110,9 @@ func runCommand(ctx context.Context, env *Env, node, command string, timeout tim
 // ---- get_node_temperature ----
 
 type Temperature struct {
-	Sensor   string  `json:"sensor" jsonschema:"thermal zone type or sensors label, e.g. x86_pkg_temp, Core 0"`
-	Source   string  `json:"source" jsonschema:"thermal_zone or sensors"`
-	Celsius  float64 `json:"celsius" jsonschema:"degrees Celsius"`
+	Sensor  string  `json:"sensor" jsonschema:"thermal zone type or sensors label, e.g. x86_pkg_temp, Core 0"`
+	Source  string  `json:"source" jsonschema:"thermal_zone or sensors"`
+	Celsius float64 `json:"celsius" jsonschema:"degrees Celsius"`
 }
 
 type TemperatureOut struct {

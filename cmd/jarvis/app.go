@@ -259,5 +259,3 @@ func randomHex(n int) string {
 func principalStdio(cfg *Config) safety.Principal {
 	return safety.Principal{ID: "operator:stdio", Kind: "operator", MaxTier: cfg.stdioTier}
 }
-
-

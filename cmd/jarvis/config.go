@@ -23,29 +23,29 @@ type Config struct {
 	DBPath     string `env:"DB_PATH" envDefault:"jarvis.db"`
 	LogLevel   string `env:"LOG_LEVEL" envDefault:"info"`
 
-	JWTSecret         string `env:"JWT_SECRET"`
-	JWTSecretFile     string `env:"JWT_SECRET_FILE"`
-	Password          string `env:"JARVIS_PASSWORD"`
-	PasswordFile      string `env:"JARVIS_PASSWORD_FILE"`
-	Nodes             string `env:"JARVIS_NODES"`
-	PVETokenID        string `env:"PVE_TOKEN_ID"`
-	PVETokenSecret    string `env:"PVE_TOKEN_SECRET"`
-	PVETokenSecretFile string `env:"PVE_TOKEN_SECRET_FILE"`
-	PVEFingerprint    string `env:"PVE_TLS_FINGERPRINT"`
-	PVECAFile         string `env:"PVE_CA_FILE"`
-	PVEInsecure       bool   `env:"PVE_INSECURE_TLS" envDefault:"false"`
-	PVETimeout        time.Duration `env:"PVE_TIMEOUT" envDefault:"15s"`
+	JWTSecret          string        `env:"JWT_SECRET"`
+	JWTSecretFile      string        `env:"JWT_SECRET_FILE"`
+	Password           string        `env:"JARVIS_PASSWORD"`
+	PasswordFile       string        `env:"JARVIS_PASSWORD_FILE"`
+	Nodes              string        `env:"JARVIS_NODES"`
+	PVETokenID         string        `env:"PVE_TOKEN_ID"`
+	PVETokenSecret     string        `env:"PVE_TOKEN_SECRET"`
+	PVETokenSecretFile string        `env:"PVE_TOKEN_SECRET_FILE"`
+	PVEFingerprint     string        `env:"PVE_TLS_FINGERPRINT"`
+	PVECAFile          string        `env:"PVE_CA_FILE"`
+	PVEInsecure        bool          `env:"PVE_INSECURE_TLS" envDefault:"false"`
+	PVETimeout         time.Duration `env:"PVE_TIMEOUT" envDefault:"15s"`
 
-	ProtectedNodes    []string `env:"JARVIS_PROTECTED_NODES" envSeparator:","`
-	ProtectedVMIDs    []string `env:"JARVIS_PROTECTED_VMIDS" envSeparator:","`
-	ProtectedServices []string `env:"JARVIS_PROTECTED_SERVICES" envSeparator:","`
-	ReadOnly          bool     `env:"JARVIS_READ_ONLY" envDefault:"false"`
-	StdioMaxTier      string   `env:"JARVIS_STDIO_MAX_TIER" envDefault:"red"`
+	ProtectedNodes    []string      `env:"JARVIS_PROTECTED_NODES" envSeparator:","`
+	ProtectedVMIDs    []string      `env:"JARVIS_PROTECTED_VMIDS" envSeparator:","`
+	ProtectedServices []string      `env:"JARVIS_PROTECTED_SERVICES" envSeparator:","`
+	ReadOnly          bool          `env:"JARVIS_READ_ONLY" envDefault:"false"`
+	StdioMaxTier      string        `env:"JARVIS_STDIO_MAX_TIER" envDefault:"red"`
 	ApprovalTTL       time.Duration `env:"JARVIS_APPROVAL_TTL" envDefault:"10m"`
 	ApprovalWait      time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"60s"`
 	ExecTimeout       time.Duration `env:"JARVIS_EXEC_TIMEOUT" envDefault:"5m"`
-	RateYellowPerMin  float64  `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
-	RateRedPerMin     float64  `env:"JARVIS_RATE_RED_PER_MIN" envDefault:"10"`
+	RateYellowPerMin  float64       `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
+	RateRedPerMin     float64       `env:"JARVIS_RATE_RED_PER_MIN" envDefault:"10"`
 
 	SSHUser       string        `env:"SSH_USER" envDefault:"root"`
 	SSHKeyPath    string        `env:"SSH_KEY_PATH"`
