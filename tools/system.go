@@ -321,7 +321,7 @@ func getNodeLogs() *Tool {
 		if in.Lines == 0 {
 			in.Lines = 100
 		}
-		argv := []string{"journalctl", "--no-pager", "-o", "short-iso", "-n", strconv.Itoa(in.Lines)}
+		argv := []string{"journalctl", "--no-pager", "-n", strconv.Itoa(in.Lines)}
 		if in.Unit != "" {
 			argv = append(argv, "-u", in.Unit)
 		}

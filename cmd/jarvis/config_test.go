@@ -1,0 +1,118 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// clearEnv unsets every variable Jarvis reads, so the machine's environment
+// cannot leak into a test.
+func clearEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case k == "PORT", k == "DB_PATH", k == "LOG_LEVEL", k == "JWT_SECRET", k == "JWT_SECRET_FILE",
+			strings.HasPrefix(k, "JARVIS_"), strings.HasPrefix(k, "PVE_"), strings.HasPrefix(k, "SSH_"):
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+}
+
+func TestConfigListsEveryProblemAtOnce(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("PORT", "99999")
+	t.Setenv("JARVIS_PROTECTED_VMIDS", "103,abc")
+	t.Setenv("JARVIS_STDIO_MAX_TIER", "black")
+	t.Setenv("PVE_TOKEN_ID", "root")
+	t.Setenv("JARVIS_NODES", "pve=10.0.0.5,bad name=10.0.0.6")
+	t.Setenv("SSH_KEY_PATH", "/tmp/key")
+	_, err := LoadConfig(false)
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	for _, want := range []string{"PORT=99999", "JARVIS_PROTECTED_VMIDS", "JARVIS_STDIO_MAX_TIER", "JWT_SECRET", "JARVIS_PASSWORD",
+		"PVE_TOKEN_ID", "PVE_TOKEN_SECRET", "bad name", "SSH_KNOWN_HOSTS"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestConfigRefusesPlaceholderSecretsOutsideDemo(t *testing.T) {
+	for _, c := range []struct{ secret, password string }{
+		{"change-me", "a-long-enough-password"},
+		{"", "a-long-enough-password"},
+		{strings.Repeat("x", 40), "password"},
+		{strings.Repeat("x", 40), "short"},
+	} {
+		clearEnv(t)
+		t.Setenv("JWT_SECRET", c.secret)
+		t.Setenv("JARVIS_PASSWORD", c.password)
+		t.Setenv("JARVIS_NODES", "pve=10.0.0.5")
+		t.Setenv("PVE_TOKEN_ID", "jarvis@pve!mcp")
+		t.Setenv("PVE_TOKEN_SECRET", "uuid")
+		if _, err := LoadConfig(false); err == nil {
+			t.Errorf("secret %q / password %q accepted", c.secret, c.password)
+		}
+		if _, err := LoadConfig(true); err != nil {
+			t.Errorf("demo must not need secrets: %v", err)
+		}
+	}
+}
+
+func TestConfigGoodAndSecretFiles(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "pve-secret")
+	if err := os.WriteFile(secretFile, []byte("11111111-2222-3333-4444-555555555555\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JWT_SECRET", strings.Repeat("s", 40))
+	t.Setenv("JARVIS_PASSWORD", "operator-password-1")
+	t.Setenv("JARVIS_NODES", "pve=10.0.0.5, pve2=10.0.0.6:8443")
+	t.Setenv("PVE_TOKEN_ID", "jarvis@pve!mcp")
+	t.Setenv("PVE_TOKEN_SECRET_FILE", secretFile)
+	t.Setenv("JARVIS_PROTECTED_VMIDS", "103, 104")
+	cfg, err := LoadConfig(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PVETokenSecret != "11111111-2222-3333-4444-555555555555" {
+		t.Errorf("secret file not trimmed: %q", cfg.PVETokenSecret)
+	}
+	if len(cfg.nodeList) != 2 || cfg.nodeList[0].Host != "10.0.0.5:8006" || cfg.nodeList[1].Host != "10.0.0.6:8443" {
+		t.Errorf("nodes: %+v", cfg.nodeList)
+	}
+	if len(cfg.sshNodeList) != 2 || cfg.sshNodeList[1].Host != "10.0.0.6:22" {
+		t.Errorf("ssh nodes: %+v", cfg.sshNodeList)
+	}
+	if len(cfg.vmids) != 2 || cfg.vmids[1] != 104 || cfg.Port != 4000 {
+		t.Errorf("parsed: %+v", cfg)
+	}
+}
+
+func TestEnvExampleListsEveryVariable(t *testing.T) {
+	b, err := os.ReadFile("../../.env.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("config.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(src), "\n") {
+		_, rest, ok := strings.Cut(line, "`env:\"")
+		if !ok {
+			continue
+		}
+		name, _, _ := strings.Cut(rest, "\"")
+		name = strings.Split(name, ",")[0]
+		if !strings.Contains(string(b), "\n"+name+"=") {
+			t.Errorf(".env.example does not list %s", name)
+		}
+	}
+}
