@@ -197,7 +197,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: v.Plan,
 			Reason: "the audit log could not be written, so the call was not run; check the database (jarvis doctor)"}, approvalID)
 	}
-	s.publishTool(ctx, c, tier, "begun", entry.Decision, v.Plan, call.Target.Node, 0, "")
+	s.publishTool(ctx, c, tier, "begun", entry.Decision, v.Plan, call.Target.Node, 0, "", "")
 
 	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
 	defer cancel()
@@ -220,7 +220,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	if err := s.opts.Store.AuditEnd(endCtx, beginID, outcome); err != nil {
 		s.opts.Logger.Error("audit end row failed", "tool", tool.Name, "audit_id", beginID, "err", err)
 	}
-	s.publishTool(endCtx, c, tier, "ended", entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status)
+	s.publishTool(endCtx, c, tier, "ended", entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 
 	if runErr != nil {
 		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))
@@ -303,7 +303,7 @@ func (s *Server) refuse(ctx context.Context, c Call, tier safety.Tier, v safety.
 	} else if err := s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: v.Reason}); err != nil {
 		s.opts.Logger.Error("audit end row failed for a refusal", "tool", c.Tool, "err", err)
 	}
-	s.publishTool(ctx, c, tier, "refused", string(v.Decision), v.Plan, "", 0, v.Reason)
+	s.publishTool(ctx, c, tier, "refused", string(v.Decision), v.Plan, "", 0, string(v.Decision), v.Reason)
 	return refusalResult(v, approvalID)
 }
 
@@ -350,10 +350,11 @@ func argsMap(raw json.RawMessage) (map[string]any, error) {
 }
 
 // publishTool announces a tool call on the feed. A feed failure never fails a call.
-func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome string) {
+// outcome is one word (ok, error, or the refusal's decision); reason says why.
+func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome, reason string) {
 	details, _ := json.Marshal(map[string]any{
 		"phase": phase, "principal": c.Principal.ID, "tool": c.Tool, "tier": tier.String(),
-		"decision": decision, "plan": plan, "duration_ms": d.Milliseconds(), "outcome": outcome,
+		"decision": decision, "plan": plan, "duration_ms": d.Milliseconds(), "outcome": outcome, "reason": reason,
 	})
 	severity := "info"
 	switch {

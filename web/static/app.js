@@ -456,6 +456,7 @@
     if (ev.node) parts.push(`node ${ev.node}`);
     if (ev.severity && ev.severity !== 'info') parts.push(ev.severity);
     if (parts.length) meta.append(parts.join(' · '));
+    if (meta.textContent) meta.title = d.reason ? `${meta.textContent}\n${d.reason}` : meta.textContent;
     return li;
   }
 
@@ -796,8 +797,8 @@
       st.append(el('span', `state state-${g.status || 'unknown'}`, g.status || 'unknown'));
       tr.append(st);
       const running_ = g.status === 'running';
-      tr.append(el('td', 'num', running_ ? `${percent(g.cpu_percent).toFixed(0)}%` : '—'));
-      tr.append(el('td', 'num', running_ ? `${percent(g.mem_percent).toFixed(0)}%` : '—'));
+      tr.append(el('td', 'num hide-narrow', running_ ? `${percent(g.cpu_percent).toFixed(0)}%` : '—'));
+      tr.append(el('td', 'num hide-narrow', running_ ? `${percent(g.mem_percent).toFixed(0)}%` : '—'));
       rows.push(tr);
     }
     $('guests').replaceChildren(...rows);
@@ -812,14 +813,15 @@
       li.dataset.testid = 'storage-item';
       li.dataset.storage = `${s.node}/${s.storage}`;
       const head = el('div', 'storage-head');
-      head.append(el('span', 'storage-name', `${s.storage}@${s.node}`));
-      const info = [s.type, s.status && s.status !== 'available' ? s.status : ''].filter(Boolean).join(' · ');
-      head.append(el('span', 'muted small', info));
+      head.append(el('span', 'storage-name', s.storage));
+      head.append(el('span', 'storage-node muted small', s.node));
       li.append(head);
       const m = fromTemplate('tpl-meter');
-      setMeter(m, s.storage, s.used_percent, s.total_bytes ? `${bytes(s.used_bytes)} of ${bytes(s.total_bytes)}` : '');
+      setMeter(m, `${s.storage} on ${s.node}`, s.used_percent, s.total_bytes ? `${bytes(s.used_bytes)} of ${bytes(s.total_bytes)}` : '');
       li.append(m);
-      if (s.total_bytes) li.append(el('p', 'node-meta muted small', `${bytes(s.used_bytes)} of ${bytes(s.total_bytes)}`));
+      const info = [s.type, s.status && s.status !== 'available' ? s.status : '',
+        s.total_bytes ? `${bytes(s.used_bytes)} of ${bytes(s.total_bytes)}` : ''].filter(Boolean).join(' · ');
+      li.append(el('p', 'node-meta muted small', info));
       items.push(li);
     }
     $('storage').replaceChildren(...items);

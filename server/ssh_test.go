@@ -1,0 +1,186 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools"
+	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
+	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
+)
+
+// withShells gives the harness simulated node shells reached through the real executor.
+func withShells(t *testing.T) (func(*Options), **sshsim.Sim) {
+	var shells *sshsim.Sim
+	return func(o *Options) {
+		pub, priv, err := ed25519.GenerateKey(rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer, _ := ssh.NewSignerFromKey(priv)
+		sshPub, _ := ssh.NewPublicKey(pub)
+		shells, err = sshsim.Start(sshsim.Options{Nodes: sshsim.DemoFacts(), AuthorizedKey: sshPub})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { shells.Close() })
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		if err := os.WriteFile(kh, shells.KnownHosts(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		nodes := map[string]string{}
+		for _, n := range shells.Nodes() {
+			nodes[n] = shells.Addr(n)
+			o.Env.SSHNodes = append(o.Env.SSHNodes, n)
+		}
+		exec, err := sshexec.New(sshexec.Config{Nodes: nodes, User: "root", Signer: signer, KnownHostsPath: kh})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { exec.Close() })
+		o.Env.SSH = exec
+		o.Env.ProtectedServices = o.Policy.ProtectedServices
+	}, &shells
+}
+
+func TestExecuteSSHRunsReadOnlyCommands(t *testing.T) {
+	tweak, shells := withShells(t)
+	h := newHarness(t, tweak)
+	for _, c := range []struct{ command, want string }{
+		{"uptime", "load average"},
+		{"df -h", "Filesystem"},
+		{"systemctl status pveproxy", "pveproxy"},
+		{"journalctl -u pveproxy -n 20 --no-pager", "pveproxy"},
+		{"zpool status | head -5", "pool"},
+		{"systemctl status corosync", "corosync"},
+	} {
+		t.Run(c.command, func(t *testing.T) {
+			out := structured[tools.CommandOutput](t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": c.command}))
+			if !strings.Contains(out.Stdout, c.want) {
+				t.Errorf("stdout of %q does not contain %q:\n%s", c.command, c.want, out.Stdout)
+			}
+		})
+	}
+	if n := len((*shells).Ran("pve")); n < 6 {
+		t.Fatalf("the shell saw %d commands, want 6", n)
+	}
+}
+
+func TestBypassAttemptsNeverReachAShell(t *testing.T) {
+	tweak, shells := withShells(t)
+	h := newHarness(t, tweak)
+	f, err := os.Open("testdata/ssh_bypass.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	n := 0
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		n++
+		res := h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": line})
+		r := refusalOf(t, res)
+		switch r.Decision {
+		case safety.Blocked, safety.Protected, safety.NeedsApproval:
+		default:
+			t.Errorf("%q: decision %s", line, r.Decision)
+		}
+	}
+	if n < 60 {
+		t.Fatalf("only %d bypass attempts in the table", n)
+	}
+	if ran := (*shells).Ran("pve"); len(ran) != 0 {
+		t.Fatalf("refused commands reached the shell: %q", ran)
+	}
+	if got := h.executions("execute_ssh"); got != 0 {
+		t.Fatalf("%d refused commands executed", got)
+	}
+}
+
+func TestNodeToolsOverSSH(t *testing.T) {
+	tweak, shells := withShells(t)
+	h := newHarness(t, func(o *Options) { o.Policy.ProtectedServices = []string{"docker", "corosync"} }, tweak)
+	temp := structured[tools.TemperatureOut](t, h.call(agentRed, "get_node_temperature", map[string]any{"node": "pve"}))
+	if len(temp.Temperatures) == 0 || temp.MaxCelsius < 20 || temp.MaxCelsius > 110 {
+		t.Fatalf("temperatures: %+v", temp)
+	}
+	svc := structured[tools.ServiceStatus](t, h.call(agentRed, "get_service_status", map[string]any{"node": "pve", "service": "pveproxy"}))
+	if svc.Active != "active" {
+		t.Fatalf("pveproxy: %+v", svc)
+	}
+	logs := structured[tools.LogsOut](t, h.call(agentRed, "get_node_logs", map[string]any{"node": "pve", "unit": "pveproxy", "lines": 5, "priority": "info"}))
+	if len(logs.Lines) == 0 || len(logs.Lines) > 5 {
+		t.Fatalf("logs: %d lines", len(logs.Lines))
+	}
+	if res := h.call(agentRed, "get_node_logs", map[string]any{"node": "pve", "since": "yesterday; reboot"}); !res.IsError {
+		t.Fatal("a since value with a command in it was accepted")
+	}
+	// restart_service is RED; a protected service is refused, naming it.
+	if r := refusalOf(t, h.call(agentRed, "restart_service", map[string]any{"node": "pve", "service": "corosync"})); r.Decision != safety.Protected || !strings.Contains(r.Reason, "corosync") {
+		t.Fatalf("restart corosync: %+v", r)
+	}
+	r := refusalOf(t, h.call(agentRed, "restart_service", map[string]any{"node": "pve", "service": "pveproxy"}))
+	if r.Decision != safety.NeedsApproval {
+		t.Fatalf("restart pveproxy: %+v", r)
+	}
+	if _, err := h.srv.DecideApproval(context.Background(), r.ApprovalID, true, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	out := structured[tools.RestartOut](t, h.call(agentRed, "restart_service", map[string]any{"node": "pve", "service": "pveproxy", "approval_id": r.ApprovalID}))
+	if !out.OK {
+		t.Fatalf("restart: %+v", out)
+	}
+	restarted := false
+	for _, c := range (*shells).Ran("pve") {
+		restarted = restarted || strings.Contains(c, "systemctl restart pveproxy")
+	}
+	if !restarted {
+		t.Fatalf("the shell never saw the restart: %q", (*shells).Ran("pve"))
+	}
+}
+
+func TestWakeNodeSendsAMagicPacket(t *testing.T) {
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wol, err := tools.ParseWakeOnLAN("pve=52:54:00:12:34:02", conn.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, func(o *Options) { o.Env.Wake = wol })
+	if res := h.call(agentRed, "wake_node", map[string]any{"node": "pve"}); !res.IsError || !strings.Contains(textOf(res), "already online") {
+		t.Fatalf("waking an online node: %s", textOf(res))
+	}
+	h.sim.SetNodeOffline("pve", true)
+	out := structured[tools.WakeOut](t, h.call(agentRed, "wake_node", map[string]any{"node": "pve"}))
+	if out.SentBytes != 102 {
+		t.Fatalf("sent %d bytes", out.SentBytes)
+	}
+	buf := make([]byte, 200)
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, _, err := conn.ReadFrom(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac, _ := net.ParseMAC("52:54:00:12:34:02")
+	if string(buf[:n]) != string(tools.MagicPacket(mac)) {
+		t.Fatalf("packet % x", buf[:n])
+	}
+}
