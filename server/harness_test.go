@@ -22,7 +22,7 @@ import (
 
 // harness is a Server on the simulated cluster and a real SQLite file.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *Server
 	store *store.Store
 	sim   *pvesim.Sim
@@ -33,7 +33,7 @@ var (
 	agentRed = safety.Principal{ID: "agent:bot", Kind: "agent", MaxTier: safety.Red}
 )
 
-func newHarness(t *testing.T, tweak ...func(*Options)) *harness {
+func newHarness(t testing.TB, tweak ...func(*Options)) *harness {
 	t.Helper()
 	sim := pvesim.New(pvesim.Options{TokenID: "jarvis@pve!test", TokenSecret: "s3cret", TaskDuration: 50 * time.Millisecond})
 	ts := httptest.NewTLSServer(sim)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -79,8 +80,10 @@ func mcpTool(t *tools.Tool) *mcp.Tool {
 		Title:       t.Title,
 		Description: t.Description,
 		InputSchema: t.InputSchema,
-		// The output schema describes success; refusals are isError results.
-		OutputSchema: t.OutputSchema,
+		// A result is either the tool's output or a refusal: clients that check
+		// structuredContent against the schema even on isError results must see
+		// both shapes as valid.
+		OutputSchema: &jsonschema.Schema{Type: "object", AnyOf: []*jsonschema.Schema{t.OutputSchema, refusalSchema}},
 		Annotations: &mcp.ToolAnnotations{
 			Title:           t.Title,
 			ReadOnlyHint:    a.ReadOnly,
@@ -90,6 +93,19 @@ func mcpTool(t *tools.Tool) *mcp.Tool {
 		},
 	}
 }
+
+// refusalSchema is the schema of Refusal, the structured content of every refused call.
+var refusalSchema = func() *jsonschema.Schema {
+	s, err := jsonschema.For[Refusal](nil)
+	if err != nil {
+		panic(err)
+	}
+	for _, d := range []safety.Decision{safety.Blocked, safety.NeedsApproval, safety.Denied, safety.Expired,
+		safety.RateLimited, safety.KillSwitch, safety.ReadOnlyMode, safety.Protected} {
+		s.Properties["decision"].Enum = append(s.Properties["decision"].Enum, string(d))
+	}
+	return s
+}()
 
 // handler adapts one MCP tool call to Dispatch. Every registered tool uses it.
 func (s *Server) handler(name string, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) mcp.ToolHandler {

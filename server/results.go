@@ -12,11 +12,11 @@ import (
 // Refusal is the structured content of every refused call. Agents and tests rely on
 // its shape (DESIGN.md, "Refusals have one shape").
 type Refusal struct {
-	Decision   safety.Decision `json:"decision"`
-	Tier       string          `json:"tier"`
-	Reason     string          `json:"reason"`
-	Plan       string          `json:"plan,omitempty"`
-	ApprovalID string          `json:"approval_id,omitempty"`
+	Decision   safety.Decision `json:"decision" jsonschema:"why the call did not run"`
+	Tier       string          `json:"tier" jsonschema:"the call's tier: green, yellow, red or black"`
+	Reason     string          `json:"reason" jsonschema:"a sentence for the user: what happened and what to do"`
+	Plan       string          `json:"plan,omitempty" jsonschema:"what the call would have done"`
+	ApprovalID string          `json:"approval_id,omitempty" jsonschema:"with needs_approval: repeat the call with this approval_id once a person approved"`
 }
 
 func refusalResult(v safety.Verdict, approvalID string) *mcp.CallToolResult {

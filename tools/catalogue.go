@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -123,6 +124,8 @@ func define[In, Out any](sp spec, prepare func(ctx context.Context, env *Env, in
 	if err != nil {
 		panic(fmt.Sprintf("tool %s: output schema: %v", sp.name, err))
 	}
+	portable(in)
+	portable(out)
 	resolved, err := in.Resolve(nil)
 	if err != nil {
 		panic(fmt.Sprintf("tool %s: resolving input schema: %v", sp.name, err))
@@ -168,6 +171,31 @@ func property(s *jsonschema.Schema, name string) *jsonschema.Schema {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// portable rewrites what jsonschema-go infers for Go slices and pointers
+// ("type": ["null", "array"]) to the plain type: Jarvis never returns null lists,
+// and several clients reject type unions.
+func portable(s *jsonschema.Schema) {
+	if s == nil {
+		return
+	}
+	if len(s.Types) == 2 && slices.Contains(s.Types, "null") {
+		for _, t := range s.Types {
+			if t != "null" {
+				s.Type = t
+			}
+		}
+		s.Types = nil
+	}
+	for _, p := range s.Properties {
+		portable(p)
+	}
+	for _, d := range s.Defs {
+		portable(d)
+	}
+	portable(s.Items)
+	portable(s.AdditionalProperties)
+}
 
 // errNoSSH is returned by SSH tools when SSH is not configured.
 var errNoSSH = errors.New("SSH is not configured: set SSH_KEY_PATH and SSH_KNOWN_HOSTS (see .env.example) to use the node tools")
