@@ -8,6 +8,7 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools"
 )
 
 // DecideApproval records a person's decision and announces it. The CLI (jarvis
@@ -109,3 +110,6 @@ func (s *Server) Recover(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Env is the tool environment the server runs with.
+func (s *Server) Env() *tools.Env { return s.opts.Env }

@@ -520,3 +520,63 @@ func TestSecretsNeverReachTheAuditLog(t *testing.T) {
 		}
 	}
 }
+
+func TestLongCallsReportProgress(t *testing.T) {
+	h := newHarness(t)
+	var mu sync.Mutex
+	var got []string
+	st, ct := mcp.NewInMemoryTransports()
+	ss, err := h.srv.MCP(safety.Red, &operator).Connect(context.Background(), st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "progress", Version: "1"}, &mcp.ClientOptions{
+		ProgressNotificationHandler: func(_ context.Context, req *mcp.ProgressNotificationClientRequest) {
+			mu.Lock()
+			got = append(got, req.Params.Message)
+			mu.Unlock()
+		},
+	}).Connect(context.Background(), ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	params := &mcp.CallToolParams{Name: "create_snapshot", Arguments: map[string]any{"vmid": 102, "name": "progress1"}}
+	params.SetProgressToken("p-1")
+	res, err := cs.CallTool(context.Background(), params)
+	if err != nil || res.IsError {
+		t.Fatalf("create_snapshot: %v %s", err, textOf(res))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(got)
+		mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no progress notification for a task wait")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(got[0], "qmsnapshot") {
+		t.Errorf("progress message %q", got[0])
+	}
+}
+
+func TestNoAuditRowNoCall(t *testing.T) {
+	h := newHarness(t)
+	h.store.Close()
+	res := h.call(operator, "get_cluster_status", nil)
+	if !res.IsError || !strings.Contains(textOf(res), "audit log could not be written") {
+		t.Fatalf("a call ran without an audit row: %s", textOf(res))
+	}
+	res = h.call(operator, "stop_vm", map[string]any{"vmid": 101})
+	if !res.IsError || h.guestStatus(101) != "running" {
+		t.Fatal("a RED call ran without the store")
+	}
+}

@@ -75,6 +75,9 @@ func New(opts Options) *App {
 	e.HTTPErrorHandler = a.errorHandler
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders)
+	// A page on another site must not drive the API or /mcp through the
+	// operator's browser (CSRF); non-browser clients send no Origin and pass.
+	e.Use(echo.WrapMiddleware(http.NewCrossOriginProtection().Handler))
 
 	e.GET("/api/health", a.health)
 	e.POST("/api/auth/login", a.login, middleware.BodyLimit("4K"))

@@ -546,3 +546,21 @@ func TestFeedFansOutToManySubscribersAndDropsTheStalled(t *testing.T) {
 }
 
 func (h *webHarness) subscribers() int { return h.store.SubscriberCount() }
+
+func TestCrossSiteRequestsAreRefused(t *testing.T) {
+	h := newWebHarness(t)
+	for _, path := range []string{"/api/auth/login", "/mcp"} {
+		req, _ := http.NewRequest("POST", h.ts.URL+path, strings.NewReader(`{"password":"`+testPassword+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", "http://evil.example")
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("cross-site POST %s: %d, want 403", path, resp.StatusCode)
+		}
+	}
+}

@@ -12,12 +12,11 @@ import (
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 )
 
-// Poll intervals for the cluster feed (issue: nodes 10 s, guests 15 s, storage 30 s).
-const (
-	nodeEvery    = 10 * time.Second
-	guestEvery   = 15 * time.Second
-	storageEvery = 30 * time.Second
-)
+// PollIntervals say how often each part of the cluster is read while anyone listens.
+type PollIntervals struct{ Nodes, Guests, Storage time.Duration }
+
+// DefaultPollIntervals: nodes every 10 s, guests every 15 s, storage every 30 s.
+var DefaultPollIntervals = PollIntervals{Nodes: 10 * time.Second, Guests: 15 * time.Second, Storage: 30 * time.Second}
 
 // Alert thresholds.
 const (
@@ -32,6 +31,8 @@ type Poller struct {
 	pve   *pve.Client
 	store *store.Store
 	log   *slog.Logger
+	every PollIntervals
+	tick  time.Duration
 
 	mu        sync.Mutex
 	listeners int
@@ -45,7 +46,14 @@ type Poller struct {
 
 // NewPoller builds a poller; c may be nil (no cluster), then it does nothing.
 func NewPoller(c *pve.Client, st *store.Store, log *slog.Logger) *Poller {
-	return &Poller{pve: c, store: st, log: log, wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]string{}}
+	return &Poller{pve: c, store: st, log: log, every: DefaultPollIntervals, tick: time.Second,
+		wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]string{}}
+}
+
+// SetIntervals changes the poll intervals (tests use short ones). Call before Run.
+func (p *Poller) SetIntervals(every PollIntervals) {
+	p.every = every
+	p.tick = min(every.Nodes, every.Guests, every.Storage, time.Second)
 }
 
 // Acquire registers a listener; polling starts with the first.
@@ -78,7 +86,7 @@ func (p *Poller) Run(ctx context.Context) {
 		return
 	}
 	var nextNodes, nextGuests, nextStorage time.Time
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(p.tick)
 	defer tick.Stop()
 	for {
 		select {
@@ -92,15 +100,15 @@ func (p *Poller) Run(ctx context.Context) {
 		}
 		now := time.Now()
 		if now.After(nextNodes) {
-			nextNodes = now.Add(nodeEvery)
+			nextNodes = now.Add(p.every.Nodes)
 			p.pollNodes(ctx)
 		}
 		if now.After(nextGuests) {
-			nextGuests = now.Add(guestEvery)
+			nextGuests = now.Add(p.every.Guests)
 			p.pollGuests(ctx)
 		}
 		if now.After(nextStorage) {
-			nextStorage = now.Add(storageEvery)
+			nextStorage = now.Add(p.every.Storage)
 			p.pollStorage(ctx)
 		}
 	}

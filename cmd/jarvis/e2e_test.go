@@ -247,6 +247,45 @@ func TestServeDemoEndToEnd(t *testing.T) {
 	}
 	cs.Close()
 
+	// An agent token minted on the host: green ceiling, then revoked.
+	out, err := runJarvis(t, env, "token", "create", "--name", "reader", "--max-tier", "green", "--ttl", "1d")
+	if err != nil {
+		t.Fatalf("token create: %v\n%s", err, out)
+	}
+	agentToken := strings.TrimSpace(out)
+	agent, err := connect(agentToken)
+	if err != nil {
+		t.Fatalf("agent token: %v", err)
+	}
+	list, err := agent.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tl := range list.Tools {
+		if !tl.Annotations.ReadOnlyHint {
+			t.Errorf("green agent sees %s", tl.Name)
+		}
+	}
+	res, err = agent.CallTool(ctx, &mcp.CallToolParams{Name: "stop_vm", Arguments: map[string]any{"vmid": 101}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := refusal(t, res); r["decision"] != "blocked" {
+		t.Fatalf("green agent calling stop_vm: %v", r)
+	}
+	agent.Close()
+	out, err = runJarvis(t, env, "token", "list")
+	if err != nil || !strings.Contains(out, "reader") {
+		t.Fatalf("token list: %v\n%s", err, out)
+	}
+	id := strings.Fields(strings.Split(strings.TrimSpace(out), "\n")[1])[0]
+	if out, err := runJarvis(t, env, "token", "revoke", id); err != nil {
+		t.Fatalf("token revoke: %v\n%s", err, out)
+	}
+	if _, err := connect(agentToken); err == nil {
+		t.Fatal("a revoked token still connects")
+	}
+
 	// Graceful shutdown on SIGTERM, well within 10 s.
 	start := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGTERM)

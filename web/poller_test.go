@@ -1,0 +1,108 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jarvis-homelab/jarvis/store"
+)
+
+func TestPollerPublishesWhileSomeoneListensAndRaisesAlertsOnce(t *testing.T) {
+	h := newWebHarness(t)
+	client := h.srv.Env().PVE
+	p := NewPoller(client, h.store, h.app.opts.Logger)
+	p.SetIntervals(PollIntervals{Nodes: 30 * time.Millisecond, Guests: 30 * time.Millisecond, Storage: 30 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go p.Run(ctx)
+
+	sub := h.store.Subscribe(1000)
+	defer sub.Close()
+	// Nobody listens yet: no polling.
+	select {
+	case ev := <-sub.C():
+		t.Fatalf("event without listeners: %+v", ev)
+	case <-time.After(200 * time.Millisecond):
+	}
+
+	p.Acquire()
+	seen := map[string]bool{}
+	waitFor := func(what string, match func(store.Event) bool) store.Event {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case ev := <-sub.C():
+				if ev.Type == "cluster" {
+					var d struct{ What string }
+					_ = json.Unmarshal(ev.Details, &d)
+					seen[d.What] = true
+				}
+				if match(ev) {
+					return ev
+				}
+			case <-deadline:
+				t.Fatalf("no %s event", what)
+			}
+		}
+	}
+	waitFor("storage snapshot", func(ev store.Event) bool { return seen["nodes"] && seen["guests"] && seen["storage"] })
+
+	h.sim.SetNodeOffline("agent", true)
+	raised := waitFor("node offline alert", func(ev store.Event) bool {
+		return ev.Type == "alert" && strings.Contains(ev.Summary, "node agent is offline")
+	})
+	// Several more polls: the alert is not raised again.
+	time.Sleep(200 * time.Millisecond)
+	alerts, err := h.store.ListEvents(context.Background(), store.EventFilter{Type: "alert", UnresolvedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, a := range alerts {
+		if strings.Contains(a.Summary, "node agent is offline") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("offline alert raised %d times, want once", n)
+	}
+	h.sim.SetNodeOffline("agent", false)
+	waitFor("resolution", func(ev store.Event) bool {
+		return ev.Type == "alert" && strings.Contains(ev.Summary, "node agent is online again")
+	})
+	got, err := h.store.ListEvents(context.Background(), store.EventFilter{Type: "alert", UnresolvedOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range got {
+		if a.ID == raised.ID {
+			t.Fatal("the offline alert was not resolved")
+		}
+	}
+
+	// A running guest that stops is noticed.
+	if err := h.sim.SetGuestStatus(101, "stopped"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("guest stopped alert", func(ev store.Event) bool {
+		return ev.Type == "alert" && strings.Contains(ev.Summary, "guest 101")
+	})
+
+	// Last listener gone: polling stops.
+	p.Release()
+	time.Sleep(100 * time.Millisecond)
+	for len(sub.C()) > 0 {
+		<-sub.C()
+	}
+	select {
+	case ev := <-sub.C():
+		if ev.Type == "cluster" {
+			t.Fatalf("polling went on without listeners: %+v", ev.Summary)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+}
