@@ -53,6 +53,9 @@ func (s *Server) RunSweeper(ctx context.Context, interval time.Duration) {
 			if err := s.SweepApprovals(ctx); err != nil && ctx.Err() == nil {
 				s.opts.Logger.Warn("approval sweep failed", "err", err)
 			}
+			if err := s.Recover(ctx); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("interrupted-call sweep failed", "err", err)
+			}
 		}
 	}
 }
@@ -96,9 +99,12 @@ func (s *Server) SetSwitch(ctx context.Context, key string, on bool, by string) 
 }
 
 // Recover marks calls left "begun" by a crash as interrupted and raises an alert for
-// them. It runs once at start.
+// each. Only calls older than the longest a call may run are touched, since
+// another jarvis process sharing the database may have calls in flight; it runs
+// at start and with every approval sweep.
 func (s *Server) Recover(ctx context.Context) error {
-	rows, err := s.opts.Store.MarkInterrupted(ctx)
+	cutoff := s.opts.Now().Add(-s.opts.ExecTimeout - time.Minute)
+	rows, err := s.opts.Store.MarkInterrupted(ctx, cutoff)
 	if err != nil {
 		return fmt.Errorf("marking interrupted calls: %w", err)
 	}

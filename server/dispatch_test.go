@@ -481,7 +481,10 @@ func TestCeilingHidesTools(t *testing.T) {
 }
 
 func TestInterruptedCallsAreMarkedAtStart(t *testing.T) {
-	h := newHarness(t)
+	now := time.Now()
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	h := newHarness(t, func(o *Options) { o.Now = clock })
 	ctx := context.Background()
 	id, err := h.store.AuditBegin(ctx, h.srv.auditEntry(Call{Principal: agentRed, Tool: "stop_vm", Args: json.RawMessage(`{"vmid":101}`)}, safety.Red, "approved", "plan", ""))
 	if err != nil {
@@ -489,6 +492,17 @@ func TestInterruptedCallsAreMarkedAtStart(t *testing.T) {
 	}
 	sub := h.store.Subscribe(10)
 	defer sub.Close()
+	// A call that may still be running elsewhere is left alone…
+	if err := h.srv.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rows, _ := h.store.AuditRecent(ctx, 1); rows[0].Kind != "begin" {
+		t.Fatal("a call younger than the execution deadline was marked interrupted")
+	}
+	// …one older than any call may run is marked.
+	mu.Lock()
+	now = now.Add(time.Hour)
+	mu.Unlock()
 	if err := h.srv.Recover(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -318,15 +318,17 @@ func (s *Store) AuditRecent(ctx context.Context, limit int) ([]AuditRow, error) 
 	return out, nil
 }
 
-// MarkInterrupted closes every begin row that has no end row with an end row
-// of status "interrupted" and returns those begin rows, oldest first. Run it
-// at start-up, before any tool call: a call still running in another process
-// sharing the database would be marked too.
-func (s *Store) MarkInterrupted(ctx context.Context) ([]AuditRow, error) {
+// MarkInterrupted closes every begin row older than startedBefore that has no
+// end row with an end row of status "interrupted" and returns those begin
+// rows, oldest first. Choose startedBefore so that no call could still be
+// running (now minus the longest a call may take): another process sharing the
+// database may have calls in flight.
+func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([]AuditRow, error) {
 	var open []auditRecord
 	err := s.auditTx(ctx, func(tx *gorm.DB) error {
 		open = nil
-		err := tx.Where("kind = ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id)", "begin", "end").
+		err := tx.Where("kind = ? AND time_ns < ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id)",
+			"begin", startedBefore.UnixNano(), "end").
 			Order("id ASC").Find(&open).Error
 		if err != nil {
 			return fmt.Errorf("find calls without an end row: %w", err)
