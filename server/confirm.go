@@ -21,6 +21,9 @@ const confirmKey = "confirm"
 // decision may come from another process (jarvis approve), so it is read from the store.
 const approvalPoll = 200 * time.Millisecond
 
+// approvalNoteEvery is how often a waiting call reports progress.
+const approvalNoteEvery = 5 * time.Second
+
 // confirm gets a human's yes for a call that needs one. It returns the approval id
 // used (empty for an elicitation), or a result to send instead of running the call.
 //
@@ -143,7 +146,15 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 	defer deadline.Stop()
 	tick := time.NewTicker(approvalPoll)
 	defer tick.Stop()
+	// Progress while waiting tells the user what is happening, and keeps clients
+	// that reset their request timeout on progress from giving up.
+	start, lastNote := s.opts.Now(), time.Time{}
 	for {
+		if c.Progress != nil && s.opts.Now().Sub(lastNote) >= approvalNoteEvery {
+			lastNote = s.opts.Now()
+			c.Progress(fmt.Sprintf("waiting for a person to approve %s (jarvis approve %s, or the console)", id, id),
+				lastNote.Sub(start).Seconds(), s.opts.ApprovalWait.Seconds())
+		}
 		a, err := s.opts.Store.GetApproval(ctx, id)
 		if err == nil && a.Status != "pending" {
 			return s.consume(ctx, c, v, id, canonical)

@@ -58,9 +58,19 @@ type Server struct {
 	opts   Options
 	tools  []*tools.Tool
 	byName map[string]*tools.Tool
+	// unregistered holds the tiers of catalogue tools left out (read-only mode),
+	// so a refusal can say why they are missing.
+	unregistered map[string]safety.Tier
 
 	mu      sync.Mutex
-	servers map[safety.Tier]*mcp.Server
+	servers map[serverKey]*mcp.Server
+}
+
+// serverKey names one prebuilt MCP server: HTTP callers share one per ceiling; a
+// local (stdio) principal gets its own.
+type serverKey struct {
+	ceiling safety.Tier
+	local   string
 }
 
 // New builds a Server. The catalogue is filtered once here: in read-only mode the
@@ -84,9 +94,10 @@ func New(opts Options) (*Server, error) {
 	if opts.ExecTimeout <= 0 {
 		opts.ExecTimeout = 5 * time.Minute
 	}
-	s := &Server{opts: opts, byName: map[string]*tools.Tool{}, servers: map[safety.Tier]*mcp.Server{}}
+	s := &Server{opts: opts, byName: map[string]*tools.Tool{}, unregistered: map[string]safety.Tier{}, servers: map[serverKey]*mcp.Server{}}
 	for _, t := range tools.Catalogue() {
 		if opts.ReadOnly && t.Tier != safety.Green {
+			s.unregistered[t.Name] = t.Tier
 			continue
 		}
 		s.tools = append(s.tools, t)
@@ -260,22 +271,14 @@ func (s *Server) refuseUnknown(ctx context.Context, c Call) *mcp.CallToolResult 
 	tier := safety.Black
 	if safety.IsBlackTool(c.Tool) {
 		reason = fmt.Sprintf("%s is never available to agents: it could take down the cluster or destroy data, so only a person at the console may do it", c.Tool)
-	} else if t := s.catalogueTier(c.Tool); t != 0 {
+	} else if t, ok := s.unregistered[c.Tool]; ok {
 		tier = t
-		reason = fmt.Sprintf("%s is not available here (read-only mode or above this caller's %s ceiling)", c.Tool, c.Principal.MaxTier)
+		reason = fmt.Sprintf("%s is not available: Jarvis runs in read-only mode (JARVIS_READ_ONLY)", c.Tool)
+	} else if t, ok := s.byName[c.Tool]; ok {
+		tier = t.Tier
+		reason = fmt.Sprintf("%s is a %s tool and this caller may use tools up to %s only", c.Tool, t.Tier, c.Principal.MaxTier)
 	}
 	return s.refuse(ctx, c, tier, safety.Verdict{Decision: safety.Blocked, Tier: tier, Reason: reason}, "")
-}
-
-// catalogueTier returns the tier of a tool that exists in the full catalogue but
-// was not registered here, or 0.
-func (s *Server) catalogueTier(name string) safety.Tier {
-	for _, t := range tools.Catalogue() {
-		if t.Name == name {
-			return t.Tier
-		}
-	}
-	return 0
 }
 
 // failPrepare answers a call whose arguments or target were wrong: a tool error, audited.

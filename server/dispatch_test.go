@@ -341,9 +341,18 @@ func TestApprovalDecidedWhileTheCallWaits(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
-	out := structured[tools.TaskResult](t, h.call(agentRed, "stop_vm", map[string]any{"vmid": 105}))
+	var notes []string
+	var mu sync.Mutex
+	res := h.srv.Dispatch(context.Background(), Call{Principal: agentRed, Tool: "stop_vm", Args: json.RawMessage(`{"vmid":105}`),
+		Progress: func(msg string, _, _ float64) { mu.Lock(); notes = append(notes, msg); mu.Unlock() }})
+	out := structured[tools.TaskResult](t, res)
 	if !out.OK || h.guestStatus(105) != "stopped" {
 		t.Fatalf("approved while waiting: %+v", out)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(notes) == 0 || !strings.Contains(notes[0], "waiting for a person to approve apr_") {
+		t.Fatalf("no progress while waiting for the approval: %q", notes)
 	}
 }
 

@@ -41,9 +41,9 @@ func PrincipalFromToken(ti *auth.TokenInfo) (safety.Principal, bool) {
 // local is the principal of a transport without tokens (stdio). For HTTP it is nil
 // and the caller comes from the bearer token.
 func (s *Server) MCP(ceiling safety.Tier, local *safety.Principal) *mcp.Server {
-	key := ceiling
+	key := serverKey{ceiling: ceiling}
 	if local != nil {
-		key += 100 // a local server is never shared with HTTP callers
+		key.local = local.ID
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
