@@ -28,10 +28,7 @@ func (a *App) listApprovals(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []store.Approval{}
-	}
-	return c.JSON(http.StatusOK, map[string]any{"approvals": list})
+	return jsonList(c, "approvals", list)
 }
 
 func (a *App) getApproval(c echo.Context) error {
@@ -156,35 +153,28 @@ func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
 	return f, nil
 }
 
-func (a *App) listEvents(c echo.Context) error {
-	f, err := a.eventFilter(c)
-	if err != nil {
-		return err
+// listEvents answers the history, newest first; unresolvedOnly keeps open alerts and the like.
+func (a *App) listEvents(unresolvedOnly bool) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		f, err := a.eventFilter(c)
+		if err != nil {
+			return err
+		}
+		f.UnresolvedOnly = unresolvedOnly
+		list, err := a.opts.Store.ListEvents(c.Request().Context(), f)
+		if err != nil {
+			return err
+		}
+		return jsonList(c, "events", list)
 	}
-	list, err := a.opts.Store.ListEvents(c.Request().Context(), f)
-	if err != nil {
-		return err
-	}
-	if list == nil {
-		list = []store.Event{}
-	}
-	return c.JSON(http.StatusOK, map[string]any{"events": list})
 }
 
-func (a *App) listUnresolved(c echo.Context) error {
-	f, err := a.eventFilter(c)
-	if err != nil {
-		return err
-	}
-	f.UnresolvedOnly = true
-	list, err := a.opts.Store.ListEvents(c.Request().Context(), f)
-	if err != nil {
-		return err
-	}
+// jsonList answers {key: list}, with [] rather than null for an empty list.
+func jsonList[T any](c echo.Context, key string, list []T) error {
 	if list == nil {
-		list = []store.Event{}
+		list = []T{}
 	}
-	return c.JSON(http.StatusOK, map[string]any{"events": list})
+	return c.JSON(http.StatusOK, map[string]any{key: list})
 }
 
 func (a *App) createEvent(c echo.Context) error {
@@ -295,10 +285,7 @@ func (a *App) listAudit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if rows == nil {
-		rows = []store.AuditRow{}
-	}
-	return c.JSON(http.StatusOK, map[string]any{"rows": rows})
+	return jsonList(c, "rows", rows)
 }
 
 // decodeStrict reads a JSON body, refusing unknown fields and trailing data.

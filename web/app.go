@@ -41,6 +41,8 @@ type Options struct {
 	Poller *Poller
 	// Heartbeat is the SSE keep-alive interval (default 15 s).
 	Heartbeat time.Duration
+	// FeedWriteTimeout ends a feed stream whose client stops reading (default 20 s).
+	FeedWriteTimeout time.Duration
 	// SecureCookie marks the session cookie Secure (behind HTTPS).
 	SecureCookie bool
 }
@@ -66,6 +68,9 @@ func New(opts Options) *App {
 	}
 	if opts.Heartbeat <= 0 {
 		opts.Heartbeat = 15 * time.Second
+	}
+	if opts.FeedWriteTimeout <= 0 {
+		opts.FeedWriteTimeout = 20 * time.Second
 	}
 	a := &App{opts: opts, e: echo.New(), started: time.Now(), loginLimiter: map[string]*rate.Limiter{}, feedDone: make(chan struct{})}
 	e := a.e
@@ -103,8 +108,8 @@ func New(opts Options) *App {
 	api.PUT("/safety", a.putSafety)
 	api.GET("/tools", a.listTools)
 	api.GET("/events", a.events)
-	api.GET("/memory/events", a.listEvents)
-	api.GET("/memory/events/unresolved", a.listUnresolved)
+	api.GET("/memory/events", a.listEvents(false))
+	api.GET("/memory/events/unresolved", a.listEvents(true))
 	api.POST("/memory/events", a.createEvent)
 	api.POST("/memory/events/:id/resolve", a.resolveEvent)
 	api.GET("/memory/preferences", a.listPreferences)

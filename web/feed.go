@@ -46,15 +46,23 @@ func (a *App) events(c echo.Context) error {
 	}
 
 	w := c.Response()
+	// Each write has its own deadline: a client that stops reading ends its own
+	// stream instead of holding a goroutine forever (the server has no
+	// WriteTimeout, which would cut healthy long streams).
+	rc := http.NewResponseController(w)
+	flush := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(a.opts.FeedWriteTimeout))
+		return rc.Flush()
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache, no-store")
 	w.Header().Set("Connection", "keep-alive")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
-	if _, err := fmt.Fprint(w, "retry: 3000\n\n"); err != nil {
+	_ = rc.SetWriteDeadline(time.Now().Add(a.opts.FeedWriteTimeout))
+	if _, err := fmt.Fprint(w, "retry: 3000\n\n"); err != nil || flush() != nil {
 		return nil
 	}
-	w.Flush()
 
 	send := func(ev store.Event) error {
 		if ev.ID <= lastID {
@@ -71,6 +79,7 @@ func (a *App) events(c echo.Context) error {
 		if err != nil {
 			return err
 		}
+		_ = rc.SetWriteDeadline(time.Now().Add(a.opts.FeedWriteTimeout))
 		_, err = fmt.Fprintf(w, "id: %d\nevent: %s\ndata: %s\n\n", ev.ID, ev.Type, b)
 		return err
 	}
@@ -86,7 +95,9 @@ func (a *App) events(c echo.Context) error {
 					return nil
 				}
 			}
-			w.Flush()
+			if flush() != nil {
+				return nil
+			}
 			if len(page) < replayPage {
 				break
 			}
@@ -108,15 +119,14 @@ func (a *App) events(c echo.Context) error {
 			if !ok {
 				return nil
 			}
-			if err := send(ev); err != nil {
+			if send(ev) != nil || flush() != nil {
 				return nil
 			}
-			w.Flush()
 		case <-heartbeat.C:
-			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil {
+			_ = rc.SetWriteDeadline(time.Now().Add(a.opts.FeedWriteTimeout))
+			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || flush() != nil {
 				return nil
 			}
-			w.Flush()
 		}
 	}
 }
