@@ -56,6 +56,11 @@ func (s *Server) RunSweeper(ctx context.Context, interval time.Duration) {
 			if err := s.Recover(ctx); err != nil && ctx.Err() == nil {
 				s.opts.Logger.Warn("interrupted-call sweep failed", "err", err)
 			}
+			// Cluster snapshots are news for an hour; alerts, tool calls and
+			// approvals stay (the audit log is separate and never pruned).
+			if _, err := s.opts.Store.PruneEvents(ctx, "cluster", s.opts.Now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
+				s.opts.Logger.Warn("pruning cluster snapshots failed", "err", err)
+			}
 		}
 	}
 }

@@ -320,3 +320,17 @@ func (s *Store) LastEventID(ctx context.Context) (uint64, error) {
 	}
 	return id, nil
 }
+
+// PruneEvents deletes events of one type older than before and says how many
+// went. Cluster snapshots are only news while fresh; pruning them keeps the
+// database small. The audit log is separate and never pruned.
+func (s *Store) PruneEvents(ctx context.Context, typ string, before time.Time) (int64, error) {
+	if !eventTypes[typ] {
+		return 0, fmt.Errorf("prune events: unknown type %q", typ)
+	}
+	res := s.db.WithContext(ctx).Where("type = ? AND time_ns < ?", typ, before.UnixNano()).Delete(&eventRecord{})
+	if res.Error != nil {
+		return 0, fmt.Errorf("prune %s events: %w", typ, res.Error)
+	}
+	return res.RowsAffected, nil
+}

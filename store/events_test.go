@@ -460,3 +460,30 @@ func TestEventsFromAnotherProcessAreDeliveredInOrder(t *testing.T) {
 		t.Fatal("follower did not deliver the other process's event")
 	}
 }
+
+func TestPruneEventsRemovesOnlyOldEventsOfOneType(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	old := time.Now().Add(-2 * time.Hour)
+	s.now = func() time.Time { return old }
+	for _, typ := range []string{"cluster", "cluster", "alert"} {
+		if err := s.Publish(ctx, &Event{Type: typ, Summary: "old " + typ}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.now = time.Now
+	if err := s.Publish(ctx, &Event{Type: "cluster", Summary: "fresh"}); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneEvents(ctx, "cluster", time.Now().Add(-time.Hour))
+	if err != nil || n != 2 {
+		t.Fatalf("pruned %d, %v; want 2", n, err)
+	}
+	left, _ := s.ListEvents(ctx, EventFilter{})
+	if len(left) != 2 {
+		t.Fatalf("left %d events, want the fresh snapshot and the alert", len(left))
+	}
+	if _, err := s.PruneEvents(ctx, "bogus", time.Now()); err == nil {
+		t.Fatal("unknown type accepted")
+	}
+}
