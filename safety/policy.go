@@ -36,6 +36,11 @@ type Request struct {
 	Tier      Tier // the tool's declared tier, or the classified tier for execute_ssh
 	Target    Target
 	Effect    string // tool-provided sentence fragment describing what will happen
+	// Reads marks a call that only reads although its tier is above GREEN
+	// (execute_ssh with a read-only command, YELLOW so it is rate-limited).
+	// Protected resources may be read, so protection does not refuse it; the
+	// switches still do.
+	Reads bool
 }
 
 // State holds the live switches; the caller reads them fresh for each call.
@@ -117,7 +122,7 @@ func (p Policy) Decide(req Request, st State) Verdict {
 		v.Reason = fmt.Sprintf("The kill switch is on: every action that changes the cluster, including %s, is refused until an operator releases it.", req.Tool)
 		return v
 	}
-	if reason := p.protectedReason(req.Target); reason != "" {
+	if reason := p.protectedReason(req.Target); reason != "" && !req.Reads {
 		v.Decision = Protected
 		v.Reason = reason
 		return v

@@ -159,3 +159,19 @@ func TestDecide(t *testing.T) {
 		})
 	}
 }
+
+func TestReadsOfProtectedResourcesAboveGreen(t *testing.T) {
+	p := Policy{ProtectedNodes: []string{"agent1"}}
+	req := Request{Principal: Principal{ID: "agent:x", Kind: "agent", MaxTier: Red}, Tool: "execute_ssh", Tier: Yellow,
+		Target: Target{Node: "agent1"}, Effect: "Run `uptime` on node agent1", Reads: true}
+	if v := p.Decide(req, State{}); v.Decision != Allow {
+		t.Fatalf("read on a protected node: %+v", v)
+	}
+	if v := p.Decide(req, State{KillSwitch: true}); v.Decision != KillSwitch {
+		t.Fatalf("read with the kill switch on: %+v", v)
+	}
+	req.Reads = false
+	if v := p.Decide(req, State{}); v.Decision != Protected {
+		t.Fatalf("change on a protected node: %+v", v)
+	}
+}

@@ -1,6 +1,9 @@
 package safety
 
-import "strings"
+import (
+	"regexp"
+	"strings"
+)
 
 // Redacted replaces secret values in logs, audit rows and events.
 const Redacted = "[redacted]"
@@ -31,9 +34,31 @@ func RedactArgs(args map[string]any) map[string]any {
 			out[k] = Redacted
 			continue
 		}
+		if cmd, ok := v.(string); ok && strings.EqualFold(k, "command") {
+			out[k] = RedactCommand(cmd)
+			continue
+		}
 		out[k] = redactValue(v)
 	}
 	return out
+}
+
+var (
+	// --password=x, -p x is too ambiguous; names that say what they hold are not.
+	secretOption = regexp.MustCompile(`(?i)(--?[a-z0-9_-]*(?:pass(?:word|wd|phrase)?|token|secret|api[_-]?key|credential)[a-z0-9_-]*)(=|\s+)([^\s'"]+|'[^']*'|"[^"]*")`)
+	// NAME=value where the name says it is a secret.
+	secretAssign = regexp.MustCompile(`(?i)\b([a-z0-9_]*(?:pass(?:word|wd)?|token|secret|api[_-]?key)[a-z0-9_]*)=([^\s'"]+|'[^']*'|"[^"]*")`)
+	// scheme://user:password@host
+	urlPassword = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@`)
+)
+
+// RedactCommand hides credentials written into a shell command (option values
+// and assignments whose names say they are secrets, passwords in URLs), so a
+// command can be shown in plans, audit rows and events.
+func RedactCommand(cmd string) string {
+	cmd = secretOption.ReplaceAllString(cmd, "${1}${2}"+Redacted)
+	cmd = secretAssign.ReplaceAllString(cmd, "${1}="+Redacted)
+	return urlPassword.ReplaceAllString(cmd, "${1}"+Redacted+"@")
 }
 
 func redactValue(v any) any {

@@ -37,3 +37,23 @@ func TestRedactArgs(t *testing.T) {
 		t.Error("RedactArgs(nil) != nil")
 	}
 }
+
+func TestRedactCommand(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"mysql --password=hunter2 -e 'select 1'", "mysql --password=[redacted] -e 'select 1'"},
+		{"tool --api-key abc123 list", "tool --api-key [redacted] list"},
+		{"curl https://bob:s3cret@host/x", "curl https://bob:[redacted]@host/x"},
+		{"PGPASSWORD=hunter2 psql", "PGPASSWORD=[redacted] psql"},
+		{"tool --token 'a b c'", "tool --token [redacted]"},
+		{"systemctl status pveproxy", "systemctl status pveproxy"},
+		{"journalctl -u pveproxy -n 20", "journalctl -u pveproxy -n 20"},
+	} {
+		if got := RedactCommand(c.in); got != c.want {
+			t.Errorf("RedactCommand(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	args := RedactArgs(map[string]any{"command": "mysql --password=hunter2", "node": "pve"})
+	if args["command"] != "mysql --password=[redacted]" || args["node"] != "pve" {
+		t.Errorf("RedactArgs = %v", args)
+	}
+}

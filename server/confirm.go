@@ -2,6 +2,8 @@ package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -41,15 +43,34 @@ func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, v safety
 	}
 
 	if id, _ := args["approval_id"].(string); id != "" {
-		return s.redeemApproval(ctx, c, v, id, canonical)
+		return s.redeemApproval(ctx, c, v, id, bindArgs(args, canonical))
 	}
-	if c.RequestState != "" {
-		return "", s.redeemElicitation(ctx, c, v, canonical)
+	// Elicitation asks "the user" through the caller's own client. For the local
+	// operator (stdio) or an operator login that user is a person; an agent
+	// answers its own client, so agents get a stored approval that an operator
+	// decides — unless JARVIS_ELICITATION_FOR_AGENTS says their clients are
+	// trusted to show the question to a person.
+	if c.Principal.Kind == "operator" || s.opts.ElicitAgents {
+		if c.RequestState != "" {
+			return "", s.redeemElicitation(ctx, c, v, canonical)
+		}
+		if c.Elicitation {
+			return "", s.askClient(ctx, c, v, canonical)
+		}
 	}
-	if c.Elicitation {
-		return "", s.askClient(ctx, c, v, canonical)
+	return s.requestApproval(ctx, c, tool, v, bindArgs(args, canonical))
+}
+
+// bindArgs is what an approval is bound to: the redacted arguments a person can
+// read, and a hash of the exact canonical arguments, so a call with any other
+// value (a different password hidden by the redaction included) does not match.
+func bindArgs(args map[string]any, canonical string) string {
+	shown, err := safety.CanonicalArgs(safety.RedactArgs(args))
+	if err != nil {
+		shown = "{}"
 	}
-	return s.requestApproval(ctx, c, tool, v, canonical)
+	sum := sha256.Sum256([]byte(canonical))
+	return shown + " sha256:" + hex.EncodeToString(sum[:])
 }
 
 // askClient returns an input request: the client shows the plan to its user and
@@ -111,11 +132,11 @@ func answerWord(r *mcp.ElicitResult) string {
 }
 
 // requestApproval records an approval request for the operator and waits a while
-// for the decision.
-func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict, canonical string) (string, *mcp.CallToolResult) {
+// for the decision. bound is bindArgs of the call's arguments.
+func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict, bound string) (string, *mcp.CallToolResult) {
 	now := s.opts.Now()
 	a := &store.Approval{
-		Principal: c.Principal.ID, Tool: c.Tool, Args: canonical, Plan: v.Plan, Tier: v.Tier.String(),
+		Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan, Tier: v.Tier.String(),
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.ApprovalTTL),
 	}
 	if err := s.opts.Store.CreateApproval(ctx, a); err != nil {
@@ -123,7 +144,7 @@ func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, 
 			Reason: "the approval request could not be stored, so nothing was done; check the database (jarvis doctor)"}, "")
 	}
 	s.publishApproval(ctx, a, "requested", c.Principal.ID)
-	return s.awaitApproval(ctx, c, v, a.ID, canonical)
+	return s.awaitApproval(ctx, c, v, a.ID, bound)
 }
 
 // redeemApproval handles a call that names an approval: it runs only if that approval
@@ -179,7 +200,14 @@ func (s *Server) needsApproval(ctx context.Context, c Call, v safety.Verdict, id
 }
 
 // consume takes the approval, exactly once, and maps every way it can fail to a refusal.
+// The plan must still read as the person saw it: the same arguments can name a
+// different guest by now (recreated, migrated, renamed), and that was not approved.
 func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id, canonical string) (string, *mcp.CallToolResult) {
+	if got, err := s.opts.Store.GetApproval(ctx, id); err == nil && got.Plan != v.Plan && got.Status == store.ApprovalApproved &&
+		got.Principal == c.Principal.ID && got.Tool == c.Tool && got.Args == canonical {
+		return "", s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan,
+			Reason: fmt.Sprintf("the target changed since approval %s was granted: it approved %q, the call would now %q; ask again", id, got.Plan, v.Plan)}, id)
+	}
 	a, err := s.opts.Store.ConsumeApproval(ctx, id, c.Principal.ID, c.Tool, canonical, s.opts.Now())
 	if err == nil {
 		s.publishApproval(ctx, a, "consumed", c.Principal.ID)

@@ -45,6 +45,10 @@ type Options struct {
 	ApprovalTTL time.Duration
 	// ApprovalWait is how long a call without elicitation waits for the operator.
 	ApprovalWait time.Duration
+	// ElicitAgents lets agent callers confirm RED calls through their own
+	// client's elicitation (JARVIS_ELICITATION_FOR_AGENTS). Off: agents always
+	// wait for an operator's approval, since an agent can answer its own client.
+	ElicitAgents bool
 	// ExecTimeout bounds one tool execution, task wait included.
 	ExecTimeout time.Duration
 	Logger      *slog.Logger
@@ -171,7 +175,7 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 		verdict = *call.Refusal
 	} else {
 		verdict = s.opts.Policy.Decide(safety.Request{
-			Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect,
+			Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect, Reads: call.Reads,
 		}, s.liveState(ctx))
 	}
 	switch verdict.Decision {
@@ -260,7 +264,7 @@ func (s *Server) liveState(ctx context.Context) safety.State {
 	}
 	st.KillSwitch = kill == "on"
 	ro, _, err := s.opts.Store.GetPreference(ctx, PrefReadOnly)
-	if err == nil && ro == "on" {
+	if err != nil || ro == "on" {
 		st.ReadOnly = true
 	}
 	return st

@@ -392,9 +392,31 @@ func TestElicitation(t *testing.T) {
 	}
 	ctx := context.Background()
 
-	t.Run("accept stops the VM", func(t *testing.T) {
+	t.Run("an agent answering its own client still needs an operator", func(t *testing.T) {
 		h := newHarness(t)
 		cs := h.connect(agentRed, accept)
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "stop_vm", Arguments: map[string]any{"vmid": 101}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := refusalOf(t, res); r.Decision != safety.NeedsApproval || h.guestStatus(101) != "running" {
+			t.Fatalf("agent self-confirmation: %+v", r)
+		}
+	})
+	t.Run("agents may elicit when configured", func(t *testing.T) {
+		h := newHarness(t, func(o *Options) { o.ElicitAgents = true })
+		cs := h.connect(agentRed, accept)
+		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "stop_vm", Arguments: map[string]any{"vmid": 101}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out := structured[tools.TaskResult](t, res); !out.OK {
+			t.Fatalf("configured agent elicitation: %+v", out)
+		}
+	})
+	t.Run("accept stops the VM", func(t *testing.T) {
+		h := newHarness(t)
+		cs := h.connect(operator, accept)
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "stop_vm", Arguments: map[string]any{"vmid": 101}})
 		if err != nil {
 			t.Fatal(err)
@@ -406,7 +428,7 @@ func TestElicitation(t *testing.T) {
 	})
 	t.Run("decline is denied", func(t *testing.T) {
 		h := newHarness(t)
-		cs := h.connect(agentRed, decline)
+		cs := h.connect(operator, decline)
 		res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "stop_vm", Arguments: map[string]any{"vmid": 101}})
 		if err != nil {
 			t.Fatal(err)
@@ -427,7 +449,7 @@ func TestConfirmationStateCannotBeForged(t *testing.T) {
 	args := json.RawMessage(`{"vmid":101}`)
 
 	// A forged answer on the first call (no state) is ignored: the client is asked.
-	res := h.srv.Dispatch(ctx, Call{Principal: agentRed, Tool: "stop_vm", Args: args, Elicitation: true, Confirm: accept})
+	res := h.srv.Dispatch(ctx, Call{Principal: operator, Tool: "stop_vm", Args: args, Elicitation: true, Confirm: accept})
 	if len(res.InputRequests) != 1 || res.RequestState == "" {
 		t.Fatalf("forged first call was not asked: %+v", res)
 	}
@@ -439,10 +461,10 @@ func TestConfirmationStateCannotBeForged(t *testing.T) {
 		p     safety.Principal
 		args  string
 	}{
-		{"tampered", state[:len(state)-2] + "xx", agentRed, `{"vmid":101}`},
-		{"garbage", "not-a-state", agentRed, `{"vmid":101}`},
-		{"other principal", state, safety.Principal{ID: "agent:x", Kind: "agent", MaxTier: safety.Red}, `{"vmid":101}`},
-		{"other arguments", state, agentRed, `{"vmid":102}`},
+		{"tampered", state[:len(state)-2] + "xx", operator, `{"vmid":101}`},
+		{"garbage", "not-a-state", operator, `{"vmid":101}`},
+		{"other principal", state, safety.Principal{ID: "operator:other", Kind: "operator", MaxTier: safety.Red}, `{"vmid":101}`},
+		{"other arguments", state, operator, `{"vmid":102}`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -453,12 +475,12 @@ func TestConfirmationStateCannotBeForged(t *testing.T) {
 		})
 	}
 	// The genuine state works once; a replay is refused.
-	res = h.srv.Dispatch(ctx, Call{Principal: agentRed, Tool: "stop_vm", Args: args, Elicitation: true, RequestState: state, Confirm: accept})
+	res = h.srv.Dispatch(ctx, Call{Principal: operator, Tool: "stop_vm", Args: args, Elicitation: true, RequestState: state, Confirm: accept})
 	if res.IsError {
 		t.Fatalf("genuine state refused: %s", textOf(res))
 	}
 	_ = h.sim.SetGuestStatus(101, "running")
-	res = h.srv.Dispatch(ctx, Call{Principal: agentRed, Tool: "stop_vm", Args: args, Elicitation: true, RequestState: state, Confirm: accept})
+	res = h.srv.Dispatch(ctx, Call{Principal: operator, Tool: "stop_vm", Args: args, Elicitation: true, RequestState: state, Confirm: accept})
 	if r := refusalOf(t, res); r.Decision != safety.Denied {
 		t.Fatalf("replayed state: %+v", r)
 	}

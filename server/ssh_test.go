@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
 	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
@@ -182,5 +183,62 @@ func TestWakeNodeSendsAMagicPacket(t *testing.T) {
 	mac, _ := net.ParseMAC("52:54:00:12:34:02")
 	if string(buf[:n]) != string(tools.MagicPacket(mac)) {
 		t.Fatalf("packet % x", buf[:n])
+	}
+}
+
+func TestCommandsCannotHideFromTheApprover(t *testing.T) {
+	tweak, shells := withShells(t)
+	h := newHarness(t, tweak)
+	res := h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "rm -rf /srv/app #\r\x1b[2KRun `uptime`"})
+	if !res.IsError || !strings.Contains(textOf(res), "control character") {
+		t.Fatalf("control characters accepted: %s", textOf(res))
+	}
+	// A credential typed into a command is kept out of plans, approvals, events and the audit log.
+	r := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "mysql --password=hunter2 -e 'select 1'"}))
+	if r.Decision != safety.NeedsApproval || strings.Contains(r.Plan, "hunter2") {
+		t.Fatalf("plan: %+v", r)
+	}
+	ctx := context.Background()
+	a, _ := h.store.GetApproval(ctx, r.ApprovalID)
+	rows, _ := h.store.AuditRecent(ctx, 50)
+	events, _ := h.store.ListEvents(ctx, store.EventFilter{Limit: 50})
+	blob := a.Args + a.Plan
+	for _, row := range rows {
+		blob += row.Args + row.Plan + row.Error
+	}
+	for _, ev := range events {
+		blob += ev.Summary + string(ev.Details)
+	}
+	if strings.Contains(blob, "hunter2") {
+		t.Fatal("the password reached the store")
+	}
+	// The approval still binds the exact command: another password does not match.
+	if _, err := h.srv.DecideApproval(ctx, r.ApprovalID, true, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	other := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "mysql --password=other -e 'select 1'", "approval_id": r.ApprovalID}))
+	if other.Decision != safety.Denied {
+		t.Fatalf("approval reused for a different hidden value: %+v", other)
+	}
+	if len((*shells).Ran("pve")) != 0 {
+		t.Fatal("something reached the shell")
+	}
+}
+
+func TestReadOnlyCommandsMayReadProtectedNodes(t *testing.T) {
+	tweak, _ := withShells(t)
+	h := newHarness(t, tweak)
+	out := structured[tools.CommandOutput](t, h.call(agentRed, "execute_ssh", map[string]any{"node": "agent1", "command": "uptime"}))
+	if !strings.Contains(out.Stdout, "load average") {
+		t.Fatalf("uptime on agent1: %+v", out)
+	}
+	if r := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "agent1", "command": "systemctl restart pveproxy"})); r.Decision != safety.Protected {
+		t.Fatalf("a change on protected agent1: %+v", r)
+	}
+	if err := h.srv.SetSwitch(context.Background(), PrefKillSwitch, true, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	if r := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "uptime"})); r.Decision != safety.KillSwitch {
+		t.Fatalf("kill switch: %+v", r)
 	}
 }

@@ -53,6 +53,9 @@ type Call struct {
 	// Tier, when set, overrides the tool's declared tier for this call; only
 	// execute_ssh uses it (its tier is the command classifier's verdict).
 	Tier safety.Tier
+	// Reads marks a call above GREEN that only reads (a read-only SSH command):
+	// reads of protected resources are allowed.
+	Reads bool
 	// Refusal, when set, is a refusal decided while preparing (the command
 	// classifier blocked it); the call never runs.
 	Refusal *safety.Verdict

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
@@ -74,6 +75,11 @@ func executeSSH() *Tool {
 		if strings.TrimSpace(in.Command) == "" {
 			return nil, inputErrorf("command is empty")
 		}
+		// Control characters could hide the real command from the person who
+		// approves it (terminal escapes, carriage returns); no command needs them.
+		if i := strings.IndexFunc(in.Command, func(r rune) bool { return r != '\t' && r != '\n' && unicode.IsControl(r) }); i >= 0 {
+			return nil, inputErrorf("command contains a control character at byte %d; send plain text", i)
+		}
 		timeout := env.SSHTimeout
 		if timeout <= 0 {
 			timeout = 30 * time.Second
@@ -84,15 +90,16 @@ func executeSSH() *Tool {
 		v := safety.ClassifyCommand(in.Command, env.ProtectedServices)
 		call := &Call{
 			Target: safety.Target{Node: in.Node},
-			Effect: fmt.Sprintf("Run `%s` on node %s (%s)", in.Command, in.Node, v.Reason),
+			Effect: fmt.Sprintf("Run `%s` on node %s (%s)", safety.RedactCommand(in.Command), in.Node, v.Reason),
 			Tier:   v.Tier,
+			Reads:  v.Decision == safety.Allow,
 			Run: func(ctx context.Context, _ Progress) (any, error) {
 				return runCommand(ctx, env, in.Node, in.Command, timeout)
 			},
 		}
 		if v.Decision == safety.Blocked || v.Decision == safety.Protected {
 			call.Refusal = &safety.Verdict{Decision: v.Decision, Tier: v.Tier, Reason: v.Reason,
-				Plan: fmt.Sprintf("execute_ssh: run `%s` on node %s", in.Command, in.Node)}
+				Plan: fmt.Sprintf("execute_ssh: run `%s` on node %s", safety.RedactCommand(in.Command), in.Node)}
 		}
 		return call, nil
 	})
@@ -386,7 +393,9 @@ func restartService() *Tool {
 		if err != nil {
 			return nil, err
 		}
-		effect := fmt.Sprintf("Restart service %s on node %s (now %s/%s); whatever depends on it is interrupted briefly", in.Service, in.Node, st.Active, st.Sub)
+		// The plan names the unit's description, not its current state: an
+		// approval must still match when the state has moved on meanwhile.
+		effect := fmt.Sprintf("Restart service %s (%s) on node %s; whatever depends on it is interrupted briefly", in.Service, st.Description, in.Node)
 		return &Call{Target: safety.Target{Node: in.Node, Service: in.Service}, Effect: effect,
 			Run: func(ctx context.Context, _ Progress) (any, error) {
 				res, err := env.SSH.Run(ctx, in.Node, sshexec.Command("systemctl", "restart", in.Service), 90*time.Second)

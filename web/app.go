@@ -56,6 +56,7 @@ type App struct {
 
 	loginMu      sync.Mutex
 	loginLimiter map[string]*rate.Limiter
+	loginGlobal  *rate.Limiter
 
 	feedMu   sync.Mutex
 	feedDone chan struct{}
@@ -72,7 +73,8 @@ func New(opts Options) *App {
 	if opts.FeedWriteTimeout <= 0 {
 		opts.FeedWriteTimeout = 20 * time.Second
 	}
-	a := &App{opts: opts, e: echo.New(), started: time.Now(), loginLimiter: map[string]*rate.Limiter{}, feedDone: make(chan struct{})}
+	a := &App{opts: opts, e: echo.New(), started: time.Now(), loginLimiter: map[string]*rate.Limiter{},
+		loginGlobal: rate.NewLimiter(rate.Every(loginGlobalEvery), loginGlobalBurst), feedDone: make(chan struct{})}
 	e := a.e
 	e.HideBanner, e.HidePort = true, true
 	// Rate limiting by address must not trust X-Forwarded-For from anyone.
@@ -192,10 +194,7 @@ type loginRequest struct {
 
 func (a *App) login(c echo.Context) error {
 	ip := c.RealIP()
-	lim := a.limiterFor(ip)
-	if r := lim.Reserve(); !r.OK() || r.Delay() > 0 {
-		delay := r.Delay()
-		r.Cancel()
+	if ok, delay := a.loginAllowed(ip); !ok {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(delay.Seconds())+1))
 		return apiError(http.StatusTooManyRequests, "too many login attempts; wait before trying again", nil)
 	}
@@ -205,13 +204,14 @@ func (a *App) login(c echo.Context) error {
 	}
 	if subtle.ConstantTimeCompare([]byte(req.Password), []byte(a.opts.Password)) != 1 {
 		a.opts.Logger.Warn("failed operator login", "addr", ip)
+		a.loginFailed()
 		return apiError(http.StatusUnauthorized, "wrong password", nil)
 	}
-	// A successful login gives the address its attempts back.
+	// A successful login gives the client its attempts back.
 	a.loginMu.Lock()
-	delete(a.loginLimiter, ip)
+	delete(a.loginLimiter, clientKey(ip))
 	a.loginMu.Unlock()
-	tok, exp, err := a.opts.Tokens.IssueOperator()
+	tok, exp, err := a.opts.Tokens.IssueOperator(c.Request().Context())
 	if err != nil {
 		return fmt.Errorf("issuing token: %w", err)
 	}
@@ -222,24 +222,80 @@ func (a *App) login(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"token": tok, "expiresIn": int64(OperatorTTL.Seconds())})
 }
 
+// logout ends every operator session (there is one operator), not only this
+// browser's: a token copied elsewhere stops working too.
 func (a *App) logout(c echo.Context) error {
+	raw := bearer(c.Request())
+	if claims, err := a.opts.Tokens.Verify(c.Request().Context(), raw); err == nil && claims.Kind == "operator" {
+		if err := a.opts.Tokens.EndOperatorSessions(c.Request().Context()); err != nil {
+			return err
+		}
+	}
 	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
 	return c.NoContent(http.StatusNoContent)
 }
 
-// limiterFor gives each client address 5 login attempts, refilled one per 12 s.
-func (a *App) limiterFor(ip string) *rate.Limiter {
+// Login throttling: each client network gets 5 attempts, one more every 12 s;
+// all clients together get 20 failures, one more every 3 s, so rotating
+// addresses (an IPv6 /64 is one client) buys no more guesses.
+const (
+	loginPerClientBurst = 5
+	loginPerClientEvery = 12 * time.Second
+	loginGlobalBurst    = 20
+	loginGlobalEvery    = 3 * time.Second
+	loginMaxClients     = 4096
+)
+
+// loginAllowed takes one attempt from the client's bucket and the global one.
+func (a *App) loginAllowed(ip string) (bool, time.Duration) {
+	now := time.Now()
 	a.loginMu.Lock()
 	defer a.loginMu.Unlock()
-	if len(a.loginLimiter) > 10000 {
-		a.loginLimiter = map[string]*rate.Limiter{}
-	}
-	l, ok := a.loginLimiter[ip]
+	key := clientKey(ip)
+	l, ok := a.loginLimiter[key]
 	if !ok {
-		l = rate.NewLimiter(rate.Every(12*time.Second), 5)
-		a.loginLimiter[ip] = l
+		if len(a.loginLimiter) >= loginMaxClients {
+			// Forget clients whose bucket has refilled: they lose nothing.
+			for k, v := range a.loginLimiter {
+				if v.TokensAt(now) >= loginPerClientBurst {
+					delete(a.loginLimiter, k)
+				}
+			}
+		}
+		l = rate.NewLimiter(rate.Every(loginPerClientEvery), loginPerClientBurst)
+		a.loginLimiter[key] = l
 	}
-	return l
+	r := l.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	// The global bucket is spent by failed attempts only (see loginFailed), so
+	// the operator is shut out only while someone is actually guessing.
+	if a.loginGlobal.TokensAt(now) < 1 {
+		r.CancelAt(now)
+		return false, loginGlobalEvery
+	}
+	return true, 0
+}
+
+// loginFailed spends one attempt from the global bucket.
+func (a *App) loginFailed() {
+	a.loginMu.Lock()
+	defer a.loginMu.Unlock()
+	a.loginGlobal.Allow()
+}
+
+// clientKey groups an address with its network: an IPv6 /64 is one client.
+func clientKey(ip string) string {
+	addr := net.ParseIP(ip)
+	if addr == nil {
+		return ip
+	}
+	if addr.To4() == nil {
+		return addr.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	}
+	return addr.String()
 }
 
 // requireOperator lets through operator tokens only; agent tokens get 403.

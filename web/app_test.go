@@ -66,6 +66,7 @@ func newWebHarness(t *testing.T, tweak ...func(*Options)) *webHarness {
 		t.Fatal(err)
 	}
 	tokens := NewTokens(safety.DeriveKey(secret, "jwt-signing"), st)
+	tokens.SetOperatorPassword(testPassword)
 	opts := Options{Server: srv, Store: st, Tokens: tokens, Password: testPassword, Version: "test", Logger: logger,
 		PVEPing: client.Ping, Heartbeat: 100 * time.Millisecond}
 	for _, f := range tweak {
@@ -272,7 +273,7 @@ func TestMCPOverHTTPWithTokensAndApprovals(t *testing.T) {
 		t.Fatalf("pending approvals: %d %v", resp.StatusCode, out)
 	}
 	a := out["approvals"].([]any)[0].(map[string]any)
-	if a["principal"] != "agent:fixer" || !strings.Contains(a["plan"].(string), "web01") {
+	if !strings.HasPrefix(a["principal"].(string), "agent:fixer/tok_") || !strings.Contains(a["plan"].(string), "web01") {
 		t.Errorf("approval row: %v", a)
 	}
 	if resp, _ := h.do("POST", "/api/approvals/"+ref.ApprovalID+"/approve", op, nil); resp.StatusCode != 200 {
@@ -595,5 +596,52 @@ func TestStalledFeedClientIsDropped(t *testing.T) {
 		if err := h.store.Publish(context.Background(), &store.Event{Type: "system", Summary: big}); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+func TestOperatorSessionsEndOnLogoutAndPasswordChange(t *testing.T) {
+	h := newWebHarness(t)
+	tok := h.login()
+	if resp, _ := h.do("GET", "/api/safety", tok, nil); resp.StatusCode != 200 {
+		t.Fatalf("fresh login: %d", resp.StatusCode)
+	}
+	if resp, _ := h.do("POST", "/api/auth/logout", tok, nil); resp.StatusCode != 204 {
+		t.Fatalf("logout: %d", resp.StatusCode)
+	}
+	if resp, _ := h.do("GET", "/api/safety", tok, nil); resp.StatusCode != 401 {
+		t.Fatalf("token after logout: %d, want 401", resp.StatusCode)
+	}
+	tok = h.login()
+	// A new password (restart with another JARVIS_PASSWORD) ends earlier logins.
+	h.tokens.SetOperatorPassword("a-completely-new-password")
+	if _, err := h.tokens.Verify(context.Background(), tok); err == nil {
+		t.Fatal("login survived a password change")
+	}
+	// An agent token cannot pass for an operator by claiming the kind.
+	agentTok, _, _ := h.tokens.IssueAgent(context.Background(), "sneaky", safety.Red, time.Hour)
+	if c, err := h.tokens.Verify(context.Background(), agentTok); err != nil || c.Kind != "agent" {
+		t.Fatalf("agent token: %+v %v", c, err)
+	}
+}
+
+func TestLoginThrottleGroupsIPv6NetworksAndHasAGlobalCap(t *testing.T) {
+	h := newWebHarness(t)
+	for i := range loginPerClientBurst {
+		if ok, _ := h.app.loginAllowed(fmt.Sprintf("2001:db8::%x", i+1)); !ok {
+			t.Fatalf("attempt %d refused early", i)
+		}
+	}
+	if ok, d := h.app.loginAllowed("2001:db8::ffff"); ok || d <= 0 {
+		t.Fatal("another address in the same /64 got a fresh bucket")
+	}
+	allowed := 0
+	for i := range 100 {
+		if ok, _ := h.app.loginAllowed(fmt.Sprintf("192.0.2.%d", i)); ok {
+			allowed++
+			h.app.loginFailed() // each guess was wrong
+		}
+	}
+	if allowed > loginGlobalBurst {
+		t.Fatalf("%d attempts from rotating addresses allowed, cap is %d", allowed, loginGlobalBurst)
 	}
 }

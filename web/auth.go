@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -30,28 +31,68 @@ type Claims struct {
 	Kind    string `json:"kind"`     // operator | agent
 	MaxTier string `json:"max_tier"` // green | yellow | red
 	Name    string `json:"name,omitempty"`
+	// Epoch ties an operator login to the current session epoch; logging out
+	// moves the epoch on and so ends every operator session at once.
+	Epoch string `json:"epoch,omitempty"`
 	jwt.RegisteredClaims
 }
 
+// prefOperatorEpoch is where the operator session epoch is kept.
+const prefOperatorEpoch = "auth.operator_epoch"
+
 // Tokens issues and verifies Jarvis's JWTs (HS256, issuer, audience, expiry required).
 type Tokens struct {
-	key   []byte
-	store *store.Store
-	now   func() time.Time
+	key []byte
+	// operatorKey signs operator logins. It is derived from the key and the
+	// operator password, so changing the password ends every login.
+	operatorKey []byte
+	store       *store.Store
+	now         func() time.Time
 }
 
-// NewTokens uses key to sign; the key is derived from JWT_SECRET by the caller.
+// NewTokens uses key to sign agent tokens; the key is derived from JWT_SECRET by
+// the caller. Operator logins need SetOperatorPassword first.
 func NewTokens(key []byte, st *store.Store) *Tokens {
 	return &Tokens{key: key, store: st, now: time.Now}
 }
 
+// SetOperatorPassword enables operator logins, signed with a key bound to password.
+func (t *Tokens) SetOperatorPassword(password string) {
+	m := hmac.New(sha256.New, t.key)
+	m.Write([]byte("operator-login:" + password))
+	t.operatorKey = m.Sum(nil)
+}
+
 // IssueOperator mints the operator's login token.
-func (t *Tokens) IssueOperator() (string, time.Time, error) {
+func (t *Tokens) IssueOperator(ctx context.Context) (string, time.Time, error) {
+	if t.operatorKey == nil {
+		return "", time.Time{}, errors.New("operator logins are not enabled")
+	}
+	epoch, err := t.operatorEpoch(ctx)
+	if err != nil {
+		return "", time.Time{}, err
+	}
 	exp := t.now().Add(OperatorTTL)
-	tok, err := t.sign(Claims{Kind: "operator", MaxTier: safety.Red.String(), RegisteredClaims: jwt.RegisteredClaims{
+	tok, err := t.sign(t.operatorKey, Claims{Kind: "operator", MaxTier: safety.Red.String(), Epoch: epoch, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: "operator", ExpiresAt: jwt.NewNumericDate(exp), ID: randomID("op_"),
 	}})
 	return tok, exp, err
+}
+
+// EndOperatorSessions moves the session epoch on: every operator login so far stops working.
+func (t *Tokens) EndOperatorSessions(ctx context.Context) error {
+	return t.store.SetPreference(ctx, prefOperatorEpoch, randomID("ep_"))
+}
+
+func (t *Tokens) operatorEpoch(ctx context.Context) (string, error) {
+	epoch, ok, err := t.store.GetPreference(ctx, prefOperatorEpoch)
+	if err != nil {
+		return "", fmt.Errorf("reading the session epoch: %w", err)
+	}
+	if !ok {
+		return "", nil
+	}
+	return epoch, nil
 }
 
 // IssueAgent mints an agent token and records it (by id and hash) so it can be revoked.
@@ -64,8 +105,10 @@ func (t *Tokens) IssueAgent(ctx context.Context, name string, maxTier safety.Tie
 	}
 	now := t.now()
 	id := randomID("tok_")
-	tok, err := t.sign(Claims{Kind: "agent", MaxTier: maxTier.String(), Name: name, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: "agent:" + name, ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: id,
+	// The subject names the token, not only the agent: two tokens with the same
+	// name never share approvals or rate limits.
+	tok, err := t.sign(t.key, Claims{Kind: "agent", MaxTier: maxTier.String(), Name: name, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: "agent:" + name + "/" + id, ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: id,
 	}})
 	if err != nil {
 		return "", nil, err
@@ -77,18 +120,29 @@ func (t *Tokens) IssueAgent(ctx context.Context, name string, maxTier safety.Tie
 	return tok, rec, nil
 }
 
-func (t *Tokens) sign(c Claims) (string, error) {
+func (t *Tokens) sign(key []byte, c Claims) (string, error) {
 	c.Issuer = tokenIssuer
 	c.Audience = jwt.ClaimStrings{tokenAudience}
 	c.IssuedAt = jwt.NewNumericDate(t.now())
-	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(t.key)
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(key)
 }
 
 // Verify checks a token's signature, issuer, audience and expiry, and for agents that
 // it is known and not revoked.
 func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
 	var c Claims
-	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return t.key, nil },
+	// The key depends on the kind the token claims; a wrong claim simply fails
+	// the signature check with the other key.
+	keyFor := func(tok *jwt.Token) (any, error) {
+		if cl, ok := tok.Claims.(*Claims); ok && cl.Kind == "operator" {
+			if t.operatorKey == nil {
+				return nil, errors.New("operator logins are not enabled")
+			}
+			return t.operatorKey, nil
+		}
+		return t.key, nil
+	}
+	_, err := jwt.ParseWithClaims(raw, &c, keyFor,
 		jwt.WithValidMethods([]string{"HS256"}), jwt.WithExpirationRequired(),
 		jwt.WithIssuer(tokenIssuer), jwt.WithAudience(tokenAudience), jwt.WithTimeFunc(t.now))
 	if err != nil {
@@ -98,6 +152,13 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
 	case "operator":
 		if c.Subject != "operator" {
 			return nil, fmt.Errorf("%w: bad subject", auth.ErrInvalidToken)
+		}
+		epoch, err := t.operatorEpoch(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
+		}
+		if c.Epoch != epoch {
+			return nil, fmt.Errorf("%w: this login was ended (logged out)", auth.ErrInvalidToken)
 		}
 	case "agent":
 		rec, err := t.store.GetToken(ctx, c.ID)

@@ -144,6 +144,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		ReadOnly:     cfg.ReadOnly,
 		ApprovalTTL:  cfg.ApprovalTTL,
 		ApprovalWait: cfg.ApprovalWait,
+		ElicitAgents: cfg.ElicitAgents,
 		ExecTimeout:  cfg.ExecTimeout,
 		Logger:       a.logger,
 		Version:      version,
@@ -152,6 +153,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		return nil, err
 	}
 	a.tokens = web.NewTokens(safety.DeriveKey(secret, "jwt-signing"), a.store)
+	a.tokens.SetOperatorPassword(a.password)
 	if err := a.srv.Recover(ctx); err != nil {
 		return nil, err
 	}

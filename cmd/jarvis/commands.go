@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
@@ -143,7 +144,7 @@ func runApprovals(ctx context.Context, args []string, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tSTATUS\tWHO\tTOOL\tEXPIRES\tPLAN")
 	for _, a := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, a.Principal, a.Tool, a.ExpiresAt.Local().Format("15:04:05"), a.Plan)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Status, printable(a.Principal), a.Tool, a.ExpiresAt.Local().Format("15:04:05"), printable(a.Plan))
 	}
 	return tw.Flush()
 }
@@ -169,7 +170,7 @@ func runDecide(ctx context.Context, approve bool, args []string, stdout io.Write
 	case err != nil:
 		return err
 	}
-	fmt.Fprintf(stdout, "%s %s: %s\n", map[bool]string{true: "Approved", false: "Denied"}[approve], a.ID, a.Plan)
+	fmt.Fprintf(stdout, "%s %s: %s\n", map[bool]string{true: "Approved", false: "Denied"}[approve], a.ID, printable(a.Plan))
 	return nil
 }
 
@@ -377,4 +378,18 @@ func runHealthcheck(ctx context.Context, stdout io.Writer) error {
 		return fmt.Errorf("health: %s", resp.Status)
 	}
 	return nil
+}
+
+// printable escapes control characters so text an agent supplied (a plan naming
+// its command) cannot move the cursor or rewrite what the operator reads.
+func printable(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || (r >= '\u202a' && r <= '\u202e') || (r >= '\u2066' && r <= '\u2069') {
+			fmt.Fprintf(&b, "\\u%04x", r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -44,6 +44,7 @@ type Config struct {
 	ApprovalTTL       time.Duration `env:"JARVIS_APPROVAL_TTL" envDefault:"10m"`
 	ApprovalWait      time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"60s"`
 	ExecTimeout       time.Duration `env:"JARVIS_EXEC_TIMEOUT" envDefault:"5m"`
+	ElicitAgents      bool          `env:"JARVIS_ELICITATION_FOR_AGENTS" envDefault:"false"`
 	RateYellowPerMin  float64       `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
 	RateRedPerMin     float64       `env:"JARVIS_RATE_RED_PER_MIN" envDefault:"10"`
 

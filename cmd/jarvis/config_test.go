@@ -116,3 +116,11 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestPrintableEscapesTerminalControl(t *testing.T) {
+	in := "Run `rm -rf /`\r\x1b[2KRun `uptime`\u202e"
+	got := printable(in)
+	if strings.ContainsAny(got, "\r\x1b\u202e") || !strings.Contains(got, `\u001b`) {
+		t.Fatalf("printable(%q) = %q", in, got)
+	}
+}

@@ -579,9 +579,18 @@ func cmdIP(p *proc) int {
 			}
 			if brief {
 				if withAddr {
-					p.printf("%-16s %-14s %s\n", ifc.name, state, ifc.addr)
+					// ip ends every address, and so the line, with a blank
+					addr := ""
+					if ifc.addr != "" {
+						addr = ifc.addr + " "
+					}
+					p.printf("%-16s %-14s %s\n", ifc.name, state, addr)
 				} else {
-					p.printf("%-16s %-14s %s <%s>\n", ifc.name, state, mac(p.node.facts.Name, ifc.name), flags)
+					hw := mac(p.node.facts.Name, ifc.name)
+					if ifc.name == "lo" {
+						hw = "00:00:00:00:00:00"
+					}
+					p.printf("%-16s %-14s %s <%s> \n", ifc.name, state, hw, flags)
 				}
 				continue
 			}

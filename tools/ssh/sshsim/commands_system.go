@@ -33,10 +33,8 @@ func cmdHostname(p *proc) int {
 
 func cmdUptime(p *proc) int {
 	up := p.node.uptime()
-	days := int(up.Hours()) / 24
-	hours, mins := int(up.Hours())%24, int(up.Minutes())%60
 	if hasFlag(p.args[1:], "-p", "--pretty") {
-		p.printf("up %d weeks, %d days, %d hours, %d minutes\n", days/7, days%7, hours, mins)
+		p.printf("%s\n", prettyUptime(up))
 		return 0
 	}
 	if hasFlag(p.args[1:], "-s", "--since") {
@@ -44,9 +42,50 @@ func cmdUptime(p *proc) int {
 		return 0
 	}
 	l := p.node.facts.Load
-	p.printf(" %s up %d days, %2d:%02d,  1 user,  load average: %.2f, %.2f, %.2f\n",
-		time.Now().UTC().Format(time.TimeOnly), days, hours, mins, l[0], l[1], l[2])
+	p.printf(" %s %s,  1 user,  load average: %.2f, %.2f, %.2f\n", time.Now().UTC().Format(time.TimeOnly), upSince(up), l[0], l[1], l[2])
 	return 0
+}
+
+// upSince is the "up …" part of uptime and top, as procps prints it: days
+// only when there are any, then "H:MM", or "M min" within the first hour of a day.
+func upSince(up time.Duration) string {
+	days := int(up.Hours()) / 24
+	hours, mins := int(up.Hours())%24, int(up.Minutes())%60
+	s := "up "
+	switch {
+	case days == 1:
+		s += "1 day, "
+	case days > 1:
+		s += fmt.Sprintf("%d days, ", days)
+	}
+	if hours > 0 {
+		return s + fmt.Sprintf("%2d:%02d", hours, mins)
+	}
+	return s + fmt.Sprintf("%d min", mins)
+}
+
+// prettyUptime is `uptime -p`: only the non-zero units, singular for one.
+func prettyUptime(up time.Duration) string {
+	mins := int(up.Minutes())
+	units := []struct {
+		name string
+		n    int
+	}{{"week", mins / (7 * 24 * 60)}, {"day", mins / (24 * 60) % 7}, {"hour", mins / 60 % 24}, {"minute", mins % 60}}
+	var parts []string
+	for _, u := range units {
+		if u.n == 0 {
+			continue
+		}
+		part := fmt.Sprintf("%d %s", u.n, u.name)
+		if u.n != 1 {
+			part += "s"
+		}
+		parts = append(parts, part)
+	}
+	if len(parts) == 0 {
+		return "up 0 minutes"
+	}
+	return "up " + strings.Join(parts, ", ")
 }
 
 func cmdDate(p *proc) int {
@@ -63,12 +102,35 @@ func cmdDate(p *proc) int {
 			p.printf("%s\n", now.Format(time.RFC1123Z))
 			return 0
 		case strings.HasPrefix(a, "-I") || strings.HasPrefix(a, "--iso-8601"):
-			p.printf("%s\n", now.Format(time.RFC3339))
+			layout, ok := isoLayout(strings.TrimLeft(strings.TrimPrefix(strings.TrimPrefix(a, "--iso-8601"), "-I"), "="))
+			if !ok {
+				p.errorf("date: invalid argument '%s' for '--iso-8601'", a)
+				return 1
+			}
+			p.printf("%s\n", now.Format(layout))
 			return 0
 		}
 	}
 	p.printf("%s\n", now.Format("Mon Jan _2 15:04:05 MST 2006"))
 	return 0
+}
+
+// isoLayout is the layout of date -I[TIMESPEC]; coreutils writes the zone
+// as +00:00, never Z.
+func isoLayout(spec string) (string, bool) {
+	switch spec {
+	case "", "date":
+		return "2006-01-02", true
+	case "hours":
+		return "2006-01-02T15-07:00", true
+	case "minutes":
+		return "2006-01-02T15:04-07:00", true
+	case "seconds":
+		return "2006-01-02T15:04:05-07:00", true
+	case "ns":
+		return "2006-01-02T15:04:05,000000000-07:00", true
+	}
+	return "", false
 }
 
 func cmdUname(p *proc) int {
@@ -97,6 +159,11 @@ func cmdUname(p *proc) int {
 	return 0
 }
 
+func cmdNproc(p *proc) int {
+	p.printf("%d\n", p.node.facts.Cores)
+	return 0
+}
+
 func cmdWho(p *proc) int {
 	login := time.Now().UTC().Add(-47 * time.Minute)
 	if hasFlag(p.args[1:], "-b") {
@@ -109,6 +176,12 @@ func cmdWho(p *proc) int {
 
 // human formats KiB the way df -h and free -h do.
 func human(kib int64, freeStyle bool) string {
+	if kib == 0 {
+		if freeStyle {
+			return "0B"
+		}
+		return "0" // df -h prints a bare 0
+	}
 	units := []string{"K", "M", "G", "T", "P"}
 	if freeStyle {
 		units = []string{"Ki", "Mi", "Gi", "Ti", "Pi"}
@@ -219,9 +292,9 @@ func cmdDf(p *proc) int {
 		}
 		return fmt.Sprint(kib)
 	}
-	header := "1K-blocks"
+	header, availHeader := "1K-blocks", "Available"
 	if humanSizes {
-		header = "Size"
+		header, availHeader = "Size", "Avail"
 	}
 	typeCol := func(s string) string {
 		if withType {
@@ -229,7 +302,7 @@ func cmdDf(p *proc) int {
 		}
 		return ""
 	}
-	p.printf("%-20s%s %10s %10s %10s %4s %s\n", "Filesystem", typeCol("Type"), header, "Used", "Avail", "Use%", "Mounted on")
+	p.printf("%-20s%s %10s %10s %10s %4s %s\n", "Filesystem", typeCol("Type"), header, "Used", availHeader, "Use%", "Mounted on")
 	code := 0
 	fss := p.node.filesystems()
 	for _, t := range targets {
@@ -405,8 +478,7 @@ func cmdTop(p *proc) int {
 	up := p.node.uptime()
 	l := p.node.facts.Load
 	procs := p.node.processes()
-	p.printf("top - %s up %d days, %2d:%02d,  1 user,  load average: %.2f, %.2f, %.2f\n", time.Now().UTC().Format(time.TimeOnly),
-		int(up.Hours())/24, int(up.Hours())%24, int(up.Minutes())%60, l[0], l[1], l[2])
+	p.printf("top - %s %s,  1 user,  load average: %.2f, %.2f, %.2f\n", time.Now().UTC().Format(time.TimeOnly), upSince(up), l[0], l[1], l[2])
 	p.printf("Tasks: %d total,   1 running, %d sleeping,   0 stopped,   0 zombie\n", 280+len(procs), 279+len(procs))
 	p.printf("%%Cpu(s):  %.1f us,  1.2 sy,  0.0 ni, %.1f id,  0.3 wa,  0.0 hi,  0.1 si,  0.0 st\n", l[0]*10, 98.4-l[0]*10)
 	p.printf("MiB Mem : %8.1f total, %8.1f free, %8.1f used, %8.1f buff/cache\n", float64(m.total)/1024, float64(m.free)/1024, float64(m.used)/1024, float64(m.buffers+m.cached)/1024)

@@ -25,7 +25,7 @@ func init() {
 		"false": func(*proc) int { return 1 }, "sleep": cmdSleep, "yes": cmdYes, "seq": cmdSeq, "timeout": cmdTimeout,
 		// system information
 		"hostname": cmdHostname, "uptime": cmdUptime, "date": cmdDate, "uname": cmdUname,
-		"who": cmdWho, "free": cmdFree, "df": cmdDf, "lsblk": cmdLsblk, "lscpu": cmdLscpu,
+		"who": cmdWho, "nproc": cmdNproc, "free": cmdFree, "df": cmdDf, "lsblk": cmdLsblk, "lscpu": cmdLscpu,
 		"ps": cmdPs, "top": cmdTop, "sensors": cmdSensors, "mount": cmdMount, "findmnt": cmdFindmnt,
 		"dmesg": cmdDmesg, "journalctl": cmdJournalctl, "systemctl": cmdSystemctl, "ip": cmdIP, "ss": cmdSs,
 		// storage and Proxmox VE
@@ -241,6 +241,8 @@ func cmdGrep(p *proc) int {
 	return boolCode(matched > 0)
 }
 
+// cmdWc prints counts as GNU wc does: a file's name after its counts, a
+// total line for several files, and every count right-aligned to one width.
 func cmdWc(p *proc) int {
 	var flags string
 	var files []string
@@ -251,29 +253,75 @@ func cmdWc(p *proc) int {
 			files = append(files, a)
 		}
 	}
-	var data string
-	if len(files) == 0 {
-		b, _ := io.ReadAll(p.stdin)
-		data = string(b)
-	} else {
-		lines, code := p.input(files)
-		if code != 0 {
-			return code
-		}
-		data = strings.Join(lines, "\n") + "\n"
-	}
-	counts := map[byte]int{'l': strings.Count(data, "\n"), 'w': len(strings.Fields(data)), 'c': len(data)}
 	if flags == "" {
 		flags = "lwc"
 	}
-	var out []string
+	var kinds []byte
 	for _, f := range []byte("lwc") {
 		if strings.IndexByte(flags, f) >= 0 {
-			out = append(out, strconv.Itoa(counts[f]))
+			kinds = append(kinds, f)
 		}
 	}
-	p.printf("%s\n", strings.Join(out, " "))
-	return 0
+	type counted struct {
+		name   string
+		counts map[byte]int
+	}
+	count := func(name, data string) counted {
+		return counted{name, map[byte]int{'l': strings.Count(data, "\n"), 'w': len(strings.Fields(data)), 'c': len(data)}}
+	}
+	var rows []counted
+	code := 0
+	all := p.node.files()
+	// wc sizes its columns from the inputs: regular files by their total
+	// size (zero for /proc and /sys), anything else (stdin) by 7 digits.
+	minWidth, regularBytes := 1, 0
+	if len(files) == 0 {
+		b, _ := io.ReadAll(p.stdin)
+		rows = append(rows, count("", string(b)))
+		minWidth = 7
+	}
+	for _, f := range files {
+		if f == "-" {
+			b, _ := io.ReadAll(p.stdin)
+			rows = append(rows, count(f, string(b)))
+			minWidth = 7
+			continue
+		}
+		content, ok := all[f]
+		if !ok {
+			p.errorf("wc: %s: No such file or directory", f)
+			code = 1
+			continue
+		}
+		rows = append(rows, count(f, content))
+		if !strings.HasPrefix(f, "/proc/") && !strings.HasPrefix(f, "/sys/") {
+			regularBytes += len(content)
+		}
+	}
+	if len(rows) > 1 {
+		total := counted{"total", map[byte]int{}}
+		for _, r := range rows {
+			for _, k := range kinds {
+				total.counts[k] += r.counts[k]
+			}
+		}
+		rows = append(rows, total)
+	}
+	width := max(len(strconv.Itoa(regularBytes)), minWidth)
+	if len(kinds) == 1 && len(files) <= 1 {
+		width = 1 // a single count of a single input is never padded
+	}
+	for _, r := range rows {
+		fields := make([]string, 0, len(kinds)+1)
+		for _, k := range kinds {
+			fields = append(fields, fmt.Sprintf("%*d", width, r.counts[k]))
+		}
+		if r.name != "" {
+			fields = append(fields, r.name)
+		}
+		p.printf("%s\n", strings.Join(fields, " "))
+	}
+	return code
 }
 
 func cmdSort(p *proc) int {
