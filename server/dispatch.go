@@ -174,9 +174,14 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	if call.Refusal != nil {
 		verdict = *call.Refusal
 	} else {
+		// The switches never stop a GREEN read, so reads skip reading them.
+		var st safety.State
+		if tier != safety.Green {
+			st = s.liveState(ctx)
+		}
 		verdict = s.opts.Policy.Decide(safety.Request{
 			Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect, Reads: call.Reads,
-		}, s.liveState(ctx))
+		}, st)
 	}
 	switch verdict.Decision {
 	case safety.Allow, safety.NeedsApproval:
