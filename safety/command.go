@@ -495,11 +495,25 @@ func (k *cmdCall) checkReadOnlyArgs(r result) result {
 		return red(fmt.Sprintf("%s gets more arguments at run time, so what it reads cannot be checked.", k.name))
 	}
 	for _, a := range args {
+		candidates, ok := argumentCandidates(a)
+		if !ok {
+			return red(fmt.Sprintf("An option word of %s is too long to check for file names hidden in it, so a human must approve it.", k.name))
+		}
+		for _, c := range candidates {
+			if hasDotDot(c) {
+				return red(fmt.Sprintf("%s argument %s goes up a directory with ..; the kernel follows symbolic links before it applies .., so where the path really leads cannot be read from its text, and a human must approve it.", k.name, a))
+			}
+		}
 		if p, why := secretArgument(a); p != "" {
 			return red(fmt.Sprintf("%s would read %s, %s; a human must approve that.", k.name, p, why))
 		}
 	}
 	return r
+}
+
+// hasDotDot reports whether p has a .. path component.
+func hasDotDot(p string) bool {
+	return slices.Contains(strings.Split(p, "/"), "..")
 }
 
 // wrapperSpec describes a program that runs another program.

@@ -52,6 +52,12 @@ var independentAllowlist = []string{"hostname", "uptime", "df", "free", "lsblk",
 
 var independentHostKey = regexp.MustCompile(`^/etc/ssh/ssh_host_.*_key$`)
 var independentEnviron = regexp.MustCompile(`^/proc/[^/]+/environ$`)
+var independentProcLink = regexp.MustCompile(`(^|/)proc/[^/]+/(cwd|root|fd|environ|mem|map_files)(/|$)`)
+var independentRawDevice = regexp.MustCompile(`^/dev/(sd|nvme|vd|mapper/|dm-|zd|disk/|mem$|kmem$|port$)`)
+
+// independentContentReaders print the contents of every operand (grep is
+// left out: its first operand is a pattern).
+var independentContentReaders = []string{"cat", "head", "tail", "wc", "sort", "uniq", "cut"}
 
 // independentReadOnlyProblem re-derives, from the parse tree alone, whether
 // cmd is a single simple command or | pipeline of allowlisted programs with
@@ -115,6 +121,9 @@ func independentReadOnlyProblem(cmd string) string {
 			if independentSecret(w) {
 				return "argument " + w + " names a secret"
 			}
+			if slices.Contains(independentContentReaders, name) && independentRawDevice.MatchString(path.Clean(w)) {
+				return "argument " + w + " is a raw disk or memory device"
+			}
 		}
 	}
 	return ""
@@ -173,7 +182,16 @@ func independentSecret(arg string) bool {
 		candidates = append(candidates, arg[2:])
 	}
 	for _, c := range candidates {
+		if slices.Contains(strings.Split(c, "/"), "..") {
+			return true // a symbolic link before .. can lead anywhere
+		}
 		p := path.Clean(strings.ToLower(c))
+		base := path.Base(p)
+		switch {
+		case independentProcLink.MatchString(p), strings.HasPrefix(p, "/etc/wireguard"), strings.Contains(p, "sasl_passwd"),
+			strings.HasSuffix(p, ".keyring"), base == ".env", strings.HasSuffix(base, ".env"):
+			return true
+		}
 		switch {
 		case strings.HasPrefix(p, "/etc/shadow"), strings.HasPrefix(p, "/etc/gshadow"), strings.HasPrefix(p, "/etc/pve/priv"),
 			p == ".ssh", strings.HasPrefix(p, ".ssh/"), strings.HasSuffix(p, "/.ssh"), strings.Contains(p, "/.ssh/"),

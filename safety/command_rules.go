@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"unicode"
 )
 
 type rule func(k *cmdCall) result
@@ -39,17 +40,18 @@ func init() {
 		"lsusb": flagsOnly(flagSpec{short: "vt", shortValue: "sdD", long: []string{"verbose", "tree"}}),
 		"uname": flagsOnly(flagSpec{short: "asnrvmpio",
 			long: []string{"all", "kernel-name", "nodename", "kernel-release", "kernel-version", "machine", "processor", "hardware-platform", "operating-system"}}),
-		"date":    dateRule,
-		"who":     withSpec(flagSpec{short: "abdHlmpqrsTtuw", long: []string{"all", "boot", "dead", "heading", "login", "lookup", "process", "count", "runlevel", "short", "time", "users", "mesg"}, maxPositional: 2}),
+		"date": dateRule,
+		// who FILE reads a login-records file: treated like any file reader.
+		"who":     readerRule(flagSpec{short: "abdHlmpqrsTtuw", long: []string{"all", "boot", "dead", "heading", "login", "lookup", "process", "count", "runlevel", "short", "time", "users", "mesg"}, maxPositional: 2}, 0),
 		"w":       withSpec(flagSpec{short: "hiusfo", long: []string{"no-header", "ip-addr", "short", "from", "old-style", "no-current"}, maxPositional: 1}),
-		"last":    withSpec(flagSpec{short: "adFiRwx", shortValue: "nfstp", digits: true, long: []string{"dns", "fulltimes", "ip", "nohostname", "fullnames", "system", "time-format"}, longValue: []string{"limit", "file", "since", "until", "present", "time-format"}}),
+		"last":    withSpec(flagSpec{short: "adFiRwx", shortValue: "nfstp", digits: true, long: []string{"dns", "fulltimes", "ip", "nohostname", "fullnames", "system", "time-format"}, longValue: []string{"limit", "file", "since", "until", "present", "time-format"}, fileValues: []string{"f", "file"}}),
 		"ps":      psRule,
 		"top":     topRule,
 		"sensors": withSpec(flagSpec{short: "Aujf", long: []string{"no-adapter", "fahrenheit"}}),
 		"findmnt": withSpec(flagSpec{short: "aAbcDfklmnrsuUvJPRi", shortValue: "FotOSTNMd",
 			long:      []string{"list", "json", "pairs", "raw", "noheadings", "all", "ascii", "bytes", "canonicalize", "df", "evaluate", "first-only", "invert", "kernel", "mtab", "fstab", "nofsroot", "notruncate", "submounts", "uniq", "verify", "verbose", "real", "pseudo", "shadowed"},
-			longValue: []string{"output", "types", "options", "source", "target", "tab-file", "direction", "mountpoint"},
-			hints:     map[string]string{"p": "follows mount changes forever", "poll": "follows mount changes forever"}}),
+			longValue: []string{"output", "types", "options", "source", "target", "tab-file", "direction", "mountpoint"}, fileValues: []string{"F", "tab-file"},
+			hints: map[string]string{"p": "follows mount changes forever", "poll": "follows mount changes forever"}}),
 		"mount": mountRule,
 		"dmesg": withSpec(flagSpec{short: "TkuxtdrSPJ", shortValue: "lfs",
 			long:      []string{"ctime", "kernel", "userspace", "decode", "reltime", "notime", "raw", "syslog", "nopager", "json", "show-delta", "color"},
@@ -69,9 +71,12 @@ func init() {
 				"cursor-file": "writes a cursor file"}}),
 
 		// Services.
-		"systemctl":   systemctlRule,
-		"service":     serviceRule,
-		"invoke-rc.d": serviceRule,
+		"systemctl":          systemctlRule,
+		"service":            serviceRule,
+		"invoke-rc.d":        serviceRule,
+		"update-rc.d":        serviceRule,
+		"deb-systemd-invoke": debSystemdInvokeRule,
+		"loginctl":           loginctlRule,
 
 		// Network.
 		"ip": ipRule,
@@ -90,6 +95,7 @@ func init() {
 		"vgs":      lvmReportRule,
 		"pvs":      lvmReportRule,
 		"smartctl": smartctlRule,
+		"lvm":      lvmRule,
 		"lvremove": blackRule("lvremove destroys logical volumes and the data on them"),
 		"vgremove": blackRule("vgremove destroys volume groups and the data on them"),
 		"pvremove": blackRule("pvremove wipes LVM labels from disks"),
@@ -162,39 +168,52 @@ func init() {
 		"tee":     teeRule,
 
 		// Destructive: BLACK.
-		"dd":              blackRule("dd writes raw data and can overwrite a whole disk"),
-		"wipefs":          blackRule("wipefs erases filesystem signatures from disks"),
-		"shred":           blackRule("shred destroys file contents beyond recovery"),
-		"blkdiscard":      blackRule("blkdiscard discards every block of a device"),
-		"mke2fs":          blackRule("mke2fs creates a filesystem, erasing what was there"),
-		"mkswap":          blackRule("mkswap overwrites a device with swap"),
-		"mkdosfs":         blackRule("mkdosfs creates a filesystem, erasing what was there"),
-		"shutdown":        blackRule("shutdown takes the node down"),
-		"reboot":          blackRule("reboot takes the node and every guest on it down"),
-		"poweroff":        blackRule("poweroff takes the node down"),
-		"halt":            blackRule("halt takes the node down"),
-		"kexec":           blackRule("kexec replaces the running kernel"),
-		"killall5":        blackRule("killall5 kills every process on the node"),
-		"init":            runlevelRule,
-		"telinit":         runlevelRule,
-		"fdisk":           partitionRule,
-		"sfdisk":          partitionRule,
-		"sgdisk":          partitionRule,
-		"gdisk":           blackRule("gdisk rewrites partition tables"),
-		"cfdisk":          blackRule("cfdisk rewrites partition tables"),
-		"parted":          partitionRule,
-		"iptables":        iptablesRule,
-		"ip6tables":       iptablesRule,
-		"iptables-nft":    iptablesRule,
-		"iptables-legacy": iptablesRule,
-		"nft":             nftRule,
-		"rm":              rmRule,
-		"chmod":           recursiveChangeRule,
-		"chown":           recursiveChangeRule,
-		"chgrp":           recursiveChangeRule,
-		"crontab":         crontabRule,
-		"curl":            blackRule("curl fetches from or sends to the network; downloads are how remote code gets run"),
-		"wget":            blackRule("wget fetches from the network; downloads are how remote code gets run"),
+		"dd":               blackRule("dd writes raw data and can overwrite a whole disk"),
+		"wipefs":           blackRule("wipefs erases filesystem signatures from disks"),
+		"shred":            blackRule("shred destroys file contents beyond recovery"),
+		"blkdiscard":       blackRule("blkdiscard discards every block of a device"),
+		"mke2fs":           blackRule("mke2fs creates a filesystem, erasing what was there"),
+		"mkswap":           blackRule("mkswap overwrites a device with swap"),
+		"mkdosfs":          blackRule("mkdosfs creates a filesystem, erasing what was there"),
+		"shutdown":         blackRule("shutdown takes the node down"),
+		"reboot":           blackRule("reboot takes the node and every guest on it down"),
+		"poweroff":         blackRule("poweroff takes the node down"),
+		"halt":             blackRule("halt takes the node down"),
+		"kexec":            blackRule("kexec replaces the running kernel"),
+		"killall5":         blackRule("killall5 kills every process on the node"),
+		"init":             runlevelRule,
+		"telinit":          runlevelRule,
+		"fdisk":            partitionRule,
+		"sfdisk":           partitionRule,
+		"sgdisk":           partitionRule,
+		"gdisk":            blackRule("gdisk rewrites partition tables"),
+		"cfdisk":           blackRule("cfdisk rewrites partition tables"),
+		"parted":           partitionRule,
+		"iptables":         iptablesRule,
+		"ip6tables":        iptablesRule,
+		"iptables-nft":     iptablesRule,
+		"iptables-legacy":  iptablesRule,
+		"ip6tables-nft":    iptablesRule,
+		"ip6tables-legacy": iptablesRule,
+		"ebtables":         iptablesRule,
+		"ebtables-nft":     iptablesRule,
+		"ebtables-legacy":  iptablesRule,
+		"arptables":        iptablesRule,
+		"arptables-nft":    iptablesRule,
+		"arptables-legacy": iptablesRule,
+		"at":               atRule,
+		"batch":            atRule,
+		"busctl":           busRule,
+		"dbus-send":        busRule,
+		"gdbus":            busRule,
+		"nft":              nftRule,
+		"rm":               rmRule,
+		"chmod":            recursiveChangeRule,
+		"chown":            recursiveChangeRule,
+		"chgrp":            recursiveChangeRule,
+		"crontab":          crontabRule,
+		"curl":             blackRule("curl fetches from or sends to the network; downloads are how remote code gets run"),
+		"wget":             blackRule("wget fetches from the network; downloads are how remote code gets run"),
 	}
 }
 
@@ -254,6 +273,7 @@ type flagSpec struct {
 	longValue     []string // long options with a value, --x=v or --x v
 	digits        bool     // -5 means a count (head, tail, last)
 	maxPositional int      // 0 = any number; otherwise at most this many operands
+	fileValues    []string // options whose value is a file the program reads (last -f): no devices
 	hints         map[string]string
 }
 
@@ -335,6 +355,13 @@ func (s flagSpec) parse(program string, args []string) (parsedArgs, string) {
 	if s.maxPositional > 0 && len(out.positional) > s.maxPositional {
 		return out, fmt.Sprintf("%s takes at most %d operands here; more could mean writing a file.", program, s.maxPositional)
 	}
+	for _, name := range s.fileValues {
+		for _, f := range out.options[name] {
+			if reason := contentReadProblem(f); reason != "" {
+				return out, fmt.Sprintf("%s %s: %s", program, f, reason)
+			}
+		}
+	}
 	return out, ""
 }
 
@@ -388,15 +415,38 @@ func readerRule(spec flagSpec, patternOperands int) rule {
 				return red(fmt.Sprintf("%s %s: %s", k.name, f, reason))
 			}
 		}
+		// A raw disk named anywhere, even as an option value, is refused:
+		// simpler to trust than knowing which options open files.
+		for _, a := range args {
+			candidates, _ := argumentCandidates(a)
+			for _, c := range candidates {
+				if rawDevicePattern.MatchString(cleanLower(c)) {
+					return red(fmt.Sprintf("%s %s names a disk, volume or memory device, whose contents must not be read without a human.", k.name, a))
+				}
+			}
+		}
 		return yellow("")
 	}
 }
 
+// rawDevicePattern matches disks, partitions, volumes and memory devices:
+// reading one dumps whatever data is on it.
+var rawDevicePattern = regexp.MustCompile(`^/dev/(sd|hd|vd|xvd|nvme|mmcblk|dm-|md|zd|loop|nbd|rbd|sr|mapper/|disk/|zvol/|pve/|mem$|kmem$|port$)`)
+
+// contentReadProblem says why reading the contents of file f is not
+// read-only, or "" if it is. Callers have already refused paths with ..,
+// so the lexical clean cannot be fooled by a symbolic link.
 func contentReadProblem(f string) string {
 	if f == "-" {
 		return ""
 	}
+	if hasDotDot(f) {
+		return "the path goes up a directory with .., and the kernel follows symbolic links before it applies .., so where it leads cannot be checked; a human must approve it."
+	}
 	p := cleanLower(f)
+	if rawDevicePattern.MatchString(p) {
+		return "reading a disk, volume or memory device dumps whatever data is on it, so a human must approve it."
+	}
 	if p == "/dev" || (strings.HasPrefix(p, "/dev/") && p != "/dev/null" && p != "/dev/stdin") {
 		return "reading device files can dump whole disks or memory, so a human must approve it."
 	}
@@ -475,6 +525,9 @@ func psRule(k *cmdCall) result {
 			valueNext = false
 			continue
 		}
+		if a == "" {
+			continue // an empty operand selects nothing
+		}
 		if strings.HasPrefix(a, "--") {
 			name, _, has := strings.Cut(a[2:], "=")
 			valueNext = !has && slices.Contains([]string{"sort", "format", "pid", "ppid", "user", "User", "group", "Group", "cols", "columns", "rows", "lines", "tty", "sid", "quick-pid"}, name)
@@ -513,8 +566,19 @@ func topRule(k *cmdCall) result {
 var (
 	systemctlReadVerbs  = []string{"status", "is-active", "is-enabled", "is-failed", "list-units", "list-unit-files", "show", "list-timers", "list-sockets"}
 	systemctlBlackVerbs = []string{"poweroff", "reboot", "halt", "kexec", "soft-reboot", "suspend", "hibernate", "hybrid-sleep", "suspend-then-hibernate", "emergency", "rescue", "exit", "switch-root"}
-	// Targets whose start takes the node down or out of reach.
-	shutdownTargets = []string{"poweroff.target", "reboot.target", "halt.target", "kexec.target", "shutdown.target", "rescue.target", "emergency.target", "soft-reboot.target", "sleep.target", "suspend.target", "hibernate.target", "final.target", "ctrl-alt-del.target", "exit.target"}
+	// Verbs that start a unit now, or make it start at boot or with another
+	// unit. Any of them on a shutdown unit takes the node down.
+	systemctlActivateVerbs = []string{"start", "restart", "try-restart", "reload-or-restart", "try-reload-or-restart", "reload-or-try-restart",
+		"force-reload", "condrestart", "isolate", "enable", "reenable", "set-default", "add-wants", "add-requires", "link", "preset"}
+	// shutdownUnits take the node down or out of reach when started.
+	shutdownUnits = []string{"poweroff.target", "reboot.target", "halt.target", "kexec.target", "shutdown.target", "rescue.target", "emergency.target",
+		"soft-reboot.target", "sleep.target", "suspend.target", "hibernate.target", "hybrid-sleep.target", "suspend-then-hibernate.target",
+		"final.target", "ctrl-alt-del.target", "exit.target", "runlevel0.target", "runlevel1.target", "runlevel6.target",
+		"systemd-poweroff.service", "systemd-reboot.service", "systemd-halt.service", "systemd-kexec.service", "systemd-soft-reboot.service",
+		"systemd-suspend.service", "systemd-hibernate.service", "systemd-hybrid-sleep.service", "systemd-suspend-then-hibernate.service", "systemd-exit.service"}
+	// isolateSafeTargets are the normal running states; isolating anything
+	// else stops every unit that target does not need, sshd included.
+	isolateSafeTargets = []string{"multi-user.target", "graphical.target", "default.target"}
 )
 
 var systemctlSpec = flagSpec{short: "laqr", shortValue: "tpno",
@@ -526,10 +590,13 @@ var systemctlValueOptions = []string{"-t", "-p", "-n", "-o", "-H", "-M", "-s", "
 
 func systemctlRule(k *cmdCall) result {
 	// Find the verb and the units, skipping options (and their values).
-	verb, units := "", []word{}
+	verb, units, isolateMode := "", []word{}, false
 	for i := 0; i < len(k.args); i++ {
 		a := k.args[i]
 		if a.literal && strings.HasPrefix(a.text, "-") {
+			if a.text == "--job-mode=isolate" || a.text == "--job-mode" && i+1 < len(k.args) && k.args[i+1].text == "isolate" {
+				isolateMode = true
+			}
 			if !strings.Contains(a.text, "=") && slices.Contains(systemctlValueOptions, a.text) {
 				i++
 			}
@@ -547,11 +614,12 @@ func systemctlRule(k *cmdCall) result {
 	if slices.Contains(systemctlBlackVerbs, verb) {
 		return black(fmt.Sprintf("systemctl %s takes the node down or out of reach; Jarvis never runs it for an agent.", verb))
 	}
-	if verb == "start" || verb == "isolate" || verb == "restart" || verb == "try-restart" || verb == "reload-or-restart" {
-		for _, u := range units {
-			if slices.Contains(shutdownTargets, strings.ToLower(u.text)) || (!u.literal && verb == "isolate") {
-				return black(fmt.Sprintf("systemctl %s %s can take the node down or out of reach; Jarvis never runs it for an agent.", verb, u.text))
-			}
+	if isolateMode && verb == "start" {
+		verb = "isolate" // start --job-mode=isolate behaves like isolate
+	}
+	if slices.Contains(systemctlActivateVerbs, verb) {
+		if r, bad := shutdownActivation(verb, units); bad {
+			return r
 		}
 	}
 	if slices.Contains(systemctlReadVerbs, verb) {
@@ -563,6 +631,55 @@ func systemctlRule(k *cmdCall) result {
 	}
 	r := red(fmt.Sprintf("systemctl %s changes services, so a human must approve it.", verb))
 	return k.protectUnits(r, verb, units)
+}
+
+// shutdownActivation returns a BLACK result if verb would start (now or at
+// boot) a unit that takes the node down, or isolate the node to anything but
+// its normal running state.
+func shutdownActivation(verb string, units []word) (result, bool) {
+	never := func(u string) (result, bool) {
+		return black(fmt.Sprintf("systemctl %s %s can take the node down or out of reach; Jarvis never runs it for an agent.", verb, u)), true
+	}
+	for _, u := range units {
+		if !u.literal {
+			if verb == "isolate" || verb == "set-default" {
+				return never(u.text)
+			}
+			continue
+		}
+		name := systemdUnitName(u.text, verb)
+		if strings.ContainsAny(name, "*?[") {
+			for _, s := range shutdownUnits {
+				if ok, err := path.Match(name, s); ok || err != nil {
+					return never(u.text)
+				}
+			}
+		}
+		if slices.Contains(shutdownUnits, name) {
+			return never(u.text)
+		}
+		if verb == "isolate" && !slices.Contains(isolateSafeTargets, name) {
+			return black(fmt.Sprintf("systemctl isolate %s stops every unit that target does not need, which can include SSH and the node's services; Jarvis never runs it for an agent.", u.text)), true
+		}
+	}
+	return result{}, false
+}
+
+// systemdUnitName is the unit systemctl would act on: lower case, with the
+// suffix systemctl adds to a bare name (.target for isolate and set-default,
+// .service otherwise).
+func systemdUnitName(u, verb string) string {
+	u = strings.ToLower(strings.TrimSpace(u))
+	if strings.Contains(u, "/") {
+		u = path.Base(u) // link and enable accept unit file paths
+	}
+	if hasUnitSuffix(u) || strings.ContainsAny(u, "*?[") {
+		return u // systemctl adds no suffix to a glob
+	}
+	if verb == "isolate" || verb == "set-default" {
+		return u + ".target"
+	}
+	return u + ".service"
 }
 
 // protectUnits marks r protected if any unit names a protected service. A unit
@@ -579,10 +696,11 @@ func (k *cmdCall) protectUnits(r result, verb string, units []word) result {
 }
 
 // protectedService returns the protected service that unit refers to, or "".
-// docker, docker.service, docker.socket, docker@x and globs matching docker all count.
+// docker, Docker, docker.service, docker.socket, docker@x.service and globs
+// matching docker all count.
 func (c *classifier) protectedService(u word) string {
 	for _, s := range c.protected {
-		want := unitBase(s)
+		want := UnitBase(s)
 		if want == "" {
 			continue
 		}
@@ -590,11 +708,11 @@ func (c *classifier) protectedService(u word) string {
 			return s
 		}
 		got := strings.ToLower(u.text)
-		if unitBase(got) == want {
+		if UnitBase(got) == want {
 			return s
 		}
-		if strings.ContainsAny(got, "*?[") {
-			for _, candidate := range []string{want, want + ".service", want + ".socket"} {
+		if strings.ContainsAny(got, "*?[\\") {
+			for _, candidate := range []string{want, want + ".service", want + ".socket", want + "@.service", want + ".timer", want + ".path"} {
 				if ok, err := path.Match(got, candidate); ok || err != nil {
 					return s
 				}
@@ -604,10 +722,25 @@ func (c *classifier) protectedService(u word) string {
 	return ""
 }
 
+// unitSuffixes are the systemd unit types.
 var unitSuffixes = []string{".service", ".socket", ".timer", ".path", ".mount", ".automount", ".target", ".slice", ".scope", ".device", ".swap"}
 
-func unitBase(u string) string {
-	u = strings.ToLower(strings.TrimSpace(u))
+func hasUnitSuffix(u string) bool {
+	for _, s := range unitSuffixes {
+		if strings.HasSuffix(u, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// UnitBase reduces a systemd unit name to the service it belongs to, so that
+// every form of one service compares equal: it lower-cases, strips the unit
+// type suffix (.service, .socket, .timer, .path, .mount, .automount, .target,
+// .slice, .scope, .device, .swap) and any @instance. "Docker",
+// "docker.socket" and "docker@x.service" all give "docker".
+func UnitBase(unit string) string {
+	u := strings.ToLower(strings.TrimSpace(unit))
 	for _, s := range unitSuffixes {
 		if strings.HasSuffix(u, s) {
 			u = strings.TrimSuffix(u, s)
@@ -747,6 +880,35 @@ func smartctlRule(k *cmdCall) result {
 
 var apiPathPattern = regexp.MustCompile(`^/?[A-Za-z0-9_.:@/-]*$`)
 
+// sensitiveAPISegments are API path components whose GET requests do more
+// than report cluster state: they read files inside guests or backups, probe
+// other hosts with credentials, fetch URLs, or open consoles.
+var sensitiveAPISegments = map[string]string{
+	"agent":               "talks to the guest agent inside a VM, which can read any file in the guest",
+	"file-restore":        "reads files out of backups",
+	"scan":                "probes storage servers, possibly with credentials",
+	"query-url-metadata":  "makes the node fetch a URL",
+	"query-oci-repo-tags": "makes the node contact a container registry",
+	"acme":                "reads ACME accounts or makes the node fetch an ACME directory",
+	"tfa":                 "reads two-factor authentication entries",
+	"vncwebsocket":        "opens a console connection",
+	"mtunnelwebsocket":    "opens a migration tunnel",
+	"extractconfig":       "reads configuration out of backups",
+}
+
+// sensitiveAPIPath says why GET on an API path is not read-only, or "".
+func sensitiveAPIPath(p string) string {
+	for _, seg := range strings.Split(strings.ToLower(p), "/") {
+		if seg == ".." || seg == "." {
+			return "contains a relative component (. or ..)"
+		}
+		if why, ok := sensitiveAPISegments[seg]; ok {
+			return why
+		}
+	}
+	return ""
+}
+
 // pveshRule: pvesh get|ls PATH [--param value ...] issues GET requests only.
 func pveshRule(k *cmdCall) result {
 	args, _ := k.literalArgs()
@@ -783,6 +945,9 @@ func pveshRule(k *cmdCall) result {
 			paths++
 			if !apiPathPattern.MatchString(a) {
 				return red(fmt.Sprintf("pvesh path %s is not understood.", a))
+			}
+			if why := sensitiveAPIPath(a); why != "" {
+				return red(fmt.Sprintf("pvesh get %s %s, so a human must approve it.", a, why))
 			}
 		}
 	}
@@ -965,16 +1130,65 @@ func partitionRule(k *cmdCall) result {
 	return black(fmt.Sprintf("%s rewrites partition tables and can destroy every partition on a disk; Jarvis never runs it for an agent.", k.name))
 }
 
+// iptables flags that never take a value; any other letter in a bundle
+// takes the rest of the word or the next word as its value.
+const iptablesBoolLetters = "vnx46fhZ"
+
+// iptablesRule: flushing, deleting chains, resetting a table or a DROP policy
+// can lock everyone out (or open the node): BLACK. Covers iptables,
+// ip6tables, ebtables and arptables, bundled letters (-nvF), attached values
+// (-PINPUT) and unambiguous abbreviations of long options (--flu).
 func iptablesRule(k *cmdCall) result {
+	never := func(what string) result {
+		return black(fmt.Sprintf("%s %s removes firewall rules or closes the node and can lock everyone out or open it; Jarvis never runs it for an agent.", k.name, what))
+	}
+	// dropPolicy reports whether the policy target at position i is DROP or REJECT.
+	dropPolicy := func(i int) bool {
+		if i >= len(k.args) {
+			return false
+		}
+		t := strings.ToUpper(k.args[i].text)
+		return !k.args[i].literal || t == "DROP" || t == "REJECT"
+	}
 	for i, a := range k.args {
 		t := a.text
-		switch {
-		case t == "--flush" || t == "--delete-chain" || strings.HasPrefix(t, "-F") || strings.HasPrefix(t, "-X"):
-			return black(fmt.Sprintf("%s %s removes firewall rules and can lock everyone out or open the node; Jarvis never runs it for an agent.", k.name, t))
-		case (t == "-P" || t == "--policy") && i+2 < len(k.args):
-			if p := strings.ToUpper(k.args[i+2].text); p == "DROP" || p == "REJECT" {
-				return black(fmt.Sprintf("%s -P ... %s can lock everyone out of the node; Jarvis never runs it for an agent.", k.name, p))
+		if strings.HasPrefix(t, "--") {
+			name, value, hasValue := strings.Cut(t[2:], "=")
+			switch {
+			case len(name) >= 3 && strings.HasPrefix("flush", name),
+				len(name) > len("delete") && strings.HasPrefix("delete-chain", name),
+				len(name) >= 3 && strings.HasPrefix("init-table", name):
+				return never(t)
+			case len(name) >= 2 && strings.HasPrefix("policy", name):
+				target := i + 2 // --policy CHAIN TARGET
+				if hasValue && value != "" {
+					target = i + 1 // --policy=CHAIN TARGET
+				}
+				if dropPolicy(target) {
+					return never(t + " ... DROP")
+				}
 			}
+			continue
+		}
+		if !strings.HasPrefix(t, "-") || len(t) < 2 {
+			continue
+		}
+		for j := 1; j < len(t); j++ {
+			switch c := t[j]; {
+			case c == 'F' || c == 'X':
+				return never("-" + string(c))
+			case c == 'P':
+				target := i + 2 // -P CHAIN TARGET
+				if j+1 < len(t) {
+					target = i + 1 // -PCHAIN TARGET
+				}
+				if dropPolicy(target) {
+					return never("-P ... DROP")
+				}
+			case strings.IndexByte(iptablesBoolLetters, c) >= 0:
+				continue
+			}
+			break // a letter with a value takes the rest of the word
 		}
 	}
 	return red(fmt.Sprintf("%s changes or lists firewall rules, so a human must approve it.", k.name))
@@ -982,8 +1196,14 @@ func iptablesRule(k *cmdCall) result {
 
 func nftRule(k *cmdCall) result {
 	for _, a := range k.args {
-		if a.text == "flush" || a.text == "delete" || a.text == "destroy" {
-			return black("nft flush/delete removes firewall rules and can lock everyone out or open the node; Jarvis never runs it for an agent.")
+		// nft joins its arguments into one script: 'flush ruleset' may be one word.
+		for _, tok := range strings.FieldsFunc(strings.ToLower(a.text), func(r rune) bool { return !unicode.IsLetter(r) && r != '-' }) {
+			if tok == "flush" || tok == "delete" || tok == "destroy" {
+				return black("nft flush/delete removes firewall rules and can lock everyone out or open the node; Jarvis never runs it for an agent.")
+			}
+		}
+		if a.text == "-f" || strings.HasPrefix(a.text, "--file") || a.text == "-i" || a.text == "--interactive" {
+			return red("nft reads rules from a file or its input, which cannot be checked, so a human must approve it.")
 		}
 	}
 	return red("nft changes or lists firewall rules, so a human must approve it.")
@@ -1102,31 +1322,64 @@ func isSystemPath(p string) bool {
 	return len(parts) == 2 && slices.Contains(systemTopDirs, parts[0])
 }
 
-// Secret paths: reading them would hand credentials to the agent.
+// Secret paths: reading them would hand credentials to the agent. Prefixes
+// are matched against the cleaned, lower-cased path; globs against the path
+// and each of its ancestors; names against every path component.
 var (
 	secretPrefixes = []string{"/etc/shadow", "/etc/gshadow", "/etc/pve/priv", "/etc/pve/user.cfg", "/etc/corosync/authkey",
-		"/var/lib/pve-cluster", "/proc/kcore", "/dev/mem", "/dev/kmem", "/etc/security/opasswd", "/etc/ssl/private"}
-	// Matched against the path and each of its ancestors.
-	secretGlobs = []string{"/home/*/.ssh", "/root/.ssh", "/etc/ssh/ssh_host_*_key", "/etc/ssh/*_key", "/proc/*/environ", "/proc/*/mem",
-		"/proc/*/root", "/proc/*/cwd", "/proc/*/fd", "/proc/*/map_files", "/proc/*/task"}
-	// Matched against every path component.
-	secretNames = []string{"*id_rsa*", "*id_dsa*", "*id_ecdsa*", "*id_ed25519*", "*.key", "*.pem", "*.p12", "*.pfx", ".ssh", ".gnupg", ".pgpass", ".netrc", ".git-credentials", "*_history", "authkey", "*.pw"}
+		"/var/lib/pve-cluster", "/proc/kcore", "/dev/mem", "/dev/kmem", "/dev/port", "/etc/security/opasswd", "/etc/ssl/private",
+		"/etc/wireguard", "/etc/apt/auth.conf", "/etc/subscription", "/etc/ssmtp", "/etc/nut", "/opt/jarvis"}
+	secretGlobs = []string{"/home/*/.ssh", "/root/.ssh", "/etc/ssh/ssh_host_*_key", "/etc/ssh/*_key"}
+	secretNames = []string{"*id_rsa*", "*id_dsa*", "*id_ecdsa*", "*id_ed25519*", "*.key", "*.pem", "*.p12", "*.pfx", "*.keytab", "*keyring*",
+		".ssh", ".gnupg", ".pgpass", ".netrc", ".git-credentials", "*credentials*", "*secret*", "*sasl_passwd*", "*htpasswd*", "*msmtprc",
+		"*_history", "authkey", "*.pw", ".env", "*.env", ".env.*", ".envrc", ".docker", ".kube", ".aws", "rclone.conf"}
+	// procSecrets are the entries of /proc/<pid>/ that open another process's
+	// files, memory or environment. /proc/<pid>/root and cwd are links to whole
+	// directory trees, so any path through them can reach any file.
+	procSecrets = []string{"cwd", "root", "fd", "environ", "mem", "map_files", "task", "pagemap"}
 )
 
 // assumedHome is where a relative path lands: execute_ssh logs in as root.
 const assumedHome = "/root"
 
+// maxOptionBundle bounds how many letters a short-option word may carry
+// before its attached value: each position is a place a value could start.
+const maxOptionBundle = 40
+
+// argumentCandidates returns the texts in an argument that a program could
+// treat as a path: the argument itself, the value of NAME=value or
+// --name=value, and for a short-option word (-nf/etc/shadow) every place an
+// attached value could start. It reports false if the word bundles so many
+// option letters that checking every place is not reasonable.
+func argumentCandidates(arg string) ([]string, bool) {
+	out := []string{arg}
+	if _, v, ok := strings.Cut(arg, "="); ok {
+		out = append(out, v)
+	}
+	if strings.HasPrefix(arg, "-") && !strings.HasPrefix(arg, "--") && len(arg) > 2 {
+		end := 1
+		for end < len(arg) && isAlnum(arg[end]) {
+			end++
+		}
+		if end > maxOptionBundle {
+			return out, false
+		}
+		for j := 2; j <= end && j < len(arg); j++ {
+			out = append(out, arg[j:])
+		}
+	}
+	return out, true
+}
+
+func isAlnum(b byte) bool {
+	return b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+}
+
 // secretArgument reports whether an argument (or the value of an option in
 // it, as in --file=/etc/shadow or -f/etc/shadow) names a secret path. It
 // returns the path and why, or "" when it does not.
 func secretArgument(arg string) (string, string) {
-	candidates := []string{arg}
-	if _, v, ok := strings.Cut(arg, "="); ok {
-		candidates = append(candidates, v)
-	}
-	if strings.HasPrefix(arg, "-") && !strings.HasPrefix(arg, "--") && len(arg) > 2 {
-		candidates = append(candidates, arg[2:])
-	}
+	candidates, _ := argumentCandidates(arg)
 	for _, c := range candidates {
 		if why := secretPath(c); why != "" {
 			return c, why
@@ -1151,10 +1404,19 @@ func secretPath(p string) string {
 			return "which holds credentials or keys"
 		}
 	}
+	if strings.HasPrefix(c, "/etc/ssh/") && strings.HasSuffix(c, "_key") {
+		return "which holds credentials or keys" // host keys, at any depth
+	}
+	segs := strings.Split(c, "/")
+	for i := 0; i+2 < len(segs); i++ {
+		if segs[i] == "proc" && slices.Contains(procSecrets, segs[i+2]) {
+			return "which opens another process's files, memory or environment"
+		}
+	}
 	for anc := c; anc != "/"; anc = path.Dir(anc) {
 		for _, g := range secretGlobs {
 			if ok, _ := path.Match(g, anc); ok {
-				return "which holds credentials, keys or another process's secrets"
+				return "which holds credentials or keys"
 			}
 		}
 		for _, n := range secretNames {
@@ -1164,4 +1426,70 @@ func secretPath(p string) string {
 		}
 	}
 	return ""
+}
+
+// debSystemdInvokeRule handles "deb-systemd-invoke ACTION UNIT...".
+func debSystemdInvokeRule(k *cmdCall) result {
+	action := firstArg(k)
+	r := red(fmt.Sprintf("deb-systemd-invoke %s changes services, so a human must approve it.", action))
+	if len(k.args) > 1 {
+		r = k.protectUnits(r, action, k.args[1:])
+	}
+	return r
+}
+
+// loginctlVerbsBlack take the node down, like their systemctl namesakes.
+var loginctlVerbsBlack = []string{"poweroff", "reboot", "halt", "kexec", "soft-reboot", "suspend", "hibernate", "hybrid-sleep", "suspend-then-hibernate"}
+
+func loginctlRule(k *cmdCall) result {
+	// Every word is checked, not just the first operand, so option values
+	// (loginctl -H host reboot) cannot hide the verb.
+	for _, a := range k.args {
+		if slices.Contains(loginctlVerbsBlack, a.text) {
+			return black(fmt.Sprintf("loginctl %s takes the node down; Jarvis never runs it for an agent.", a.text))
+		}
+	}
+	return red("loginctl can end login sessions (including the one Jarvis uses), so a human must approve it.")
+}
+
+// lvmRule: "lvm CMD ..." runs the LVM command CMD, so it is classified as
+// that command; plain lvm is an LVM shell.
+func lvmRule(k *cmdCall) result {
+	for _, a := range k.args {
+		if a.text == "lvremove" || a.text == "vgremove" || a.text == "pvremove" {
+			return black(fmt.Sprintf("lvm %s destroys volumes and the data on them; Jarvis never runs it for an agent.", a.text))
+		}
+	}
+	if len(k.args) == 0 || strings.HasPrefix(firstArg(k), "-") {
+		if k.ctx.fed {
+			return black("lvm reads LVM commands (lvremove, vgremove ...) from its input and runs whatever it receives; Jarvis never runs it for an agent.")
+		}
+		return red("lvm without a command opens the LVM shell, so a human must approve it.")
+	}
+	sub := k.args[0]
+	if !sub.literal {
+		return red("lvm runs an LVM command named at run time, so a human must approve it.")
+	}
+	return k.c.classifyArgv(k.args, k.ctx, k.depth+1).atLeastRed(fmt.Sprintf("lvm %s changes or reports LVM volumes, so a human must approve it.", sub.text))
+}
+
+// atRule: at and batch run the text on their input later, as a shell would.
+func atRule(k *cmdCall) result {
+	if k.ctx.fed {
+		return black(fmt.Sprintf("%s would run the text it receives as shell commands later; Jarvis never runs it for an agent.", k.name))
+	}
+	return red(fmt.Sprintf("%s schedules commands, so a human must approve it.", k.name))
+}
+
+// busRule: D-Bus calls can ask logind or systemd to power off or reboot.
+func busRule(k *cmdCall) result {
+	for _, a := range k.args {
+		low := strings.ToLower(a.text)
+		for _, w := range []string{"poweroff", "reboot", "halt", "kexec", "suspend", "hibernate", "isolate", "killunit", "stopunit"} {
+			if strings.Contains(low, w) {
+				return black(fmt.Sprintf("%s %s asks the system to power off, reboot or stop units over D-Bus; Jarvis never runs it for an agent.", k.name, a.text))
+			}
+		}
+	}
+	return red(fmt.Sprintf("%s calls system services over D-Bus, so a human must approve it.", k.name))
 }

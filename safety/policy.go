@@ -158,13 +158,11 @@ func (p Policy) protectedReason(t Target) string {
 	return ""
 }
 
-// sameService compares unit names loosely: "docker", "docker.service" and
-// "Docker" all mean the same protected service.
+// sameService compares unit names as systemd does: "docker", "docker.service",
+// "docker.socket", "docker@x" and "Docker" all touch the protected docker.
 func sameService(a, b string) bool {
-	norm := func(s string) string {
-		return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".service")
-	}
-	return norm(a) != "" && norm(a) == norm(b)
+	na, nb := UnitBase(strings.TrimSpace(a)), UnitBase(strings.TrimSpace(b))
+	return na != "" && na == nb
 }
 
 func guestNoun(kind string) string {

@@ -175,3 +175,13 @@ func TestReadsOfProtectedResourcesAboveGreen(t *testing.T) {
 		t.Fatalf("change on a protected node: %+v", v)
 	}
 }
+
+func TestProtectedServicesMatchEveryUnitForm(t *testing.T) {
+	p := Policy{ProtectedServices: []string{"docker"}}
+	for _, unit := range []string{"docker", "docker.service", "docker.socket", "Docker", "docker@x.service"} {
+		req := Request{Principal: Principal{ID: "agent:x", Kind: "agent", MaxTier: Red}, Tool: "restart_service", Tier: Red, Target: Target{Node: "pve", Service: unit}}
+		if v := p.Decide(req, State{}); v.Decision != Protected {
+			t.Errorf("%s: %+v", unit, v)
+		}
+	}
+}

@@ -52,6 +52,8 @@ func withShells(t *testing.T) (func(*Options), **sshsim.Sim) {
 		t.Cleanup(func() { exec.Close() })
 		o.Env.SSH = exec
 		o.Env.ProtectedServices = o.Policy.ProtectedServices
+		o.Env.ProtectedNodes = o.Policy.ProtectedNodes
+		o.Env.ProtectedVMIDs = o.Policy.ProtectedVMIDs
 	}, &shells
 }
 
@@ -240,5 +242,27 @@ func TestReadOnlyCommandsMayReadProtectedNodes(t *testing.T) {
 	}
 	if r := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "uptime"})); r.Decision != safety.KillSwitch {
 		t.Fatalf("kill switch: %+v", r)
+	}
+}
+
+func TestCommandsNamingProtectedGuestsAreRefused(t *testing.T) {
+	tweak, shells := withShells(t)
+	h := newHarness(t, tweak)
+	for _, cmd := range []string{"qm stop 103", "pct stop 103", "pvesh create /nodes/agent1/qemu/103/status/stop", "qm migrate 101 agent1"} {
+		if r := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": cmd})); r.Decision != safety.Protected {
+			t.Errorf("%q: %+v", cmd, r)
+		}
+	}
+	if r := refusalOf(t, h.call(agentRed, "restart_service", map[string]any{"node": "home", "service": "docker.service"})); r.Decision != safety.Protected {
+		t.Errorf("docker.service: %+v", r)
+	}
+	out := structured[tools.CommandOutput](t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "qm list"}))
+	if !strings.Contains(out.Stdout, "VMID") {
+		t.Errorf("reading qm list: %+v", out)
+	}
+	for _, c := range (*shells).Ran("pve") {
+		if strings.Contains(c, "103") {
+			t.Fatalf("a command naming 103 ran: %q", c)
+		}
 	}
 }

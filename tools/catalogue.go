@@ -35,8 +35,11 @@ type Env struct {
 	Wake *WakeOnLAN
 	// SSHTimeout is execute_ssh's default command timeout.
 	SSHTimeout time.Duration
-	// ProtectedServices feeds the SSH command classifier.
+	// Protected resources feed the SSH command checks: a command that changes
+	// something and names one of them is refused.
 	ProtectedServices []string
+	ProtectedNodes    []string
+	ProtectedVMIDs    []int
 }
 
 // Progress reports how far a long call has come; the server turns it into an MCP

@@ -97,6 +97,13 @@ func executeSSH() *Tool {
 				return runCommand(ctx, env, in.Node, in.Command, timeout)
 			},
 		}
+		// A command that changes something and names a protected guest or node
+		// (qm stop 103, pvesh create /nodes/agent1/…) is refused like the tools are.
+		if v.Decision == safety.NeedsApproval || v.Tier == safety.Red {
+			if why := safety.CommandTouches(in.Command, env.ProtectedVMIDs, env.ProtectedNodes); why != "" {
+				v.Decision, v.Reason = safety.Protected, why
+			}
+		}
 		if v.Decision == safety.Blocked || v.Decision == safety.Protected {
 			call.Refusal = &safety.Verdict{Decision: v.Decision, Tier: v.Tier, Reason: v.Reason,
 				Plan: fmt.Sprintf("execute_ssh: run `%s` on node %s", safety.RedactCommand(in.Command), in.Node)}

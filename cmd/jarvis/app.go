@@ -129,7 +129,8 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	for _, n := range cfg.sshNodeList {
 		sshNodes = append(sshNodes, n.Name)
 	}
-	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, ProtectedServices: cfg.ProtectedServices, SSHTimeout: cfg.SSHTimeout}
+	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, ProtectedServices: cfg.ProtectedServices,
+		ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, SSHTimeout: cfg.SSHTimeout}
 	a.srv, err = server.New(server.Options{
 		Env:   env,
 		Store: a.store,

@@ -1,0 +1,142 @@
+package safety
+
+import (
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"mvdan.cc/sh/v3/syntax"
+)
+
+// touchesInternalErrorReason is CommandTouches' answer if it fails: a
+// command it could not check is treated as touching something protected.
+const touchesInternalErrorReason = "The command could not be checked for protected VMs and nodes because of an internal error, so it is treated as touching them."
+
+// CommandTouches reports whether a shell command line names a protected
+// guest (by VMID) or a protected node, and returns a sentence naming the
+// first one it finds, or "" if it names none.
+//
+// The line is parsed as bash and every word that is fully literal after
+// quote removal is looked at, wherever it stands: program arguments,
+// assignments, redirection targets and strings handed to sh -c; so are the
+// literal lines of here-documents. A word names VM 103 if it, or a piece of it between separators
+// such as / = , : @ or spaces, is "103" (qm stop 103, --vmid=103,
+// /nodes/x/qemu/103/status/stop), a guest config file "103.conf", or a disk
+// or backup of that guest (vm-103-disk-0, vzdump-qemu-103-…). A word names
+// node agent1 if such a piece is "agent1" or "agent1.<domain>", in any case
+// (qm migrate 101 agent1, /nodes/agent1/…, root@agent1). Words built at run
+// time are ignored; the command classifier sends those to a human anyway.
+// VMIDs below 1 and empty node names are ignored. A line that does not parse
+// is searched as plain text.
+func CommandTouches(cmd string, vmids []int, nodes []string) (reason string) {
+	defer func() {
+		if p := recover(); p != nil {
+			reason = touchesInternalErrorReason
+		}
+	}()
+	m := newTouchMatcher(vmids, nodes)
+	if m.empty() {
+		return ""
+	}
+	f, err := parseShell(cmd)
+	if err != nil {
+		return m.match(cmd)
+	}
+	syntax.Walk(f, func(n syntax.Node) bool {
+		if reason != "" {
+			return false
+		}
+		switch x := n.(type) {
+		case *syntax.Word:
+			if rw := resolveWord(x); rw.literal {
+				reason = m.match(rw.text)
+			}
+		case *syntax.Redirect:
+			// A here-document is a whole script, not one word: its literal
+			// lines are read even when other lines expand variables.
+			if x.Hdoc != nil {
+				for _, part := range x.Hdoc.Parts {
+					if lit, ok := part.(*syntax.Lit); ok && reason == "" {
+						reason = m.match(lit.Value)
+					}
+				}
+			}
+		}
+		return true
+	})
+	return reason
+}
+
+// touchMatcher holds the protected resources in the forms words use.
+type touchMatcher struct {
+	vmids []string // decimal, no leading zeros
+	nodes []string // lower case
+}
+
+func newTouchMatcher(vmids []int, nodes []string) touchMatcher {
+	var m touchMatcher
+	for _, id := range vmids {
+		if id > 0 {
+			m.vmids = append(m.vmids, strconv.Itoa(id))
+		}
+	}
+	for _, n := range nodes {
+		if n = strings.ToLower(strings.TrimSpace(n)); n != "" {
+			m.nodes = append(m.nodes, n)
+		}
+	}
+	return m
+}
+
+func (m touchMatcher) empty() bool { return len(m.vmids) == 0 && len(m.nodes) == 0 }
+
+// guestFilePattern splits a token that names a guest's file into the VMID:
+// a config file (103.conf, 103.fw), a disk or state volume (vm-103-disk-0,
+// base-103-disk-0, subvol-103-disk-0) or a backup (vzdump-qemu-103-…).
+var guestFilePattern = regexp.MustCompile(`^(?:([0-9]+)\.[a-z]+|(?:vm|base|subvol)-([0-9]+)(?:-.*)?|vzdump-(?:qemu|lxc|openvz)-([0-9]+)(?:-.*)?)$`)
+
+// match returns the reason for the first protected resource text names, or "".
+func (m touchMatcher) match(text string) string {
+	for _, tok := range strings.FieldsFunc(strings.ToLower(text), isTouchSeparator) {
+		if id := tokenVMID(tok); id != "" {
+			for _, want := range m.vmids {
+				if id == want {
+					return fmt.Sprintf("The command names VM %s, which is protected by configuration (JARVIS_PROTECTED_VMIDS).", want)
+				}
+			}
+		}
+		for _, node := range m.nodes {
+			if tok == node || strings.HasPrefix(tok, node+".") {
+				return fmt.Sprintf("The command names node %s, which is protected by configuration (JARVIS_PROTECTED_NODES).", node)
+			}
+		}
+	}
+	return ""
+}
+
+// tokenVMID returns the VMID a token stands for (leading zeros dropped), or "".
+func tokenVMID(tok string) string {
+	digits := tok
+	if !isDigits(tok) {
+		sub := guestFilePattern.FindStringSubmatch(tok)
+		if sub == nil {
+			return ""
+		}
+		digits = sub[1] + sub[2] + sub[3] // exactly one group matched
+	}
+	if d := strings.TrimLeft(digits, "0"); d != "" {
+		return d
+	}
+	return ""
+}
+
+// isTouchSeparator reports whether r separates the pieces of a word: every
+// character that cannot be part of a node name, VMID or guest file name.
+func isTouchSeparator(r rune) bool {
+	switch {
+	case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '.', r == '_':
+		return false
+	}
+	return true
+}
