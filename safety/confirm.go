@@ -236,8 +236,38 @@ func (c *Confirmer) Issue(principalID, tool, canonicalArgs string, now time.Time
 
 // Redeem accepts a state once: it checks the MAC in constant time, then that
 // it was issued for this principal, tool and arguments, then its expiry, and
-// finally that it has not been redeemed before.
+// finally that it has not been redeemed before in this process.
 func (c *Confirmer) Redeem(state, principalID, tool, canonicalArgs string, now time.Time) error {
+	_, _, err := c.RedeemNonce(state, principalID, tool, canonicalArgs, now)
+	return err
+}
+
+// RedeemNonce is Redeem that also returns the state's nonce and expiry, so the
+// caller can record the nonce where other processes see it too.
+func (c *Confirmer) RedeemNonce(state, principalID, tool, canonicalArgs string, now time.Time) (string, time.Time, error) {
+	err := c.redeem(state, principalID, tool, canonicalArgs, now)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	p, _ := c.payload(state)
+	return p.Nonce, time.UnixMilli(p.Expiry), nil
+}
+
+// payload decodes a state whose MAC was verified.
+func (c *Confirmer) payload(state string) (statePayload, error) {
+	var p statePayload
+	encPayload, _, _ := strings.Cut(state, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(encPayload)
+	if err != nil {
+		return p, ErrStateInvalid
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return p, ErrStateInvalid
+	}
+	return p, nil
+}
+
+func (c *Confirmer) redeem(state, principalID, tool, canonicalArgs string, now time.Time) error {
 	if len(c.key) < 16 || len(state) == 0 || len(state) > maxStateLen {
 		return ErrStateInvalid
 	}

@@ -103,7 +103,12 @@ func (s *Server) askClient(ctx context.Context, c Call, v safety.Verdict, canoni
 
 // redeemElicitation checks the retry of an input request.
 func (s *Server) redeemElicitation(ctx context.Context, c Call, v safety.Verdict, canonical string) *mcp.CallToolResult {
-	if err := s.opts.Confirmer.Redeem(c.RequestState, c.Principal.ID, c.Tool, canonical, s.opts.Now()); err != nil {
+	nonce, expires, err := s.opts.Confirmer.RedeemNonce(c.RequestState, c.Principal.ID, c.Tool, canonical, s.opts.Now())
+	if err == nil {
+		// Once across every jarvis process sharing the database, and across restarts.
+		err = s.opts.Store.SpendNonce(ctx, nonce, expires)
+	}
+	if err != nil {
 		decision := safety.Denied
 		reason := "the confirmation could not be verified (it was altered, reused or issued for another call); call the tool again to be asked afresh"
 		if errors.Is(err, safety.ErrStateExpired) {

@@ -484,6 +484,13 @@ func TestConfirmationStateCannotBeForged(t *testing.T) {
 	if r := refusalOf(t, res); r.Decision != safety.Denied {
 		t.Fatalf("replayed state: %+v", r)
 	}
+	// Another process with the same secret and database (a fresh Confirmer
+	// remembers nothing) refuses the replay too.
+	h.srv.opts.Confirmer = safety.NewConfirmer(safety.DeriveKey("test-secret-test-secret-test-secret", "confirmation-state"), time.Minute)
+	res = h.srv.Dispatch(ctx, Call{Principal: operator, Tool: "stop_vm", Args: args, Elicitation: true, RequestState: state, Confirm: accept})
+	if r := refusalOf(t, res); r.Decision != safety.Denied {
+		t.Fatalf("state replayed to another process: %+v", r)
+	}
 	if n := h.executions("stop_vm"); n != 1 {
 		t.Fatalf("stop_vm executed %d times, want 1", n)
 	}

@@ -128,7 +128,7 @@ func dsn(path string) string {
 // transaction so two processes starting together do not both create tables.
 func (s *Store) migrate() error {
 	err := s.db.Transaction(func(tx *gorm.DB) error {
-		return tx.AutoMigrate(&eventRecord{}, &auditRecord{}, &auditHeadRecord{},
+		return tx.AutoMigrate(&eventRecord{}, &auditRecord{}, &auditHeadRecord{}, &spentNonceRecord{},
 			&approvalRecord{}, &preferenceRecord{}, &tokenRecord{})
 	})
 	if err != nil {
