@@ -632,3 +632,22 @@ func TestNoAuditRowNoCall(t *testing.T) {
 		t.Fatal("a RED call ran without the store")
 	}
 }
+
+func TestApprovalIsRefusedWhenItsTargetChanged(t *testing.T) {
+	h := newHarness(t)
+	first := refusalOf(t, h.call(agentRed, "stop_vm", map[string]any{"vmid": 102}))
+	if _, err := h.srv.DecideApproval(context.Background(), first.ApprovalID, true, "operator"); err != nil {
+		t.Fatal(err)
+	}
+	// VMID 102 now names another guest than the one the person approved stopping.
+	if err := h.sim.RenameGuest(102, "restored-db"); err != nil {
+		t.Fatal(err)
+	}
+	r := refusalOf(t, h.call(agentRed, "stop_vm", map[string]any{"vmid": 102, "approval_id": first.ApprovalID}))
+	if r.Decision != safety.Denied || !strings.Contains(r.Reason, "changed") {
+		t.Fatalf("changed target: %+v", r)
+	}
+	if h.guestStatus(102) != "running" {
+		t.Fatal("the changed guest was stopped")
+	}
+}

@@ -203,6 +203,19 @@ func (s *Sim) SetGuestStatus(vmid int, status string) error {
 	return nil
 }
 
+// RenameGuest changes a guest's name, as a restore or a re-created guest with
+// the same VMID would (tests of approvals bound to what a person saw).
+func (s *Sim) RenameGuest(vmid int, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.guests[vmid]
+	if !ok {
+		return fmt.Errorf("pvesim: no guest %d", vmid)
+	}
+	g.name = name
+	return nil
+}
+
 // ServeHTTP answers one API request.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
