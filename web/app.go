@@ -97,7 +97,13 @@ func New(opts Options) *App {
 			return nil
 		}
 		return opts.Server.MCP(p.MaxTier, nil)
-	}, &mcp.StreamableHTTPOptions{})
+	}, &mcp.StreamableHTTPOptions{
+		// Agents that never say goodbye must not keep sessions (and memory) forever.
+		SessionTimeout: 30 * time.Minute,
+		// Tool arguments are small; a megabyte is plenty and bounds a request.
+		MaxRequestBodyBytes: 1 << 20,
+		Logger:              opts.Logger,
+	})
 	mcpHandler := auth.RequireBearerToken(opts.Tokens.MCPVerifier(), nil)(a.mcp)
 	e.Any("/mcp", echo.WrapHandler(mcpHandler))
 

@@ -645,3 +645,21 @@ func TestLoginThrottleGroupsIPv6NetworksAndHasAGlobalCap(t *testing.T) {
 		t.Fatalf("%d attempts from rotating addresses allowed, cap is %d", allowed, loginGlobalBurst)
 	}
 }
+
+func TestMCPRefusesOversizedRequests(t *testing.T) {
+	h := newWebHarness(t)
+	tok := h.login()
+	body := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"` + strings.Repeat("x", 2<<20) + `","version":"1"}}}`
+	req, _ := http.NewRequest("POST", h.ts.URL+"/mcp", strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge {
+		t.Fatalf("2 MiB request: %d, want 413", resp.StatusCode)
+	}
+}
