@@ -383,12 +383,7 @@ func restartService() *Tool {
 	return define[RestartServiceInput, RestartOut](spec{
 		name: "restart_service", title: "Restart service", tier: safety.Red,
 		description: "Restart one systemd service on a node, then check it is active again. Needs a person's approval; protected services are refused.",
-		adjust: func(s *jsonschema.Schema) {
-			nodeSchema(property(s, "node"))
-			p := property(s, "service")
-			p.Pattern = unitRE.String()
-			p.MaxLength = ptr(128)
-		},
+		adjust:      serviceSchema,
 	}, func(ctx context.Context, env *Env, in RestartServiceInput) (*Call, error) {
 		if err := sshNode(env, in.Node); err != nil {
 			return nil, err
