@@ -29,7 +29,7 @@ import (
 const testPassword = "correct-horse-battery"
 
 type webHarness struct {
-	t      *testing.T
+	t      testing.TB
 	app    *App
 	ts     *httptest.Server
 	store  *store.Store
@@ -38,7 +38,7 @@ type webHarness struct {
 	sim    *pvesim.Sim
 }
 
-func newWebHarness(t *testing.T, tweak ...func(*Options)) *webHarness {
+func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
 	t.Helper()
 	sim := pvesim.New(pvesim.Options{TokenID: "jarvis@pve!t", TokenSecret: "s", TaskDuration: 50 * time.Millisecond})
 	pts := httptest.NewTLSServer(sim)
