@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -649,5 +650,32 @@ func TestApprovalIsRefusedWhenItsTargetChanged(t *testing.T) {
 	}
 	if h.guestStatus(102) != "running" {
 		t.Fatal("the changed guest was stopped")
+	}
+}
+
+func TestALoopingAgentIsRateLimited(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Limiter = safety.NewRateLimiter(safety.RateLimits{Yellow: 1.0 / 60, YellowBurst: 2, Red: 1.0 / 60, RedBurst: 1})
+	})
+	for i, want := range []bool{true, true, false} {
+		res := h.call(agentRed, "create_snapshot", map[string]any{"vmid": 101, "name": fmt.Sprintf("loop%d", i)})
+		if ok := !res.IsError; ok != want {
+			t.Fatalf("call %d: ok=%t, want %t (%s)", i, ok, want, textOf(res))
+		}
+		if !want {
+			if r := refusalOf(t, res); r.Decision != safety.RateLimited || !strings.Contains(r.Reason, "try again in") {
+				t.Fatalf("refusal: %+v", r)
+			}
+		}
+	}
+	// Another principal has its own bucket; reads are never limited.
+	other := safety.Principal{ID: "agent:other", Kind: "agent", MaxTier: safety.Red}
+	if res := h.call(other, "create_snapshot", map[string]any{"vmid": 101, "name": "other1"}); res.IsError {
+		t.Fatalf("other principal: %s", textOf(res))
+	}
+	for range 20 {
+		if res := h.call(agentRed, "get_cluster_status", nil); res.IsError {
+			t.Fatal("a read was rate-limited")
+		}
 	}
 }

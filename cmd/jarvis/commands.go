@@ -80,6 +80,8 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 	defer a.Close()
 	p := principalStdio(a.cfg)
 	srv := a.srv.MCP(p.MaxTier, &p)
+	// Expire approvals and close calls a crashed process left open, as serve does.
+	go a.srv.RunSweeper(ctx, 15*time.Second)
 	a.logger.Info("jarvis stdio ready", "demo", demo, "max_tier", p.MaxTier.String())
 	err = srv.Run(ctx, &mcp.StdioTransport{})
 	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)) {
