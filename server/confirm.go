@@ -61,6 +61,11 @@ func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, v safety
 	return s.requestApproval(ctx, c, tool, v, bindArgs(args, canonical))
 }
 
+// withPlan binds a confirmation to the plan the user was shown as well as to
+// the arguments: if the same arguments now mean another target, the answer
+// does not count.
+func withPlan(canonical, plan string) string { return canonical + "\nplan: " + plan }
+
 // bindArgs is what an approval is bound to: the redacted arguments a person can
 // read, and a hash of the exact canonical arguments, so a call with any other
 // value (a different password hidden by the redaction included) does not match.
@@ -76,7 +81,7 @@ func bindArgs(args map[string]any, canonical string) string {
 // askClient returns an input request: the client shows the plan to its user and
 // retries with the answer and the signed state.
 func (s *Server) askClient(ctx context.Context, c Call, v safety.Verdict, canonical string) *mcp.CallToolResult {
-	state, err := s.opts.Confirmer.Issue(c.Principal.ID, c.Tool, canonical, s.opts.Now())
+	state, err := s.opts.Confirmer.Issue(c.Principal.ID, c.Tool, withPlan(canonical, v.Plan), s.opts.Now())
 	if err != nil {
 		return errorResult(fmt.Sprintf("could not ask for confirmation: %v", err))
 	}
@@ -103,7 +108,7 @@ func (s *Server) askClient(ctx context.Context, c Call, v safety.Verdict, canoni
 
 // redeemElicitation checks the retry of an input request.
 func (s *Server) redeemElicitation(ctx context.Context, c Call, v safety.Verdict, canonical string) *mcp.CallToolResult {
-	nonce, expires, err := s.opts.Confirmer.RedeemNonce(c.RequestState, c.Principal.ID, c.Tool, canonical, s.opts.Now())
+	nonce, expires, err := s.opts.Confirmer.RedeemNonce(c.RequestState, c.Principal.ID, c.Tool, withPlan(canonical, v.Plan), s.opts.Now())
 	if err == nil {
 		// Once across every jarvis process sharing the database, and across restarts.
 		err = s.opts.Store.SpendNonce(ctx, nonce, expires)

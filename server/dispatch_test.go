@@ -679,3 +679,24 @@ func TestALoopingAgentIsRateLimited(t *testing.T) {
 		}
 	}
 }
+
+func TestConfirmationIsBoundToThePlanTheUserSaw(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	args := json.RawMessage(`{"vmid":101}`)
+	res := h.srv.Dispatch(ctx, Call{Principal: operator, Tool: "stop_vm", Args: args, Elicitation: true})
+	if res.RequestState == "" {
+		t.Fatalf("not asked: %+v", res)
+	}
+	if err := h.sim.RenameGuest(101, "someone-else"); err != nil {
+		t.Fatal(err)
+	}
+	accept := &mcp.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}
+	res = h.srv.Dispatch(ctx, Call{Principal: operator, Tool: "stop_vm", Args: args, Elicitation: true, RequestState: res.RequestState, Confirm: accept})
+	if r := refusalOf(t, res); r.Decision != safety.Denied {
+		t.Fatalf("answer for another target: %+v", r)
+	}
+	if h.guestStatus(101) != "running" {
+		t.Fatal("the renamed guest was stopped")
+	}
+}

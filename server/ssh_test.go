@@ -15,7 +15,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jarvis-homelab/jarvis/safety"
-	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
 	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
@@ -191,36 +190,34 @@ func TestWakeNodeSendsAMagicPacket(t *testing.T) {
 func TestCommandsCannotHideFromTheApprover(t *testing.T) {
 	tweak, shells := withShells(t)
 	h := newHarness(t, tweak)
-	res := h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "rm -rf /srv/app #\r\x1b[2KRun `uptime`"})
-	if !res.IsError || !strings.Contains(textOf(res), "control character") {
-		t.Fatalf("control characters accepted: %s", textOf(res))
+	for _, cmd := range []string{
+		"rm -rf /srv/app #\r\x1b[2KRun `uptime`", // terminal escapes
+		"uptime\nsystemctl stop pve-cluster",     // a second line
+		"systemctl stop \u202epve-cluster",       // bidi override
+		"systemctl stop pve\u200b-cluster",       // zero-width space
+	} {
+		res := h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": cmd})
+		if !res.IsError || !strings.Contains(textOf(res), "invisible or control character") {
+			t.Errorf("%q accepted: %s", cmd, textOf(res))
+		}
 	}
-	// A credential typed into a command is kept out of plans, approvals, events and the audit log.
-	r := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "mysql --password=hunter2 -e 'select 1'"}))
-	if r.Decision != safety.NeedsApproval || strings.Contains(r.Plan, "hunter2") {
-		t.Fatalf("plan: %+v", r)
+	// A credential in a command is refused, not shown redacted: redaction could
+	// hide part of the command from the approver.
+	for _, cmd := range []string{
+		"mysql --password=hunter2 -e 'select 1'",
+		`qm set 101 --description "token='" --delete net0 --description "'"`,
+	} {
+		res := h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": cmd})
+		if !res.IsError || !strings.Contains(textOf(res), "credential") {
+			t.Errorf("%q accepted: %s", cmd, textOf(res))
+		}
 	}
 	ctx := context.Background()
-	a, _ := h.store.GetApproval(ctx, r.ApprovalID)
 	rows, _ := h.store.AuditRecent(ctx, 50)
-	events, _ := h.store.ListEvents(ctx, store.EventFilter{Limit: 50})
-	blob := a.Args + a.Plan
 	for _, row := range rows {
-		blob += row.Args + row.Plan + row.Error
-	}
-	for _, ev := range events {
-		blob += ev.Summary + string(ev.Details)
-	}
-	if strings.Contains(blob, "hunter2") {
-		t.Fatal("the password reached the store")
-	}
-	// The approval still binds the exact command: another password does not match.
-	if _, err := h.srv.DecideApproval(ctx, r.ApprovalID, true, "operator"); err != nil {
-		t.Fatal(err)
-	}
-	other := refusalOf(t, h.call(agentRed, "execute_ssh", map[string]any{"node": "pve", "command": "mysql --password=other -e 'select 1'", "approval_id": r.ApprovalID}))
-	if other.Decision != safety.Denied {
-		t.Fatalf("approval reused for a different hidden value: %+v", other)
+		if strings.Contains(row.Args+row.Plan+row.Error, "hunter2") {
+			t.Fatal("the password reached the audit log")
+		}
 	}
 	if len((*shells).Ran("pve")) != 0 {
 		t.Fatal("something reached the shell")

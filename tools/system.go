@@ -75,10 +75,16 @@ func executeSSH() *Tool {
 		if strings.TrimSpace(in.Command) == "" {
 			return nil, inputErrorf("command is empty")
 		}
-		// Control characters could hide the real command from the person who
-		// approves it (terminal escapes, carriage returns); no command needs them.
-		if i := strings.IndexFunc(in.Command, func(r rune) bool { return r != '\t' && r != '\n' && unicode.IsControl(r) }); i >= 0 {
-			return nil, inputErrorf("command contains a control character at byte %d; send plain text", i)
+		// What the approver reads must be exactly what runs. Control and format
+		// characters (terminal escapes, carriage returns, newlines, bidi
+		// overrides, zero-width marks) could hide or reorder the real command.
+		if i := strings.IndexFunc(in.Command, hidesText); i >= 0 {
+			return nil, inputErrorf("command contains an invisible or control character at byte %d; send one line of plain text", i)
+		}
+		// For the same reason a command carrying credentials is refused rather
+		// than shown redacted: redaction would show the approver something else.
+		if safety.RedactCommand(in.Command) != in.Command {
+			return nil, inputErrorf("the command contains what looks like a credential (a password, token or key value); Jarvis does not send secrets in commands, and would have to hide it from the person approving")
 		}
 		timeout := env.SSHTimeout
 		if timeout <= 0 {
@@ -90,7 +96,7 @@ func executeSSH() *Tool {
 		v := safety.ClassifyCommand(in.Command, env.ProtectedServices)
 		call := &Call{
 			Target: safety.Target{Node: in.Node},
-			Effect: fmt.Sprintf("Run `%s` on node %s (%s)", safety.RedactCommand(in.Command), in.Node, v.Reason),
+			Effect: fmt.Sprintf("Run `%s` on node %s (%s)", in.Command, in.Node, v.Reason),
 			Tier:   v.Tier,
 			Reads:  v.Decision == safety.Allow,
 			Run: func(ctx context.Context, _ Progress) (any, error) {
@@ -106,10 +112,17 @@ func executeSSH() *Tool {
 		}
 		if v.Decision == safety.Blocked || v.Decision == safety.Protected {
 			call.Refusal = &safety.Verdict{Decision: v.Decision, Tier: v.Tier, Reason: v.Reason,
-				Plan: fmt.Sprintf("execute_ssh: run `%s` on node %s", safety.RedactCommand(in.Command), in.Node)}
+				Plan: fmt.Sprintf("execute_ssh: run `%s` on node %s", in.Command, in.Node)}
 		}
 		return call, nil
 	})
+}
+
+// hidesText reports characters that can hide or reorder text for a reader: all
+// control characters but tab, format characters (bidi overrides, zero-width
+// marks) and line or paragraph separators.
+func hidesText(r rune) bool {
+	return r != '\t' && unicode.In(r, unicode.Cc, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 func runCommand(ctx context.Context, env *Env, node, command string, timeout time.Duration) (CommandOutput, error) {

@@ -244,6 +244,11 @@ func (a *App) listPreferences(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	for k := range prefs {
+		if strings.HasPrefix(k, "auth.") {
+			delete(prefs, k)
+		}
+	}
 	return c.JSON(http.StatusOK, map[string]any{"preferences": prefs})
 }
 
@@ -256,6 +261,9 @@ func (a *App) putPreference(c echo.Context) error {
 	}
 	if strings.HasPrefix(key, "safety.") {
 		return apiError(http.StatusBadRequest, "safety switches are set with PUT /api/safety", nil)
+	}
+	if strings.HasPrefix(key, "auth.") {
+		return apiError(http.StatusBadRequest, "auth.* keys belong to Jarvis's login sessions and cannot be set", nil)
 	}
 	var req struct {
 		Value *string `json:"value"`

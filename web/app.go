@@ -45,6 +45,9 @@ type Options struct {
 	FeedWriteTimeout time.Duration
 	// SecureCookie marks the session cookie Secure (behind HTTPS).
 	SecureCookie bool
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed
+	// (JARVIS_TRUSTED_PROXIES); without them the peer address is the client.
+	TrustedProxies []*net.IPNet
 }
 
 // App is the echo application.
@@ -77,8 +80,16 @@ func New(opts Options) *App {
 		loginGlobal: rate.NewLimiter(rate.Every(loginGlobalEvery), loginGlobalBurst), feedDone: make(chan struct{})}
 	e := a.e
 	e.HideBanner, e.HidePort = true, true
-	// Rate limiting by address must not trust X-Forwarded-For from anyone.
+	// Rate limiting by address must not trust X-Forwarded-For from anyone; behind
+	// a configured proxy it must, or every client would share one address.
 	e.IPExtractor = echo.ExtractIPDirect()
+	if len(opts.TrustedProxies) > 0 {
+		trust := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for _, n := range opts.TrustedProxies {
+			trust = append(trust, echo.TrustIPRange(n))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(trust...)
+	}
 	e.HTTPErrorHandler = a.errorHandler
 	e.Use(middleware.Recover())
 	e.Use(securityHeaders)
@@ -200,7 +211,8 @@ type loginRequest struct {
 
 func (a *App) login(c echo.Context) error {
 	ip := c.RealIP()
-	if ok, delay := a.loginAllowed(ip); !ok {
+	ok, delay, refund := a.loginAllowed(ip)
+	if !ok {
 		c.Response().Header().Set("Retry-After", strconv.Itoa(int(delay.Seconds())+1))
 		return apiError(http.StatusTooManyRequests, "too many login attempts; wait before trying again", nil)
 	}
@@ -210,10 +222,10 @@ func (a *App) login(c echo.Context) error {
 	}
 	if subtle.ConstantTimeCompare([]byte(req.Password), []byte(a.opts.Password)) != 1 {
 		a.opts.Logger.Warn("failed operator login", "addr", ip)
-		a.loginFailed()
 		return apiError(http.StatusUnauthorized, "wrong password", nil)
 	}
 	// A successful login gives the client its attempts back.
+	refund()
 	a.loginMu.Lock()
 	delete(a.loginLimiter, clientKey(ip))
 	a.loginMu.Unlock()
@@ -252,14 +264,17 @@ const (
 	loginMaxClients     = 4096
 )
 
-// loginAllowed takes one attempt from the client's bucket and the global one.
-func (a *App) loginAllowed(ip string) (bool, time.Duration) {
+// loginAllowed takes one attempt from the client's bucket and one from the
+// global bucket. refund gives the global attempt back after a correct password:
+// only failures spend it, so the operator is shut out only while someone is
+// actually guessing.
+func (a *App) loginAllowed(ip string) (ok bool, retry time.Duration, refund func()) {
 	now := time.Now()
 	a.loginMu.Lock()
 	defer a.loginMu.Unlock()
 	key := clientKey(ip)
-	l, ok := a.loginLimiter[key]
-	if !ok {
+	l, found := a.loginLimiter[key]
+	if !found {
 		if len(a.loginLimiter) >= loginMaxClients {
 			// Forget clients whose bucket has refilled: they lose nothing.
 			for k, v := range a.loginLimiter {
@@ -274,22 +289,19 @@ func (a *App) loginAllowed(ip string) (bool, time.Duration) {
 	r := l.ReserveN(now, 1)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return false, d
+		return false, d, nil
 	}
-	// The global bucket is spent by failed attempts only (see loginFailed), so
-	// the operator is shut out only while someone is actually guessing.
-	if a.loginGlobal.TokensAt(now) < 1 {
+	g := a.loginGlobal.ReserveN(now, 1)
+	if d := g.DelayFrom(now); d > 0 {
+		g.CancelAt(now)
 		r.CancelAt(now)
-		return false, loginGlobalEvery
+		return false, d, nil
 	}
-	return true, 0
-}
-
-// loginFailed spends one attempt from the global bucket.
-func (a *App) loginFailed() {
-	a.loginMu.Lock()
-	defer a.loginMu.Unlock()
-	a.loginGlobal.Allow()
+	return true, 0, func() {
+		a.loginMu.Lock()
+		defer a.loginMu.Unlock()
+		g.Cancel()
+	}
 }
 
 // clientKey groups an address with its network: an IPv6 /64 is one client.

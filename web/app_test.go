@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -627,18 +628,17 @@ func TestOperatorSessionsEndOnLogoutAndPasswordChange(t *testing.T) {
 func TestLoginThrottleGroupsIPv6NetworksAndHasAGlobalCap(t *testing.T) {
 	h := newWebHarness(t)
 	for i := range loginPerClientBurst {
-		if ok, _ := h.app.loginAllowed(fmt.Sprintf("2001:db8::%x", i+1)); !ok {
+		if ok, _, _ := h.app.loginAllowed(fmt.Sprintf("2001:db8::%x", i+1)); !ok {
 			t.Fatalf("attempt %d refused early", i)
 		}
 	}
-	if ok, d := h.app.loginAllowed("2001:db8::ffff"); ok || d <= 0 {
+	if ok, d, _ := h.app.loginAllowed("2001:db8::ffff"); ok || d <= 0 {
 		t.Fatal("another address in the same /64 got a fresh bucket")
 	}
 	allowed := 0
 	for i := range 100 {
-		if ok, _ := h.app.loginAllowed(fmt.Sprintf("192.0.2.%d", i)); ok {
-			allowed++
-			h.app.loginFailed() // each guess was wrong
+		if ok, _, _ := h.app.loginAllowed(fmt.Sprintf("192.0.2.%d", i)); ok {
+			allowed++ // each guess was wrong: no refund
 		}
 	}
 	if allowed > loginGlobalBurst {
@@ -661,5 +661,81 @@ func TestMCPRefusesOversizedRequests(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusRequestEntityTooLarge {
 		t.Fatalf("2 MiB request: %d, want 413", resp.StatusCode)
+	}
+}
+
+func TestForwardedForIsTrustedOnlyFromConfiguredProxies(t *testing.T) {
+	_, loopback, _ := net.ParseCIDR("127.0.0.0/8")
+	h := newWebHarness(t, func(o *Options) { o.TrustedProxies = []*net.IPNet{loopback} })
+	attempt := func(xff string) int {
+		req, _ := http.NewRequest("POST", h.ts.URL+"/api/auth/login", strings.NewReader(`{"password":"wrong"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", xff)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for range loginPerClientBurst {
+		attempt("198.51.100.7")
+	}
+	if code := attempt("198.51.100.7"); code != http.StatusTooManyRequests {
+		t.Fatalf("sixth attempt from the same forwarded client: %d", code)
+	}
+	// Behind the proxy another client still has its own attempts.
+	if code := attempt("198.51.100.8"); code != http.StatusUnauthorized {
+		t.Fatalf("another forwarded client: %d, want 401", code)
+	}
+	// Without trusted proxies the header is ignored: all share the peer address.
+	h2 := newWebHarness(t)
+	for i := range loginPerClientBurst + 1 {
+		req, _ := http.NewRequest("POST", h2.ts.URL+"/api/auth/login", strings.NewReader(`{"password":"wrong"}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i))
+		resp, _ := http.DefaultClient.Do(req)
+		resp.Body.Close()
+		if i == loginPerClientBurst && resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("spoofed X-Forwarded-For bought attempts: %d", resp.StatusCode)
+		}
+	}
+}
+
+func TestLogoutEndsOpenFeedStreams(t *testing.T) {
+	h := newWebHarness(t)
+	tok := h.login()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, _ := h.openFeed(ctx, tok, "", "")
+	if resp, _ := h.do("POST", "/api/auth/logout", tok, nil); resp.StatusCode != 204 {
+		t.Fatal("logout failed")
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case _, ok := <-events:
+			if !ok {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the feed stream outlived the logout")
+		}
+	}
+}
+
+func TestSessionEpochIsNotAPreference(t *testing.T) {
+	h := newWebHarness(t)
+	tok := h.login()
+	if resp, _ := h.do("PUT", "/api/memory/preferences/auth.operator_epoch", tok, map[string]string{"value": ""}); resp.StatusCode != 400 {
+		t.Fatalf("auth.* writable: %d", resp.StatusCode)
+	}
+	_, _ = h.do("POST", "/api/auth/logout", tok, nil)
+	tok = h.login()
+	_, out := h.do("GET", "/api/memory/preferences", tok, nil)
+	for k := range out["preferences"].(map[string]any) {
+		if strings.HasPrefix(k, "auth.") {
+			t.Fatalf("preferences list shows %s", k)
+		}
 	}
 }

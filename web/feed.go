@@ -38,6 +38,7 @@ func (a *App) events(c echo.Context) error {
 		}
 	}
 
+	token := bearer(req)
 	sub := a.opts.Store.Subscribe(feedBuffer)
 	defer sub.Close()
 	if a.opts.Poller != nil {
@@ -123,6 +124,10 @@ func (a *App) events(c echo.Context) error {
 				return nil
 			}
 		case <-heartbeat.C:
+			// A login ended by logout or a new password ends its streams too.
+			if _, err := a.opts.Tokens.Verify(req.Context(), token); err != nil {
+				return nil
+			}
 			_ = rc.SetWriteDeadline(time.Now().Add(a.opts.FeedWriteTimeout))
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || flush() != nil {
 				return nil

@@ -34,7 +34,7 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	poller := web.NewPoller(a.pve, a.store, a.logger)
 	app := web.New(web.Options{
 		Server: a.srv, Store: a.store, Tokens: a.tokens, Password: a.password, Version: version,
-		Logger: a.logger, PVEPing: a.pve.Ping, Poller: poller,
+		Logger: a.logger, PVEPing: a.pve.Ping, Poller: poller, TrustedProxies: a.cfg.proxies,
 	})
 	addr := net.JoinHostPort(a.cfg.ListenAddr, strconv.Itoa(a.cfg.Port))
 	ln, err := net.Listen("tcp", addr)

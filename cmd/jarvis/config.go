@@ -18,10 +18,11 @@ import (
 // Config is every setting Jarvis reads, all from the environment. .env.example lists
 // each one with its default and meaning; keep the two in step.
 type Config struct {
-	Port       int    `env:"PORT" envDefault:"4000"`
-	ListenAddr string `env:"JARVIS_LISTEN" envDefault:"127.0.0.1"`
-	DBPath     string `env:"DB_PATH" envDefault:"jarvis.db"`
-	LogLevel   string `env:"LOG_LEVEL" envDefault:"info"`
+	Port           int      `env:"PORT" envDefault:"4000"`
+	ListenAddr     string   `env:"JARVIS_LISTEN" envDefault:"127.0.0.1"`
+	DBPath         string   `env:"DB_PATH" envDefault:"jarvis.db"`
+	LogLevel       string   `env:"LOG_LEVEL" envDefault:"info"`
+	TrustedProxies []string `env:"JARVIS_TRUSTED_PROXIES" envSeparator:","`
 
 	JWTSecret          string        `env:"JWT_SECRET"`
 	JWTSecretFile      string        `env:"JWT_SECRET_FILE"`
@@ -62,6 +63,7 @@ type Config struct {
 	sshNodeList []nodeAddr
 	vmids       []int
 	stdioTier   safety.Tier
+	proxies     []*net.IPNet
 }
 
 type nodeAddr struct{ Name, Host string }
@@ -109,6 +111,21 @@ func LoadConfig(demo bool) (*Config, error) {
 	}
 	if net.ParseIP(cfg.ListenAddr) == nil {
 		problems = append(problems, fmt.Sprintf("JARVIS_LISTEN=%q: must be an IP address such as 127.0.0.1 or 0.0.0.0", cfg.ListenAddr))
+	}
+	for _, p := range trimAll(cfg.TrustedProxies) {
+		if !strings.Contains(p, "/") {
+			if ip := net.ParseIP(p); ip != nil && ip.To4() != nil {
+				p += "/32"
+			} else {
+				p += "/128"
+			}
+		}
+		_, n, err := net.ParseCIDR(p)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("JARVIS_TRUSTED_PROXIES: %q is not an address or CIDR range", p))
+			continue
+		}
+		cfg.proxies = append(cfg.proxies, n)
 	}
 	if cfg.DBPath == "" {
 		problems = append(problems, "DB_PATH: must name the SQLite file, e.g. /var/lib/jarvis/jarvis.db")

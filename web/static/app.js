@@ -582,8 +582,11 @@
     q(li, '.approval-plan').textContent = a.plan;
     q(li, '.approval-principal').textContent = a.principal;
     q(li, '.approval-id').textContent = a.id;
+    // Approval args are the redacted JSON, then " sha256:<hash of the exact arguments>".
     let args = a.args || '';
-    try { args = JSON.stringify(JSON.parse(args), null, 2); } catch (_) { /* show as sent */ }
+    const cut = args.lastIndexOf(' sha256:');
+    const json = cut >= 0 ? args.slice(0, cut) : args;
+    try { args = JSON.stringify(JSON.parse(json), null, 2) + (cut >= 0 ? '\n' + args.slice(cut + 1) : ''); } catch (_) { /* show as sent */ }
     q(li, '[data-testid="approval-args"]').textContent = args;
     for (const b of li.querySelectorAll('button[data-action]')) {
       b.setAttribute('aria-label', `${b.dataset.action === 'approve' ? 'Approve' : 'Deny'} ${a.tool}: ${a.plan}`);
