@@ -194,6 +194,7 @@ type storageSnap struct {
 	Storage     string  `json:"storage"`
 	Node        string  `json:"node"`
 	Type        string  `json:"type"`
+	Shared      bool    `json:"shared"`
 	Status      string  `json:"status"`
 	UsedPercent float64 `json:"used_percent"`
 	UsedBytes   int64   `json:"used_bytes"`
@@ -210,12 +211,17 @@ func (p *Poller) pollStorage(ctx context.Context) {
 	}
 	snaps := []storageSnap{}
 	for _, r := range res {
-		s := storageSnap{Storage: r.Storage, Node: r.Node, Type: r.PluginType, Status: r.Status,
+		s := storageSnap{Storage: r.Storage, Node: r.Node, Type: r.PluginType, Shared: bool(r.Shared), Status: r.Status,
 			UsedPercent: pct(int64(r.Disk), int64(r.MaxDisk)), UsedBytes: int64(r.Disk), TotalBytes: int64(r.MaxDisk)}
 		snaps = append(snaps, s)
-		p.alert(ctx, "storage-full:"+r.Node+"/"+r.Storage, s.UsedPercent > storageAlertPercent, "warning", r.Node,
-			fmt.Sprintf("storage %s on %s is %.1f %% full", r.Storage, r.Node, s.UsedPercent),
-			fmt.Sprintf("storage %s on %s back below %d %%", r.Storage, r.Node, storageAlertPercent))
+		// Shared storage is one store seen from every node: one alert, not one per node.
+		where, node := "on "+r.Node, r.Node
+		if s.Shared {
+			where, node = "(shared)", ""
+		}
+		p.alert(ctx, "storage-full:"+node+"/"+r.Storage, s.UsedPercent > storageAlertPercent, "warning", node,
+			fmt.Sprintf("storage %s %s is %.1f %% full", r.Storage, where, s.UsedPercent),
+			fmt.Sprintf("storage %s %s back below %d %%", r.Storage, where, storageAlertPercent))
 	}
 	p.publish(ctx, "storage", "", map[string]any{"storage": snaps})
 }

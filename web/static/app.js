@@ -809,7 +809,15 @@
   }
 
   function renderStorage(list) {
-    list = list.slice().sort((a, b) => `${a.node}/${a.storage}`.localeCompare(`${b.node}/${b.storage}`));
+    // Shared storage (NFS, Ceph, PBS) is one store seen from every node: show it once.
+    const seenShared = new Set();
+    list = list.filter((s) => {
+      if (!s.shared) return true;
+      if (seenShared.has(s.storage)) return false;
+      seenShared.add(s.storage);
+      return true;
+    }).map((s) => (s.shared ? { ...s, node: 'shared' } : s));
+    list.sort((a, b) => `${a.node}/${a.storage}`.localeCompare(`${b.node}/${b.storage}`));
     const items = [];
     for (const s of list) {
       const li = el('li', 'storage-item card');
