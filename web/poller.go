@@ -88,12 +88,25 @@ func (p *Poller) Run(ctx context.Context) {
 	var nextNodes, nextGuests, nextStorage time.Time
 	tick := time.NewTicker(p.tick)
 	defer tick.Stop()
+	// A call that changed the cluster makes the guests poll sooner, so the
+	// console shows a stopped VM as stopped right after the approval.
+	sub := p.store.Subscribe(64)
+	defer func() { sub.Close() }()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-p.wake:
+		case ev, ok := <-sub.C():
+			if !ok {
+				sub = p.store.Subscribe(64) // dropped for being slow: follow again
+				continue
+			}
+			if ev.Type != "tool" || !changedCluster(ev) {
+				continue
+			}
+			nextGuests = time.Time{}
 		}
 		if !p.listening() {
 			continue
@@ -112,6 +125,15 @@ func (p *Poller) Run(ctx context.Context) {
 			p.pollStorage(ctx)
 		}
 	}
+}
+
+// changedCluster reports a tool event for a call that ended after changing state.
+func changedCluster(ev store.Event) bool {
+	var d struct{ Phase, Tier, Outcome string }
+	if json.Unmarshal(ev.Details, &d) != nil {
+		return false
+	}
+	return d.Phase == "ended" && d.Outcome == "ok" && d.Tier != "green"
 }
 
 type nodeSnap struct {

@@ -106,3 +106,40 @@ func TestPollerPublishesWhileSomeoneListensAndRaisesAlertsOnce(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 }
+
+func TestPollerLooksAtGuestsRightAfterAChange(t *testing.T) {
+	h := newWebHarness(t)
+	p := NewPoller(h.srv.Env().PVE, h.store, h.app.opts.Logger)
+	// Guests every hour: only a nudge can make a second guest poll happen.
+	p.SetIntervals(PollIntervals{Nodes: time.Hour, Guests: time.Hour, Storage: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub := h.store.Subscribe(1000)
+	defer sub.Close()
+	go p.Run(ctx)
+	p.Acquire()
+	guestPolls := func(timeout time.Duration) int {
+		n := 0
+		deadline := time.After(timeout)
+		for {
+			select {
+			case ev := <-sub.C():
+				if ev.Type == "cluster" && strings.Contains(string(ev.Details), `"what":"guests"`) {
+					n++
+				}
+			case <-deadline:
+				return n
+			}
+		}
+	}
+	if n := guestPolls(2 * time.Second); n != 1 {
+		t.Fatalf("first guest polls: %d, want 1", n)
+	}
+	ok := &store.Event{Type: "tool", Summary: "x ended", Details: json.RawMessage(`{"phase":"ended","tier":"red","outcome":"ok"}`)}
+	if err := h.store.Publish(context.Background(), ok); err != nil {
+		t.Fatal(err)
+	}
+	if n := guestPolls(3 * time.Second); n != 1 {
+		t.Fatalf("guest polls after a change: %d, want 1", n)
+	}
+}
