@@ -49,6 +49,9 @@ type Config struct {
 	Insecure    bool          // skip verification entirely
 	Timeout     time.Duration // per request and endpoint; DefaultTimeout when 0
 	HTTPClient  *http.Client  // optional override (tests); TLS options are then ignored
+	// AllowHTTP accepts http:// endpoints. Only for simulators on loopback in
+	// tests: over plain HTTP the API token travels in clear text.
+	AllowHTTP bool
 }
 
 // String keeps the secret out of %v and %+v.
@@ -83,7 +86,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	endpoints := make([]Endpoint, 0, len(cfg.Endpoints))
 	for i, ep := range cfg.Endpoints {
-		base, err := normaliseURL(ep.URL)
+		base, err := normaliseURL(ep.URL, cfg.AllowHTTP)
 		if err != nil {
 			problems = append(problems, fmt.Errorf("endpoint %d (%s): %w", i+1, ep.Name, err))
 			continue
@@ -137,12 +140,12 @@ func New(cfg Config) (*Client, error) {
 	}, nil
 }
 
-func normaliseURL(raw string) (string, error) {
+func normaliseURL(raw string, allowHTTP bool) (string, error) {
 	u, err := url.Parse(strings.TrimSpace(raw))
 	if err != nil {
 		return "", fmt.Errorf("URL %q does not parse: %w", raw, err)
 	}
-	if u.Scheme != "https" && u.Scheme != "http" {
+	if u.Scheme != "https" && !(allowHTTP && u.Scheme == "http") {
 		return "", fmt.Errorf("URL %q must start with https:// (e.g. https://10.0.0.5:8006)", raw)
 	}
 	if u.Host == "" {
@@ -253,8 +256,8 @@ type answer struct {
 
 // do sends one API call, failing over between endpoints, and decodes the
 // "data" member into out (when out is not nil). GETs fail over on every
-// transport error; writes only when the request surely did not reach PVE
-// (dial/TLS errors) or PVE said 595/596, so a slow "start" is never sent twice.
+// transport error and on 595/596; writes only when the request surely did not
+// reach PVE (dial/TLS errors) or PVE said 595, so a "start" is never sent twice.
 func (c *Client) do(ctx context.Context, method, path string, params url.Values, out any) error {
 	n := len(c.endpoints)
 	first := int(c.preferred.Load())
@@ -274,7 +277,10 @@ func (c *Client) do(ctx context.Context, method, path string, params url.Values,
 			}
 			continue
 		}
-		if ans.status == 595 || ans.status == 596 {
+		// 595 means pveproxy could not connect to the target node: nothing was
+		// sent there. 596 means the request may have reached it, so only reads
+		// are tried again elsewhere; a write might already have started a task.
+		if ans.status == 595 || (ans.status == 596 && method == http.MethodGet) {
 			lastAPIErr = c.apiError(method, path, ans)
 			attempts = append(attempts, &EndpointError{Endpoint: ep.Name, URL: ep.URL, Err: lastAPIErr})
 			continue

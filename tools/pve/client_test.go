@@ -43,7 +43,7 @@ func startSim(t *testing.T) (*pvesim.Sim, *httptest.Server) {
 
 func newClient(t *testing.T, tokenID, secret string, urls ...string) *Client {
 	t.Helper()
-	cfg := Config{TokenID: tokenID, TokenSecret: secret, Timeout: 2 * time.Second}
+	cfg := Config{TokenID: tokenID, TokenSecret: secret, Timeout: 2 * time.Second, AllowHTTP: true}
 	for i, u := range urls {
 		cfg.Endpoints = append(cfg.Endpoints, Endpoint{Name: "ep" + string(rune('a'+i)), URL: u})
 	}
@@ -205,7 +205,7 @@ func TestErrorMapping(t *testing.T) {
 func TestTimeoutIsDeadlineError(t *testing.T) {
 	sim, srv := startSim(t)
 	sim.SetLatency(time.Second)
-	c, err := New(Config{Endpoints: []Endpoint{{Name: "slow", URL: srv.URL}}, TokenID: testTokenID, TokenSecret: testSecret, Timeout: 100 * time.Millisecond})
+	c, err := New(Config{Endpoints: []Endpoint{{Name: "slow", URL: srv.URL}}, TokenID: testTokenID, TokenSecret: testSecret, Timeout: 100 * time.Millisecond, AllowHTTP: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +264,33 @@ func TestFailover(t *testing.T) {
 		}
 		if got := badHits.Load(); got != 1 {
 			t.Fatalf("bad endpoint hit %d times, want 1 (then the good one is remembered)", got)
+		}
+	})
+	t.Run("a write is retried elsewhere after 595 but never after 596", func(t *testing.T) {
+		for _, c := range []struct {
+			status    int
+			goodCalls int32
+		}{{595, 1}, {596, 0}} {
+			bad, _ := countingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(c.status)
+				w.Write([]byte(`{"data":null}`))
+			}))
+			sim := newSim()
+			good, goodHits := countingServer(t, sim)
+			client := newClient(t, testTokenID, testSecret, bad.URL, good.URL)
+			_, err := client.GuestAction(ctx, "pve", "qemu", 101, "reboot", nil)
+			if got := goodHits.Load(); got != c.goodCalls {
+				t.Errorf("after %d the second endpoint got %d writes, want %d", c.status, got, c.goodCalls)
+			}
+			if c.status == 596 && err == nil {
+				t.Errorf("596 on a write must be reported, not hidden")
+			}
+		}
+	})
+	t.Run("plain http is refused unless allowed", func(t *testing.T) {
+		_, err := New(Config{Endpoints: []Endpoint{{Name: "pve", URL: "http://10.0.0.5:8006"}}, TokenID: testTokenID, TokenSecret: testSecret})
+		if err == nil || !strings.Contains(err.Error(), "https://") {
+			t.Fatalf("http endpoint accepted: %v", err)
 		}
 	})
 	t.Run("4xx is an answer, not a failover trigger", func(t *testing.T) {

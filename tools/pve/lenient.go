@@ -51,7 +51,9 @@ func (n *Num) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
+	// NaN and infinities (which ParseFloat accepts as words) cannot be encoded
+	// back to JSON and would break a whole tool result.
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
 		return fmt.Errorf("pve: cannot read %s as a number", truncate(data))
 	}
 	*n = Num(f)
@@ -76,7 +78,8 @@ func (i *Int) UnmarshalJSON(data []byte) error {
 		return nil
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || math.Abs(f) > math.MaxInt64 {
+	// float64(MaxInt64) rounds up to 2^63, which does not fit: compare with >=.
+	if err != nil || math.IsInf(f, 0) || math.IsNaN(f) || f >= 9.223372036854775807e18 || f < -9.223372036854775808e18 {
 		return fmt.Errorf("pve: cannot read %s as an integer", truncate(data))
 	}
 	// Some counters come as floats (e.g. 1.0e9); keep the whole part.

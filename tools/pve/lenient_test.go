@@ -36,6 +36,12 @@ func TestLenientDecoding(t *testing.T) {
 		{"bad integer", `{"i":"ten"}`, row{}, true},
 		{"object for number", `{"n":{}}`, row{}, true},
 		{"array for boolean", `{"b":[1]}`, row{}, true},
+		{"NaN word", `{"n":"NaN"}`, row{}, true},
+		{"infinity word", `{"n":"-Inf"}`, row{}, true},
+		{"2^63 does not wrap", `{"i":9223372036854775808}`, row{}, true},
+		{"2^63 as float does not wrap", `{"i":9.223372036854775808e18}`, row{}, true},
+		{"max int64", `{"i":9223372036854775807}`, row{I: 9223372036854775807}, false},
+		{"min int64", `{"i":-9223372036854775808}`, row{I: -9223372036854775808}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
