@@ -136,9 +136,11 @@ func (e *Executor) Run(ctx context.Context, nodeName, command string, timeout ti
 	runCtx, cancel := context.WithTimeout(ctx, timeout+e.localGrace)
 	defer cancel()
 	var waitErr error
+	stopped := false // decided once here: a command that finished is never reported as stopped
 	select {
 	case waitErr = <-done:
 	case <-runCtx.Done():
+		stopped = true
 		_ = sess.Signal(ssh.SIGKILL) // honoured for non-root users only; the remote timeout covers root
 		_ = sess.Close()
 		// The session slot stays taken until the node confirms the close.
@@ -149,7 +151,7 @@ func (e *Executor) Run(ctx context.Context, nodeName, command string, timeout ti
 	out, outCut := stdout.snapshot()
 	errOut, errCut := stderr.snapshot()
 	res := &Result{Stdout: out, Stderr: errOut, Truncated: outCut || errCut, Duration: time.Since(start)}
-	if runCtx.Err() != nil {
+	if stopped {
 		res.ExitCode = -1
 		if ctx.Err() != nil {
 			return res, fmt.Errorf("command on node %s stopped before it finished: %w", n.name, ctx.Err())
@@ -172,9 +174,10 @@ func (e *Executor) Run(ctx context.Context, nodeName, command string, timeout ti
 		e.drop(n, client)
 		return res, fmt.Errorf("running command on node %s: %w", n.name, waitErr)
 	}
-	// coreutils timeout exits 124 when it killed the command; a command that
-	// exits 124 by itself before the timeout is not a timeout.
-	res.TimedOut = res.ExitCode == 124 && res.Duration >= timeout
+	// coreutils timeout exits 124 when it stopped the command with TERM, and
+	// 137 when it had to KILL one that ignored TERM; a command that exits so by
+	// itself before the timeout is not a timeout.
+	res.TimedOut = (res.ExitCode == 124 || res.ExitCode == 137) && res.Duration >= timeout
 	return res, nil
 }
 
@@ -251,6 +254,12 @@ func (e *Executor) openSession(ctx context.Context, n *node) (*goph.Client, *ssh
 	if err == nil {
 		return client, sess, nil
 	}
+	// The node answered and refused the channel (its MaxSessions, say): the
+	// connection is alive and other commands may be running on it. Keep it.
+	var refused *ssh.OpenChannelError
+	if errors.As(err, &refused) {
+		return nil, nil, err
+	}
 	e.drop(n, client)
 	if fresh || ctx.Err() != nil {
 		return nil, nil, err
@@ -259,7 +268,9 @@ func (e *Executor) openSession(ctx context.Context, n *node) (*goph.Client, *ssh
 		return nil, nil, err
 	}
 	if sess, err = e.newSession(ctx, n, client, false); err != nil {
-		e.drop(n, client)
+		if !errors.As(err, &refused) {
+			e.drop(n, client)
+		}
 		return nil, nil, err
 	}
 	return client, sess, nil

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -293,5 +294,49 @@ func BenchmarkIntegrationUptimeFreshConnection(b *testing.B) {
 			b.Fatal(err)
 		}
 		_ = e.Close()
+	}
+}
+
+// A command that ignores SIGTERM is killed by timeout's -k and still counts as
+// timed out (exit 137 after the deadline).
+func TestIntegrationTermIgnoringCommandIsTimedOut(t *testing.T) {
+	e := requireSSHD(t).executor(t, nil)
+	res, err := e.Run(context.Background(), "real", `trap "" TERM; sleep 30`, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.TimedOut || res.ExitCode != 137 {
+		t.Fatalf("exit %d timedOut=%t, want 137 and timed out", res.ExitCode, res.TimedOut)
+	}
+}
+
+// sshd refuses sessions past its MaxSessions (10); that refusal must not drop
+// the connection the other commands are running on.
+func TestIntegrationRefusedSessionKeepsTheOthersRunning(t *testing.T) {
+	e := requireSSHD(t).executor(t, func(c *Config) { c.MaxSessions = 12 })
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var ok, refused int
+	var other []error
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := e.Run(context.Background(), "real", "sleep 2; echo done", 10*time.Second)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil && strings.TrimSpace(res.Stdout) == "done":
+				ok++
+			case err != nil && strings.Contains(err.Error(), "opening SSH session"):
+				refused++
+			default:
+				other = append(other, fmt.Errorf("res=%+v err=%v", res, err))
+			}
+		}()
+	}
+	wg.Wait()
+	if len(other) > 0 || ok < 10 {
+		t.Fatalf("%d ok, %d refused, others: %v", ok, refused, other)
 	}
 }
