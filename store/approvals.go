@@ -262,12 +262,13 @@ func (s *Store) ConsumeApproval(ctx context.Context, id, principal, tool, args s
 	}
 }
 
-// ExpireApprovals marks every pending approval whose expiry is at or before
-// now as expired and returns them, oldest first.
+// ExpireApprovals marks every pending or approved-but-unused approval whose
+// expiry is at or before now as expired and returns them, oldest first, so a
+// stale grant never shows as live.
 func (s *Store) ExpireApprovals(ctx context.Context, now time.Time) ([]Approval, error) {
 	var recs []approvalRecord
-	err := s.db.WithContext(ctx).Raw(`UPDATE approvals SET status = ? WHERE status = ? AND expires_ns <= ? RETURNING *`,
-		ApprovalExpired, ApprovalPending, now.UnixNano()).Scan(&recs).Error
+	err := s.db.WithContext(ctx).Raw(`UPDATE approvals SET status = ? WHERE status IN (?, ?) AND expires_ns <= ? RETURNING *`,
+		ApprovalExpired, ApprovalPending, ApprovalApproved, now.UnixNano()).Scan(&recs).Error
 	if err != nil {
 		return nil, fmt.Errorf("expire approvals: %w", err)
 	}

@@ -273,7 +273,7 @@ func TestExpireApprovalsAndList(t *testing.T) {
 	old := mk(approvalTime, 5*time.Minute)                       // expires 10:05
 	mid := mk(approvalTime.Add(time.Minute), 5*time.Minute)      // expires 10:06
 	fresh := mk(approvalTime.Add(2*time.Minute), time.Hour)      // expires 11:02
-	approved := mk(approvalTime.Add(3*time.Minute), time.Minute) // expires 10:04 but already decided
+	approved := mk(approvalTime.Add(3*time.Minute), time.Minute) // expires 10:04, approved but never used
 	if _, err := s.DecideApproval(ctx, approved.ID, true, "op", approvalTime.Add(3*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -282,8 +282,8 @@ func TestExpireApprovalsAndList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].ID != old.ID || got[1].ID != mid.ID || got[0].Status != ApprovalExpired {
-		t.Fatalf("ExpireApprovals = %+v, want old then mid, expired", got)
+	if len(got) != 3 || got[0].ID != old.ID || got[1].ID != mid.ID || got[2].ID != approved.ID || got[2].Status != ApprovalExpired {
+		t.Fatalf("ExpireApprovals = %+v, want old, mid and the unused approved one, expired", got)
 	}
 	if again, _ := s.ExpireApprovals(ctx, approvalTime.Add(6*time.Minute)); len(again) != 0 {
 		t.Errorf("second ExpireApprovals = %v, want none", again)
@@ -294,9 +294,9 @@ func TestExpireApprovalsAndList(t *testing.T) {
 		want   []string
 	}{
 		{"", []string{approved.ID, fresh.ID, mid.ID, old.ID}},
-		{ApprovalExpired, []string{mid.ID, old.ID}},
+		{ApprovalExpired, []string{approved.ID, mid.ID, old.ID}},
 		{ApprovalPending, []string{fresh.ID}},
-		{ApprovalApproved, []string{approved.ID}},
+		{ApprovalApproved, nil},
 		{ApprovalConsumed, nil},
 	}
 	for _, tt := range tests {

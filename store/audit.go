@@ -430,12 +430,12 @@ func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
 	}
 
 	switch {
-	case !hasHead && prev == nil:
-		// An empty log.
 	case !hasHead:
 		return bad(0, "The audit head record is missing, so rows deleted from the end cannot be ruled out.")
 	case !macEqual(s.headMAC(head.LastID, head.Hash), head.MAC):
 		return bad(0, "The audit head record was changed without the audit key.")
+	case head.LastID == 0 && prev == nil:
+		// The sealed genesis head of a log nothing was written to yet.
 	case !headRowSeen && (prev == nil || prev.ID < head.LastID):
 		first := uint64(1)
 		if prev != nil {
@@ -471,4 +471,25 @@ func missing(first, last uint64) string {
 		return fmt.Sprintf("Row %d is missing", first)
 	}
 	return fmt.Sprintf("Rows %d to %d are missing", first, last)
+}
+
+// sealGenesis writes the head record of a new, empty audit log. Verify then
+// fails for a log whose rows and head were all deleted, instead of taking it
+// for a log that never had any.
+func (s *Store) sealGenesis(ctx context.Context) error {
+	return s.auditTx(ctx, func(tx *gorm.DB) error {
+		var n int64
+		if err := tx.Model(&auditHeadRecord{}).Count(&n).Error; err != nil {
+			return fmt.Errorf("read audit head: %w", err)
+		}
+		var rows int64
+		if err := tx.Model(&auditRecord{}).Count(&rows).Error; err != nil {
+			return fmt.Errorf("count audit rows: %w", err)
+		}
+		if n > 0 || rows > 0 {
+			return nil
+		}
+		head := auditHeadRecord{ID: auditHeadRowID, LastID: 0, Hash: "", MAC: s.headMAC(0, "")}
+		return tx.Create(&head).Error
+	})
 }

@@ -364,3 +364,20 @@ func BenchmarkAuditBeginEnd(b *testing.B) {
 		}
 	}
 }
+
+func TestAuditVerifyCatchesAWipedLog(t *testing.T) {
+	s, _ := openTemp(t)
+	if rep := mustVerify(t, s); !rep.OK {
+		t.Fatalf("a new empty log must verify: %+v", rep)
+	}
+	seedCalls(t, s, 3)
+	if err := s.db.Exec("DELETE FROM audit_log").Error; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.Exec("DELETE FROM audit_head").Error; err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustVerify(t, s); rep.OK {
+		t.Fatal("a log whose rows and head were all deleted verified OK")
+	}
+}

@@ -119,26 +119,37 @@ func (s *Store) Publish(ctx context.Context, e *Event) error {
 		return fmt.Errorf("publish event %q: store it: %w", e.Summary, err)
 	}
 	*e = rec.event()
-	s.catchUp(ctx, e.ID)
-	s.fanOut(*e)
-	s.fanned = e.ID
+	// The event is stored: delivering it must not depend on the caller still
+	// waiting (a cancelled request context would skip other processes' events).
+	// If earlier events could not be read, e waits too: subscribers must get
+	// events in ID order, and FollowOtherWriters delivers all of them shortly.
+	if s.catchUp(context.WithoutCancel(ctx), e.ID) {
+		s.fanOut(*e)
+		s.fanned = e.ID
+	}
 	return nil
 }
 
 // catchUp fans out, in ID order, events that other processes sharing the
 // database (jarvis approve, a stdio session) wrote below id. Callers hold publishMu.
-func (s *Store) catchUp(ctx context.Context, below uint64) {
+// It reports whether everything below was delivered; when a read fails, fanned
+// stays below the gap so the follower tries again.
+func (s *Store) catchUp(ctx context.Context, below uint64) bool {
 	for s.fanned+1 < below {
 		recs := []eventRecord{}
 		err := s.db.WithContext(ctx).Where("id > ? AND id < ?", s.fanned, below).Order("id ASC").Limit(maxEventLimit).Find(&recs).Error
-		if err != nil || len(recs) == 0 {
-			return
+		if err != nil {
+			return false
+		}
+		if len(recs) == 0 {
+			return true // a gap left by a rolled-back insert
 		}
 		for _, r := range recs {
 			s.fanOut(r.event())
 			s.fanned = r.ID
 		}
 	}
+	return true
 }
 
 // FollowOtherWriters delivers events written by other processes to this

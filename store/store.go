@@ -105,6 +105,10 @@ func Open(path string, opts Options) (*Store, error) {
 		_ = s.closeDB()
 		return nil, err
 	}
+	if err := s.sealGenesis(context.Background()); err != nil {
+		_ = s.closeDB()
+		return nil, fmt.Errorf("open store: seal the audit log: %w", err)
+	}
 	// Events already stored are history, not news for live subscribers.
 	last, err := s.LastEventID(context.Background())
 	if err != nil {
