@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +86,7 @@ func (p *Poller) Run(ctx context.Context) {
 	if p.pve == nil {
 		return
 	}
+	p.loadOpenAlerts(ctx)
 	var nextNodes, nextGuests, nextStorage time.Time
 	tick := time.NewTicker(p.tick)
 	defer tick.Stop()
@@ -163,7 +165,9 @@ func (p *Poller) pollNodes(ctx context.Context) {
 		return
 	}
 	snaps := []nodeSnap{}
+	present := map[string]bool{}
 	for _, n := range nodes {
+		present["node-offline:"+n.Node], present["node-memory:"+n.Node] = true, true
 		s := nodeSnap{Node: n.Node, Status: n.Status, CPUPercent: float64(int64(float64(n.CPU)*1000)) / 10,
 			MemPercent: pct(int64(n.Mem), int64(n.MaxMem)), DiskPercent: pct(int64(n.Disk), int64(n.MaxDisk)),
 			MemBytes: int64(n.Mem), MaxMemBytes: int64(n.MaxMem), UptimeSeconds: int64(n.Uptime)}
@@ -173,6 +177,7 @@ func (p *Poller) pollNodes(ctx context.Context) {
 		p.alert(ctx, "node-memory:"+n.Node, n.Status == "online" && s.MemPercent > memoryAlertPercent, "warning", n.Node,
 			fmt.Sprintf("node %s memory at %.1f %%", n.Node, s.MemPercent), fmt.Sprintf("node %s memory back below %d %%", n.Node, memoryAlertPercent))
 	}
+	p.resolveGone(ctx, "node-", present)
 	p.publish(ctx, "nodes", "", map[string]any{"nodes": snaps})
 }
 
@@ -195,8 +200,10 @@ func (p *Poller) pollGuests(ctx context.Context) {
 		return
 	}
 	snaps := []guestSnap{}
+	present := map[string]bool{}
 	for _, r := range res {
 		id := int64(r.VMID)
+		present[fmt.Sprintf("guest-stopped:%d", id)] = true
 		snaps = append(snaps, guestSnap{VMID: id, Name: r.Name, Node: r.Node, Kind: r.Type, Status: r.Status,
 			CPUPercent: float64(int64(float64(r.CPU)*1000)) / 10, MemPercent: pct(int64(r.Mem), int64(r.MaxMem))})
 		prev, seen := p.guests[id]
@@ -209,6 +216,7 @@ func (p *Poller) pollGuests(ctx context.Context) {
 			p.alert(ctx, key, false, "info", r.Node, "", fmt.Sprintf("guest %d '%s' is running again", id, r.Name))
 		}
 	}
+	p.resolveGone(ctx, "guest-", present)
 	p.publish(ctx, "guests", "", map[string]any{"guests": snaps})
 }
 
@@ -232,6 +240,7 @@ func (p *Poller) pollStorage(ctx context.Context) {
 		return
 	}
 	snaps := []storageSnap{}
+	present := map[string]bool{}
 	for _, r := range res {
 		s := storageSnap{Storage: r.Storage, Node: r.Node, Type: r.PluginType, Shared: bool(r.Shared), Status: r.Status,
 			UsedPercent: pct(int64(r.Disk), int64(r.MaxDisk)), UsedBytes: int64(r.Disk), TotalBytes: int64(r.MaxDisk)}
@@ -241,10 +250,12 @@ func (p *Poller) pollStorage(ctx context.Context) {
 		if s.Shared {
 			where, node = "(shared)", ""
 		}
+		present["storage-full:"+node+"/"+r.Storage] = true
 		p.alert(ctx, "storage-full:"+node+"/"+r.Storage, s.UsedPercent > storageAlertPercent, "warning", node,
 			fmt.Sprintf("storage %s %s is %.1f %% full", r.Storage, where, s.UsedPercent),
 			fmt.Sprintf("storage %s %s back below %d %%", r.Storage, where, storageAlertPercent))
 	}
+	p.resolveGone(ctx, "storage-", present)
 	p.publish(ctx, "storage", "", map[string]any{"storage": snaps})
 }
 
@@ -272,7 +283,39 @@ func (p *Poller) alert(ctx context.Context, key string, firing bool, severity, n
 		_, _ = p.store.ResolveEvent(ctx, id, "jarvis")
 		if resolve != "" {
 			details, _ := json.Marshal(map[string]any{"key": key, "state": "resolved", "alert_id": id})
-			_ = p.store.Publish(ctx, &store.Event{Type: "alert", Severity: "info", Source: "poller", Node: node, Summary: resolve, Details: details})
+			// The notice that it cleared needs no action: it is stored resolved.
+			now := time.Now()
+			_ = p.store.Publish(ctx, &store.Event{Type: "alert", Severity: "info", Source: "poller", Node: node, Summary: resolve, Details: details,
+				Resolved: true, ResolvedAt: &now, ResolvedBy: "jarvis"})
+		}
+	}
+}
+
+// loadOpenAlerts picks up the alerts a previous run raised and nobody resolved,
+// so a restart neither raises them again nor leaves them open for ever.
+func (p *Poller) loadOpenAlerts(ctx context.Context) {
+	open, err := p.store.ListEvents(ctx, store.EventFilter{Type: "alert", UnresolvedOnly: true, Limit: 1000})
+	if err != nil {
+		p.log.Warn("cluster poll: reading open alerts", "err", err)
+		return
+	}
+	for _, ev := range open {
+		var d struct{ Key, State string }
+		if json.Unmarshal(ev.Details, &d) == nil && d.State == "raised" && d.Key != "" {
+			if _, seen := p.open[d.Key]; !seen {
+				p.open[d.Key] = ev.ID
+			}
+		}
+	}
+}
+
+// resolveGone resolves open alerts under prefix whose subject a successful poll
+// no longer lists (a deleted guest, a removed storage): nothing will clear them.
+func (p *Poller) resolveGone(ctx context.Context, prefix string, present map[string]bool) {
+	for key, id := range p.open {
+		if strings.HasPrefix(key, prefix) && !present[key] {
+			delete(p.open, key)
+			_, _ = p.store.ResolveEvent(ctx, id, "jarvis")
 		}
 	}
 }

@@ -143,3 +143,38 @@ func TestPollerLooksAtGuestsRightAfterAChange(t *testing.T) {
 		t.Fatalf("guest polls after a change: %d, want 1", n)
 	}
 }
+
+func TestPollerPicksUpOpenAlertsAfterARestart(t *testing.T) {
+	h := newWebHarness(t)
+	ctx := context.Background()
+	// A previous run raised "node agent is offline"; the node is online now.
+	prev := &store.Event{Type: "alert", Severity: "critical", Node: "agent", Summary: "node agent is offline",
+		Details: json.RawMessage(`{"key":"node-offline:agent","state":"raised"}`)}
+	gone := &store.Event{Type: "alert", Severity: "warning", Summary: "guest 4242 stopped",
+		Details: json.RawMessage(`{"key":"guest-stopped:4242","state":"raised"}`)}
+	for _, ev := range []*store.Event{prev, gone} {
+		if err := h.store.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := NewPoller(h.srv.Env().PVE, h.store, h.app.opts.Logger)
+	p.SetIntervals(PollIntervals{Nodes: 30 * time.Millisecond, Guests: 30 * time.Millisecond, Storage: time.Hour})
+	rctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go p.Run(rctx)
+	p.Acquire()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		open, err := h.store.ListEvents(ctx, store.EventFilter{Type: "alert", UnresolvedOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(open) == 0 {
+			return // both resolved: the node is back, the guest is gone
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alerts left open after a restart: %+v", open)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
