@@ -186,11 +186,8 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 			c.Progress(fmt.Sprintf("waiting for a person to approve %s (jarvis approve %s, or the console)", id, id),
 				lastNote.Sub(start).Seconds(), s.opts.ApprovalWait.Seconds())
 		}
-		a, err := s.opts.Store.GetApproval(ctx, id)
-		if err == nil && a.Status != "pending" {
-			return s.consume(ctx, c, v, id, canonical)
-		}
-		if err == nil && !s.opts.Now().Before(a.ExpiresAt) {
+		// Decided or expired: consume says which, and runs the call if approved.
+		if a, err := s.opts.Store.GetApproval(ctx, id); err == nil && (a.Status != store.ApprovalPending || !s.opts.Now().Before(a.ExpiresAt)) {
 			return s.consume(ctx, c, v, id, canonical)
 		}
 		select {

@@ -151,8 +151,7 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 		return s.refuseUnknown(ctx, c)
 	}
 	if tool.Tier > c.Principal.MaxTier {
-		v := safety.Verdict{Decision: safety.Blocked, Tier: tool.Tier,
-			Reason: fmt.Sprintf("%s is a %s tool and this caller may use tools up to %s only", tool.Name, tool.Tier, c.Principal.MaxTier)}
+		v := safety.Verdict{Decision: safety.Blocked, Tier: tool.Tier, Reason: aboveCeiling(tool.Name, tool.Tier, c.Principal)}
 		return s.refuse(ctx, c, tool.Tier, v, "")
 	}
 
@@ -285,9 +284,14 @@ func (s *Server) refuseUnknown(ctx context.Context, c Call) *mcp.CallToolResult 
 		reason = fmt.Sprintf("%s is not available: Jarvis runs in read-only mode (JARVIS_READ_ONLY)", c.Tool)
 	} else if t, ok := s.byName[c.Tool]; ok {
 		tier = t.Tier
-		reason = fmt.Sprintf("%s is a %s tool and this caller may use tools up to %s only", c.Tool, t.Tier, c.Principal.MaxTier)
+		reason = aboveCeiling(c.Tool, t.Tier, c.Principal)
 	}
 	return s.refuse(ctx, c, tier, safety.Verdict{Decision: safety.Blocked, Tier: tier, Reason: reason}, "")
+}
+
+// aboveCeiling says why a tool above the caller's tier ceiling is refused.
+func aboveCeiling(tool string, tier safety.Tier, p safety.Principal) string {
+	return fmt.Sprintf("%s is a %s tool and this caller may use tools up to %s only", tool, tier, p.MaxTier)
 }
 
 // failPrepare answers a call whose arguments or target were wrong: a tool error, audited.

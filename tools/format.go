@@ -96,6 +96,14 @@ func checkNode(node string) error {
 	return nil
 }
 
+// checkOptionalNode is checkNode for filters, where an empty node means all nodes.
+func checkOptionalNode(node string) error {
+	if node == "" {
+		return nil
+	}
+	return checkNode(node)
+}
+
 func checkVMID(vmid int) error {
 	if vmid < minVMID || vmid > maxVMID {
 		return inputErrorf("vmid %d is out of range: Proxmox VMIDs are %d..%d", vmid, minVMID, maxVMID)

@@ -194,10 +194,8 @@ func listGuests(kind, name, title, noun string) *Tool {
 			enumSchema(property(s, "status"), "running", "stopped", "paused")
 		},
 	}, func(ctx context.Context, env *Env, in GuestListInput) (*Call, error) {
-		if in.Node != "" {
-			if err := checkNode(in.Node); err != nil {
-				return nil, err
-			}
+		if err := checkOptionalNode(in.Node); err != nil {
+			return nil, err
 		}
 		return read(safety.Target{Node: in.Node}, "List "+noun+"s", func(ctx context.Context) (any, error) {
 			res, err := env.PVE.ClusterResources(ctx, "vm")
@@ -255,10 +253,8 @@ func getStorage() *Tool {
 		description: "Every storage on every node (or one node): type, content types, shared or not, and use in bytes, human units and percent.",
 		adjust:      func(s *jsonschema.Schema) { nodeSchema(property(s, "node")) },
 	}, func(ctx context.Context, env *Env, in StorageInput) (*Call, error) {
-		if in.Node != "" {
-			if err := checkNode(in.Node); err != nil {
-				return nil, err
-			}
+		if err := checkOptionalNode(in.Node); err != nil {
+			return nil, err
 		}
 		return read(safety.Target{Node: in.Node}, "List storage", func(ctx context.Context) (any, error) {
 			res, err := env.PVE.ClusterResources(ctx, "storage")
@@ -379,10 +375,8 @@ func getRecentTasks() *Tool {
 		if in.Limit == 0 {
 			in.Limit = 20
 		}
-		if in.Node != "" {
-			if err := checkNode(in.Node); err != nil {
-				return nil, err
-			}
+		if err := checkOptionalNode(in.Node); err != nil {
+			return nil, err
 		}
 		return read(safety.Target{Node: in.Node}, "List recent tasks", func(ctx context.Context) (any, error) {
 			tasks, err := env.PVE.ClusterTasks(ctx)
@@ -458,10 +452,8 @@ func getBackups() *Tool {
 			vmidSchema(property(s, "vmid"))
 		},
 	}, func(ctx context.Context, env *Env, in BackupsInput) (*Call, error) {
-		if in.Node != "" {
-			if err := checkNode(in.Node); err != nil {
-				return nil, err
-			}
+		if err := checkOptionalNode(in.Node); err != nil {
+			return nil, err
 		}
 		if in.VMID != 0 {
 			if err := checkVMID(in.VMID); err != nil {

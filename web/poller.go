@@ -149,11 +149,14 @@ type nodeSnap struct {
 	UptimeSeconds int64   `json:"uptime_seconds"`
 }
 
+// fractionPercent turns 0.253 into 25.3 (one decimal, truncated).
+func fractionPercent(f float64) float64 { return float64(int64(f*1000)) / 10 }
+
 func pct(a, b int64) float64 {
 	if b <= 0 {
 		return 0
 	}
-	return float64(int64(float64(a)/float64(b)*1000)) / 10
+	return fractionPercent(float64(a) / float64(b))
 }
 
 func (p *Poller) pollNodes(ctx context.Context) {
@@ -168,7 +171,7 @@ func (p *Poller) pollNodes(ctx context.Context) {
 	present := map[string]bool{}
 	for _, n := range nodes {
 		present["node-offline:"+n.Node], present["node-memory:"+n.Node] = true, true
-		s := nodeSnap{Node: n.Node, Status: n.Status, CPUPercent: float64(int64(float64(n.CPU)*1000)) / 10,
+		s := nodeSnap{Node: n.Node, Status: n.Status, CPUPercent: fractionPercent(float64(n.CPU)),
 			MemPercent: pct(int64(n.Mem), int64(n.MaxMem)), DiskPercent: pct(int64(n.Disk), int64(n.MaxDisk)),
 			MemBytes: int64(n.Mem), MaxMemBytes: int64(n.MaxMem), UptimeSeconds: int64(n.Uptime)}
 		snaps = append(snaps, s)
@@ -205,7 +208,7 @@ func (p *Poller) pollGuests(ctx context.Context) {
 		id := int64(r.VMID)
 		present[fmt.Sprintf("guest-stopped:%d", id)] = true
 		snaps = append(snaps, guestSnap{VMID: id, Name: r.Name, Node: r.Node, Kind: r.Type, Status: r.Status,
-			CPUPercent: float64(int64(float64(r.CPU)*1000)) / 10, MemPercent: pct(int64(r.Mem), int64(r.MaxMem))})
+			CPUPercent: fractionPercent(float64(r.CPU)), MemPercent: pct(int64(r.Mem), int64(r.MaxMem))})
 		prev, seen := p.guests[id]
 		p.guests[id] = r.Status
 		key := fmt.Sprintf("guest-stopped:%d", id)
