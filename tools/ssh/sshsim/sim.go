@@ -203,6 +203,10 @@ func (s *Sim) Close() error {
 		// which case srv.Close missed it; closing it here ends Serve either way.
 		_ = n.listener.Close()
 	}
+	// Serve must have returned before Shutdown: gliderlabs/ssh adds to its
+	// listener WaitGroup inside Serve, and Shutdown waiting on it meanwhile is a
+	// data race (seen under -race when Start fails and closes at once).
+	s.serving.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, n := range s.nodes {
@@ -210,7 +214,6 @@ func (s *Sim) Close() error {
 			errs = append(errs, fmt.Errorf("sshsim: node %s did not stop: %w", n.facts.Name, err))
 		}
 	}
-	s.serving.Wait()
 	s.sessions.Wait()
 	return errors.Join(errs...)
 }
