@@ -41,11 +41,14 @@ const (
 	ipv4     = `\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}`
 	// ip(8) interface names: eth0, vmbr0.20, veth100i0@if2, fwln102i0@fwpr102p0, gre0@NONE.
 	ifName = `[\w.-]+(?:@[\w.-]+)?`
-	// ip(8) operational states (iproute2's oper_states table).
-	operState = `(?:UP|DOWN|UNKNOWN|DORMANT|LOWERLAYERDOWN|NOTPRESENT|TESTING)`
 	// ip(8) address flags (iproute2's ifa_flag_names table).
 	addrFlag = `(?:secondary|temporary|nodad|optimistic|dadfailed|home|deprecated|tentative|permanent|mngtmpaddr|noprefixroute|autojoin|stable-privacy|dynamic)`
 )
+
+// operStates are ip(8)'s operational states (iproute2's oper_states table).
+var operStates = []string{"UP", "DOWN", "UNKNOWN", "DORMANT", "LOWERLAYERDOWN", "NOTPRESENT", "TESTING"}
+
+var operState = `(?:` + strings.Join(operStates, "|") + `)`
 
 // ipAddrLine is every line `ip addr show` prints, per ip-address(8) and
 // iproute2's print_linkinfo/print_addrinfo: qlen is left out when the queue
@@ -73,7 +76,7 @@ func brief(value string, width int) string {
 // briefState is ip -br's state column: one of the states, padded to 14.
 func briefState() string {
 	var alts []string
-	for _, s := range strings.Split(strings.Trim(operState, "(?:)"), "|") {
+	for _, s := range operStates {
 		alts = append(alts, s+strings.Repeat(" ", max(14-len(s), 0)+1))
 	}
 	return `(?:` + strings.Join(alts, "|") + `)`
