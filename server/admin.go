@@ -13,7 +13,16 @@ import (
 
 // DecideApproval records a person's decision and announces it. The CLI (jarvis
 // approve/deny) and the operator API both come here.
+//
+// Approving is refused while the kill switch or read-only mode is on (or the
+// switches cannot be read): the call could not run anyway, and a yes given now
+// would surprise whoever releases the switch. Denying always works.
 func (s *Server) DecideApproval(ctx context.Context, id string, approve bool, by string) (*store.Approval, error) {
+	if approve {
+		if st := s.liveState(ctx); st.KillSwitch || st.ReadOnly {
+			return nil, &SwitchOnError{KillSwitch: st.KillSwitch}
+		}
+	}
 	a, err := s.opts.Store.DecideApproval(ctx, id, approve, by, s.opts.Now())
 	if err != nil {
 		if got, gerr := s.opts.Store.GetApproval(ctx, id); gerr == nil && got.Status == "expired" {
@@ -79,6 +88,16 @@ func (s *Server) SafetyState(ctx context.Context) (safety.State, error) {
 	st.KillSwitch = kill == "on"
 	st.ReadOnly = st.ReadOnly || ro == "on"
 	return st, nil
+}
+
+// SwitchOnError refuses an approval while a safety switch stops every change.
+type SwitchOnError struct{ KillSwitch bool }
+
+func (e *SwitchOnError) Error() string {
+	if e.KillSwitch {
+		return "the kill switch is on, so nothing can be approved; release it first (console or PUT /api/safety), or deny the request"
+	}
+	return "read-only mode is on, so nothing can be approved; turn it off first (console or PUT /api/safety), or deny the request"
 }
 
 // SetSwitch turns a persisted safety switch on or off and announces it.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -185,6 +186,16 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 			lastNote = s.opts.Now()
 			c.Progress(fmt.Sprintf("waiting for a person to approve %s (jarvis approve %s, or the console)", id, id),
 				lastNote.Sub(start).Seconds(), s.opts.ApprovalWait.Seconds())
+		}
+		// A switch turned on while the call waits ends the wait: nothing may run now,
+		// and the approval stays pending for when the switch is off again.
+		if st := s.liveState(ctx); st.KillSwitch || st.ReadOnly {
+			stop := s.opts.Policy.Decide(safety.Request{Principal: c.Principal, Tool: c.Tool, Tier: v.Tier}, st)
+			if stop.Decision != safety.Allow && stop.Decision != safety.NeedsApproval {
+				stop.Plan = v.Plan
+				stop.Reason = strings.TrimSuffix(stop.Reason, ".") + fmt.Sprintf(". The call stopped waiting for approval %s, which cannot be granted until then.", id)
+				return "", s.refuse(context.WithoutCancel(ctx), c, v.Tier, stop, id)
+			}
 		}
 		// Decided or expired: consume says which, and runs the call if approved.
 		if a, err := s.opts.Store.GetApproval(ctx, id); err == nil && (a.Status != store.ApprovalPending || !s.opts.Now().Before(a.ExpiresAt)) {

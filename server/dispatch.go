@@ -200,8 +200,48 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 		if refusal != nil {
 			return refusal
 		}
+		// A person's yes can take minutes. Whatever changed meanwhile — a switch
+		// turned on, the guest moved to a protected node, a new target behind
+		// the same arguments — counts now, not as it was when the call came in.
+		if call, refusal = s.recheck(ctx, c, tool, tier, verdict, approvalID); refusal != nil {
+			return refusal
+		}
 	}
 	return s.execute(ctx, c, tool, tier, verdict, call, approvalID, start)
+}
+
+// recheck decides a confirmed call again right before it runs: the target is
+// resolved afresh and the live switches are read again. It returns the fresh call,
+// or a refusal when the answer is no longer "run it" or the plan the person
+// approved no longer describes what would run.
+func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, tier safety.Tier, approved safety.Verdict, approvalID string) (*tools.Call, *mcp.CallToolResult) {
+	call, err := tool.Prepare(ctx, s.opts.Env, c.Args)
+	if err != nil {
+		v := safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: approved.Plan,
+			Reason: fmt.Sprintf("after the approval the target could not be checked again (%v), so nothing was done; call the tool again", err)}
+		return nil, s.refuse(ctx, c, tier, v, approvalID)
+	}
+	if call.Tier != 0 {
+		tier = call.Tier
+	}
+	verdict := safety.Verdict{}
+	if call.Refusal != nil {
+		verdict = *call.Refusal
+	} else {
+		verdict = s.opts.Policy.Decide(safety.Request{
+			Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect, Reads: call.Reads,
+		}, s.liveState(ctx))
+	}
+	switch {
+	case verdict.Decision != safety.Allow && verdict.Decision != safety.NeedsApproval:
+		verdict.Reason = strings.TrimSuffix(verdict.Reason, ".") + ". The call was approved, but the safety checks are made again at the moment of running, so nothing was done."
+		return nil, s.refuse(ctx, c, tier, verdict, approvalID)
+	case verdict.Plan != approved.Plan:
+		v := safety.Verdict{Decision: safety.Denied, Tier: tier, Plan: verdict.Plan,
+			Reason: fmt.Sprintf("the target changed while the call waited: it was approved as %q, it would now %q; call the tool again to ask afresh", approved.Plan, verdict.Plan)}
+		return nil, s.refuse(ctx, c, tier, v, approvalID)
+	}
+	return call, nil
 }
 
 // execute is steps 4–6: audit begin, run under a deadline, audit end and event.
@@ -259,17 +299,10 @@ func runSafely(ctx context.Context, call *tools.Call, progress tools.Progress) (
 // liveState reads the persisted switches. A read failure is treated as "kill switch
 // on": when Jarvis cannot tell, it does not act.
 func (s *Server) liveState(ctx context.Context) safety.State {
-	st := safety.State{ReadOnly: s.opts.ReadOnly}
-	kill, _, err := s.opts.Store.GetPreference(ctx, PrefKillSwitch)
+	st, err := s.SafetyState(ctx)
 	if err != nil {
-		s.opts.Logger.Error("cannot read the kill switch; acting as if it were on", "err", err)
+		s.opts.Logger.Error("cannot read the safety switches; acting as if the kill switch were on", "err", err)
 		st.KillSwitch = true
-		return st
-	}
-	st.KillSwitch = kill == "on"
-	ro, _, err := s.opts.Store.GetPreference(ctx, PrefReadOnly)
-	if err != nil || ro == "on" {
-		st.ReadOnly = true
 	}
 	return st
 }

@@ -77,6 +77,15 @@ func newApprovalID() (string, error) {
 	return "apr_" + hex.EncodeToString(b[:]), nil
 }
 
+// IsApprovalID reports whether id has the shape newApprovalID gives.
+func IsApprovalID(id string) bool {
+	if len(id) != len("apr_")+16 || !strings.HasPrefix(id, "apr_") {
+		return false
+	}
+	_, err := hex.DecodeString(id[len("apr_"):])
+	return err == nil && strings.ToLower(id) == id
+}
+
 // CreateApproval stores a new pending approval. It sets a.ID and a.Status,
 // and a.CreatedAt when zero; ExpiresAt must be later than CreatedAt.
 func (s *Store) CreateApproval(ctx context.Context, a *Approval) error {

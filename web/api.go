@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -32,7 +33,11 @@ func (a *App) listApprovals(c echo.Context) error {
 }
 
 func (a *App) getApproval(c echo.Context) error {
-	ap, err := a.opts.Store.GetApproval(c.Request().Context(), c.Param("id"))
+	id, err := approvalID(c)
+	if err != nil {
+		return err
+	}
+	ap, err := a.opts.Store.GetApproval(c.Request().Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		return apiError(http.StatusNotFound, "no such approval", nil)
 	}
@@ -47,8 +52,15 @@ func (a *App) getApproval(c echo.Context) error {
 func (a *App) decideApproval(approve bool) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		ctx := c.Request().Context()
-		ap, err := a.opts.Server.DecideApproval(ctx, c.Param("id"), approve, "operator")
+		id, err := approvalID(c)
+		if err != nil {
+			return err
+		}
+		ap, err := a.opts.Server.DecideApproval(ctx, id, approve, "operator")
+		var switchOn *server.SwitchOnError
 		switch {
+		case errors.As(err, &switchOn):
+			return apiError(http.StatusConflict, switchOn.Error(), map[string]string{"reason": "safety_switch"})
 		case errors.Is(err, store.ErrNotFound):
 			return apiError(http.StatusNotFound, "no such approval", nil)
 		case errors.Is(err, store.ErrNotPending):
@@ -224,10 +236,31 @@ func (a *App) createEvent(c echo.Context) error {
 	return c.JSON(http.StatusCreated, ev)
 }
 
+// approvalID reads the :id of an approval route; a value that cannot be an
+// approval id is the caller's mistake (400), not a missing approval (404).
+func approvalID(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if !store.IsApprovalID(id) {
+		return "", apiError(http.StatusBadRequest, "approval id must look like apr_ followed by 16 hex digits, as in the needs_approval answer", map[string]string{"field": "id"})
+	}
+	return id, nil
+}
+
+// eventID parses an event id no smaller than min. Events are numbered from 1 in
+// a SQLite integer column, so a number past int64 cannot name one: that is a bad
+// request, not a 500.
+func eventID(field, raw string, min uint64) (uint64, error) {
+	id, err := strconv.ParseUint(strings.TrimSpace(raw), 10, 64)
+	if err != nil || id < min || id > math.MaxInt64 {
+		return 0, apiError(http.StatusBadRequest, fmt.Sprintf("%s must be an event id, a whole number from %d to %d", field, min, int64(math.MaxInt64)), map[string]string{"field": field})
+	}
+	return id, nil
+}
+
 func (a *App) resolveEvent(c echo.Context) error {
-	id, err := strconv.ParseUint(c.Param("id"), 10, 64)
-	if err != nil || id == 0 {
-		return apiError(http.StatusBadRequest, "event id must be a positive number", nil)
+	id, err := eventID("id", c.Param("id"), 1)
+	if err != nil {
+		return err
 	}
 	ev, err := a.opts.Store.ResolveEvent(c.Request().Context(), id, "operator")
 	if errors.Is(err, store.ErrNotFound) {

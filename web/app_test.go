@@ -283,7 +283,7 @@ func TestMCPOverHTTPWithTokensAndApprovals(t *testing.T) {
 	if resp, _ := h.do("POST", "/api/approvals/"+ref.ApprovalID+"/approve", op, nil); resp.StatusCode != 409 {
 		t.Fatalf("second approve click: %d, want 409", resp.StatusCode)
 	}
-	if resp, _ := h.do("POST", "/api/approvals/apr_doesnotexist/deny", op, nil); resp.StatusCode != 404 {
+	if resp, _ := h.do("POST", "/api/approvals/apr_00000000deadbeef/deny", op, nil); resp.StatusCode != 404 {
 		t.Fatalf("unknown approval: %d", resp.StatusCode)
 	}
 	res, err = cs.CallTool(ctx, &mcp.CallToolParams{Name: "stop_vm", Arguments: map[string]any{"vmid": 101, "approval_id": ref.ApprovalID}})

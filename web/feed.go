@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,9 +31,8 @@ func (a *App) events(c echo.Context) error {
 	}
 	var lastID uint64
 	if v := req.Header.Get("Last-Event-ID"); v != "" {
-		lastID, err = strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-		if err != nil {
-			return apiError(http.StatusBadRequest, "Last-Event-ID must be an event id", nil)
+		if lastID, err = eventID("Last-Event-ID", v, 0); err != nil {
+			return err
 		}
 	}
 

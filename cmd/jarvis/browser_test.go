@@ -256,10 +256,19 @@ func TestConsoleInBrowser(t *testing.T) {
 	if on := browserKillSwitch(t, ctx, base, token); !on {
 		t.Errorf("the page shows the kill switch on, but the server says off")
 	}
+	// While it is on, the waiting request cannot be approved (the server refuses it),
+	// so its Approve button is off and says why; Deny still works.
+	held := fmt.Sprintf(`[data-approval-id=%q]`, pendingRefusal.ApprovalID)
+	step("see Approve held by the kill switch",
+		chromedp.WaitVisible(chromedp.CSS(held+` [data-testid="approval-held"]`)),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`(() => { const c = document.querySelector(%q); return c.querySelector('[data-testid="approve"]').disabled && !c.querySelector('[data-testid="deny"]').disabled && c.querySelector('[data-testid="approval-held"]').textContent.includes('kill switch'); })()`, held)),
+	)
 	step("release the kill switch",
 		chromedp.Click(chromedp.CSS(`#kill-switch`)),
 		chromedp.WaitVisible(chromedp.CSS(`#kill-switch[aria-checked="false"]`)),
 		chromedp.WaitNotVisible(chromedp.CSS(`#banner`)),
+		chromedp.WaitNotVisible(chromedp.CSS(held+` [data-testid="approval-held"]`)),
+		chromedp.Poll[chromedp.Void](fmt.Sprintf(`!document.querySelector(%q).disabled`, held+` [data-testid="approve"]`)),
 	)
 
 	// A dropped connection: the server goes away and comes back on the same port and

@@ -156,6 +156,9 @@ func runDecide(ctx context.Context, approve bool, args []string, stdout io.Write
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		return usageError{fmt.Sprintf("usage: jarvis %s ID (see jarvis approvals)", verb)}
 	}
+	if !store.IsApprovalID(args[0]) {
+		return usageError{fmt.Sprintf("%q is not an approval id; ids look like apr_ followed by 16 hex digits (see jarvis approvals)", args[0])}
+	}
 	_, st, srv, _, err := openAdmin()
 	if err != nil {
 		return err

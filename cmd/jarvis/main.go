@@ -24,6 +24,8 @@ Usage:
   jarvis approvals [--all]     list approval requests waiting for a person
   jarvis approve ID            approve a pending request
   jarvis deny ID               refuse a pending request
+  jarvis safety [kill-switch|read-only on|off]
+                               show or set the live safety switches
   jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d]
   jarvis token list | jarvis token revoke ID
   jarvis audit verify          check the audit log's hash chain
@@ -75,6 +77,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runApprovals(ctx, rest, stdout)
 	case "approve", "deny":
 		return runDecide(ctx, cmd == "approve", rest, stdout)
+	case "safety":
+		return runSafety(ctx, rest, stdout)
 	case "token":
 		return runToken(ctx, rest, stdout)
 	case "audit":

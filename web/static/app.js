@@ -567,7 +567,24 @@
       prev = item.el;
     }
     renderApprovalCount();
+    holdApprovals();
     tickCountdowns();
+  }
+
+  // holdApprovals disables Approve while a safety switch is on: the server refuses
+  // such an approval anyway, so the button says why instead of failing. Deny stays.
+  function holdApprovals() {
+    const why = state.safety.kill_switch ? 'Approve is off while the kill switch is on.'
+      : state.safety.read_only ? 'Approve is off while read-only mode is on.' : '';
+    for (const [id, { data, el: li }] of state.approvals) {
+      const held = q(li, '.approval-held');
+      held.textContent = why;
+      held.hidden = !why;
+      if (state.deciding.has(id) || Date.parse(data.expires_at) <= now()) continue;
+      const approve = q(li, 'button[data-action="approve"]');
+      approve.disabled = !!why;
+      approve.title = why;
+    }
   }
 
   function renderApproval(a) {
@@ -623,7 +640,16 @@
       li.dataset.decided = action;
       clicked.textContent = action === 'approve' ? 'Approved' : 'Denied';
     } catch (err) {
-      if (err.status === 409 || err.status === 404) {
+      if (err.status === 409 && err.data && err.data.details && err.data.details.reason === 'safety_switch') {
+        // Refused because a switch is on: nothing was decided.
+        error.textContent = err.message;
+        clicked.textContent = 'Approve';
+        delete li.dataset.busy;
+        state.deciding.delete(id);
+        for (const b of buttons) b.disabled = false;
+        loadSafety();
+        return;
+      } else if (err.status === 409 || err.status === 404) {
         clicked.textContent = 'Already decided';
       } else {
         // Nothing was decided: let the operator try again.
@@ -696,6 +722,7 @@
     } else {
       banner.hidden = true;
     }
+    holdApprovals();
   }
 
   async function toggleSwitch(key, button) {
