@@ -20,10 +20,16 @@ import (
 // (Hash), and an HMAC of that hash under the server's audit key (MAC). A
 // single audit_head row, updated in the same transaction as every append,
 // records the newest row's id and hash under its own MAC, so deleting rows
-// from the end is detected too.
+// from the end is detected too. The log is founded once, with a genesis
+// record and an anchor file outside the database whose checkpoints follow
+// the head (anchor.go), so a wiped log or a head rolled back behind a
+// checkpoint is detected as well.
 //
 // What Verify cannot see: someone holding the audit key can rewrite
-// everything; someone who saved an old head row can truncate back to it.
+// everything; someone who saved an old head row can truncate back to it as
+// long as no checkpoint past it was written (at most CheckpointRows rows or
+// CheckpointEvery back); the database and its anchor file removed together
+// look like a new installation.
 
 // AuditEntry describes a tool call about to run.
 type AuditEntry struct {
@@ -36,7 +42,7 @@ type AuditEntry struct {
 
 // AuditOutcome describes how a tool call ended.
 type AuditOutcome struct {
-	Status   string // ok|error|refused|interrupted
+	Status   string // ok|error|unknown|refused|interrupted (unknown: a write that may or may not have happened)
 	Error    string
 	UPID     string
 	Duration time.Duration
@@ -72,7 +78,8 @@ const (
 	maxAuditError  = 4 << 10
 )
 
-var auditStatuses = map[string]bool{"ok": true, "error": true, "refused": true, "interrupted": true}
+// "error" is what rows written before the three outcomes said for "failed".
+var auditStatuses = map[string]bool{"ok": true, "failed": true, "error": true, "refused": true, "interrupted": true, "unknown": true}
 
 // auditRecord is the audit_log table. IDs are assigned by the append code
 // (tip + 1), not by SQLite, so a deleted row leaves a visible gap.
@@ -190,6 +197,7 @@ func (s *Store) AuditBegin(ctx context.Context, e AuditEntry) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("audit begin of %s by %s: %w", e.Tool, e.Principal, err)
 	}
+	s.appended(id)
 	return id, nil
 }
 
@@ -198,8 +206,9 @@ func (s *Store) AuditBegin(ctx context.Context, e AuditEntry) (uint64, error) {
 // call was already closed (for example marked interrupted).
 func (s *Store) AuditEnd(ctx context.Context, beginID uint64, o AuditOutcome) error {
 	if !auditStatuses[o.Status] {
-		return fmt.Errorf("audit end of call %d: unknown status %q (want ok, error, refused or interrupted)", beginID, o.Status)
+		return fmt.Errorf("audit end of call %d: unknown status %q (want ok, error, unknown, refused or interrupted)", beginID, o.Status)
 	}
+	var last uint64
 	err := s.auditTx(ctx, func(tx *gorm.DB) error {
 		var begin auditRecord
 		if err := tx.Where("id = ? AND kind = ?", beginID, "begin").Take(&begin).Error; err != nil {
@@ -216,11 +225,16 @@ func (s *Store) AuditEnd(ctx context.Context, beginID uint64, o AuditOutcome) er
 			return ErrAlreadyEnded
 		}
 		rec := endRecord(begin, o)
-		return s.appendAudit(tx, &rec)
+		if err := s.appendAudit(tx, &rec); err != nil {
+			return err
+		}
+		last = rec.ID
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("audit end of call %d: %w", beginID, err)
 	}
+	s.appended(last)
 	return nil
 }
 
@@ -269,8 +283,15 @@ func (s *Store) appendAudit(tx *gorm.DB, rec *auditRecord) error {
 // chainTip returns the id and hash the next row must follow: the larger of
 // the head and the newest row. Following the head after tail rows were
 // deleted leaves the gap in place for Verify to report, instead of silently
-// reusing the deleted ids.
+// reusing the deleted ids. A log without its genesis or head record was
+// wiped or damaged: nothing is appended to it (no row, no call), so it is
+// never silently started over.
 func chainTip(tx *gorm.DB) (uint64, string, error) {
+	if _, ok, err := readGenesis(tx); err != nil {
+		return 0, "", err
+	} else if !ok {
+		return 0, "", errors.New("the audit log has no genesis record: it was wiped or replaced, and nothing is recorded until the database is restored (run jarvis audit verify)")
+	}
 	var last auditRecord
 	hasLast := true
 	if err := tx.Order("id DESC").Take(&last).Error; err != nil {
@@ -288,12 +309,12 @@ func chainTip(tx *gorm.DB) (uint64, string, error) {
 		hasHead = false
 	}
 	switch {
-	case hasHead && (!hasLast || head.LastID > last.ID):
+	case !hasHead:
+		return 0, "", errors.New("the audit head record is missing: the log was wiped or damaged, and nothing is recorded until the database is restored (run jarvis audit verify)")
+	case !hasLast || head.LastID > last.ID:
 		return head.LastID, head.Hash, nil
-	case hasLast:
-		return last.ID, last.Hash, nil
 	default:
-		return 0, "", nil
+		return last.ID, last.Hash, nil
 	}
 }
 
@@ -325,8 +346,9 @@ func (s *Store) AuditRecent(ctx context.Context, limit int) ([]AuditRow, error) 
 // database may have calls in flight.
 func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([]AuditRow, error) {
 	var open []auditRecord
+	var last uint64
 	err := s.auditTx(ctx, func(tx *gorm.DB) error {
-		open = nil
+		open, last = nil, 0
 		err := tx.Where("kind = ? AND time_ns < ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id)",
 			"begin", startedBefore.UnixNano(), "end").
 			Order("id ASC").Find(&open).Error
@@ -338,115 +360,19 @@ func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([
 			if err := s.appendAudit(tx, &rec); err != nil {
 				return err
 			}
+			last = rec.ID
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("mark interrupted audit calls: %w", err)
 	}
+	s.appended(last)
 	out := make([]AuditRow, len(open))
 	for i, r := range open {
 		out[i] = r.row()
 	}
 	return out, nil
-}
-
-// VerifyReport is the result of AuditVerify. When OK is false, FirstBadID is
-// the first row found broken — for missing rows, the first missing id — and
-// Problem says what is wrong in a sentence. FirstBadID is 0 when the problem
-// is with the head record rather than a row.
-type VerifyReport struct {
-	Rows       int
-	OK         bool
-	FirstBadID uint64
-	Problem    string
-}
-
-// verifyBatch is how many rows Verify reads per query.
-const verifyBatch = 500
-
-// AuditVerify walks the whole log in id order and checks that ids run on
-// from 1 without gaps, each row links to the one before, each row's hash
-// matches its contents, each MAC was made with the audit key, and the head
-// record (MAC'd too) names a row that is present with the same hash. It
-// stops at the first problem. A returned error means the check could not run,
-// not that the log is bad.
-func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
-	db := s.db.WithContext(ctx)
-	// Read the head first: every row it names was committed with it, so rows
-	// appended while we walk only add to the end.
-	var head auditHeadRecord
-	hasHead := true
-	if err := db.Where("id = ?", auditHeadRowID).Take(&head).Error; err != nil {
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return VerifyReport{}, fmt.Errorf("verify audit log: read head: %w", err)
-		}
-		hasHead = false
-	}
-
-	rep := VerifyReport{}
-	bad := func(id uint64, format string, args ...any) (VerifyReport, error) {
-		rep.FirstBadID = id
-		rep.Problem = fmt.Sprintf(format, args...)
-		return rep, nil
-	}
-
-	var prev *auditRecord
-	headRowHash, headRowSeen := "", false
-	for {
-		after := uint64(0)
-		if prev != nil {
-			after = prev.ID
-		}
-		var batch []auditRecord
-		if err := db.Where("id > ?", after).Order("id ASC").Limit(verifyBatch).Find(&batch).Error; err != nil {
-			return VerifyReport{}, fmt.Errorf("verify audit log: read rows after %d: %w", after, err)
-		}
-		for i := range batch {
-			r := batch[i]
-			switch {
-			case prev == nil && r.ID != 1:
-				return bad(1, "%s: the log starts at row %d.", missing(1, r.ID-1), r.ID)
-			case prev == nil && r.PrevHash != "":
-				return bad(r.ID, "Row %d is the first row but links to an earlier row.", r.ID)
-			case prev != nil && r.ID != prev.ID+1:
-				return bad(prev.ID+1, "%s: row %d follows row %d.", missing(prev.ID+1, r.ID-1), r.ID, prev.ID)
-			case prev != nil && r.PrevHash != prev.Hash:
-				return bad(r.ID, "Row %d does not link to row %d: rows were removed, reordered or replaced.", r.ID, prev.ID)
-			case rowHash(r) != r.Hash:
-				return bad(r.ID, "Row %d was changed after it was written: its contents do not match its hash.", r.ID)
-			case !macEqual(s.rowMAC(r.Hash), r.MAC):
-				return bad(r.ID, "Row %d was not sealed with this server's audit key: it is forged, or the key changed.", r.ID)
-			}
-			if hasHead && r.ID == head.LastID {
-				headRowHash, headRowSeen = r.Hash, true
-			}
-			rep.Rows++
-			prev = &batch[i]
-		}
-		if len(batch) < verifyBatch {
-			break
-		}
-	}
-
-	switch {
-	case !hasHead:
-		return bad(0, "The audit head record is missing, so rows deleted from the end cannot be ruled out.")
-	case !macEqual(s.headMAC(head.LastID, head.Hash), head.MAC):
-		return bad(0, "The audit head record was changed without the audit key.")
-	case head.LastID == 0 && prev == nil:
-		// The sealed genesis head of a log nothing was written to yet.
-	case !headRowSeen && (prev == nil || prev.ID < head.LastID):
-		first := uint64(1)
-		if prev != nil {
-			first = prev.ID + 1
-		}
-		return bad(first, "%s from the end of the log: the head records row %d as written.", missing(first, head.LastID), head.LastID)
-	case headRowHash != head.Hash:
-		return bad(head.LastID, "Row %d does not match the hash the audit head recorded for it.", head.LastID)
-	}
-	rep.OK = true
-	return rep, nil
 }
 
 // truncateUTF8 cuts s to at most max bytes without splitting a character.
@@ -463,33 +389,4 @@ func truncateUTF8(s string, max int) string {
 		s = s[:len(s)-1]
 	}
 	return s
-}
-
-// missing describes the id range first..last as missing rows.
-func missing(first, last uint64) string {
-	if first == last {
-		return fmt.Sprintf("Row %d is missing", first)
-	}
-	return fmt.Sprintf("Rows %d to %d are missing", first, last)
-}
-
-// sealGenesis writes the head record of a new, empty audit log. Verify then
-// fails for a log whose rows and head were all deleted, instead of taking it
-// for a log that never had any.
-func (s *Store) sealGenesis(ctx context.Context) error {
-	return s.auditTx(ctx, func(tx *gorm.DB) error {
-		var n int64
-		if err := tx.Model(&auditHeadRecord{}).Count(&n).Error; err != nil {
-			return fmt.Errorf("read audit head: %w", err)
-		}
-		var rows int64
-		if err := tx.Model(&auditRecord{}).Count(&rows).Error; err != nil {
-			return fmt.Errorf("count audit rows: %w", err)
-		}
-		if n > 0 || rows > 0 {
-			return nil
-		}
-		head := auditHeadRecord{ID: auditHeadRowID, LastID: 0, Hash: "", MAC: s.headMAC(0, "")}
-		return tx.Create(&head).Error
-	})
 }

@@ -43,7 +43,21 @@ type Options struct {
 	// server secret so every process sharing the database agrees on it.
 	// Required, at least 32 bytes.
 	AuditKey []byte
+
+	// AnchorPath is the audit anchor file (see anchor.go); empty means the
+	// database path plus ".anchor". An in-memory database has none.
+	AnchorPath string
+	// CheckpointRows and CheckpointEvery say how often the anchor file's
+	// checkpoint follows the audit head: after that many new rows, or that
+	// long after a row was added, whichever comes first (and at Close).
+	// Zero means 32 rows and 30 seconds.
+	CheckpointRows  int
+	CheckpointEvery time.Duration
 }
+
+// memoryPath is the path that opens a private in-memory database (tests,
+// throwaway tools): no file, no anchor.
+const memoryPath = ":memory:"
 
 // Store is the handle on the database. It is safe for concurrent use.
 type Store struct {
@@ -66,10 +80,15 @@ type Store struct {
 	subMu  sync.Mutex
 	subs   map[*Subscription]struct{}
 	closed bool
+
+	// cp writes the audit anchor's checkpoints; nil for in-memory databases.
+	cp *checkpointer
 }
 
 // Open opens (creating if needed) the SQLite database at path and migrates it
-// to the current schema.
+// to the current schema. The Open that creates the audit tables also founds the
+// audit log: its genesis record and, beside the file, its anchor file. Open
+// refuses a database without an audit log when an anchor file says it had one.
 func Open(path string, opts Options) (*Store, error) {
 	if path == "" {
 		return nil, errors.New("open store: database path is empty")
@@ -77,15 +96,28 @@ func Open(path string, opts Options) (*Store, error) {
 	if len(opts.AuditKey) < minAuditKeyLen {
 		return nil, fmt.Errorf("open store: audit key is %d bytes, need at least %d", len(opts.AuditKey), minAuditKeyLen)
 	}
-	// Create the file ourselves so it is private to the owner: it holds the
-	// audit log and token hashes. SQLite gives -wal/-shm the same mode.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open store: create database file %s: %w", path, err)
+	memory := path == memoryPath
+	created := false
+	if !memory {
+		// Create the file ourselves so it is private to the owner: it holds the
+		// audit log and token hashes. SQLite gives -wal/-shm the same mode.
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+		if err == nil {
+			created = true
+		} else if errors.Is(err, os.ErrExist) {
+			f, err = os.OpenFile(path, os.O_RDWR, 0o600)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open store: create database file %s: %w", path, err)
+		}
+		_ = f.Close()
 	}
-	_ = f.Close()
 
-	db, err := gorm.Open(sqlite.Open(dsn(path)), &gorm.Config{
+	conn := dsn(path)
+	if memory {
+		conn = "file::memory:?_foreign_keys=on&_txlock=immediate"
+	}
+	db, err := gorm.Open(sqlite.Open(conn), &gorm.Config{
 		// Logs would carry SQL with arguments (args, tokens hashes): keep quiet.
 		Logger: logger.Discard,
 		// Single statements are atomic already; multi-statement writes open
@@ -101,13 +133,23 @@ func Open(path string, opts Options) (*Store, error) {
 		now:      time.Now,
 		subs:     make(map[*Subscription]struct{}),
 	}
+	if memory {
+		// Every connection to ":memory:" is a database of its own: keep one.
+		if sqlDB, err := db.DB(); err == nil {
+			sqlDB.SetMaxOpenConns(1)
+		}
+	} else {
+		s.cp = newCheckpointer(path, opts)
+	}
 	if err := s.migrate(); err != nil {
 		_ = s.closeDB()
+		if created {
+			// Leave no empty database behind to be mistaken for a new one.
+			for _, suffix := range []string{"", "-wal", "-shm"} {
+				_ = os.Remove(path + suffix)
+			}
+		}
 		return nil, err
-	}
-	if err := s.sealGenesis(context.Background()); err != nil {
-		_ = s.closeDB()
-		return nil, fmt.Errorf("open store: seal the audit log: %w", err)
 	}
 	// Events already stored are history, not news for live subscribers.
 	last, err := s.LastEventID(context.Background())
@@ -116,6 +158,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.fanned = last
+	s.startCheckpoints()
 	return s, nil
 }
 
@@ -128,21 +171,39 @@ func dsn(path string) string {
 	return "file:" + escaped + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
 }
 
-// migrate creates or updates every table. It runs in one immediate
+// migrate creates or updates every table, and founds the audit log when this
+// call creates its tables (see foundAuditLog). It runs in one immediate
 // transaction so two processes starting together do not both create tables.
 func (s *Store) migrate() error {
+	wroteAnchor := false
 	err := s.db.Transaction(func(tx *gorm.DB) error {
-		return tx.AutoMigrate(&eventRecord{}, &auditRecord{}, &auditHeadRecord{}, &spentNonceRecord{},
-			&approvalRecord{}, &preferenceRecord{}, &tokenRecord{})
+		m := tx.Migrator()
+		fresh := !m.HasTable(&auditRecord{}) && !m.HasTable(&auditHeadRecord{}) && !m.HasTable(&auditGenesisRecord{})
+		upgrade := m.HasTable(&auditRecord{}) && !m.HasTable(&auditGenesisRecord{})
+		if err := tx.AutoMigrate(&eventRecord{}, &auditRecord{}, &auditHeadRecord{}, &auditGenesisRecord{},
+			&spentNonceRecord{}, &approvalRecord{}, &preferenceRecord{}, &tokenRecord{}); err != nil {
+			return fmt.Errorf("migrate schema: %w", err)
+		}
+		if !fresh && !upgrade {
+			return nil
+		}
+		var err error
+		wroteAnchor, err = s.foundAuditLog(tx, fresh)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("open store: migrate schema: %w", err)
+		if wroteAnchor {
+			_ = os.Remove(s.cp.path) // the database did not take the genesis it names
+		}
+		return fmt.Errorf("open store: %w", err)
 	}
 	return nil
 }
 
-// Close drops every subscription and closes the database.
+// Close writes a last audit checkpoint, drops every subscription and closes
+// the database.
 func (s *Store) Close() error {
+	s.stopCheckpoints()
 	s.subMu.Lock()
 	s.closed = true
 	for sub := range s.subs {

@@ -71,7 +71,7 @@ func TestOpenMigratesFreshFileAndReopens(t *testing.T) {
 	if err := s.db.Raw("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").Scan(&tables).Error; err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"agent_tokens", "approvals", "audit_head", "audit_log", "events", "preferences"} {
+	for _, want := range []string{"agent_tokens", "approvals", "audit_genesis", "audit_head", "audit_log", "events", "preferences"} {
 		if !contains(tables, want) {
 			t.Errorf("table %s missing after migration; have %v", want, tables)
 		}
@@ -106,8 +106,9 @@ func TestOpenMigratesFreshFileAndReopens(t *testing.T) {
 	if v, ok, err := s2.GetPreference(ctx, "theme"); err != nil || !ok || v != "dark" {
 		t.Errorf("after reopen GetPreference = %q, %v, %v; want dark, true, nil", v, ok, err)
 	}
-	if id, err := s2.LastEventID(ctx); err != nil || id != 1 {
-		t.Errorf("after reopen LastEventID = %d, %v; want 1", id, err)
+	// Event 2 is the audit checkpoint Close wrote.
+	if evs, err := s2.EventsAfter(ctx, 0, 10); err != nil || len(evs) != 2 || evs[0].Summary != "started" || evs[1].Source != "audit" {
+		t.Errorf("after reopen events = %+v, %v; want the one published and Close's audit checkpoint", evs, err)
 	}
 	if rep, err := s2.AuditVerify(ctx); err != nil || !rep.OK || rep.Rows != 1 {
 		t.Errorf("after reopen AuditVerify = %+v, %v; want OK with 1 row", rep, err)

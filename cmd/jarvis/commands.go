@@ -303,6 +303,13 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	_, st, _, _, err := openAdmin()
 	if err != nil {
+		// A database that is gone while its anchor file stays was deleted, not never made.
+		if cfg, cerr := LoadConfig(true); cerr == nil && errors.Is(err, os.ErrNotExist) {
+			if _, aerr := os.Stat(store.AnchorPath(cfg.DBPath)); aerr == nil {
+				return fmt.Errorf("audit log BROKEN: the database %s is gone, but its anchor file %s records an audit log: restore the database; to start over on purpose, move the anchor file away too",
+					cfg.DBPath, store.AnchorPath(cfg.DBPath))
+			}
+		}
 		return err
 	}
 	defer st.Close()
@@ -311,9 +318,18 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	if !rep.OK {
-		return fmt.Errorf("audit log BROKEN at row %d (%d rows checked): %s", rep.FirstBadID, rep.Rows, rep.Problem)
+		at := ""
+		if rep.FirstBadID > 0 {
+			at = fmt.Sprintf(" at row %d", rep.FirstBadID)
+		}
+		return fmt.Errorf("audit log BROKEN%s (%d rows checked): %s", at, rep.Rows, rep.Problem)
 	}
-	fmt.Fprintf(stdout, "audit log OK: %d rows, chain and signatures intact\n", rep.Rows)
+	fmt.Fprintf(stdout, "audit log OK: %d rows, chain and signatures intact; installation %s, founded %s",
+		rep.Rows, rep.Installation, rep.Since.Local().Format(time.RFC3339))
+	if rep.Anchor != "" {
+		fmt.Fprintf(stdout, "; anchored through row %d (%s, checkpoint of %s)", rep.Checkpoint, rep.Anchor, rep.CheckpointAt.Local().Format(time.RFC3339))
+	}
+	fmt.Fprintln(stdout)
 	return nil
 }
 
@@ -346,7 +362,11 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 	if rep, err := a.store.AuditVerify(cctx); err != nil {
 		check("audit log", err)
 	} else if !rep.OK {
-		check("audit log", fmt.Errorf("broken at row %d: %s", rep.FirstBadID, rep.Problem))
+		at := ""
+		if rep.FirstBadID > 0 {
+			at = fmt.Sprintf(" at row %d", rep.FirstBadID)
+		}
+		check("audit log", fmt.Errorf("broken%s: %s (jarvis audit verify says more)", at, rep.Problem))
 	} else {
 		check("audit log", nil)
 	}
