@@ -39,8 +39,11 @@ const maxNesting = 6
 // is also searched (including inside substitutions, wrappers and sh -c
 // strings) for destructive commands, which make the whole line BLACK. Anything
 // not understood is RED: a human looks before it runs.
-func ClassifyCommand(cmd string, protectedServices []string) (v CommandVerdict) {
-	c := &classifier{protected: protectedServices}
+func ClassifyCommand(cmd string, protectedServices []string) CommandVerdict {
+	return (&classifier{protected: protectedServices}).classify(cmd)
+}
+
+func (c *classifier) classify(cmd string) (v CommandVerdict) {
 	defer func() {
 		// A bug here must cost a human's attention, never the server or a silent allow.
 		if p := recover(); p != nil {
@@ -107,6 +110,8 @@ func (r result) verdict(binaries []string) CommandVerdict {
 type classifier struct {
 	protected []string
 	binaries  []string
+	// rec, when set, collects what the line acts on (scope.go).
+	rec *recording
 }
 
 func (c *classifier) addBinary(name string) {
@@ -119,6 +124,7 @@ func (c *classifier) addBinary(name string) {
 // sh -c, eval, su -c, watch ...) and classifies what it would run.
 func (c *classifier) classifyLine(cmd string, depth int) result {
 	if depth > maxNesting {
+		c.rec.tooDeep()
 		return red("The command nests shells and wrappers too deeply to be understood.")
 	}
 	if len(cmd) > MaxCommandLength {
@@ -142,6 +148,7 @@ func (c *classifier) classifyLine(cmd string, depth int) result {
 	if err != nil {
 		return red("The command is not understood: the shell parser rejected it.")
 	}
+	defer c.rec.enterLine(cmd)()
 	return c.classifyFile(f, depth)
 }
 
@@ -184,6 +191,7 @@ func (c *classifier) classifyFile(f *syntax.File, depth int) result {
 		case *syntax.FuncDecl:
 			r.raise(Black, "The command defines a shell function; that is how fork bombs are written, so it is never run.")
 		case *syntax.Redirect:
+			c.rec.redirect(x)
 			r.merge(classifyRedirect(x))
 		case *syntax.CallExpr:
 			calls++
@@ -311,6 +319,7 @@ func classifyRedirect(rd *syntax.Redirect) result {
 type word struct {
 	text    string
 	literal bool
+	src     *syntax.Word // the parsed word, when there is one (to quote it in reasons)
 }
 
 // unknownPart stands in for text only known at run time.
@@ -352,7 +361,7 @@ func resolveWord(w *syntax.Word) word {
 			literal = false
 		}
 	}
-	return word{text: b.String(), literal: literal}
+	return word{text: b.String(), literal: literal, src: w}
 }
 
 // unquoteBare removes backslash escapes from an unquoted literal. It reports
@@ -430,11 +439,13 @@ var systemBinDirs = []string{"/bin", "/usr/bin", "/sbin", "/usr/sbin"}
 // classifyArgv classifies one program invocation: argv[0] and its arguments.
 func (c *classifier) classifyArgv(argv []word, ctx callContext, depth int) result {
 	if depth > maxNesting {
+		c.rec.tooDeep()
 		return red("The command nests wrappers too deeply to be understood.")
 	}
 	if len(argv) == 0 {
 		return red("The command is empty.")
 	}
+	defer c.rec.call(argv, ctx)()
 	head := argv[0]
 	if !head.literal {
 		return red("The program name is built at run time (variables, substitutions, globs or $'…' quoting), so the command is not understood.")

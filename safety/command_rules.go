@@ -689,6 +689,9 @@ func (k *cmdCall) protectUnits(r result, verb string, units []word) result {
 		if svc := k.c.protectedService(u); svc != "" {
 			r.protected = true
 			r.protectedReason = fmt.Sprintf("Service %s is protected by configuration (JARVIS_PROTECTED_SERVICES); Jarvis will not %s it.", svc, verb)
+			if u.literal && partOfService(svc, u.text) {
+				r.protectedReason = fmt.Sprintf("%s is part of service %s, which is protected by configuration (JARVIS_PROTECTED_SERVICES); Jarvis will not %s it.", u.text, svc, verb)
+			}
 			return r
 		}
 	}
@@ -697,7 +700,7 @@ func (k *cmdCall) protectUnits(r result, verb string, units []word) result {
 
 // protectedService returns the protected service that unit refers to, or "".
 // docker, Docker, docker.service, docker.socket, docker@x.service and globs
-// matching docker all count.
+// matching docker all count, and so do the units of its programs (containerd).
 func (c *classifier) protectedService(u word) string {
 	for _, s := range c.protected {
 		want := UnitBase(s)
@@ -708,13 +711,15 @@ func (c *classifier) protectedService(u word) string {
 			return s
 		}
 		got := strings.ToLower(u.text)
-		if UnitBase(got) == want {
+		if UnitBase(got) == want || partOfService(want, got) {
 			return s
 		}
 		if strings.ContainsAny(got, "*?[\\") {
-			for _, candidate := range []string{want, want + ".service", want + ".socket", want + "@.service", want + ".timer", want + ".path"} {
-				if ok, err := path.Match(got, candidate); ok || err != nil {
-					return s
+			for _, unit := range append([]string{want}, serviceProcesses[want]...) {
+				for _, candidate := range []string{unit, unit + ".service", unit + ".socket", unit + "@.service", unit + ".timer", unit + ".path"} {
+					if ok, err := path.Match(got, candidate); ok || err != nil {
+						return s
+					}
 				}
 			}
 		}

@@ -26,7 +26,8 @@ const touchesInternalErrorReason = "The command could not be checked for protect
 // or backup of that guest (vm-103-disk-0, vzdump-qemu-103-…). A word names
 // node agent1 if such a piece is "agent1" or "agent1.<domain>", in any case
 // (qm migrate 101 agent1, /nodes/agent1/…, root@agent1). Words built at run
-// time are ignored; the command classifier sends those to a human anyway.
+// time are ignored here; Policy.CheckCommand refuses a changing command with
+// such words when anything is protected.
 // VMIDs below 1 and empty node names are ignored. A line that does not parse
 // is searched as plain text.
 func CommandTouches(cmd string, vmids []int, nodes []string) (reason string) {
@@ -39,39 +40,52 @@ func CommandTouches(cmd string, vmids []int, nodes []string) (reason string) {
 	if m.empty() {
 		return ""
 	}
+	for _, text := range literalTexts(cmd) {
+		if reason = m.match(text); reason != "" {
+			return reason
+		}
+	}
+	return ""
+}
+
+// literalTexts returns the parts of a command line that are fixed before it
+// runs: every word that is fully literal after quote removal, wherever it
+// stands (arguments, assignments, redirection targets, strings handed to
+// sh -c), and the literal lines of here-documents. A line that does not parse
+// is returned whole, to be searched as plain text.
+func literalTexts(cmd string) []string {
 	f, err := parseShell(cmd)
 	if err != nil {
-		return m.match(cmd)
+		return []string{cmd}
 	}
+	var out []string
 	syntax.Walk(f, func(n syntax.Node) bool {
-		if reason != "" {
-			return false
-		}
 		switch x := n.(type) {
 		case *syntax.Word:
 			if rw := resolveWord(x); rw.literal {
-				reason = m.match(rw.text)
+				out = append(out, rw.text)
 			}
 		case *syntax.Redirect:
 			// A here-document is a whole script, not one word: its literal
 			// lines are read even when other lines expand variables.
 			if x.Hdoc != nil {
 				for _, part := range x.Hdoc.Parts {
-					if lit, ok := part.(*syntax.Lit); ok && reason == "" {
-						reason = m.match(lit.Value)
+					if lit, ok := part.(*syntax.Lit); ok {
+						out = append(out, lit.Value)
 					}
 				}
 			}
 		}
 		return true
 	})
-	return reason
+	return out
 }
 
 // touchMatcher holds the protected resources in the forms words use.
 type touchMatcher struct {
-	vmids []string // decimal, no leading zeros
-	nodes []string // lower case
+	vmids  []string              // decimal, no leading zeros
+	nodes  []string              // lower case
+	guests map[string]GuestPlace // guests on protected nodes, by decimal VMID
 }
 
 func newTouchMatcher(vmids []int, nodes []string) touchMatcher {
@@ -89,7 +103,9 @@ func newTouchMatcher(vmids []int, nodes []string) touchMatcher {
 	return m
 }
 
-func (m touchMatcher) empty() bool { return len(m.vmids) == 0 && len(m.nodes) == 0 }
+func (m touchMatcher) empty() bool {
+	return len(m.vmids) == 0 && len(m.nodes) == 0 && len(m.guests) == 0
+}
 
 // guestFilePattern splits a token that names a guest's file into the VMID:
 // a config file (103.conf, 103.fw), a disk or state volume (vm-103-disk-0,
@@ -104,6 +120,10 @@ func (m touchMatcher) match(text string) string {
 				if id == want {
 					return fmt.Sprintf("The command names VM %s, which is protected by configuration (JARVIS_PROTECTED_VMIDS).", want)
 				}
+			}
+			if g, ok := m.guests[id]; ok {
+				return fmt.Sprintf("The command names %s %s, which runs on node %s, protected by configuration (JARVIS_PROTECTED_NODES); Jarvis will not act on it.",
+					kindNoun(g.Kind), id, g.Node)
 			}
 		}
 		for _, node := range m.nodes {

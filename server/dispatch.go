@@ -267,10 +267,20 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	out, runErr := runSafely(runCtx, call, progress)
 	elapsed := s.opts.Now().Sub(start)
 
+	// Three outcomes, never conflated: ok, failed (refused by PVE, not sent, or
+	// the task ended in error) and unknown (the write may or may not
+	// have happened; never retried, the sentence says what to check).
+	var unknown *tools.OutcomeUnknownError
 	outcome := store.AuditOutcome{Status: "ok", Duration: elapsed, UPID: upidOf(out)}
 	if runErr != nil {
-		outcome.Status = "error"
+		outcome.Status = "failed"
+		if errors.As(runErr, &unknown) {
+			outcome.Status = "unknown"
+		}
 		outcome.Error = runErr.Error()
+		if outcome.UPID == "" {
+			outcome.UPID = upidOf(runErr)
+		}
 	}
 	// The end row is written on a fresh context: a client that hung up must not
 	// leave a begun call without its ending.
@@ -281,6 +291,9 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	}
 	s.publishTool(endCtx, c, tier, "ended", entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 
+	if unknown != nil {
+		return errorResult(fmt.Sprintf("%s: %v", tool.Name, runErr))
+	}
 	if runErr != nil {
 		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))
 	}
@@ -399,7 +412,7 @@ func argsMap(raw json.RawMessage) (map[string]any, error) {
 }
 
 // publishTool announces a tool call on the feed. A feed failure never fails a call.
-// outcome is one word (ok, error, or the refusal's decision); reason says why.
+// outcome is one word (ok, error, unknown, or the refusal's decision); reason says why.
 func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome, reason string) {
 	details, _ := json.Marshal(map[string]any{
 		"phase": phase, "principal": c.Principal.ID, "tool": c.Tool, "tier": tier.String(),
@@ -425,9 +438,14 @@ func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phas
 	}
 }
 
-// upidOf extracts a task id from a tool's output when it has one.
+// upidOf extracts a task id from a tool's output, or from its error (a failed or
+// unknown task), when it has one.
 func upidOf(out any) string {
 	if u, ok := out.(interface{ TaskUPID() string }); ok {
+		return u.TaskUPID()
+	}
+	var u interface{ TaskUPID() string }
+	if err, ok := out.(error); ok && errors.As(err, &u) {
 		return u.TaskUPID()
 	}
 	return ""

@@ -151,7 +151,7 @@ func (h *harness) guestStatus(vmid int) string {
 	return g.Status
 }
 
-// executions counts audit rows that ran the tool (end rows with status ok or error).
+// executions counts audit rows that ran the tool (end rows with status ok, failed or unknown).
 func (h *harness) executions(tool string) int {
 	h.t.Helper()
 	rows, err := h.store.AuditRecent(context.Background(), 1000)
@@ -160,7 +160,7 @@ func (h *harness) executions(tool string) int {
 	}
 	n := 0
 	for _, r := range rows {
-		if r.Kind == "end" && r.Tool == tool && (r.Status == "ok" || r.Status == "error") {
+		if r.Kind == "end" && r.Tool == tool && (r.Status == "ok" || r.Status == "failed" || r.Status == "unknown") {
 			n++
 		}
 	}

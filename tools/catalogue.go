@@ -35,11 +35,10 @@ type Env struct {
 	Wake *WakeOnLAN
 	// SSHTimeout is execute_ssh's default command timeout.
 	SSHTimeout time.Duration
-	// Protected resources feed the SSH command checks: a command that changes
-	// something and names one of them is refused.
-	ProtectedServices []string
-	ProtectedNodes    []string
-	ProtectedVMIDs    []int
+	// Policy is the protection configuration (JARVIS_PROTECTED_*), the same
+	// value the server decides with: execute_ssh checks commands against it
+	// (Policy.CheckCommand). Its fields are promoted: env.ProtectedNodes, ….
+	safety.Policy
 }
 
 // Progress reports how far a long call has come; the server turns it into an MCP

@@ -2,7 +2,6 @@ package tools
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -11,7 +10,6 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/jarvis-homelab/jarvis/safety"
-	"github.com/jarvis-homelab/jarvis/tools/pve"
 )
 
 // ApprovalField is embedded in every input that may need a person's approval. The
@@ -162,17 +160,18 @@ func (l lifecycle) prepare(ctx context.Context, env *Env, in ShutdownInput) (*Ca
 		Target: guestTarget(r),
 		Effect: l.effect(noun, r.Node, in),
 		Run: func(ctx context.Context, progress Progress) (any, error) {
+			w := guestWrite{what: l.action + " of " + noun, node: r.Node, vmid: in.VMID}
 			upid, err := env.PVE.GuestAction(ctx, r.Node, r.Type, in.VMID, l.action, params)
 			if err != nil {
-				return nil, fmt.Errorf("%s of %s was not accepted by Proxmox: %w", l.action, noun, err)
+				return nil, w.sendError(err)
 			}
-			res := waitForTask(ctx, env, upid, wait, progress)
+			res, err := waitForTask(ctx, env, upid, wait, progress, w)
+			if err != nil {
+				return nil, err
+			}
 			res.Node, res.VMID, res.Kind, res.Action = r.Node, int64(in.VMID), r.Type, l.action
 			if st, err := env.PVE.GuestStatus(ctx, r.Node, r.Type, in.VMID); err == nil {
 				res.GuestStatus = st.Status
-			}
-			if res.Finished && !res.OK {
-				return nil, fmt.Errorf("Proxmox task %s for %s failed: %s", upid, noun, res.ExitStatus)
 			}
 			return res, nil
 		},
@@ -188,27 +187,4 @@ func kindWord(kind string) string {
 		return "container"
 	}
 	return "VM"
-}
-
-// waitForTask waits (bounded) for a task, reporting progress, and never fails the
-// call because the wait ran out: the task id lets the caller look again.
-func waitForTask(ctx context.Context, env *Env, upid string, max time.Duration, progress Progress) TaskResult {
-	start := time.Now()
-	wctx, cancel := context.WithTimeout(ctx, max)
-	defer cancel()
-	res := TaskResult{UPID: upid}
-	st, err := env.PVE.WaitTask(wctx, upid, 500*time.Millisecond, func(s pve.TaskStatus) {
-		progress(fmt.Sprintf("task %s is %s", s.Type, s.Status), time.Since(start).Seconds(), max.Seconds())
-	})
-	res.WaitedSeconds = round1(time.Since(start).Seconds())
-	var failed *pve.TaskFailedError
-	switch {
-	case err == nil && st != nil:
-		res.Finished, res.OK, res.ExitStatus = true, true, st.ExitStatus
-	case errors.As(err, &failed):
-		res.Finished, res.ExitStatus = true, failed.ExitStatus
-	default:
-		res.ExitStatus = "still running; check it with get_task_status"
-	}
-	return res
 }

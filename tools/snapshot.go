@@ -68,11 +68,12 @@ func createSnapshot() *Tool {
 			effect += ", including its RAM"
 		}
 		return &Call{Target: guestTarget(r), Effect: effect, Run: func(ctx context.Context, progress Progress) (any, error) {
+			w := guestWrite{what: fmt.Sprintf("snapshot '%s' of %s", in.Name, noun), node: r.Node, vmid: in.VMID}
 			upid, err := env.PVE.CreateSnapshot(ctx, r.Node, r.Type, in.VMID, in.Name, in.Description, in.IncludeRAM)
 			if err != nil {
-				return nil, fmt.Errorf("snapshot of %s was not accepted by Proxmox: %w", noun, err)
+				return nil, w.sendError(err)
 			}
-			return finishTask(ctx, env, upid, "snapshot", r.Node, r.Type, in.VMID, noun, progress)
+			return finishTask(ctx, env, upid, "snapshot", r.Type, progress, w)
 		}}, nil
 	})
 }
@@ -123,24 +124,27 @@ func snapshotChange(name, title, action, description string, effect func(name, n
 		return &Call{Target: guestTarget(r), Effect: effect(in.Name, noun, r.Node), Run: func(ctx context.Context, progress Progress) (any, error) {
 			var upid string
 			var err error
+			w := guestWrite{what: fmt.Sprintf("rollback of %s to snapshot '%s'", noun, in.Name), node: r.Node, vmid: in.VMID}
 			if action == "rollback" {
 				upid, err = env.PVE.RollbackSnapshot(ctx, r.Node, r.Type, in.VMID, in.Name)
 			} else {
+				w.what = fmt.Sprintf("deletion of snapshot '%s' of %s", in.Name, noun)
 				upid, err = env.PVE.DeleteSnapshot(ctx, r.Node, r.Type, in.VMID, in.Name)
 			}
 			if err != nil {
-				return nil, fmt.Errorf("%s of %s was not accepted by Proxmox: %w", action, noun, err)
+				return nil, w.sendError(err)
 			}
-			return finishTask(ctx, env, upid, action, r.Node, r.Type, in.VMID, noun, progress)
+			return finishTask(ctx, env, upid, action, r.Type, progress, w)
 		}}, nil
 	})
 }
 
-func finishTask(ctx context.Context, env *Env, upid, action, node, kind string, vmid int, noun string, progress Progress) (any, error) {
-	res := waitForTask(ctx, env, upid, 120*time.Second, progress)
-	res.Node, res.VMID, res.Kind, res.Action = node, int64(vmid), kind, action
-	if res.Finished && !res.OK {
-		return nil, fmt.Errorf("Proxmox task %s for %s failed: %s", upid, noun, res.ExitStatus)
+// finishTask waits for a snapshot task and gives its outcome (see waitForTask).
+func finishTask(ctx context.Context, env *Env, upid, action, kind string, progress Progress, w guestWrite) (any, error) {
+	res, err := waitForTask(ctx, env, upid, 120*time.Second, progress, w)
+	if err != nil {
+		return nil, err
 	}
+	res.Node, res.VMID, res.Kind, res.Action = w.node, int64(w.vmid), kind, action
 	return res, nil
 }

@@ -3,6 +3,7 @@ package tools
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"slices"
@@ -93,7 +94,13 @@ func executeSSH() *Tool {
 		if in.TimeoutSeconds > 0 {
 			timeout = time.Duration(in.TimeoutSeconds) * time.Second
 		}
-		v := safety.ClassifyCommand(in.Command, env.ProtectedServices)
+		// The command is classified and, when it changes something, checked
+		// against the protected resources by effect: a guest it names is
+		// looked up to find its node, processes it kills are mapped to their
+		// services, and a target only known at run time is refused.
+		v := env.Policy.CheckCommand(in.Command, in.Node, func(vmids []int) (map[int]safety.GuestPlace, error) {
+			return guestPlaces(ctx, env, vmids)
+		})
 		call := &Call{
 			Target: safety.Target{Node: in.Node},
 			Effect: fmt.Sprintf("Run `%s` on node %s (%s)", in.Command, in.Node, v.Reason),
@@ -103,19 +110,31 @@ func executeSSH() *Tool {
 				return runCommand(ctx, env, in.Node, in.Command, timeout)
 			},
 		}
-		// A command that changes something and names a protected guest or node
-		// (qm stop 103, pvesh create /nodes/agent1/…) is refused like the tools are.
-		if v.Decision == safety.NeedsApproval || v.Tier == safety.Red {
-			if why := safety.CommandTouches(in.Command, env.ProtectedVMIDs, env.ProtectedNodes); why != "" {
-				v.Decision, v.Reason = safety.Protected, why
-			}
-		}
 		if v.Decision == safety.Blocked || v.Decision == safety.Protected {
 			call.Refusal = &safety.Verdict{Decision: v.Decision, Tier: v.Tier, Reason: v.Reason,
 				Plan: fmt.Sprintf("execute_ssh: run `%s` on node %s", in.Command, in.Node)}
 		}
 		return call, nil
 	})
+}
+
+// guestPlaces finds the nodes and kinds of the guests among vmids, with one
+// look at the cluster; numbers that are no guest are left out.
+func guestPlaces(ctx context.Context, env *Env, vmids []int) (map[int]safety.GuestPlace, error) {
+	if env.PVE == nil {
+		return nil, errors.New("no Proxmox API is configured")
+	}
+	resources, err := env.PVE.ClusterResources(ctx, "vm")
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]safety.GuestPlace{}
+	for _, r := range resources {
+		if (r.Type == "qemu" || r.Type == "lxc") && slices.Contains(vmids, int(r.VMID)) {
+			out[int(r.VMID)] = safety.GuestPlace{Node: r.Node, Kind: r.Type}
+		}
+	}
+	return out, nil
 }
 
 // hidesText reports characters that can hide or reorder text for a reader: all
@@ -126,9 +145,17 @@ func hidesText(r rune) bool {
 }
 
 func runCommand(ctx context.Context, env *Env, node, command string, timeout time.Duration) (CommandOutput, error) {
+	// A command that changes something and whose end was not seen has an unknown outcome.
+	changes := safety.ClassifyCommand(command, nil).Decision != safety.Allow
+	what := fmt.Sprintf("the command `%s` on %s", command, node)
+	lookFirst := fmt.Sprintf("Before retrying, check on node %s whether it took effect (get_node_logs, get_service_status or a read-only execute_ssh)", node)
 	res, err := env.SSH.Run(ctx, node, command, timeout)
 	if err != nil {
-		return CommandOutput{}, fmt.Errorf("running the command on %s: %w", node, err)
+		return CommandOutput{}, sshRunError(err, res, changes, what, lookFirst)
+	}
+	if changes && res.TimedOut {
+		return CommandOutput{}, &OutcomeUnknownError{What: what, Check: lookFirst,
+			Why: fmt.Sprintf("%s was stopped at its %s timeout before it finished, so it may have taken effect in part or in full", what, timeout)}
 	}
 	return CommandOutput{Node: node, Command: command, ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr,
 		Truncated: res.Truncated, TimedOut: res.TimedOut, DurationSeconds: round1(res.Duration.Seconds())}, nil
@@ -414,15 +441,21 @@ func restartService() *Tool {
 		return &Call{Target: safety.Target{Node: in.Node, Service: in.Service}, Effect: effect,
 			Run: func(ctx context.Context, _ Progress) (any, error) {
 				res, err := env.SSH.Run(ctx, in.Node, sshexec.Command("systemctl", "restart", in.Service), 90*time.Second)
+				lookFirst := fmt.Sprintf("Before retrying, check get_service_status for %s on node %s", in.Service, in.Node)
 				if err != nil {
-					return nil, fmt.Errorf("restarting %s on %s: %w", in.Service, in.Node, err)
+					return nil, sshRunError(err, res, true, fmt.Sprintf("the restart of %s on %s", in.Service, in.Node), lookFirst)
+				}
+				if res.TimedOut {
+					return nil, &OutcomeUnknownError{What: "restart of " + in.Service, Check: lookFirst,
+						Why: fmt.Sprintf("systemctl restart %s on %s did not finish within 90 s; systemd may still complete the restart", in.Service, in.Node)}
 				}
 				if res.ExitCode != 0 {
 					return nil, fmt.Errorf("systemctl restart %s on %s failed (exit %d): %s", in.Service, in.Node, res.ExitCode, strings.TrimSpace(res.Stderr))
 				}
 				check, err := env.SSH.Run(ctx, in.Node, sshexec.Command("systemctl", "is-active", in.Service), 15*time.Second)
 				if err != nil {
-					return nil, fmt.Errorf("checking %s after the restart: %w", in.Service, err)
+					return nil, &OutcomeUnknownError{What: "restart of " + in.Service, Cause: err, Check: lookFirst,
+						Why: fmt.Sprintf("systemctl restart %s on %s finished, but the service's state afterwards could not be read", in.Service, in.Node)}
 				}
 				active := strings.TrimSpace(check.Stdout)
 				out := RestartOut{Node: in.Node, Service: in.Service, Active: active, OK: active == "active"}

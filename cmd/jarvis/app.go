@@ -97,7 +97,8 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 			endpoints = append(endpoints, pve.Endpoint{Name: n.Name, URL: "https://" + n.Host})
 		}
 		a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: cfg.PVETokenID, TokenSecret: cfg.PVETokenSecret,
-			Fingerprint: cfg.PVEFingerprint, CAFile: cfg.PVECAFile, Insecure: cfg.PVEInsecure, Timeout: cfg.PVETimeout})
+			Fingerprint: cfg.PVEFingerprint, CAFile: cfg.PVECAFile, Insecure: cfg.PVEInsecure, Timeout: cfg.PVETimeout,
+			Deadline: cfg.PVEDeadline})
 		if err != nil {
 			return nil, fmt.Errorf("Proxmox API client: %w", err)
 		}
@@ -129,14 +130,14 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	for _, n := range cfg.sshNodeList {
 		sshNodes = append(sshNodes, n.Name)
 	}
-	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, ProtectedServices: cfg.ProtectedServices,
-		ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, SSHTimeout: cfg.SSHTimeout}
+	// Protection is configured once: the tools check commands against the same
+	// policy the server decides every call with.
+	protection := safety.Policy{ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, ProtectedServices: cfg.ProtectedServices}
+	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, SSHTimeout: cfg.SSHTimeout, Policy: protection}
 	a.srv, err = server.New(server.Options{
-		Env:   env,
-		Store: a.store,
-		Policy: safety.Policy{
-			ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, ProtectedServices: cfg.ProtectedServices,
-		},
+		Env:    env,
+		Store:  a.store,
+		Policy: protection,
 		Limiter: safety.NewRateLimiter(safety.RateLimits{
 			Yellow: rate.Limit(cfg.RateYellowPerMin / 60), YellowBurst: 10,
 			Red: rate.Limit(cfg.RateRedPerMin / 60), RedBurst: 3,

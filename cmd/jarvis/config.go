@@ -36,6 +36,7 @@ type Config struct {
 	PVECAFile          string        `env:"PVE_CA_FILE"`
 	PVEInsecure        bool          `env:"PVE_INSECURE_TLS" envDefault:"false"`
 	PVETimeout         time.Duration `env:"PVE_TIMEOUT" envDefault:"15s"`
+	PVEDeadline        time.Duration `env:"PVE_DEADLINE" envDefault:"30s"`
 
 	ProtectedNodes    []string      `env:"JARVIS_PROTECTED_NODES" envSeparator:","`
 	ProtectedVMIDs    []string      `env:"JARVIS_PROTECTED_VMIDS" envSeparator:","`
@@ -159,6 +160,14 @@ func LoadConfig(demo bool) (*Config, error) {
 	}
 	if cfg.ApprovalWait < 0 || cfg.ApprovalWait > 10*time.Minute {
 		problems = append(problems, fmt.Sprintf("JARVIS_APPROVAL_WAIT=%s: must be between 0s and 10m", cfg.ApprovalWait))
+	}
+	// One Proxmox call, failover included, must end well before a client gives
+	// up on the request (60 s for common MCP clients) and within the call's own
+	// execution deadline; the default 30s is also below the default approval wait.
+	if cfg.PVEDeadline < time.Second || cfg.PVEDeadline > 5*time.Minute {
+		problems = append(problems, fmt.Sprintf("PVE_DEADLINE=%s: must be between 1s and 5m (default 30s)", cfg.PVEDeadline))
+	} else if cfg.ExecTimeout > 0 && cfg.PVEDeadline >= cfg.ExecTimeout {
+		problems = append(problems, fmt.Sprintf("PVE_DEADLINE=%s: must be below JARVIS_EXEC_TIMEOUT=%s, which bounds a whole tool call", cfg.PVEDeadline, cfg.ExecTimeout))
 	}
 	if cfg.RateYellowPerMin <= 0 || cfg.RateRedPerMin <= 0 {
 		problems = append(problems, "JARVIS_RATE_YELLOW_PER_MIN and JARVIS_RATE_RED_PER_MIN must be above 0")

@@ -15,7 +15,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -29,6 +28,15 @@ import (
 // DefaultTimeout bounds one request to one endpoint when Config.Timeout is 0.
 const DefaultTimeout = 15 * time.Second
 
+// DefaultDeadline bounds one API call across every endpoint tried when
+// Config.Deadline is 0. It is below the 60 s after which common MCP clients
+// give up on a request, so a hanging cluster is reported by Jarvis itself.
+const DefaultDeadline = 30 * time.Second
+
+// DefaultSkipFor is how long an endpoint that hung or refused a connection is
+// left out of failover when Config.SkipFor is 0; after that it is tried again.
+const DefaultSkipFor = 30 * time.Second
+
 // maxBody caps what we read from PVE; the largest real answers (cluster
 // resources of big clusters, task logs) are far below this.
 const maxBody = 32 << 20
@@ -41,14 +49,19 @@ type Endpoint struct {
 
 // Config says how to reach and authenticate to the cluster.
 type Config struct {
-	Endpoints   []Endpoint    // tried in order, failing over on connection errors, 595/596 and timeouts
+	Endpoints   []Endpoint    // tried in order, failing over on connection errors, 595/596 and timeouts (see do)
 	TokenID     string        // "user@realm!tokenid"
 	TokenSecret string        // the token's UUID secret
 	Fingerprint string        // optional SHA-256 of the leaf cert ("AA:BB:…"); several may be listed, comma-separated, one per node
 	CAFile      string        // optional PEM CA bundle
 	Insecure    bool          // skip verification entirely
 	Timeout     time.Duration // per request and endpoint; DefaultTimeout when 0
-	HTTPClient  *http.Client  // optional override (tests); TLS options are then ignored
+	// Deadline bounds one API call across failover, every endpoint tried
+	// included; DefaultDeadline when 0. Each attempt gets min(Timeout, what is left).
+	Deadline time.Duration
+	// SkipFor is how long an endpoint that hung or refused is skipped; DefaultSkipFor when 0.
+	SkipFor    time.Duration
+	HTTPClient *http.Client // optional override (tests); TLS options are then ignored
 	// AllowHTTP accepts http:// endpoints. Only for simulators on loopback in
 	// tests: over plain HTTP the API token travels in clear text.
 	AllowHTTP bool
@@ -60,8 +73,8 @@ func (c Config) String() string {
 	for _, e := range c.Endpoints {
 		names = append(names, e.Name+"="+e.URL)
 	}
-	return fmt.Sprintf("pve.Config{Endpoints:[%s] TokenID:%s TokenSecret:[redacted] Fingerprint:%q CAFile:%q Insecure:%t Timeout:%s}",
-		strings.Join(names, " "), c.TokenID, c.Fingerprint, c.CAFile, c.Insecure, c.Timeout)
+	return fmt.Sprintf("pve.Config{Endpoints:[%s] TokenID:%s TokenSecret:[redacted] Fingerprint:%q CAFile:%q Insecure:%t Timeout:%s Deadline:%s}",
+		strings.Join(names, " "), c.TokenID, c.Fingerprint, c.CAFile, c.Insecure, c.Timeout, c.Deadline)
 }
 
 // LogValue keeps the secret out of slog output.
@@ -72,8 +85,10 @@ type Client struct {
 	endpoints []Endpoint // URLs normalised to scheme://host[:port]/api2/json
 	authValue string
 	timeout   time.Duration
+	deadline  time.Duration
 	http      *http.Client
 	preferred atomic.Int32 // index of the endpoint that answered last
+	health    health       // endpoints that just hung or refused
 }
 
 var tokenIDPattern = regexp.MustCompile(`^[^\s@!:=]+@[A-Za-z][A-Za-z0-9.\-_]*![A-Za-z][A-Za-z0-9.\-_]*$`)
@@ -109,6 +124,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Timeout < 0 {
 		problems = append(problems, fmt.Errorf("timeout %s is negative", cfg.Timeout))
 	}
+	if cfg.Deadline < 0 {
+		problems = append(problems, fmt.Errorf("deadline %s is negative", cfg.Deadline))
+	}
+	if cfg.SkipFor < 0 {
+		problems = append(problems, fmt.Errorf("skip time %s is negative", cfg.SkipFor))
+	}
 	var tlsConfig *tls.Config
 	if cfg.HTTPClient == nil {
 		var err error
@@ -132,11 +153,21 @@ func New(cfg Config) (*Client, error) {
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
+	deadline := cfg.Deadline
+	if deadline == 0 {
+		deadline = DefaultDeadline
+	}
+	skipFor := cfg.SkipFor
+	if skipFor == 0 {
+		skipFor = DefaultSkipFor
+	}
 	return &Client{
 		endpoints: endpoints,
 		authValue: "PVEAPIToken=" + cfg.TokenID + "=" + cfg.TokenSecret,
 		timeout:   timeout,
+		deadline:  deadline,
 		http:      httpClient,
+		health:    health{skipFor: skipFor, failedAt: make([]time.Time, len(endpoints))},
 	}, nil
 }
 
@@ -254,67 +285,6 @@ type answer struct {
 	body   []byte
 }
 
-// do sends one API call, failing over between endpoints, and decodes the
-// "data" member into out (when out is not nil). GETs fail over on every
-// transport error and on 595/596; writes only when the request surely did not
-// reach PVE (dial/TLS errors) or PVE said 595, so a "start" is never sent twice.
-func (c *Client) do(ctx context.Context, method, path string, params url.Values, out any) error {
-	n := len(c.endpoints)
-	first := int(c.preferred.Load())
-	var attempts []error
-	var lastAPIErr *APIError
-	for i := 0; i < n; i++ {
-		idx := (first + i) % n
-		ep := c.endpoints[idx]
-		ans, err := c.roundTrip(ctx, ep, method, path, params)
-		if err != nil {
-			if ctx.Err() != nil {
-				return fmt.Errorf("pve: %s %s: %w", method, path, ctx.Err())
-			}
-			attempts = append(attempts, &EndpointError{Endpoint: ep.Name, URL: ep.URL, Err: err})
-			if method != http.MethodGet && !notSent(err) {
-				break
-			}
-			continue
-		}
-		// 595 means pveproxy could not connect to the target node: nothing was
-		// sent there. 596 means the request may have reached it, so only reads
-		// are tried again elsewhere; a write might already have started a task.
-		if ans.status == 595 || (ans.status == 596 && method == http.MethodGet) {
-			lastAPIErr = c.apiError(method, path, ans)
-			attempts = append(attempts, &EndpointError{Endpoint: ep.Name, URL: ep.URL, Err: lastAPIErr})
-			continue
-		}
-		c.preferred.Store(int32(idx))
-		if ans.status < 200 || ans.status > 299 {
-			return c.apiError(method, path, ans)
-		}
-		return decodeData(method, path, ans.body, out)
-	}
-	if lastAPIErr != nil {
-		// PVE itself answered that the target node is unreachable: that is the
-		// most precise thing to report.
-		return lastAPIErr
-	}
-	return &UnreachableError{Method: method, Path: path, Attempts: attempts}
-}
-
-// notSent reports errors that happen before any byte of the request left:
-// connection refused, no route, DNS, TLS handshake.
-func notSent(err error) bool {
-	var opErr *net.OpError
-	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return true
-	}
-	var dnsErr *net.DNSError
-	var pinErr *FingerprintMismatchError
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	return errors.As(err, &dnsErr) || errors.As(err, &pinErr) || errors.As(err, &certErr) ||
-		errors.As(err, &unknownAuth) || errors.As(err, &hostErr)
-}
-
 func (c *Client) roundTrip(ctx context.Context, ep Endpoint, method, path string, params url.Values) (answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
@@ -329,7 +299,7 @@ func (c *Client) roundTrip(ctx context.Context, ep Endpoint, method, path string
 	}
 	req, err := http.NewRequestWithContext(ctx, method, target, body)
 	if err != nil {
-		return answer{}, fmt.Errorf("building request: %w", err)
+		return answer{}, notSentError{fmt.Errorf("building request: %w", err)}
 	}
 	req.Header.Set("Authorization", c.authValue)
 	req.Header.Set("Accept", "application/json")

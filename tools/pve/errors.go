@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 )
 
 // ErrGuestNotFound is returned (wrapped with the VMID) when a guest is not in
@@ -48,11 +49,18 @@ func (e *APIError) Error() string {
 }
 
 // UnreachableError says that no endpoint gave an answer (connection refused,
-// TLS failure, timeout). Attempts holds one error per endpoint tried.
+// TLS failure, timeout). Attempts holds one error per endpoint tried. For a
+// write it also means the request was not sent anywhere.
 type UnreachableError struct {
 	Method   string
 	Path     string
 	Attempts []error
+	// Deadline is set when the call's overall deadline ended the failover;
+	// NotTried then names the endpoints there was no time left for.
+	Deadline time.Duration
+	NotTried []string
+	// Skipped names endpoints left out because they hung or refused moments ago.
+	Skipped []string
 }
 
 func (e *UnreachableError) Error() string {
@@ -60,7 +68,21 @@ func (e *UnreachableError) Error() string {
 	for _, a := range e.Attempts {
 		parts = append(parts, a.Error())
 	}
-	return fmt.Sprintf("pve: %s %s: no Proxmox API endpoint answered: %s", e.Method, e.Path, strings.Join(parts, "; "))
+	var b strings.Builder
+	fmt.Fprintf(&b, "pve: %s %s: no Proxmox API endpoint answered", e.Method, e.Path)
+	if e.Deadline > 0 {
+		fmt.Fprintf(&b, " within %s (the deadline for one Proxmox call)", e.Deadline)
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(&b, ": %s", strings.Join(parts, "; "))
+	}
+	if len(e.NotTried) > 0 {
+		fmt.Fprintf(&b, "; no time left to try %s", strings.Join(e.NotTried, ", "))
+	}
+	if len(e.Skipped) > 0 {
+		fmt.Fprintf(&b, "; skipped %s (hung or refused moments ago, tried again shortly)", strings.Join(e.Skipped, ", "))
+	}
+	return b.String()
 }
 
 // Unwrap exposes every attempt, so errors.Is(err, context.DeadlineExceeded) works.
@@ -78,6 +100,23 @@ func (e *EndpointError) Error() string {
 }
 
 func (e *EndpointError) Unwrap() error { return e.Err }
+
+// NoAnswerError says a write was sent to an endpoint (or may have been) but no
+// complete answer came back: a timeout, a reset, a truncated body. PVE may have
+// acted on it; it is never sent again (see OutcomeUnknown).
+type NoAnswerError struct {
+	Method   string
+	Path     string
+	Endpoint string
+	URL      string
+	Err      error
+}
+
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("pve: %s %s: sent to %s (%s), but no complete answer came back: %v", e.Method, e.Path, e.Endpoint, e.URL, e.Err)
+}
+
+func (e *NoAnswerError) Unwrap() error { return e.Err }
 
 // DecodeError says a 2xx body could not be read as PVE JSON.
 type DecodeError struct {
@@ -102,6 +141,9 @@ type TaskFailedError struct {
 func (e *TaskFailedError) Error() string {
 	return fmt.Sprintf("pve: task %s failed: %s", e.UPID, e.ExitStatus)
 }
+
+// TaskUPID lets the audit log record the task id of a failed task.
+func (e *TaskFailedError) TaskUPID() string { return e.UPID }
 
 // FingerprintMismatchError is the TLS handshake failure when the server's
 // certificate is not the pinned one.

@@ -446,7 +446,13 @@
     }
     if (ev.type === 'tool') {
       if (d.principal) parts.push(d.principal);
-      if (d.outcome) parts.push(d.outcome);
+      if (d.outcome === 'unknown') {
+        // A write that may or may not have happened: it must stand out, and its
+        // reason (what to check before retrying) is shown, not only hovered.
+        li.dataset.outcome = 'unknown';
+        meta.append(el('span', 'badge outcome-unknown', 'outcome unknown'), ' ');
+        if (d.reason) parts.push(d.reason);
+      } else if (d.outcome) parts.push(d.outcome);
       if (typeof d.duration_ms === 'number' && d.phase === 'ended') parts.push(`${d.duration_ms} ms`);
     } else if (ev.type === 'approval') {
       if (d.principal) parts.push(`asked by ${d.principal}`);

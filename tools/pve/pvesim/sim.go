@@ -83,6 +83,8 @@ type Sim struct {
 	latency   time.Duration
 	failures  []injectedFailure
 	malformed []string
+	faults    []injectedFault // transport faults (faults.go)
+	release   chan struct{}   // closed by ClearFaults to let hanging requests go
 	offline   map[string]bool
 	requests  []Request
 }
@@ -218,6 +220,11 @@ func (s *Sim) RenameGuest(vmid int, name string) error {
 
 // ServeHTTP answers one API request.
 func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	fault, release := s.takeFault(r)
+	if fault == FaultHang {
+		hang(r, release)
+		return
+	}
 	s.mu.Lock()
 	latency := s.latency
 	s.mu.Unlock()
@@ -239,6 +246,10 @@ func (s *Sim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.requests = append(s.requests, rec)
 	s.mu.Unlock()
+	if fault != 0 {
+		spoil(w, r, fault, res, release)
+		return
+	}
 	// Written outside the lock so a slow reader cannot stall other requests.
 	writeResponse(w, r, res)
 }
