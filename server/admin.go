@@ -95,9 +95,9 @@ type SwitchOnError struct{ KillSwitch bool }
 
 func (e *SwitchOnError) Error() string {
 	if e.KillSwitch {
-		return "the kill switch is on, so nothing can be approved; release it first (console or PUT /api/safety), or deny the request"
+		return "the kill switch is on, so nothing can be approved; release it first (console, PUT /api/safety or jarvis safety kill-switch off), or deny the request"
 	}
-	return "read-only mode is on, so nothing can be approved; turn it off first (console or PUT /api/safety), or deny the request"
+	return "read-only mode is on, so nothing can be approved; turn it off first (console, PUT /api/safety or jarvis safety read-only off), or deny the request"
 }
 
 // SetSwitch turns a persisted safety switch on or off and announces it.

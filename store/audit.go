@@ -286,6 +286,14 @@ func (s *Store) appendAudit(tx *gorm.DB, rec *auditRecord) error {
 // reusing the deleted ids. A log without its genesis or head record was
 // wiped or damaged: nothing is appended to it (no row, no call), so it is
 // never silently started over.
+// AuditWritable reports whether a row could be appended now: the genesis and
+// the head are in place. A wiped or damaged log says why (and every call is
+// refused until it is restored: no row, no call).
+func (s *Store) AuditWritable(ctx context.Context) error {
+	_, _, err := chainTip(s.db.WithContext(ctx))
+	return err
+}
+
 func chainTip(tx *gorm.DB) (uint64, string, error) {
 	if _, ok, err := readGenesis(tx); err != nil {
 		return 0, "", err

@@ -180,11 +180,13 @@ func (a *App) health(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	storeOK := a.opts.Store.Ping(ctx) == nil
+	// Without an audit log that takes rows, every call is refused.
+	auditOK := storeOK && a.opts.Store.AuditWritable(ctx) == nil
 	pveOK := a.opts.PVEPing != nil && a.opts.PVEPing(ctx) == nil
 	status := "ok"
 	code := http.StatusOK
 	switch {
-	case !storeOK:
+	case !storeOK || !auditOK:
 		status, code = "down", http.StatusServiceUnavailable
 	case !pveOK:
 		status = "degraded"
@@ -194,6 +196,7 @@ func (a *App) health(c echo.Context) error {
 		"version":        a.opts.Version,
 		"uptime_seconds": int64(time.Since(a.started).Seconds()),
 		"store":          okWord(storeOK),
+		"audit_log":      map[bool]string{true: "ok", false: "broken"}[auditOK],
 		"pve_api":        okWord(pveOK),
 	})
 }

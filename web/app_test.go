@@ -3,6 +3,7 @@ package web
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -37,6 +38,7 @@ type webHarness struct {
 	srv    *server.Server
 	tokens *Tokens
 	sim    *pvesim.Sim
+	dbPath string
 }
 
 func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
@@ -50,7 +52,8 @@ func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
 		t.Fatal(err)
 	}
 	secret := "web-test-secret-web-test-secret-000"
-	st, err := store.Open(filepath.Join(t.TempDir(), "j.db"), store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain")})
+	dbPath := filepath.Join(t.TempDir(), "j.db")
+	st, err := store.Open(dbPath, store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +84,7 @@ func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
 		_ = app.Shutdown(ctx)
 		ts.Close()
 	})
-	return &webHarness{t: t, app: app, ts: ts, store: st, srv: srv, tokens: tokens, sim: sim}
+	return &webHarness{t: t, app: app, ts: ts, store: st, srv: srv, tokens: tokens, sim: sim, dbPath: dbPath}
 }
 
 func (h *webHarness) do(method, path, token string, body any) (*http.Response, map[string]any) {
@@ -128,6 +131,22 @@ func TestHealthIsPublicAndReportsDependencies(t *testing.T) {
 	}
 	if resp.Header.Get("Content-Security-Policy") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
 		t.Error("security headers missing")
+	}
+	if out["audit_log"] != "ok" {
+		t.Fatalf("health audit_log: %v", out)
+	}
+	// A wiped audit log refuses every call: health says so, not "ok".
+	db, err := sql.Open("sqlite3", h.dbPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("DELETE FROM audit_log; DELETE FROM audit_head"); err != nil {
+		t.Fatal(err)
+	}
+	resp, out = h.do("GET", "/api/health", "", nil)
+	if resp.StatusCode != http.StatusServiceUnavailable || out["status"] != "down" || out["audit_log"] != "broken" {
+		t.Fatalf("health with a wiped audit log: %d %v", resp.StatusCode, out)
 	}
 }
 

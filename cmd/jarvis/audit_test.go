@@ -73,6 +73,15 @@ func TestAuditVerifyCommandOnAWipedLog(t *testing.T) {
 		}
 	}
 
+	// Jarvis does not start on it either: every call would be refused, so it says
+	// why at once instead of serving a console that can do nothing.
+	for _, cmd := range []string{"serve", "stdio"} {
+		var out bytes.Buffer
+		if err := run(ctx, []string{cmd, "--demo"}, &out, &out); err == nil || !strings.Contains(err.Error(), "not starting: the audit head record is missing") {
+			t.Fatalf("jarvis %s --demo on a wiped log = %v, want a refusal to start", cmd, err)
+		}
+	}
+
 	for _, suffix := range []string{"", "-wal", "-shm"} {
 		_ = os.Remove(path + suffix)
 	}

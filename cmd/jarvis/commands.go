@@ -29,6 +29,10 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := a.store.AuditWritable(ctx); err != nil {
+		a.Close()
+		return fmt.Errorf("not starting: %w", err)
+	}
 	defer a.Close()
 
 	poller := web.NewPoller(a.pve, a.store, a.logger)
@@ -76,6 +80,10 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 	a, err := buildApp(ctx, demo, stderr)
 	if err != nil {
 		return err
+	}
+	if err := a.store.AuditWritable(ctx); err != nil {
+		a.Close()
+		return fmt.Errorf("not starting: %w", err)
 	}
 	defer a.Close()
 	p := principalStdio(a.cfg)
