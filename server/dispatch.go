@@ -159,29 +159,7 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	if err != nil {
 		return s.failPrepare(ctx, c, tool, err)
 	}
-	tier := tool.Tier
-	if call.Tier != 0 {
-		tier = call.Tier
-	}
-	if tier > c.Principal.MaxTier && tier != safety.Black {
-		v := safety.Verdict{Decision: safety.Blocked, Tier: tier,
-			Reason: fmt.Sprintf("this %s call is %s and this caller may act up to %s only", tool.Name, tier, c.Principal.MaxTier)}
-		return s.refuse(ctx, c, tier, v, "")
-	}
-
-	var verdict safety.Verdict
-	if call.Refusal != nil {
-		verdict = *call.Refusal
-	} else {
-		// The switches never stop a GREEN read, so reads skip reading them.
-		var st safety.State
-		if tier != safety.Green {
-			st = s.liveState(ctx)
-		}
-		verdict = s.opts.Policy.Decide(safety.Request{
-			Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect, Reads: call.Reads,
-		}, st)
-	}
+	tier, verdict := s.decide(ctx, c, tool, call)
 	switch verdict.Decision {
 	case safety.Allow, safety.NeedsApproval:
 	default:
@@ -203,35 +181,51 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 		// A person's yes can take minutes. Whatever changed meanwhile — a switch
 		// turned on, the guest moved to a protected node, a new target behind
 		// the same arguments — counts now, not as it was when the call came in.
-		if call, refusal = s.recheck(ctx, c, tool, tier, verdict, approvalID); refusal != nil {
+		if call, refusal = s.recheck(ctx, c, tool, verdict, approvalID); refusal != nil {
 			return refusal
 		}
 	}
 	return s.execute(ctx, c, tool, tier, verdict, call, approvalID, start)
 }
 
+// decide gives the verdict on a prepared call: the call's own tier (execute_ssh
+// sets it per command) against the caller's ceiling, a refusal the tool already
+// found, or the policy with the live switches.
+func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *tools.Call) (safety.Tier, safety.Verdict) {
+	tier := tool.Tier
+	if call.Tier != 0 {
+		tier = call.Tier
+	}
+	if tier > c.Principal.MaxTier && tier != safety.Black {
+		return tier, safety.Verdict{Decision: safety.Blocked, Tier: tier,
+			Reason: fmt.Sprintf("this %s call is %s and this caller may act up to %s only", tool.Name, tier, c.Principal.MaxTier)}
+	}
+	if call.Refusal != nil {
+		return tier, *call.Refusal
+	}
+	// The switches never stop a GREEN read, so reads skip reading them.
+	var st safety.State
+	if tier != safety.Green {
+		st = s.liveState(ctx)
+	}
+	return tier, s.opts.Policy.Decide(safety.Request{
+		Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect, Reads: call.Reads,
+	}, st)
+}
+
 // recheck decides a confirmed call again right before it runs: the target is
 // resolved afresh and the live switches are read again. It returns the fresh call,
 // or a refusal when the answer is no longer "run it" or the plan the person
 // approved no longer describes what would run.
-func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, tier safety.Tier, approved safety.Verdict, approvalID string) (*tools.Call, *mcp.CallToolResult) {
+func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, approved safety.Verdict, approvalID string) (*tools.Call, *mcp.CallToolResult) {
 	call, err := tool.Prepare(ctx, s.opts.Env, c.Args)
 	if err != nil {
+		tier := approved.Tier
 		v := safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: approved.Plan,
 			Reason: fmt.Sprintf("after the approval the target could not be checked again (%v), so nothing was done; call the tool again", err)}
 		return nil, s.refuse(ctx, c, tier, v, approvalID)
 	}
-	if call.Tier != 0 {
-		tier = call.Tier
-	}
-	verdict := safety.Verdict{}
-	if call.Refusal != nil {
-		verdict = *call.Refusal
-	} else {
-		verdict = s.opts.Policy.Decide(safety.Request{
-			Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect, Reads: call.Reads,
-		}, s.liveState(ctx))
-	}
+	tier, verdict := s.decide(ctx, c, tool, call)
 	switch {
 	case verdict.Decision != safety.Allow && verdict.Decision != safety.NeedsApproval:
 		verdict.Reason = strings.TrimSuffix(verdict.Reason, ".") + ". The call was approved, but the safety checks are made again at the moment of running, so nothing was done."
