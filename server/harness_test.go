@@ -17,7 +17,7 @@ import (
 	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
 // harness is a Server on the simulated cluster and a real SQLite file.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
 // lastEnd is the newest audit end row of a tool.

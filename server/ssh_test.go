@@ -16,8 +16,8 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/tools"
+	"github.com/jarvis-homelab/jarvis/tools/sim/sshsim"
 	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
-	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
 )
 
 // withShells gives the harness simulated node shells reached through the real executor.

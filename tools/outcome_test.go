@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/jarvis-homelab/jarvis/tools/pve"
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
 const (

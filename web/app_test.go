@@ -25,7 +25,7 @@ import (
 	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
 const testPassword = "correct-horse-battery"

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/jarvis-homelab/jarvis/tools/pve"
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
-	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/sshsim"
 )
 
 // The demo's node shells must tell the same story as its Proxmox API: the same

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/jarvis-homelab/jarvis/tools/pve"
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
 // doctor runs the real (non-demo) start-up path: configuration, a pinned TLS

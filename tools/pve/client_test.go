@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
 const (

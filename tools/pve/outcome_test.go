@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jarvis-homelab/jarvis/tools/pve/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
 // hangingServer accepts requests on loopback and never answers them (a hung

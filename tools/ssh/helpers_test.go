@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/sshsim"
 	"go.uber.org/goleak"
 	"golang.org/x/crypto/ssh"
 )

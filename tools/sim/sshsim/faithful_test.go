@@ -20,8 +20,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jarvis-homelab/jarvis/tools/sim/sshsim"
 	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
-	"github.com/jarvis-homelab/jarvis/tools/ssh/sshsim"
 	gossh "golang.org/x/crypto/ssh"
 )
 

@@ -57,7 +57,7 @@ func pveServices(overrides map[string]string) map[string]string {
 
 // DemoFacts is the demo cluster "homelab": nodes home, pve, agent1 and agent,
 // with the same hardware, addresses, uptimes and guests as the demo cluster
-// of tools/pve/pvesim (VMID 103 "mgmt" runs on agent1).
+// of tools/sim/pvesim (VMID 103 "mgmt" runs on agent1).
 func DemoFacts() []NodeFacts {
 	return []NodeFacts{
 		{
