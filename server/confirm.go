@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -263,21 +262,4 @@ func (s *Server) auditDecision(ctx context.Context, c Call, v safety.Verdict, de
 		return
 	}
 	_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: "waiting for the user's confirmation"})
-}
-
-// publishApproval announces an approval's change on the feed.
-func (s *Server) publishApproval(ctx context.Context, a *store.Approval, phase, actor string) {
-	details, _ := json.Marshal(map[string]any{
-		"phase": phase, "approval_id": a.ID, "principal": a.Principal, "tool": a.Tool, "tier": a.Tier,
-		"plan": a.Plan, "expires_at": a.ExpiresAt, "actor": actor, "status": a.Status,
-	})
-	severity := "info"
-	if phase == "requested" {
-		severity = "warning"
-	}
-	ev := &store.Event{Type: "approval", Severity: severity, Source: "approvals",
-		Summary: fmt.Sprintf("approval %s %s: %s", a.ID, phase, a.Plan), Details: details}
-	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
-		s.opts.Logger.Warn("could not publish approval event", "err", err)
-	}
 }

@@ -405,33 +405,6 @@ func argsMap(raw json.RawMessage) (map[string]any, error) {
 	return m, nil
 }
 
-// publishTool announces a tool call on the feed. A feed failure never fails a call.
-// outcome is one word (ok, error, unknown, or the refusal's decision); reason says why.
-func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome, reason string) {
-	details, _ := json.Marshal(map[string]any{
-		"phase": phase, "principal": c.Principal.ID, "tool": c.Tool, "tier": tier.String(),
-		"decision": decision, "plan": plan, "duration_ms": d.Milliseconds(), "outcome": outcome, "reason": reason,
-	})
-	severity := "info"
-	switch {
-	case phase == "refused":
-		severity = "warning"
-	case phase == "ended" && outcome != "ok":
-		severity = "warning"
-	}
-	summary := fmt.Sprintf("%s %s %s", c.Principal.ID, phase, c.Tool)
-	if phase == "ended" {
-		summary = fmt.Sprintf("%s %s %s (%s, %s)", c.Principal.ID, c.Tool, phase, outcome, d.Round(time.Millisecond))
-	}
-	if phase == "refused" {
-		summary = fmt.Sprintf("%s refused for %s: %s", c.Tool, c.Principal.ID, decision)
-	}
-	ev := &store.Event{Type: "tool", Severity: severity, Source: "dispatch", Node: node, Summary: summary, Details: details}
-	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
-		s.opts.Logger.Warn("could not publish tool event", "err", err)
-	}
-}
-
 // upidOf extracts a task id from a tool's output, or from its error (a failed or
 // unknown task), when it has one.
 func upidOf(out any) string {
