@@ -3,7 +3,6 @@ package safety
 import (
 	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"strconv"
 	"strings"
@@ -11,72 +10,12 @@ import (
 	"time"
 )
 
-func TestDeriveKey(t *testing.T) {
-	a := DeriveKey("server-secret", "confirm")
-	if len(a) != 32 {
-		t.Fatalf("key length %d, want 32", len(a))
-	}
-	if !bytes.Equal(a, DeriveKey("server-secret", "confirm")) {
-		t.Error("same secret and purpose gave different keys")
-	}
-	if bytes.Equal(a, DeriveKey("server-secret", "audit")) {
-		t.Error("different purposes gave the same key")
-	}
-	if bytes.Equal(a, DeriveKey("other-secret", "confirm")) {
-		t.Error("different secrets gave the same key")
-	}
-}
-
-func TestCanonicalArgs(t *testing.T) {
-	var fromJSON map[string]any
-	dec := json.NewDecoder(strings.NewReader(`{"vmid": 101.0, "node": "pve", "opts": {"z": [1, 2.50, {"b": true, "a": null}], "a": "x<y>"}, "approval_id": "ap-1"}`))
-	dec.UseNumber()
-	if err := dec.Decode(&fromJSON); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name string
-		args map[string]any
-	}{
-		{"json numbers", fromJSON},
-		{"go values, other order", map[string]any{
-			"opts": map[string]any{"a": "x<y>", "z": []any{int64(1), 2.5, map[string]any{"a": nil, "b": true}}},
-			"node": "pve", "vmid": 101,
-		}},
-		{"float64 from plain Unmarshal", map[string]any{"node": "pve", "vmid": float64(101),
-			"opts": map[string]any{"z": []any{float64(1), float64(2.5), map[string]any{"b": true, "a": nil}}, "a": "x<y>"}}},
-	}
-	const want = `{"node":"pve","opts":{"a":"x<y>","z":[1,2.5,{"a":null,"b":true}]},"vmid":101}`
-	for _, tc := range tests {
-		got, err := CanonicalArgs(tc.args)
-		if err != nil {
-			t.Fatalf("%s: %v", tc.name, err)
-		}
-		if got != want {
-			t.Errorf("%s: CanonicalArgs = %s, want %s", tc.name, got, want)
-		}
-	}
-	for i := 0; i < 20; i++ { // map iteration order must not leak into the result
-		got, _ := CanonicalArgs(map[string]any{"c": 1, "b": 2, "a": 3, "d": map[string]any{"y": 1, "x": 2}})
-		if got != `{"a":3,"b":2,"c":1,"d":{"x":2,"y":1}}` {
-			t.Fatalf("unstable: %s", got)
-		}
-	}
-	big, _ := CanonicalArgs(map[string]any{"n": json.Number("12345678901234567890123")})
-	if big != `{"n":12345678901234567890123}` {
-		t.Errorf("big integer = %s", big)
-	}
-	nested, _ := CanonicalArgs(map[string]any{"x": map[string]any{"approval_id": "kept"}, "approval_id": "dropped"})
-	if nested != `{"x":{"approval_id":"kept"}}` {
-		t.Errorf("approval_id handling = %s, want only the top-level one dropped", nested)
-	}
-	empty, err := CanonicalArgs(nil)
-	if err != nil || empty != "{}" {
-		t.Errorf("CanonicalArgs(nil) = %q, %v", empty, err)
-	}
-	if _, err := CanonicalArgs(map[string]any{"bad": make(chan int)}); err == nil {
-		t.Error("unencodable value accepted")
-	}
+// Redeem accepts a state once: it checks the MAC in constant time, then that
+// it was issued for this principal, tool and arguments, then its expiry, and
+// finally that it has not been redeemed before in this process.
+func (c *Confirmer) Redeem(state, principalID, tool, canonicalArgs string, now time.Time) error {
+	_, _, err := c.RedeemNonce(state, principalID, tool, canonicalArgs, now)
+	return err
 }
 
 func TestConfirmer(t *testing.T) {

@@ -124,10 +124,3 @@ func (r *RateLimiter) evict(now time.Time) {
 		delete(r.buckets, oldestKey)
 	}
 }
-
-// Len reports how many buckets are held (for tests and metrics).
-func (r *RateLimiter) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.buckets)
-}

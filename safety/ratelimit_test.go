@@ -7,6 +7,13 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// Len reports how many buckets are held (for tests and metrics).
+func (r *RateLimiter) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.buckets)
+}
+
 func TestRateLimiterBurstRefusalAndRefill(t *testing.T) {
 	r := NewRateLimiter(RateLimits{})
 	now := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)

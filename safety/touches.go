@@ -1,5 +1,8 @@
 package safety
 
+// Protected VMIDs and nodes named in a command line: the literal texts of a
+// line and the pieces of them that name a guest or a node.
+
 import (
 	"fmt"
 	"regexp"
@@ -8,45 +11,6 @@ import (
 
 	"mvdan.cc/sh/v3/syntax"
 )
-
-// touchesInternalErrorReason is CommandTouches' answer if it fails: a
-// command it could not check is treated as touching something protected.
-const touchesInternalErrorReason = "The command could not be checked for protected VMs and nodes because of an internal error, so it is treated as touching them."
-
-// CommandTouches reports whether a shell command line names a protected
-// guest (by VMID) or a protected node, and returns a sentence naming the
-// first one it finds, or "" if it names none.
-//
-// The line is parsed as bash and every word that is fully literal after
-// quote removal is looked at, wherever it stands: program arguments,
-// assignments, redirection targets and strings handed to sh -c; so are the
-// literal lines of here-documents. A word names VM 103 if it, or a piece of it between separators
-// such as / = , : @ or spaces, is "103" (qm stop 103, --vmid=103,
-// /nodes/x/qemu/103/status/stop), a guest config file "103.conf", or a disk
-// or backup of that guest (vm-103-disk-0, vzdump-qemu-103-…). A word names
-// node agent1 if such a piece is "agent1" or "agent1.<domain>", in any case
-// (qm migrate 101 agent1, /nodes/agent1/…, root@agent1). Words built at run
-// time are ignored here; Policy.CheckCommand refuses a changing command with
-// such words when anything is protected.
-// VMIDs below 1 and empty node names are ignored. A line that does not parse
-// is searched as plain text.
-func CommandTouches(cmd string, vmids []int, nodes []string) (reason string) {
-	defer func() {
-		if p := recover(); p != nil {
-			reason = touchesInternalErrorReason
-		}
-	}()
-	m := newTouchMatcher(vmids, nodes)
-	if m.empty() {
-		return ""
-	}
-	for _, text := range literalTexts(cmd) {
-		if reason = m.match(text); reason != "" {
-			return reason
-		}
-	}
-	return ""
-}
 
 // literalTexts returns the parts of a command line that are fixed before it
 // runs: every word that is fully literal after quote removal, wherever it
@@ -101,10 +65,6 @@ func newTouchMatcher(vmids []int, nodes []string) touchMatcher {
 		}
 	}
 	return m
-}
-
-func (m touchMatcher) empty() bool {
-	return len(m.vmids) == 0 && len(m.nodes) == 0 && len(m.guests) == 0
 }
 
 // guestFilePattern splits a token that names a guest's file into the VMID:
