@@ -7,16 +7,44 @@ import (
 	"strings"
 )
 
-// Principal is who is calling: the operator or an agent token.
+// PrincipalKind says whether a caller is a person or a program.
+type PrincipalKind string
+
+const (
+	// Operator is the person who runs Jarvis: a console login or the local
+	// stdio user.
+	Operator PrincipalKind = "operator"
+	// Agent is a program holding an agent token.
+	Agent PrincipalKind = "agent"
+)
+
+// OperatorID is the principal id of the operator logged in to the console; the
+// local stdio operator is OperatorID + ":stdio".
+const OperatorID = "operator"
+
+// Valid reports whether k is a kind Jarvis knows.
+func (k PrincipalKind) Valid() bool { return k == Operator || k == Agent }
+
+// Principal is who is calling: the operator or an agent token. It is the one
+// type for the caller's identity, from the token check to the audit row.
 type Principal struct {
-	ID      string // "operator" or "agent:<token id>"
-	Kind    string // "operator" or "agent"
-	MaxTier Tier   // highest tier this principal may use; zero means Green only
+	ID      string        // "operator", "operator:stdio" or "agent:<token id>"
+	Kind    PrincipalKind // Operator or Agent
+	MaxTier Tier          // highest tier this principal may use; zero means Green only
 }
 
 // CanApprove reports whether this principal may approve RED actions. Only the
 // human operator can: an agent approving its own request would defeat the point.
-func (p Principal) CanApprove() bool { return p.Kind == "operator" }
+func (p Principal) CanApprove() bool { return p.Kind == Operator }
+
+// ceiling is the highest tier p may use; an unset or nonsensical ceiling grants
+// the least.
+func (p Principal) ceiling() Tier {
+	if !p.MaxTier.Valid() {
+		return Green
+	}
+	return p.MaxTier
+}
 
 // Target is the resolved resource a tool call touches. Empty fields mean "not
 // applicable" (a node-level tool has no VMID).
@@ -33,14 +61,22 @@ type Target struct {
 type Request struct {
 	Principal Principal
 	Tool      string
-	Tier      Tier // the tool's declared tier, or the classified tier for execute_ssh
+	Tier      Tier // the tool's declared tier
 	Target    Target
 	Effect    string // tool-provided sentence fragment describing what will happen
-	// Reads marks a call that only reads although its tier is above GREEN
-	// (execute_ssh with a read-only command, YELLOW so it is rate-limited).
-	// Protected resources may be read, so protection does not refuse it; the
-	// switches still do.
-	Reads bool
+	// Command, when set, is the shell command line the call runs on
+	// Target.Node (execute_ssh). The policy classifies it: the command's tier
+	// replaces the tool's, a read-only command may read protected resources,
+	// and a changing one is checked against protection by effect.
+	Command *Command
+}
+
+// Command is a shell command line as a request carries it.
+type Command struct {
+	Line string
+	// Guests tells where the guests a changing command names live; the
+	// caller does the lookup, so the policy itself does no I/O.
+	Guests GuestLookup
 }
 
 // State holds the live switches; the caller reads them fresh for each call.
@@ -82,6 +118,19 @@ var blackToolReasons = map[string]string{
 // never run is refused before anything else is considered; reads (GREEN) are
 // never stopped by the switches or by protection, so an operator can always look.
 func (p Policy) Decide(req Request, st State) Verdict {
+	reads := false
+	if req.Command != nil {
+		cv := p.CheckCommand(req.Command.Line, req.Target.Node, req.Command.Guests)
+		req.Tier = cv.Tier
+		req.Effect = fmt.Sprintf("Run `%s` on node %s (%s)", req.Command.Line, req.Target.Node, cv.Reason)
+		if cv.Decision == Blocked || cv.Decision == Protected {
+			// The plan names the command, not the classifier's reason: the
+			// reason is the refusal's.
+			return Verdict{Decision: cv.Decision, Tier: cv.Tier, Reason: cv.Reason,
+				Plan: fmt.Sprintf("%s: run `%s` on node %s", req.Tool, req.Command.Line, req.Target.Node)}
+		}
+		reads = cv.Decision == Allow
+	}
 	v := Verdict{Tier: req.Tier, Plan: plan(req)}
 
 	if !req.Tier.Valid() || req.Tier == Black || IsBlackTool(req.Tool) {
@@ -97,15 +146,9 @@ func (p Policy) Decide(req Request, st State) Verdict {
 		return v
 	}
 
-	ceiling := req.Principal.MaxTier
-	if !ceiling.Valid() {
-		ceiling = Green // an unset or nonsensical ceiling grants the least
-	}
-	if req.Tier > ceiling {
-		v.Decision = Blocked
-		v.Reason = fmt.Sprintf("%s is a %s-tier tool and %s may use tools up to %s only.",
-			req.Tool, strings.ToUpper(req.Tier.String()), principalName(req.Principal), strings.ToUpper(ceiling.String()))
-		return v
+	if refusal, above := AboveCeiling(req.Principal, req.Tool, req.Tier); above {
+		refusal.Plan = v.Plan
+		return refusal
 	}
 
 	if req.Tier == Green {
@@ -122,7 +165,8 @@ func (p Policy) Decide(req Request, st State) Verdict {
 		v.Reason = fmt.Sprintf("The kill switch is on: every action that changes the cluster, including %s, is refused until an operator releases it.", req.Tool)
 		return v
 	}
-	if reason := p.protectedReason(req.Target); reason != "" && !req.Reads {
+	// Protected resources may be read: a read-only command is not refused.
+	if reason := p.protectedReason(req.Target); reason != "" && !reads {
 		v.Decision = Protected
 		v.Reason = reason
 		return v
@@ -134,6 +178,19 @@ func (p Policy) Decide(req Request, st State) Verdict {
 	v.Decision = NeedsApproval
 	v.Reason = fmt.Sprintf("%s is a RED-tier action and runs only after a human approves it.", req.Tool)
 	return v
+}
+
+// AboveCeiling refuses a tool, or one call of it, whose tier is above what the
+// caller may use. It is the only ceiling check: dispatch asks it for the tool's
+// declared tier before looking at the arguments, and Decide asks it again for
+// the call's own tier (a command's, for execute_ssh).
+func AboveCeiling(p Principal, tool string, tier Tier) (Verdict, bool) {
+	if tier <= p.ceiling() {
+		return Verdict{}, false
+	}
+	return Verdict{Decision: Blocked, Tier: tier,
+		Reason: fmt.Sprintf("%s is a %s-tier tool and %s may use tools up to %s only.",
+			tool, strings.ToUpper(tier.String()), principalName(p), strings.ToUpper(p.ceiling().String()))}, true
 }
 
 // protectedReason names the first protected resource the target touches, or "".

@@ -41,10 +41,10 @@ func TestTierAnnotations(t *testing.T) {
 }
 
 func TestPrincipalCanApprove(t *testing.T) {
-	if !(Principal{ID: "operator", Kind: "operator"}).CanApprove() {
+	if !(Principal{ID: "operator", Kind: Operator}).CanApprove() {
 		t.Error("operator cannot approve")
 	}
-	if (Principal{ID: "agent:abc", Kind: "agent", MaxTier: Red}).CanApprove() {
+	if (Principal{ID: "agent:abc", Kind: Agent, MaxTier: Red}).CanApprove() {
 		t.Error("agent can approve")
 	}
 }
@@ -62,10 +62,10 @@ func TestIsBlackTool(t *testing.T) {
 
 func TestDecide(t *testing.T) {
 	policy := Policy{ProtectedNodes: []string{"pve-core"}, ProtectedVMIDs: []int{103, 200}, ProtectedServices: []string{"docker.service"}}
-	agentRed := Principal{ID: "agent:t1", Kind: "agent", MaxTier: Red}
-	agentYellow := Principal{ID: "agent:t2", Kind: "agent", MaxTier: Yellow}
-	agentGreen := Principal{ID: "agent:t3", Kind: "agent", MaxTier: Green}
-	operator := Principal{ID: "operator", Kind: "operator", MaxTier: Red}
+	agentRed := Principal{ID: "agent:t1", Kind: Agent, MaxTier: Red}
+	agentYellow := Principal{ID: "agent:t2", Kind: Agent, MaxTier: Yellow}
+	agentGreen := Principal{ID: "agent:t3", Kind: Agent, MaxTier: Green}
+	operator := Principal{ID: "operator", Kind: Operator, MaxTier: Red}
 	web01 := Target{Node: "pve", VMID: 101, Kind: "qemu", Name: "web01", Status: "running"}
 	stopEffect := "Hard stop of running VM 101 'web01' on node pve; the guest OS will not shut down cleanly"
 
@@ -87,7 +87,7 @@ func TestDecide(t *testing.T) {
 			want: Blocked, reasonHas: []string{"mystery is never available to agents:"}},
 		{name: "tier above ceiling", req: Request{Principal: agentYellow, Tool: "stop_vm", Tier: Red, Target: web01, Effect: stopEffect},
 			want: Blocked, wantTier: Red, reasonHas: []string{"RED", "YELLOW", "agent:t2"}},
-		{name: "zero ceiling means green only", req: Request{Principal: Principal{ID: "agent:x", Kind: "agent"}, Tool: "start_vm", Tier: Yellow, Target: web01},
+		{name: "zero ceiling means green only", req: Request{Principal: Principal{ID: "agent:x", Kind: Agent}, Tool: "start_vm", Tier: Yellow, Target: web01},
 			want: Blocked, reasonHas: []string{"GREEN"}},
 		{name: "green allowed", req: Request{Principal: agentGreen, Tool: "list_vms", Tier: Green},
 			want: Allow, emptyWhy: true},
@@ -162,24 +162,73 @@ func TestDecide(t *testing.T) {
 
 func TestReadsOfProtectedResourcesAboveGreen(t *testing.T) {
 	p := Policy{ProtectedNodes: []string{"agent1"}}
-	req := Request{Principal: Principal{ID: "agent:x", Kind: "agent", MaxTier: Red}, Tool: "execute_ssh", Tier: Yellow,
-		Target: Target{Node: "agent1"}, Effect: "Run `uptime` on node agent1", Reads: true}
-	if v := p.Decide(req, State{}); v.Decision != Allow {
+	req := Request{Principal: Principal{ID: "agent:x", Kind: Agent, MaxTier: Red}, Tool: "execute_ssh", Tier: Red,
+		Target: Target{Node: "agent1"}, Command: &Command{Line: "uptime"}}
+	if v := p.Decide(req, State{}); v.Decision != Allow || v.Tier != Yellow {
 		t.Fatalf("read on a protected node: %+v", v)
 	}
 	if v := p.Decide(req, State{KillSwitch: true}); v.Decision != KillSwitch {
 		t.Fatalf("read with the kill switch on: %+v", v)
 	}
-	req.Reads = false
+	req.Command = &Command{Line: "systemctl restart nginx"}
 	if v := p.Decide(req, State{}); v.Decision != Protected {
 		t.Fatalf("change on a protected node: %+v", v)
+	}
+}
+
+// The policy alone decides a command: its tier, the caller's ceiling for that
+// tier, refusals of the classifier and protection by effect.
+func TestDecideClassifiesCommands(t *testing.T) {
+	p := Policy{ProtectedNodes: []string{"agent1"}}
+	onAgent1 := func(vmids []int) (map[int]GuestPlace, error) {
+		out := map[int]GuestPlace{}
+		for _, id := range vmids {
+			if id == 202 {
+				out[id] = GuestPlace{Node: "agent1", Kind: "qemu"}
+			}
+		}
+		return out, nil
+	}
+	red := Principal{ID: "agent:r", Kind: Agent, MaxTier: Red}
+	yellow := Principal{ID: "agent:y", Kind: Agent, MaxTier: Yellow}
+	for _, tc := range []struct {
+		name     string
+		who      Principal
+		line     string
+		want     Decision
+		tier     Tier
+		planHas  string
+		reasonHa string
+	}{
+		{"read-only runs", red, "df -h", Allow, Yellow, "Run `df -h` on node pve", ""},
+		{"read-only within a yellow ceiling", yellow, "df -h", Allow, Yellow, "df -h", ""},
+		{"changing needs a person", red, "systemctl restart nginx", NeedsApproval, Red, "systemctl restart nginx", "human"},
+		{"changing is above a yellow ceiling", yellow, "systemctl restart nginx", Blocked, Red, "systemctl restart nginx", "YELLOW"},
+		{"destructive never runs", red, "rm -rf /", Blocked, Black, "execute_ssh: run `rm -rf /` on node pve", "rm"},
+		{"destructive never runs, whatever the ceiling", yellow, "rm -rf /", Blocked, Black, "rm -rf /", "rm"},
+		{"a guest on a protected node", red, "qm stop 202", Protected, Red, "qm stop 202", "agent1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := Request{Principal: tc.who, Tool: "execute_ssh", Tier: Red, Target: Target{Node: "pve"},
+				Command: &Command{Line: tc.line, Guests: onAgent1}}
+			v := p.Decide(req, State{})
+			if v.Decision != tc.want || v.Tier != tc.tier {
+				t.Fatalf("Decide(%q) = %s at %s (%s); want %s at %s", tc.line, v.Decision, v.Tier, v.Reason, tc.want, tc.tier)
+			}
+			if !strings.Contains(v.Plan, tc.planHas) {
+				t.Errorf("plan %q does not contain %q", v.Plan, tc.planHas)
+			}
+			if !strings.Contains(v.Reason, tc.reasonHa) {
+				t.Errorf("reason %q does not contain %q", v.Reason, tc.reasonHa)
+			}
+		})
 	}
 }
 
 func TestProtectedServicesMatchEveryUnitForm(t *testing.T) {
 	p := Policy{ProtectedServices: []string{"docker"}}
 	for _, unit := range []string{"docker", "docker.service", "docker.socket", "Docker", "docker@x.service"} {
-		req := Request{Principal: Principal{ID: "agent:x", Kind: "agent", MaxTier: Red}, Tool: "restart_service", Tier: Red, Target: Target{Node: "pve", Service: unit}}
+		req := Request{Principal: Principal{ID: "agent:x", Kind: Agent, MaxTier: Red}, Tool: "restart_service", Tier: Red, Target: Target{Node: "pve", Service: unit}}
 		if v := p.Decide(req, State{}); v.Decision != Protected {
 			t.Errorf("%s: %+v", unit, v)
 		}

@@ -32,25 +32,21 @@ const approvalNoteEvery = 5 * time.Second
 // The model's own word never counts: a "confirmed" argument does not exist, an
 // approval must be decided by an operator, and an elicitation answer is honoured
 // only with a signed, unexpired, unused state issued for this very call.
-func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict) (string, *mcp.CallToolResult) {
-	args, err := argsMap(c.Args)
-	if err != nil {
-		return "", errorResult("arguments are not a JSON object")
-	}
-	canonical, err := safety.CanonicalArgs(args)
+func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, in *tools.Input, v safety.Verdict) (string, *mcp.CallToolResult) {
+	canonical, err := safety.CanonicalArgs(in.Object)
 	if err != nil {
 		return "", errorResult(fmt.Sprintf("arguments cannot be canonicalised: %v", err))
 	}
 
-	if id, _ := args["approval_id"].(string); id != "" {
-		return s.redeemApproval(ctx, c, v, id, bindArgs(args, canonical))
+	if id := in.ApprovalID(); id != "" {
+		return s.redeemApproval(ctx, c, v, id, bindArgs(in.Object, canonical))
 	}
 	// Elicitation asks "the user" through the caller's own client. For the local
 	// operator (stdio) or an operator login that user is a person; an agent
 	// answers its own client, so agents get a stored approval that an operator
 	// decides — unless JARVIS_ELICITATION_FOR_AGENTS says their clients are
 	// trusted to show the question to a person.
-	if c.Principal.Kind == "operator" || s.opts.ElicitAgents {
+	if c.Principal.Kind == safety.Operator || s.opts.ElicitAgents {
 		if c.RequestState != "" {
 			return "", s.redeemElicitation(ctx, c, v, canonical)
 		}
@@ -58,7 +54,7 @@ func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, v safety
 			return "", s.askClient(ctx, c, v, canonical)
 		}
 	}
-	return s.requestApproval(ctx, c, tool, v, bindArgs(args, canonical))
+	return s.requestApproval(ctx, c, tool, v, bindArgs(in.Object, canonical))
 }
 
 // withPlan binds a confirmation to the plan the user was shown as well as to
@@ -154,25 +150,27 @@ func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, 
 			Reason: "the approval request could not be stored, so nothing was done; check the database (jarvis doctor)"}, "")
 	}
 	s.publishApproval(ctx, a, "requested", c.Principal.ID)
-	return s.awaitApproval(ctx, c, v, a.ID, bound)
+	return s.awaitApproval(ctx, c, v, a.ID, store.Binding{Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan})
 }
 
 // redeemApproval handles a call that names an approval: it runs only if that approval
 // was granted by a person for this principal, tool and arguments and never used.
-func (s *Server) redeemApproval(ctx context.Context, c Call, v safety.Verdict, id, canonical string) (string, *mcp.CallToolResult) {
+// bound is bindArgs of the call's arguments.
+func (s *Server) redeemApproval(ctx context.Context, c Call, v safety.Verdict, id, bound string) (string, *mcp.CallToolResult) {
+	want := store.Binding{Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan}
 	a, err := s.opts.Store.GetApproval(ctx, id)
 	if err != nil {
 		return "", s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan,
 			Reason: fmt.Sprintf("approval %s does not exist; call the tool without approval_id to request one", id)}, "")
 	}
-	if a.Status == "pending" && a.Principal == c.Principal.ID && a.Tool == c.Tool && a.Args == canonical {
-		return s.awaitApproval(ctx, c, v, id, canonical)
+	if a.Status == store.ApprovalPending && a.Principal == want.Principal && a.Tool == want.Tool && a.Args == want.Args {
+		return s.awaitApproval(ctx, c, v, id, want)
 	}
-	return s.consume(ctx, c, v, id, canonical)
+	return s.consume(ctx, c, v, id, want)
 }
 
 // awaitApproval waits up to ApprovalWait for a pending approval to be decided.
-func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id, canonical string) (string, *mcp.CallToolResult) {
+func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id string, want store.Binding) (string, *mcp.CallToolResult) {
 	deadline := time.NewTimer(s.opts.ApprovalWait)
 	defer deadline.Stop()
 	tick := time.NewTicker(approvalPoll)
@@ -198,7 +196,7 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 		}
 		// Decided or expired: consume says which, and runs the call if approved.
 		if a, err := s.opts.Store.GetApproval(ctx, id); err == nil && (a.Status != store.ApprovalPending || !s.opts.Now().Before(a.ExpiresAt)) {
-			return s.consume(ctx, c, v, id, canonical)
+			return s.consume(ctx, c, v, id, want)
 		}
 		select {
 		case <-ctx.Done():
@@ -216,22 +214,21 @@ func (s *Server) needsApproval(ctx context.Context, c Call, v safety.Verdict, id
 			v.Plan, id, id, c.Tool, id)}, id)
 }
 
-// consume takes the approval, exactly once, and maps every way it can fail to a refusal.
-// The plan must still read as the person saw it: the same arguments can name a
-// different guest by now (recreated, migrated, renamed), and that was not approved.
-func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id, canonical string) (string, *mcp.CallToolResult) {
-	if got, err := s.opts.Store.GetApproval(ctx, id); err == nil && got.Plan != v.Plan && got.Status == store.ApprovalApproved &&
-		got.Principal == c.Principal.ID && got.Tool == c.Tool && got.Args == canonical {
-		return "", s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan,
-			Reason: fmt.Sprintf("the target changed since approval %s was granted: it approved %q, the call would now %q; ask again", id, got.Plan, v.Plan)}, id)
-	}
-	a, err := s.opts.Store.ConsumeApproval(ctx, id, c.Principal.ID, c.Tool, canonical, s.opts.Now())
+// consume takes the approval, exactly once, and maps every way it can fail to a
+// refusal. The store answers in one step, with the approval as it stands when it
+// cannot be used, so nothing is read twice.
+func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id string, want store.Binding) (string, *mcp.CallToolResult) {
+	a, err := s.opts.Store.ConsumeApproval(ctx, id, want, s.opts.Now())
 	if err == nil {
 		s.publishApproval(ctx, a, "consumed", c.Principal.ID)
 		return id, nil
 	}
 	refusal := safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan}
 	switch {
+	case errors.Is(err, store.ErrPlanChanged):
+		// The same arguments can name a different guest by now (recreated,
+		// migrated, renamed), and that was not approved.
+		refusal.Reason = fmt.Sprintf("the target changed since approval %s was granted: it approved %q, the call would now %q; ask again", id, a.Plan, v.Plan)
 	case errors.Is(err, store.ErrExpired):
 		refusal.Decision = safety.Expired
 		refusal.Reason = fmt.Sprintf("approval %s expired before it was used; call the tool without approval_id to request a new one", id)
@@ -240,7 +237,7 @@ func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id, cano
 	case errors.Is(err, store.ErrMismatch):
 		refusal.Reason = fmt.Sprintf("approval %s was granted for a different caller, tool or arguments; it cannot be used for this call", id)
 	case errors.Is(err, store.ErrNotApproved):
-		if got, gerr := s.opts.Store.GetApproval(ctx, id); gerr == nil && got.Status == "pending" {
+		if a != nil && a.Status == store.ApprovalPending {
 			return "", s.needsApproval(ctx, c, v, id)
 		}
 		refusal.Reason = fmt.Sprintf("approval %s was refused by the operator, so nothing was done", id)

@@ -133,6 +133,23 @@ type Call struct {
 	Confirm      *mcp.ElicitResult
 	// Progress, when set, receives progress of long calls.
 	Progress tools.Progress
+
+	// Set by Dispatch, once per call: the arguments parsed (nil when they are
+	// not a JSON object) and their redacted canonical form for audit rows.
+	args      *tools.Args
+	auditArgs string
+}
+
+// parseArgs parses the call's arguments once, for every step after it.
+func (c *Call) parseArgs() error {
+	args, err := tools.ParseArgs(c.Args)
+	if err != nil {
+		c.auditArgs = fmt.Sprintf(`{"_unparsed_bytes":%d}`, len(c.Args))
+		return err
+	}
+	c.args = args
+	c.auditArgs = redactedArgs(args.Object)
+	return nil
 }
 
 // Dispatch runs one tool call through the safety layer. It never panics on bad input
@@ -146,20 +163,27 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 		}
 	}()
 
+	parseErr := c.parseArgs()
 	tool, ok := s.byName[c.Tool]
 	if !ok {
 		return s.refuseUnknown(ctx, c)
 	}
-	if tool.Tier > c.Principal.MaxTier {
-		v := safety.Verdict{Decision: safety.Blocked, Tier: tool.Tier, Reason: aboveCeiling(tool.Name, tool.Tier, c.Principal)}
+	if v, above := safety.AboveCeiling(c.Principal, tool.Name, tool.Tier); above {
 		return s.refuse(ctx, c, tool.Tier, v, "")
 	}
-
-	call, err := tool.Prepare(ctx, s.opts.Env, c.Args)
+	if parseErr != nil {
+		return s.failPrepare(ctx, c, tool, parseErr)
+	}
+	in, err := tool.Decode(c.args)
 	if err != nil {
 		return s.failPrepare(ctx, c, tool, err)
 	}
-	tier, verdict := s.decide(ctx, c, tool, call)
+	call, err := tool.Prepare(ctx, s.opts.Env, in)
+	if err != nil {
+		return s.failPrepare(ctx, c, tool, err)
+	}
+	verdict := s.decide(ctx, c, tool, call)
+	tier := verdict.Tier
 	switch verdict.Decision {
 	case safety.Allow, safety.NeedsApproval:
 	default:
@@ -174,42 +198,30 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	approvalID := ""
 	if verdict.Decision == safety.NeedsApproval {
 		var refusal *mcp.CallToolResult
-		approvalID, refusal = s.confirm(ctx, c, tool, verdict)
+		approvalID, refusal = s.confirm(ctx, c, tool, in, verdict)
 		if refusal != nil {
 			return refusal
 		}
 		// A person's yes can take minutes. Whatever changed meanwhile — a switch
 		// turned on, the guest moved to a protected node, a new target behind
 		// the same arguments — counts now, not as it was when the call came in.
-		if call, refusal = s.recheck(ctx, c, tool, verdict, approvalID); refusal != nil {
+		if call, refusal = s.recheck(ctx, c, tool, in, verdict, approvalID); refusal != nil {
 			return refusal
 		}
 	}
 	return s.execute(ctx, c, tool, tier, verdict, call, approvalID, start)
 }
 
-// decide gives the verdict on a prepared call: the call's own tier (execute_ssh
-// sets it per command) against the caller's ceiling, a refusal the tool already
-// found, or the policy with the live switches.
-func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *tools.Call) (safety.Tier, safety.Verdict) {
-	tier := tool.Tier
-	if call.Tier != 0 {
-		tier = call.Tier
-	}
-	if tier > c.Principal.MaxTier && tier != safety.Black {
-		return tier, safety.Verdict{Decision: safety.Blocked, Tier: tier,
-			Reason: fmt.Sprintf("this %s call is %s and this caller may act up to %s only", tool.Name, tier, c.Principal.MaxTier)}
-	}
-	if call.Refusal != nil {
-		return tier, *call.Refusal
-	}
+// decide asks the safety policy about a prepared call, with the live switches.
+// The verdict's tier is the call's own: a command's for execute_ssh.
+func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *tools.Call) safety.Verdict {
 	// The switches never stop a GREEN read, so reads skip reading them.
 	var st safety.State
-	if tier != safety.Green {
+	if tool.Tier != safety.Green {
 		st = s.liveState(ctx)
 	}
-	return tier, s.opts.Policy.Decide(safety.Request{
-		Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Effect: call.Effect, Reads: call.Reads,
+	return s.opts.Policy.Decide(safety.Request{
+		Principal: c.Principal, Tool: tool.Name, Tier: tool.Tier, Target: call.Target, Effect: call.Effect, Command: call.Command,
 	}, st)
 }
 
@@ -217,15 +229,16 @@ func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *too
 // resolved afresh and the live switches are read again. It returns the fresh call,
 // or a refusal when the answer is no longer "run it" or the plan the person
 // approved no longer describes what would run.
-func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, approved safety.Verdict, approvalID string) (*tools.Call, *mcp.CallToolResult) {
-	call, err := tool.Prepare(ctx, s.opts.Env, c.Args)
+func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, in *tools.Input, approved safety.Verdict, approvalID string) (*tools.Call, *mcp.CallToolResult) {
+	call, err := tool.Prepare(ctx, s.opts.Env, in)
 	if err != nil {
 		tier := approved.Tier
 		v := safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: approved.Plan,
 			Reason: fmt.Sprintf("after the approval the target could not be checked again (%v), so nothing was done; call the tool again", err)}
 		return nil, s.refuse(ctx, c, tier, v, approvalID)
 	}
-	tier, verdict := s.decide(ctx, c, tool, call)
+	verdict := s.decide(ctx, c, tool, call)
+	tier := verdict.Tier
 	switch {
 	case verdict.Decision != safety.Allow && verdict.Decision != safety.NeedsApproval:
 		verdict.Reason = strings.TrimSuffix(verdict.Reason, ".") + ". The call was approved, but the safety checks are made again at the moment of running, so nothing was done."
@@ -322,16 +335,8 @@ func (s *Server) refuseUnknown(ctx context.Context, c Call) *mcp.CallToolResult 
 	} else if t, ok := s.unregistered[c.Tool]; ok {
 		tier = t
 		reason = fmt.Sprintf("%s is not available: Jarvis runs in read-only mode (JARVIS_READ_ONLY)", c.Tool)
-	} else if t, ok := s.byName[c.Tool]; ok {
-		tier = t.Tier
-		reason = aboveCeiling(c.Tool, t.Tier, c.Principal)
 	}
 	return s.refuse(ctx, c, tier, safety.Verdict{Decision: safety.Blocked, Tier: tier, Reason: reason}, "")
-}
-
-// aboveCeiling says why a tool above the caller's tier ceiling is refused.
-func aboveCeiling(tool string, tier safety.Tier, p safety.Principal) string {
-	return fmt.Sprintf("%s is a %s tool and this caller may use tools up to %s only", tool, tier, p.MaxTier)
 }
 
 // failPrepare answers a call whose arguments or target were wrong: a tool error, audited.
@@ -364,10 +369,13 @@ func (s *Server) refuse(ctx context.Context, c Call, tier safety.Tier, v safety.
 }
 
 func (s *Server) auditEntry(c Call, tier safety.Tier, decision, plan, approvalID string) store.AuditEntry {
+	if c.auditArgs == "" {
+		_ = c.parseArgs()
+	}
 	return store.AuditEntry{
 		Principal:  c.Principal.ID,
 		Tool:       c.Tool,
-		Args:       redactedArgs(c.Args),
+		Args:       c.auditArgs,
 		Tier:       tier.String(),
 		Decision:   decision,
 		Plan:       plan,
@@ -375,34 +383,13 @@ func (s *Server) auditEntry(c Call, tier safety.Tier, decision, plan, approvalID
 	}
 }
 
-// redactedArgs returns the canonical, redacted JSON of raw arguments for the audit
-// log. Arguments that are not an object are recorded as their length only.
-func redactedArgs(raw json.RawMessage) string {
-	m, err := argsMap(raw)
+// redactedArgs is the canonical, redacted JSON of the arguments for the audit log.
+func redactedArgs(args map[string]any) string {
+	canon, err := safety.CanonicalArgs(safety.RedactArgs(args))
 	if err != nil {
-		return fmt.Sprintf(`{"_unparsed_bytes":%d}`, len(raw))
-	}
-	canon, err := safety.CanonicalArgs(safety.RedactArgs(m))
-	if err != nil {
-		return fmt.Sprintf(`{"_unparsed_bytes":%d}`, len(raw))
+		return `{"_uncanonical":true}`
 	}
 	return canon
-}
-
-func argsMap(raw json.RawMessage) (map[string]any, error) {
-	m := map[string]any{}
-	if len(strings.TrimSpace(string(raw))) == 0 {
-		return m, nil
-	}
-	dec := json.NewDecoder(strings.NewReader(string(raw)))
-	dec.UseNumber()
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	if m == nil {
-		m = map[string]any{}
-	}
-	return m, nil
 }
 
 // upidOf extracts a task id from a tool's output, or from its error (a failed or

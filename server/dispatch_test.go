@@ -173,7 +173,7 @@ func TestRefusals(t *testing.T) {
 		{"black tool", agentRed, "reboot_node", map[string]any{"node": "pve"}, safety.Blocked, "never"},
 		{"black tool delete_vm", operator, "delete_vm", map[string]any{"vmid": 101}, safety.Blocked, "never"},
 		{"unknown tool", agentRed, "format_everything", nil, safety.Blocked, "no tool"},
-		{"above ceiling", green, "stop_vm", map[string]any{"vmid": 101}, safety.Blocked, "green"},
+		{"above ceiling", green, "stop_vm", map[string]any{"vmid": 101}, safety.Blocked, "GREEN"},
 		{"protected vmid", agentRed, "stop_vm", map[string]any{"vmid": 103}, safety.Protected, "protected"},
 		{"protected node", agentRed, "start_container", map[string]any{"vmid": 204}, safety.Protected, "agent1"},
 		{"protected snapshot target", agentRed, "create_snapshot", map[string]any{"vmid": 202, "name": "x1"}, safety.Protected, "agent1"},

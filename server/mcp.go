@@ -20,21 +20,6 @@ Tools that change state are checked by a safety layer: some run, some wait for a
 with the same arguments plus approval_id once they approved), some are never allowed. Never retry a
 refused call in a loop; explain the refusal's reason to the user instead.`
 
-// PrincipalFromToken rebuilds the caller from the bearer token's info, as set by the
-// web layer's token verifier.
-func PrincipalFromToken(ti *auth.TokenInfo) (safety.Principal, bool) {
-	if ti == nil || ti.UserID == "" {
-		return safety.Principal{}, false
-	}
-	kind, _ := ti.Extra["kind"].(string)
-	tierName, _ := ti.Extra["max_tier"].(string)
-	tier, err := safety.ParseTier(tierName)
-	if err != nil || (kind != "operator" && kind != "agent") {
-		return safety.Principal{}, false
-	}
-	return safety.Principal{ID: ti.UserID, Kind: kind, MaxTier: tier}, true
-}
-
 // MCP returns the MCP server for callers whose ceiling is the given tier, building it
 // once. Tools above the ceiling are not listed; dispatch enforces the ceiling again.
 //

@@ -50,9 +50,6 @@ func withShells(t *testing.T) (func(*Options), **sshsim.Sim) {
 		}
 		t.Cleanup(func() { exec.Close() })
 		o.Env.SSH = exec
-		o.Env.ProtectedServices = o.Policy.ProtectedServices
-		o.Env.ProtectedNodes = o.Policy.ProtectedNodes
-		o.Env.ProtectedVMIDs = o.Policy.ProtectedVMIDs
 	}, &shells
 }
 

@@ -218,17 +218,24 @@ func (s *Store) expireOne(db *gorm.DB, id string, now time.Time) (*Approval, err
 	return &a, nil
 }
 
-// ConsumeApproval uses an approved approval for the call it was granted for.
-// It is one conditional UPDATE, so among concurrent callers — in any process
-// — exactly one wins. The others learn why not: ErrNotFound, ErrMismatch
-// (principal, tool or arguments differ), ErrNotApproved (pending or denied),
-// ErrAlreadyConsumed or ErrExpired.
-func (s *Store) ConsumeApproval(ctx context.Context, id, principal, tool, args string, now time.Time) (*Approval, error) {
+// Binding is what an approval was granted for: who, which tool, exactly which
+// arguments, and the plan sentence the person read.
+type Binding struct {
+	Principal, Tool, Args, Plan string
+}
+
+// ConsumeApproval marks an approved, unexpired approval bound to b as used and
+// returns it. It is one conditional UPDATE, so among concurrent callers — in any
+// process — exactly one wins. When it cannot, the error says why (ErrMismatch,
+// ErrPlanChanged, ErrAlreadyConsumed, ErrNotApproved, ErrExpired, ErrNotFound)
+// and the approval as it stands is returned with it when it exists, so the
+// caller need not read it again.
+func (s *Store) ConsumeApproval(ctx context.Context, id string, b Binding, now time.Time) (*Approval, error) {
 	db := s.db.WithContext(ctx)
 	var recs []approvalRecord
 	err := db.Raw(`UPDATE approvals SET status = ?, consumed_ns = ?
-		WHERE id = ? AND status = ? AND principal = ? AND tool = ? AND args = ? AND expires_ns > ? RETURNING *`,
-		ApprovalConsumed, now.UnixNano(), id, ApprovalApproved, principal, tool, args, now.UnixNano()).Scan(&recs).Error
+		WHERE id = ? AND status = ? AND principal = ? AND tool = ? AND args = ? AND plan = ? AND expires_ns > ? RETURNING *`,
+		ApprovalConsumed, now.UnixNano(), id, ApprovalApproved, b.Principal, b.Tool, b.Args, b.Plan, now.UnixNano()).Scan(&recs).Error
 	if err != nil {
 		return nil, fmt.Errorf("use approval %s: %w", id, err)
 	}
@@ -244,30 +251,36 @@ func (s *Store) ConsumeApproval(ctx context.Context, id, principal, tool, args s
 		return nil, fmt.Errorf("use approval %s: %w", id, err)
 	}
 	var differ []string
-	if rec.Principal != principal {
+	if rec.Principal != b.Principal {
 		differ = append(differ, "principal")
 	}
-	if rec.Tool != tool {
+	if rec.Tool != b.Tool {
 		differ = append(differ, "tool")
 	}
-	if rec.Args != args {
+	if rec.Args != b.Args {
 		differ = append(differ, "arguments")
 	}
 	if len(differ) > 0 {
 		return nil, fmt.Errorf("use approval %s: the %s differ from what was approved: %w", id, strings.Join(differ, ", "), ErrMismatch)
 	}
-	switch rec.Status {
-	case ApprovalConsumed:
-		return nil, fmt.Errorf("use approval %s: %w", id, ErrAlreadyConsumed)
-	case ApprovalPending, ApprovalDenied:
-		return nil, fmt.Errorf("use approval %s: it is %s: %w", id, rec.Status, ErrNotApproved)
-	case ApprovalApproved: // approved and bound right, so it must have expired
+	a := rec.approval()
+	switch {
+	case rec.Status == ApprovalApproved && rec.Plan != b.Plan:
+		// The same arguments name another target by now (a guest recreated,
+		// moved or renamed): that was not what the person approved.
+		return &a, fmt.Errorf("use approval %s: the plan changed since it was approved: %w", id, ErrPlanChanged)
+	case rec.Status == ApprovalConsumed:
+		return &a, fmt.Errorf("use approval %s: %w", id, ErrAlreadyConsumed)
+	case rec.Status == ApprovalPending || rec.Status == ApprovalDenied:
+		return &a, fmt.Errorf("use approval %s: it is %s: %w", id, rec.Status, ErrNotApproved)
+	case rec.Status == ApprovalApproved: // approved and bound right, so it must have expired
 		if _, err := s.expireOne(db, id, now); err != nil {
 			return nil, fmt.Errorf("use approval %s: %w", id, err)
 		}
-		return nil, fmt.Errorf("use approval %s: it expired at %s: %w", id, fromNS(rec.ExpiresNS).Format(time.RFC3339), ErrExpired)
+		a.Status = ApprovalExpired
+		return &a, fmt.Errorf("use approval %s: it expired at %s: %w", id, fromNS(rec.ExpiresNS).Format(time.RFC3339), ErrExpired)
 	default:
-		return nil, fmt.Errorf("use approval %s: %w", id, ErrExpired)
+		return &a, fmt.Errorf("use approval %s: %w", id, ErrExpired)
 	}
 }
 

@@ -53,14 +53,14 @@ func TestApprovalLifecycle(t *testing.T) {
 	}
 
 	used := approvalTime.Add(2 * time.Minute)
-	c, err := s.ConsumeApproval(ctx, a.ID, a.Principal, a.Tool, a.Args, used)
+	c, err := s.ConsumeApproval(ctx, a.ID, Binding{a.Principal, a.Tool, a.Args, a.Plan}, used)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Status != ApprovalConsumed || c.ConsumedAt == nil || !c.ConsumedAt.Equal(used) || c.DecidedBy != "operator" {
 		t.Errorf("ConsumeApproval = %+v, want consumed at %v", c, used)
 	}
-	if _, err := s.ConsumeApproval(ctx, a.ID, a.Principal, a.Tool, a.Args, used); !errors.Is(err, ErrAlreadyConsumed) {
+	if _, err := s.ConsumeApproval(ctx, a.ID, Binding{a.Principal, a.Tool, a.Args, a.Plan}, used); !errors.Is(err, ErrAlreadyConsumed) {
 		t.Errorf("second consume error = %v, want ErrAlreadyConsumed", err)
 	}
 	if _, err := s.GetApproval(ctx, "apr_0000000000000000"); !errors.Is(err, ErrNotFound) {
@@ -184,10 +184,12 @@ func TestConsumeApprovalRefusals(t *testing.T) {
 		}, principal, tool, args, approvalTime, ErrExpired, "expired", ApprovalExpired},
 		{"consumed", func(t *testing.T, s *Store, a *Approval) {
 			approve(t, s, a)
-			if _, err := s.ConsumeApproval(ctx, a.ID, principal, tool, args, approvalTime); err != nil {
+			if _, err := s.ConsumeApproval(ctx, a.ID, Binding{principal, tool, args, a.Plan}, approvalTime); err != nil {
 				t.Fatal(err)
 			}
 		}, principal, tool, args, approvalTime, ErrAlreadyConsumed, "already used", ApprovalConsumed},
+		// The plan passed is another one (see below): the arguments now name another target.
+		{"plan changed", approve, principal, tool, args, approvalTime, ErrPlanChanged, "plan changed", ApprovalApproved},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -200,9 +202,23 @@ func TestConsumeApprovalRefusals(t *testing.T) {
 			if tt.is == ErrNotFound {
 				id = "apr_ffffffffffffffff"
 			}
-			got, err := s.ConsumeApproval(ctx, id, tt.principal, tt.tool, tt.arg, tt.at)
-			if !errors.Is(err, tt.is) || got != nil {
-				t.Fatalf("ConsumeApproval = %v, %v; want nil, %v", got, err, tt.is)
+			plan := a.Plan
+			if tt.is == ErrPlanChanged {
+				plan = "stop_vm: Hard stop of another guest"
+			}
+			got, err := s.ConsumeApproval(ctx, id, Binding{tt.principal, tt.tool, tt.arg, plan}, tt.at)
+			if !errors.Is(err, tt.is) {
+				t.Fatalf("ConsumeApproval = %v, %v; want %v", got, err, tt.is)
+			}
+			// Who the approval was not granted to learns nothing about it; the
+			// caller it was granted to gets it back as it stands.
+			switch {
+			case tt.is == ErrMismatch || tt.is == ErrNotFound:
+				if got != nil {
+					t.Fatalf("ConsumeApproval returned %+v with %v; want nothing", got, err)
+				}
+			case got == nil || got.Status != tt.wantStatus:
+				t.Fatalf("ConsumeApproval returned %+v with %v; want the approval, status %s", got, err, tt.wantStatus)
 			}
 			if !strings.Contains(err.Error(), tt.wantInText) {
 				t.Errorf("error %q does not mention %q", err, tt.wantInText)
@@ -239,7 +255,7 @@ func TestConsumeApprovalOnce(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			_, err := h.ConsumeApproval(ctx, a.ID, a.Principal, a.Tool, a.Args, approvalTime.Add(time.Minute))
+			_, err := h.ConsumeApproval(ctx, a.ID, Binding{a.Principal, a.Tool, a.Args, a.Plan}, approvalTime.Add(time.Minute))
 			errs <- err
 		}()
 	}

@@ -30,6 +30,7 @@ var (
 	ErrNotApproved     = errors.New("approval has not been approved")
 	ErrAlreadyConsumed = errors.New("approval was already used")
 	ErrExpired         = errors.New("approval has expired")
+	ErrPlanChanged     = errors.New("approval was granted for a plan that no longer describes the call")
 	ErrNotPending      = errors.New("approval is no longer pending")
 	ErrAlreadyEnded    = errors.New("audit call already has an end row")
 )

@@ -35,10 +35,6 @@ type Env struct {
 	Wake *WakeOnLAN
 	// SSHTimeout is execute_ssh's default command timeout.
 	SSHTimeout time.Duration
-	// Policy is the protection configuration (JARVIS_PROTECTED_*), the same
-	// value the server decides with: execute_ssh checks commands against it
-	// (Policy.CheckCommand). Its fields are promoted: env.ProtectedNodes, ….
-	safety.Policy
 }
 
 // Progress reports how far a long call has come; the server turns it into an MCP
@@ -52,15 +48,10 @@ type Call struct {
 	// Effect says in words what running the call would do ("Hard stop of running VM
 	// 101 'web01' on node pve; the guest OS will not shut down cleanly").
 	Effect string
-	// Tier, when set, overrides the tool's declared tier for this call; only
-	// execute_ssh uses it (its tier is the command classifier's verdict).
-	Tier safety.Tier
-	// Reads marks a call above GREEN that only reads (a read-only SSH command):
-	// reads of protected resources are allowed.
-	Reads bool
-	// Refusal, when set, is a refusal decided while preparing (the command
-	// classifier blocked it); the call never runs.
-	Refusal *safety.Verdict
+	// Command, when set, is the shell command the call runs on Target.Node
+	// (execute_ssh). The tool does not judge it: the safety policy classifies
+	// it and checks it against the protected resources.
+	Command *safety.Command
 	// Run executes the call. Its result is the tool's structured output.
 	Run func(ctx context.Context, progress Progress) (any, error)
 }
@@ -76,8 +67,35 @@ type Tool struct {
 	OutputSchema *jsonschema.Schema
 
 	inputResolved *jsonschema.Resolved
-	prepare       func(ctx context.Context, env *Env, raw json.RawMessage) (*Call, error)
+	decode        func(raw json.RawMessage) (any, error)
+	prepare       func(ctx context.Context, env *Env, typed any) (*Call, error)
 }
+
+// Args are a call's arguments, parsed once at the door: the JSON object as sent,
+// numbers kept exact, for the audit log and for binding an approval to exactly
+// these arguments.
+type Args struct {
+	// Object is the arguments object; numbers are json.Number.
+	Object map[string]any
+	raw    json.RawMessage
+}
+
+// ApprovalID is the approval_id argument (RED tools), "" without one.
+func (a *Args) ApprovalID() string {
+	id, _ := a.Object[approvalIDArg].(string)
+	return id
+}
+
+// Input is a call's arguments checked against one tool's schema and decoded into
+// its typed input; dispatch carries it from the door to the run.
+type Input struct {
+	*Args
+	typed any
+}
+
+// approvalIDArg is the argument every RED tool takes on the retry after a
+// person approved; define adds it, no input struct declares it.
+const approvalIDArg = "approval_id"
 
 // InputError is an argument the caller got wrong. Its message says what to fix.
 type InputError struct{ Msg string }
@@ -88,23 +106,74 @@ func inputErrorf(format string, args ...any) error {
 	return &InputError{Msg: fmt.Sprintf(format, args...)}
 }
 
-// Prepare validates raw arguments against the tool's input schema, decodes them and
-// lets the tool resolve its target. Nothing has touched the cluster's state yet.
-func (t *Tool) Prepare(ctx context.Context, env *Env, raw json.RawMessage) (*Call, error) {
-	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-		raw = json.RawMessage("{}")
+// ParseArgs parses a call's arguments as a JSON object with exact numbers; no
+// arguments at all count as {}.
+func ParseArgs(raw json.RawMessage) (*Args, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return &Args{Object: map[string]any{}, raw: json.RawMessage("{}")}, nil
 	}
-	var generic any
-	if err := json.Unmarshal(raw, &generic); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return nil, inputErrorf("arguments are not valid JSON: %v", err)
 	}
-	if _, ok := generic.(map[string]any); !ok {
+	if dec.More() {
+		return nil, inputErrorf("arguments are not valid JSON: more than one value")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
 		return nil, inputErrorf("arguments must be a JSON object")
 	}
-	if err := t.inputResolved.Validate(generic); err != nil {
+	return &Args{Object: m, raw: raw}, nil
+}
+
+// Decode checks parsed arguments against the tool's input schema and decodes
+// them into its typed input. Nothing touches the cluster.
+func (t *Tool) Decode(a *Args) (*Input, error) {
+	// The schema validator reads json.Number as a string, so it gets the
+	// numbers as float64; that is a walk over the object, not another parse.
+	if err := t.inputResolved.Validate(floatNumbers(a.Object)); err != nil {
 		return nil, inputErrorf("invalid arguments for %s: %v", t.Name, err)
 	}
-	return t.prepare(ctx, env, raw)
+	typed, err := t.decode(a.raw)
+	if err != nil {
+		return nil, err
+	}
+	return &Input{Args: a, typed: typed}, nil
+}
+
+// Prepare lets the tool check its decoded input against the cluster and resolve
+// its target. It reads the cluster, never changes it; dispatch calls it again
+// right before a confirmed call runs, so the target is never stale.
+func (t *Tool) Prepare(ctx context.Context, env *Env, in *Input) (*Call, error) {
+	return t.prepare(ctx, env, in.typed)
+}
+
+// floatNumbers returns v with every json.Number as float64.
+func floatNumbers(v any) any {
+	switch v := v.(type) {
+	case json.Number:
+		f, err := v.Float64()
+		if err != nil {
+			return v // out of range: left a string, so the schema refuses it
+		}
+		return f
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = floatNumbers(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = floatNumbers(e)
+		}
+		return out
+	}
+	return v
 }
 
 // spec is what each tool file declares about a tool.
@@ -125,6 +194,13 @@ func define[In, Out any](sp spec, prepare func(ctx context.Context, env *Env, in
 	if sp.adjust != nil {
 		sp.adjust(in)
 	}
+	if sp.tier == safety.Red {
+		// Every RED call may come back with the id of the approval a person
+		// granted; dispatch reads it, the tool never sees it.
+		in.Properties[approvalIDArg] = &jsonschema.Schema{Type: "string",
+			Description: "id of an approval a person granted for exactly this call; leave out on the first call"}
+		in.PropertyOrder = append(in.PropertyOrder, approvalIDArg)
+	}
 	out, err := jsonschema.For[Out](nil)
 	if err != nil {
 		panic(fmt.Sprintf("tool %s: output schema: %v", sp.name, err))
@@ -143,14 +219,17 @@ func define[In, Out any](sp spec, prepare func(ctx context.Context, env *Env, in
 		InputSchema:   in,
 		OutputSchema:  out,
 		inputResolved: resolved,
-		prepare: func(ctx context.Context, env *Env, raw json.RawMessage) (*Call, error) {
+		// The schema (additionalProperties: false, case-sensitive names) has
+		// refused unknown fields already; approval_id is left for dispatch.
+		decode: func(raw json.RawMessage) (any, error) {
 			var input In
-			dec := json.NewDecoder(bytes.NewReader(raw))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&input); err != nil {
+			if err := json.Unmarshal(raw, &input); err != nil {
 				return nil, inputErrorf("invalid arguments for %s: %v", sp.name, err)
 			}
-			return prepare(ctx, env, input)
+			return input, nil
+		},
+		prepare: func(ctx context.Context, env *Env, typed any) (*Call, error) {
+			return prepare(ctx, env, typed.(In))
 		},
 	}
 }

@@ -12,23 +12,14 @@ import (
 	"github.com/jarvis-homelab/jarvis/safety"
 )
 
-// ApprovalField is embedded in every input that may need a person's approval. The
-// approval is checked by dispatch, never by the tool; it is not part of the
-// arguments an approval is bound to.
-type ApprovalField struct {
-	ApprovalID string `json:"approval_id,omitempty" jsonschema:"id of an approval a person granted for exactly this call; leave out on the first call"`
-}
-
 type GuestActionInput struct {
 	VMID int `json:"vmid" jsonschema:"the guest's numeric id; Jarvis finds its node"`
-	ApprovalField
 }
 
 type ShutdownInput struct {
 	VMID           int  `json:"vmid" jsonschema:"the guest's numeric id; Jarvis finds its node"`
 	TimeoutSeconds int  `json:"timeout_seconds,omitempty" jsonschema:"how long the guest OS gets to shut down (10-600 s, default 120)"`
 	ForceStop      bool `json:"force_stop,omitempty" jsonschema:"hard-stop the guest if it has not shut down by then"`
-	ApprovalField
 }
 
 // TaskResult is what every state-changing tool returns.

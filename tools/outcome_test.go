@@ -40,7 +40,7 @@ func prepared(t *testing.T, env *Env, tool string, args map[string]any) *Call {
 	for _, tl := range Catalogue() {
 		if tl.Name == tool {
 			raw, _ := json.Marshal(args)
-			call, err := tl.Prepare(context.Background(), env, raw)
+			call, err := prepareRaw(context.Background(), tl, env, raw)
 			if err != nil {
 				t.Fatalf("preparing %s: %v", tool, err)
 			}
@@ -201,4 +201,18 @@ func TestWriteOK(t *testing.T) {
 	if g, _ := sim.Guest(101); g.Status != "stopped" {
 		t.Fatalf("guest is %s after an ok stop", g.Status)
 	}
+}
+
+// prepareRaw takes raw arguments through the steps dispatch takes before it
+// asks safety: parse, decode, prepare.
+func prepareRaw(ctx context.Context, tl *Tool, env *Env, raw json.RawMessage) (*Call, error) {
+	args, err := ParseArgs(raw)
+	if err != nil {
+		return nil, err
+	}
+	in, err := tl.Decode(args)
+	if err != nil {
+		return nil, err
+	}
+	return tl.Prepare(ctx, env, in)
 }

@@ -20,7 +20,6 @@ type CreateSnapshotInput struct {
 type SnapshotNameInput struct {
 	VMID int    `json:"vmid" jsonschema:"the guest's numeric id; Jarvis finds its node"`
 	Name string `json:"name" jsonschema:"name of an existing snapshot (see list_snapshots)"`
-	ApprovalField
 }
 
 func snapshotTools() []*Tool {

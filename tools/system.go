@@ -46,7 +46,6 @@ type ExecuteSSHInput struct {
 	Node           string `json:"node" jsonschema:"node to run the command on"`
 	Command        string `json:"command" jsonschema:"one command or a | pipeline of read-only commands, e.g. 'df -h' or 'journalctl -u pveproxy -n 20 --no-pager'; no ; && || redirections or $()"`
 	TimeoutSeconds int    `json:"timeout_seconds,omitempty" jsonschema:"1-300; default SSH_TIMEOUT (30)"`
-	ApprovalField
 }
 
 type CommandOutput struct {
@@ -94,27 +93,18 @@ func executeSSH() *Tool {
 		if in.TimeoutSeconds > 0 {
 			timeout = time.Duration(in.TimeoutSeconds) * time.Second
 		}
-		// The command is classified and, when it changes something, checked
-		// against the protected resources by effect: a guest it names is
-		// looked up to find its node, processes it kills are mapped to their
-		// services, and a target only known at run time is refused.
-		v := env.Policy.CheckCommand(in.Command, in.Node, func(vmids []int) (map[int]safety.GuestPlace, error) {
-			return guestPlaces(ctx, env, vmids)
-		})
-		call := &Call{
+		// The safety policy classifies the command and, when it changes
+		// something, checks it against the protected resources by effect: a
+		// guest it names is looked up here to find its node.
+		return &Call{
 			Target: safety.Target{Node: in.Node},
-			Effect: fmt.Sprintf("Run `%s` on node %s (%s)", in.Command, in.Node, v.Reason),
-			Tier:   v.Tier,
-			Reads:  v.Decision == safety.Allow,
+			Command: &safety.Command{Line: in.Command, Guests: func(vmids []int) (map[int]safety.GuestPlace, error) {
+				return guestPlaces(ctx, env, vmids)
+			}},
 			Run: func(ctx context.Context, _ Progress) (any, error) {
 				return runCommand(ctx, env, in.Node, in.Command, timeout)
 			},
-		}
-		if v.Decision == safety.Blocked || v.Decision == safety.Protected {
-			call.Refusal = &safety.Verdict{Decision: v.Decision, Tier: v.Tier, Reason: v.Reason,
-				Plan: fmt.Sprintf("execute_ssh: run `%s` on node %s", in.Command, in.Node)}
-		}
-		return call, nil
+		}, nil
 	})
 }
 
@@ -409,7 +399,6 @@ func getNodeLogs() *Tool {
 type RestartServiceInput struct {
 	Node    string `json:"node" jsonschema:"node the service runs on"`
 	Service string `json:"service" jsonschema:"systemd unit to restart, e.g. pveproxy"`
-	ApprovalField
 }
 
 type RestartOut struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/auth"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/store"
 )
 
@@ -28,9 +29,9 @@ const (
 
 // Claims are the JWT claims Jarvis issues. Kind and MaxTier are what dispatch needs.
 type Claims struct {
-	Kind    string `json:"kind"`     // operator | agent
-	MaxTier string `json:"max_tier"` // green | yellow | red
-	Name    string `json:"name,omitempty"`
+	Kind    safety.PrincipalKind `json:"kind"`     // operator | agent
+	MaxTier string               `json:"max_tier"` // green | yellow | red
+	Name    string               `json:"name,omitempty"`
 	// Epoch ties an operator login to the current session epoch; logging out
 	// moves the epoch on and so ends every operator session at once.
 	Epoch string `json:"epoch,omitempty"`
@@ -73,8 +74,8 @@ func (t *Tokens) IssueOperator(ctx context.Context) (string, time.Time, error) {
 		return "", time.Time{}, err
 	}
 	exp := t.now().Add(OperatorTTL)
-	tok, err := t.sign(t.operatorKey, Claims{Kind: "operator", MaxTier: safety.Red.String(), Epoch: epoch, RegisteredClaims: jwt.RegisteredClaims{
-		Subject: "operator", ExpiresAt: jwt.NewNumericDate(exp), ID: randomID("op_"),
+	tok, err := t.sign(t.operatorKey, Claims{Kind: safety.Operator, MaxTier: safety.Red.String(), Epoch: epoch, RegisteredClaims: jwt.RegisteredClaims{
+		Subject: safety.OperatorID, ExpiresAt: jwt.NewNumericDate(exp), ID: randomID("op_"),
 	}})
 	return tok, exp, err
 }
@@ -107,7 +108,7 @@ func (t *Tokens) IssueAgent(ctx context.Context, name string, maxTier safety.Tie
 	id := randomID("tok_")
 	// The subject names the token, not only the agent: two tokens with the same
 	// name never share approvals or rate limits.
-	tok, err := t.sign(t.key, Claims{Kind: "agent", MaxTier: maxTier.String(), Name: name, RegisteredClaims: jwt.RegisteredClaims{
+	tok, err := t.sign(t.key, Claims{Kind: safety.Agent, MaxTier: maxTier.String(), Name: name, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: "agent:" + name + "/" + id, ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: id,
 	}})
 	if err != nil {
@@ -134,7 +135,7 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
 	// The key depends on the kind the token claims; a wrong claim simply fails
 	// the signature check with the other key.
 	keyFor := func(tok *jwt.Token) (any, error) {
-		if cl, ok := tok.Claims.(*Claims); ok && cl.Kind == "operator" {
+		if cl, ok := tok.Claims.(*Claims); ok && cl.Kind == safety.Operator {
 			if t.operatorKey == nil {
 				return nil, errors.New("operator logins are not enabled")
 			}
@@ -149,8 +150,8 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
 		return nil, fmt.Errorf("%w: %v", auth.ErrInvalidToken, err)
 	}
 	switch c.Kind {
-	case "operator":
-		if c.Subject != "operator" {
+	case safety.Operator:
+		if c.Subject != safety.OperatorID {
 			return nil, fmt.Errorf("%w: bad subject", auth.ErrInvalidToken)
 		}
 		epoch, err := t.operatorEpoch(ctx)
@@ -160,7 +161,7 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
 		if c.Epoch != epoch {
 			return nil, fmt.Errorf("%w: this login was ended (logged out)", auth.ErrInvalidToken)
 		}
-	case "agent":
+	case safety.Agent:
 		rec, err := t.store.GetToken(ctx, c.ID)
 		if err != nil {
 			return nil, fmt.Errorf("%w: unknown agent token", auth.ErrInvalidToken)
@@ -188,12 +189,17 @@ func (t *Tokens) MCPVerifier() auth.TokenVerifier {
 		if err != nil {
 			return nil, err
 		}
-		return &auth.TokenInfo{
-			UserID:     c.Subject,
-			Expiration: c.ExpiresAt.Time,
-			Extra:      map[string]any{"kind": c.Kind, "max_tier": c.MaxTier, "jti": c.ID},
-		}, nil
+		return server.TokenInfo(c.Principal(), c.ExpiresAt.Time), nil
 	}
+}
+
+// Principal is the caller a verified token stands for.
+func (c *Claims) Principal() safety.Principal {
+	tier, err := safety.ParseTier(c.MaxTier)
+	if err != nil {
+		tier = safety.Green // Verify refuses such tokens; the least, should one slip through
+	}
+	return safety.Principal{ID: c.Subject, Kind: c.Kind, MaxTier: tier}
 }
 
 // bearer extracts a token from the Authorization header or the session cookie.

@@ -123,14 +123,13 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	for _, n := range cfg.sshNodeList {
 		sshNodes = append(sshNodes, n.Name)
 	}
-	// Protection is configured once: the tools check commands against the same
-	// policy the server decides every call with.
-	protection := safety.Policy{ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, ProtectedServices: cfg.ProtectedServices}
-	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, SSHTimeout: cfg.SSHTimeout, Policy: protection}
+	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, SSHTimeout: cfg.SSHTimeout}
 	a.srv, err = server.New(server.Options{
-		Env:    env,
-		Store:  a.store,
-		Policy: protection,
+		Env:   env,
+		Store: a.store,
+		// Protection is configured here only: the policy decides every call,
+		// execute_ssh commands included.
+		Policy: safety.Policy{ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, ProtectedServices: cfg.ProtectedServices},
 		Limiter: safety.NewRateLimiter(safety.RateLimits{
 			Yellow: rate.Limit(cfg.RateYellowPerMin / 60), YellowBurst: 10,
 			Red: rate.Limit(cfg.RateRedPerMin / 60), RedBurst: 3,
@@ -159,5 +158,5 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 // principalStdio is who a stdio session acts as: the local operator, whose ceiling
 // JARVIS_STDIO_MAX_TIER sets.
 func principalStdio(cfg *Config) safety.Principal {
-	return safety.Principal{ID: "operator:stdio", Kind: "operator", MaxTier: cfg.stdioTier}
+	return safety.Principal{ID: safety.OperatorID + ":stdio", Kind: safety.Operator, MaxTier: cfg.stdioTier}
 }
