@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -25,7 +24,7 @@ func (s *Server) DecideApproval(ctx context.Context, id string, approve bool, by
 	}
 	a, err := s.opts.Store.DecideApproval(ctx, id, approve, by, s.opts.Now())
 	if err != nil {
-		if got, gerr := s.opts.Store.GetApproval(ctx, id); gerr == nil && got.Status == "expired" {
+		if got, gerr := s.opts.Store.GetApproval(ctx, id); gerr == nil && got.Status == store.ApprovalExpired {
 			s.publishApproval(ctx, got, "expired", by)
 		}
 		return nil, err
@@ -113,12 +112,12 @@ func (s *Server) SetSwitch(ctx context.Context, key string, on bool, by string) 
 		return err
 	}
 	name := map[string]string{PrefKillSwitch: "kill switch", PrefReadOnly: "read-only mode"}[key]
-	severity := "info"
+	severity := store.SeverityInfo
 	if on {
-		severity = "warning"
+		severity = store.SeverityWarning
 	}
-	details, _ := json.Marshal(map[string]any{"switch": key, "on": on, "by": by})
-	return s.opts.Store.Publish(ctx, &store.Event{Type: "safety", Severity: severity, Source: by,
+	details := store.EncodeDetails(store.SafetyDetails{Switch: key, On: on, By: by})
+	return s.opts.Store.Publish(ctx, &store.Event{Type: store.EventSafety, Severity: severity, Source: by,
 		Summary: fmt.Sprintf("%s turned %s by %s", name, value, by), Details: details})
 }
 
@@ -133,8 +132,9 @@ func (s *Server) Recover(ctx context.Context) error {
 		return fmt.Errorf("marking interrupted calls: %w", err)
 	}
 	for _, r := range rows {
-		details, _ := json.Marshal(map[string]any{"audit_id": r.ID, "principal": r.Principal, "tool": r.Tool, "plan": r.Plan, "began": r.Time})
-		_ = s.opts.Store.Publish(ctx, &store.Event{Type: "alert", Severity: "warning", Source: "jarvis",
+		details := store.EncodeDetails(store.AlertDetails{InterruptedCall: &store.InterruptedCall{
+			AuditID: r.ID, Principal: r.Principal, Tool: r.Tool, Plan: r.Plan, Began: r.Time}})
+		_ = s.opts.Store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityWarning, Source: "jarvis",
 			Summary: fmt.Sprintf("call %s by %s was interrupted (Jarvis stopped while it ran); check its effect on the cluster", r.Tool, r.Principal),
 			Details: details})
 	}

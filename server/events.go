@@ -5,7 +5,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -16,25 +15,25 @@ import (
 // publishTool announces a tool call on the feed. A feed failure never fails a call.
 // outcome is one word (ok, error, unknown, or the refusal's decision); reason says why.
 func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome, reason string) {
-	details, _ := json.Marshal(map[string]any{
-		"phase": phase, "principal": c.Principal.ID, "tool": c.Tool, "tier": tier.String(),
-		"decision": decision, "plan": plan, "duration_ms": d.Milliseconds(), "outcome": outcome, "reason": reason,
+	details := store.EncodeDetails(store.ToolDetails{
+		Phase: phase, Principal: c.Principal.ID, Tool: c.Tool, Tier: tier.String(),
+		Decision: decision, Plan: plan, DurationMS: d.Milliseconds(), Outcome: outcome, Reason: reason,
 	})
-	severity := "info"
+	severity := store.SeverityInfo
 	switch {
-	case phase == "refused":
-		severity = "warning"
-	case phase == "ended" && outcome != "ok":
-		severity = "warning"
+	case phase == store.ToolRefused:
+		severity = store.SeverityWarning
+	case phase == store.ToolEnded && outcome != "ok":
+		severity = store.SeverityWarning
 	}
 	summary := fmt.Sprintf("%s %s %s", c.Principal.ID, phase, c.Tool)
-	if phase == "ended" {
+	if phase == store.ToolEnded {
 		summary = fmt.Sprintf("%s %s %s (%s, %s)", c.Principal.ID, c.Tool, phase, outcome, d.Round(time.Millisecond))
 	}
-	if phase == "refused" {
+	if phase == store.ToolRefused {
 		summary = fmt.Sprintf("%s refused for %s: %s", c.Tool, c.Principal.ID, decision)
 	}
-	ev := &store.Event{Type: "tool", Severity: severity, Source: "dispatch", Node: node, Summary: summary, Details: details}
+	ev := &store.Event{Type: store.EventTool, Severity: severity, Source: "dispatch", Node: node, Summary: summary, Details: details}
 	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
 		s.opts.Logger.Warn("could not publish tool event", "err", err)
 	}
@@ -42,15 +41,15 @@ func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phas
 
 // publishApproval announces an approval's change on the feed.
 func (s *Server) publishApproval(ctx context.Context, a *store.Approval, phase, actor string) {
-	details, _ := json.Marshal(map[string]any{
-		"phase": phase, "approval_id": a.ID, "principal": a.Principal, "tool": a.Tool, "tier": a.Tier,
-		"plan": a.Plan, "expires_at": a.ExpiresAt, "actor": actor, "status": a.Status,
+	details := store.EncodeDetails(store.ApprovalDetails{
+		Phase: phase, ApprovalID: a.ID, Principal: a.Principal, Tool: a.Tool, Tier: a.Tier,
+		Plan: a.Plan, ExpiresAt: a.ExpiresAt, Actor: actor, Status: a.Status,
 	})
-	severity := "info"
+	severity := store.SeverityInfo
 	if phase == "requested" {
-		severity = "warning"
+		severity = store.SeverityWarning
 	}
-	ev := &store.Event{Type: "approval", Severity: severity, Source: "approvals",
+	ev := &store.Event{Type: store.EventApproval, Severity: severity, Source: "approvals",
 		Summary: fmt.Sprintf("approval %s %s: %s", a.ID, phase, a.Plan), Details: details}
 	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
 		s.opts.Logger.Warn("could not publish approval event", "err", err)

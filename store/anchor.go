@@ -370,12 +370,12 @@ func (s *Store) checkpointIfBehind(ctx context.Context) {
 	if err == nil || repeat {
 		return
 	}
-	severity := "warning"
+	severity := SeverityWarning
 	var t tamperError
 	if errors.As(err, &t) {
-		severity = "critical"
+		severity = SeverityCritical
 	}
-	_ = s.Publish(ctx, &Event{Type: "system", Severity: severity, Source: "audit",
+	_ = s.Publish(ctx, &Event{Type: EventSystem, Severity: severity, Source: "audit",
 		Summary: "Audit checkpoint not written: " + err.Error()})
 }
 
@@ -461,11 +461,9 @@ func (s *Store) checkpoint(ctx context.Context) error {
 		return nil
 	}
 	s.cp.noteAnchored(wrote.Checkpoint.Row)
-	details, _ := json.Marshal(map[string]any{
-		"installation": wrote.Installation, "row": wrote.Checkpoint.Row, "hash": wrote.Checkpoint.Hash,
-		"time": wrote.Checkpoint.Time, "mac": wrote.MAC,
-	})
-	return s.Publish(context.WithoutCancel(ctx), &Event{Type: "system", Severity: "info", Source: "audit",
+	details := EncodeDetails(SystemDetails{Installation: wrote.Installation, Row: wrote.Checkpoint.Row,
+		Hash: wrote.Checkpoint.Hash, Time: wrote.Checkpoint.Time, MAC: wrote.MAC})
+	return s.Publish(context.WithoutCancel(ctx), &Event{Type: EventSystem, Severity: SeverityInfo, Source: "audit",
 		Summary: fmt.Sprintf("Audit checkpoint: rows 1 to %d anchored in %s", wrote.Checkpoint.Row, filepath.Base(path)),
 		Details: details})
 }

@@ -17,12 +17,12 @@ import (
 type Event struct {
 	ID         uint64          `json:"id"` // sequence number, monotonically increasing
 	Time       time.Time       `json:"time"`
-	Type       string          `json:"type"`     // tool|approval|cluster|alert|safety|system
-	Severity   string          `json:"severity"` // info|warning|critical
+	Type       string          `json:"type"`     // tool|approval|cluster|alert|safety|system (EventTool…)
+	Severity   string          `json:"severity"` // info|warning|critical (SeverityInfo…)
 	Source     string          `json:"source"`
 	Node       string          `json:"node,omitempty"`
 	Summary    string          `json:"summary"`
-	Details    json.RawMessage `json:"details,omitempty"`
+	Details    json.RawMessage `json:"details,omitempty"` // one type per kind: event_kinds.go
 	Resolved   bool            `json:"resolved"`
 	ResolvedAt *time.Time      `json:"resolved_at,omitempty"`
 	ResolvedBy string          `json:"resolved_by,omitempty"`
@@ -30,8 +30,9 @@ type Event struct {
 
 // Event types and severities accepted by Publish.
 var (
-	eventTypes      = map[string]bool{"tool": true, "approval": true, "cluster": true, "alert": true, "safety": true, "system": true}
-	eventSeverities = map[string]bool{"info": true, "warning": true, "critical": true}
+	eventTypes = map[string]bool{EventTool: true, EventApproval: true, EventCluster: true,
+		EventAlert: true, EventSafety: true, EventSystem: true}
+	eventSeverities = map[string]bool{SeverityInfo: true, SeverityWarning: true, SeverityCritical: true}
 )
 
 // Limits on how many events one query returns.
@@ -87,7 +88,7 @@ func (s *Store) Publish(ctx context.Context, e *Event) error {
 		return errors.New("publish event: event is nil")
 	}
 	if e.Severity == "" {
-		e.Severity = "info"
+		e.Severity = SeverityInfo
 	}
 	if !eventTypes[e.Type] {
 		return fmt.Errorf("publish event: unknown type %q (want tool, approval, cluster, alert, safety or system)", e.Type)

@@ -20,15 +20,22 @@ type Usage struct {
 }
 
 func usage(used, total int64) Usage {
-	return Usage{UsedBytes: used, TotalBytes: total, UsedPercent: percent(used, total), Used: humanBytes(used), Total: humanBytes(total)}
+	return Usage{UsedBytes: used, TotalBytes: total, UsedPercent: Percent(used, total), Used: humanBytes(used), Total: humanBytes(total)}
 }
 
-func percent(part, whole int64) float64 {
+// Percent is part/whole in percent, rounded to one decimal (0 when whole is 0).
+// It is exported so the console's cluster watcher shows the numbers the tools
+// report, not ones a tenth off.
+func Percent(part, whole int64) float64 {
 	if whole <= 0 {
 		return 0
 	}
 	return round1(float64(part) / float64(whole) * 100)
 }
+
+// CPUPercent turns a CPU fraction as Proxmox reports it (0.2536) into percent
+// rounded to one decimal (25.4), as the tools report CPU use.
+func CPUPercent(fraction float64) float64 { return round1(fraction * 100) }
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }
 

@@ -43,6 +43,30 @@ func TestUsage(t *testing.T) {
 	}
 }
 
+// Percentages round to one decimal (25.36 → 25.4, not truncated to 25.3), the
+// same whether a tool or the cluster watcher computes them.
+func TestPercentRounds(t *testing.T) {
+	for _, c := range []struct {
+		part, whole int64
+		want        float64
+	}{{2536, 10000, 25.4}, {2534, 10000, 25.3}, {1, 3, 33.3}, {2, 3, 66.7}, {5, 0, 0}, {5, -1, 0}} {
+		if got := Percent(c.part, c.whole); got != c.want {
+			t.Errorf("Percent(%d, %d) = %v, want %v", c.part, c.whole, got, c.want)
+		}
+		if got := usage(c.part, c.whole).UsedPercent; got != c.want {
+			t.Errorf("usage(%d, %d).UsedPercent = %v, want %v", c.part, c.whole, got, c.want)
+		}
+	}
+	for _, c := range []struct{ in, want float64 }{{0.2536, 25.4}, {0.2534, 25.3}, {0.99999, 100}, {0, 0}} {
+		if got := CPUPercent(c.in); got != c.want {
+			t.Errorf("CPUPercent(%v) = %v, want %v", c.in, got, c.want)
+		}
+		if got := CPUPercent(c.in); got != round1(c.in*100) {
+			t.Errorf("CPUPercent(%v) = %v, the tools say %v", c.in, got, round1(c.in*100))
+		}
+	}
+}
+
 func TestArgumentRules(t *testing.T) {
 	for _, c := range []struct {
 		node string
@@ -107,7 +131,7 @@ func TestPrepareRejectsBadArgumentsBeforeTouchingTheCluster(t *testing.T) {
 		{"get_node_logs", `{"node":"pve","priority":"everything"}`, "priority"},
 		{"create_snapshot", `{"vmid":101,"name":"1bad"}`, "name"},
 	} {
-		_, err := byName[c.tool].Prepare(t.Context(), env, json.RawMessage(c.args))
+		_, err := prepareRaw(t.Context(), byName[c.tool], env, json.RawMessage(c.args))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: err = %v, want mention of %q", c.tool, c.args, err, c.want)
 		}

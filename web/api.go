@@ -21,7 +21,7 @@ import (
 func (a *App) listApprovals(c echo.Context) error {
 	status := c.QueryParam("status")
 	switch status {
-	case "", "pending", "approved", "denied", "expired", "consumed":
+	case "", store.ApprovalPending, store.ApprovalApproved, store.ApprovalDenied, store.ApprovalExpired, store.ApprovalConsumed:
 	default:
 		return apiError(http.StatusBadRequest, "status must be pending, approved, denied, expired or consumed", nil)
 	}
@@ -56,7 +56,7 @@ func (a *App) decideApproval(approve bool) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		ap, err := a.opts.Server.DecideApproval(ctx, id, approve, "operator")
+		ap, err := a.opts.Server.DecideApproval(ctx, id, approve, safety.OperatorID)
 		var switchOn *server.SwitchOnError
 		switch {
 		case errors.As(err, &switchOn):
@@ -100,12 +100,12 @@ func (a *App) putSafety(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	if req.KillSwitch != nil {
-		if err := a.opts.Server.SetSwitch(ctx, server.PrefKillSwitch, *req.KillSwitch, "operator"); err != nil {
+		if err := a.opts.Server.SetSwitch(ctx, server.PrefKillSwitch, *req.KillSwitch, safety.OperatorID); err != nil {
 			return err
 		}
 	}
 	if req.ReadOnly != nil {
-		if err := a.opts.Server.SetSwitch(ctx, server.PrefReadOnly, *req.ReadOnly, "operator"); err != nil {
+		if err := a.opts.Server.SetSwitch(ctx, server.PrefReadOnly, *req.ReadOnly, safety.OperatorID); err != nil {
 			return err
 		}
 	}
@@ -206,7 +206,7 @@ func (a *App) createEvent(c echo.Context) error {
 		problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system")
 	}
 	if req.Severity == "" {
-		req.Severity = "info"
+		req.Severity = store.SeverityInfo
 	}
 	if !severities[req.Severity] {
 		problems = append(problems, "severity must be info, warning or critical")
@@ -227,7 +227,7 @@ func (a *App) createEvent(c echo.Context) error {
 		return apiError(http.StatusBadRequest, "invalid event", problems)
 	}
 	if req.Source == "" {
-		req.Source = "operator"
+		req.Source = safety.OperatorID
 	}
 	ev := &store.Event{Type: req.Type, Severity: req.Severity, Source: req.Source, Node: req.Node, Summary: strings.TrimSpace(req.Summary), Details: req.Details}
 	if err := a.opts.Store.Publish(c.Request().Context(), ev); err != nil {
@@ -262,7 +262,7 @@ func (a *App) resolveEvent(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	ev, err := a.opts.Store.ResolveEvent(c.Request().Context(), id, "operator")
+	ev, err := a.opts.Store.ResolveEvent(c.Request().Context(), id, safety.OperatorID)
 	if errors.Is(err, store.ErrNotFound) {
 		return apiError(http.StatusNotFound, "no such event", nil)
 	}

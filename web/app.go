@@ -22,6 +22,7 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
+	"github.com/jarvis-homelab/jarvis/server/watch"
 	"github.com/jarvis-homelab/jarvis/store"
 )
 
@@ -37,8 +38,9 @@ type Options struct {
 	Logger   *slog.Logger
 	// PVEPing reports whether the cluster API answers (for /api/health).
 	PVEPing func(ctx context.Context) error
-	// Poller, when set, feeds cluster snapshots and alerts while anyone listens.
-	Poller *Poller
+	// Watcher, when set, is told how many feed streams are open: it reads the
+	// cluster and publishes snapshots and alerts only while anyone listens.
+	Watcher *watch.Watcher
 	// Heartbeat is the SSE keep-alive interval (default 15 s).
 	Heartbeat time.Duration
 	// FeedWriteTimeout ends a feed stream whose client stops reading (default 20 s).
@@ -247,7 +249,7 @@ func (a *App) login(c echo.Context) error {
 // browser's: a token copied elsewhere stops working too.
 func (a *App) logout(c echo.Context) error {
 	raw := bearer(c.Request())
-	if claims, err := a.opts.Tokens.Verify(c.Request().Context(), raw); err == nil && claims.Kind == "operator" {
+	if claims, err := a.opts.Tokens.Verify(c.Request().Context(), raw); err == nil && claims.Kind == safety.Operator {
 		if err := a.opts.Tokens.EndOperatorSessions(c.Request().Context()); err != nil {
 			return err
 		}
@@ -330,7 +332,7 @@ func (a *App) requireOperator(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			return apiError(http.StatusUnauthorized, "the token is invalid or expired; log in again", nil)
 		}
-		if claims.Kind != "operator" {
+		if claims.Kind != safety.Operator {
 			return apiError(http.StatusForbidden, "agent tokens cannot use the operator API", nil)
 		}
 		return next(c)

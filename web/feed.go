@@ -39,9 +39,9 @@ func (a *App) events(c echo.Context) error {
 	token := bearer(req)
 	sub := a.opts.Store.Subscribe(feedBuffer)
 	defer sub.Close()
-	if a.opts.Poller != nil {
-		a.opts.Poller.Acquire()
-		defer a.opts.Poller.Release()
+	if a.opts.Watcher != nil {
+		a.opts.Watcher.Acquire()
+		defer a.opts.Watcher.Release()
 	}
 
 	w := c.Response()
@@ -140,7 +140,7 @@ func feedFilter(c echo.Context) (map[string]bool, string, error) {
 		kinds = map[string]bool{}
 		for _, k := range strings.Split(v, ",") {
 			k = strings.TrimSpace(k)
-			if !eventTypes[k] {
+			if !store.IsEventKind(k) {
 				return nil, "", apiError(http.StatusBadRequest, "kind must be a comma-separated list of tool, approval, cluster, alert, safety, system", nil)
 			}
 			kinds[k] = true

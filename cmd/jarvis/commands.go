@@ -19,6 +19,7 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
+	"github.com/jarvis-homelab/jarvis/server/watch"
 	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/web"
@@ -35,10 +36,10 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	}
 	defer a.Close()
 
-	poller := web.NewPoller(a.pve, a.store, a.logger)
+	watcher := watch.New(a.pve, a.store, a.logger)
 	app := web.New(web.Options{
 		Server: a.srv, Store: a.store, Tokens: a.tokens, Password: a.password, Version: version,
-		Logger: a.logger, PVEPing: a.pve.Ping, Poller: poller, TrustedProxies: a.cfg.proxies,
+		Logger: a.logger, PVEPing: a.pve.Ping, Watcher: watcher, TrustedProxies: a.cfg.proxies,
 	})
 	addr := net.JoinHostPort(a.cfg.ListenAddr, strconv.Itoa(a.cfg.Port))
 	ln, err := net.Listen("tcp", addr)
@@ -50,7 +51,7 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	go a.srv.RunSweeper(bg, 15*time.Second)
 	// Approvals decided with `jarvis approve` and calls from stdio sessions reach the feed too.
 	go a.store.FollowOtherWriters(bg, time.Second)
-	go poller.Run(bg)
+	go watcher.Run(bg)
 
 	a.publishSystem(ctx, fmt.Sprintf("Jarvis %s started (demo=%t) on %s", version, demo, addr))
 	a.logger.Info("jarvis serving", "addr", "http://"+addr, "mcp", "http://"+addr+"/mcp", "demo", demo)
@@ -73,7 +74,7 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 }
 
 func (a *app) publishSystem(ctx context.Context, summary string) {
-	_ = a.store.Publish(ctx, &store.Event{Type: "system", Severity: "info", Source: "jarvis", Summary: summary})
+	_ = a.store.Publish(ctx, &store.Event{Type: store.EventSystem, Severity: store.SeverityInfo, Source: "jarvis", Summary: summary})
 }
 
 func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
@@ -139,7 +140,7 @@ func runApprovals(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	defer st.Close()
 	_ = srv.SweepApprovals(ctx)
-	status := "pending"
+	status := store.ApprovalPending
 	if *all {
 		status = ""
 	}

@@ -2,6 +2,10 @@
 //
 // Everything the agents or the cluster supply is shown with textContent, never
 // parsed as HTML: plans, summaries and names are untrusted text.
+//
+// Feed events: the fields of each kind's `details` (tool, approval, cluster,
+// alert, safety, system) are defined, with their json names, in
+// store/event_kinds.go. Read them there before using a new one.
 'use strict';
 
 (() => {
