@@ -25,13 +25,13 @@ func (s *Server) DecideApproval(ctx context.Context, id string, approve bool, by
 	a, err := s.opts.Store.DecideApproval(ctx, id, approve, by, s.opts.Now())
 	if err != nil {
 		if got, gerr := s.opts.Store.GetApproval(ctx, id); gerr == nil && got.Status == store.ApprovalExpired {
-			s.publishApproval(ctx, got, "expired", by)
+			s.publishApproval(ctx, got, store.ApprovalExpired, by)
 		}
 		return nil, err
 	}
-	phase := "denied"
+	phase := store.ApprovalDenied
 	if approve {
-		phase = "approved"
+		phase = store.ApprovalApproved
 	}
 	s.publishApproval(ctx, a, phase, by)
 	return a, nil
@@ -44,7 +44,7 @@ func (s *Server) SweepApprovals(ctx context.Context) error {
 		return err
 	}
 	for i := range expired {
-		s.publishApproval(ctx, &expired[i], "expired", "jarvis")
+		s.publishApproval(ctx, &expired[i], store.ApprovalExpired, store.Jarvis)
 	}
 	return nil
 }
@@ -134,7 +134,7 @@ func (s *Server) Recover(ctx context.Context) error {
 	for _, r := range rows {
 		details := store.EncodeDetails(store.AlertDetails{InterruptedCall: &store.InterruptedCall{
 			AuditID: r.ID, Principal: r.Principal, Tool: r.Tool, Plan: r.Plan, Began: r.Time}})
-		_ = s.opts.Store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityWarning, Source: "jarvis",
+		_ = s.opts.Store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityWarning, Source: store.Jarvis,
 			Summary: fmt.Sprintf("call %s by %s was interrupted (Jarvis stopped while it ran); check its effect on the cluster", r.Tool, r.Principal),
 			Details: details})
 	}

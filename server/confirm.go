@@ -149,7 +149,7 @@ func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, 
 		return "", s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Blocked, Tier: v.Tier, Plan: v.Plan,
 			Reason: "the approval request could not be stored, so nothing was done; check the database (jarvis doctor)"}, "")
 	}
-	s.publishApproval(ctx, a, "requested", c.Principal.ID)
+	s.publishApproval(ctx, a, store.ApprovalRequested, c.Principal.ID)
 	return s.awaitApproval(ctx, c, v, a.ID, store.Binding{Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan})
 }
 
@@ -220,7 +220,7 @@ func (s *Server) needsApproval(ctx context.Context, c Call, v safety.Verdict, id
 func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id string, want store.Binding) (string, *mcp.CallToolResult) {
 	a, err := s.opts.Store.ConsumeApproval(ctx, id, want, s.opts.Now())
 	if err == nil {
-		s.publishApproval(ctx, a, "consumed", c.Principal.ID)
+		s.publishApproval(ctx, a, store.ApprovalConsumed, c.Principal.ID)
 		return id, nil
 	}
 	refusal := safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan}
@@ -258,5 +258,5 @@ func (s *Server) auditDecision(ctx context.Context, c Call, v safety.Verdict, de
 		s.opts.Logger.Error("audit log write failed", "tool", c.Tool, "err", err)
 		return
 	}
-	_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: "waiting for the user's confirmation"})
+	_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: "waiting for the user's confirmation"})
 }

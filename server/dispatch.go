@@ -255,7 +255,7 @@ func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, in *tool
 func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier safety.Tier, v safety.Verdict, call *tools.Call, approvalID string, start time.Time) *mcp.CallToolResult {
 	entry := s.auditEntry(c, tier, string(safety.Allow), v.Plan, approvalID)
 	if v.Decision == safety.NeedsApproval {
-		entry.Decision = "approved"
+		entry.Decision = store.ApprovalApproved
 	}
 	beginID, err := s.opts.Store.AuditBegin(ctx, entry)
 	if err != nil {
@@ -263,7 +263,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: v.Plan,
 			Reason: "the audit log could not be written, so the call was not run; check the database (jarvis doctor)"}, approvalID)
 	}
-	s.publishTool(ctx, c, tier, "begun", entry.Decision, v.Plan, call.Target.Node, 0, "", "")
+	s.publishTool(ctx, c, tier, store.ToolBegun, entry.Decision, v.Plan, call.Target.Node, 0, "", "")
 
 	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
 	defer cancel()
@@ -278,11 +278,11 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	// the task ended in error) and unknown (the write may or may not
 	// have happened; never retried, the sentence says what to check).
 	var unknown *tools.OutcomeUnknownError
-	outcome := store.AuditOutcome{Status: "ok", Duration: elapsed, UPID: upidOf(out)}
+	outcome := store.AuditOutcome{Status: store.OutcomeOK, Duration: elapsed, UPID: upidOf(out)}
 	if runErr != nil {
-		outcome.Status = "failed"
+		outcome.Status = store.OutcomeFailed
 		if errors.As(runErr, &unknown) {
-			outcome.Status = "unknown"
+			outcome.Status = store.OutcomeUnknown
 		}
 		outcome.Error = runErr.Error()
 		if outcome.UPID == "" {
@@ -296,7 +296,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	if err := s.opts.Store.AuditEnd(endCtx, beginID, outcome); err != nil {
 		s.opts.Logger.Error("audit end row failed", "tool", tool.Name, "audit_id", beginID, "err", err)
 	}
-	s.publishTool(endCtx, c, tier, "ended", entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
+	s.publishTool(endCtx, c, tier, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 
 	if unknown != nil {
 		return errorResult(fmt.Sprintf("%s: %v", tool.Name, runErr))
@@ -343,7 +343,7 @@ func (s *Server) refuseUnknown(ctx context.Context, c Call) *mcp.CallToolResult 
 func (s *Server) failPrepare(ctx context.Context, c Call, tool *tools.Tool, err error) *mcp.CallToolResult {
 	entry := s.auditEntry(c, tool.Tier, "invalid", "", "")
 	if id, aerr := s.opts.Store.AuditBegin(ctx, entry); aerr == nil {
-		_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: err.Error()})
+		_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: err.Error()})
 	}
 	var inErr *tools.InputError
 	if errors.As(err, &inErr) {
@@ -361,10 +361,10 @@ func (s *Server) refuse(ctx context.Context, c Call, tier safety.Tier, v safety.
 	entry := s.auditEntry(c, tier, string(v.Decision), v.Plan, approvalID)
 	if id, err := s.opts.Store.AuditBegin(ctx, entry); err != nil {
 		s.opts.Logger.Error("audit log write failed for a refusal", "tool", c.Tool, "err", err)
-	} else if err := s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: "refused", Error: v.Reason}); err != nil {
+	} else if err := s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: v.Reason}); err != nil {
 		s.opts.Logger.Error("audit end row failed for a refusal", "tool", c.Tool, "err", err)
 	}
-	s.publishTool(ctx, c, tier, "refused", string(v.Decision), v.Plan, "", 0, string(v.Decision), v.Reason)
+	s.publishTool(ctx, c, tier, store.ToolRefused, string(v.Decision), v.Plan, "", 0, string(v.Decision), v.Reason)
 	return refusalResult(v, approvalID)
 }
 

@@ -23,7 +23,7 @@ func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phas
 	switch {
 	case phase == store.ToolRefused:
 		severity = store.SeverityWarning
-	case phase == store.ToolEnded && outcome != "ok":
+	case phase == store.ToolEnded && outcome != store.OutcomeOK:
 		severity = store.SeverityWarning
 	}
 	summary := fmt.Sprintf("%s %s %s", c.Principal.ID, phase, c.Tool)
@@ -46,7 +46,7 @@ func (s *Server) publishApproval(ctx context.Context, a *store.Approval, phase, 
 		Plan: a.Plan, ExpiresAt: a.ExpiresAt, Actor: actor, Status: a.Status,
 	})
 	severity := store.SeverityInfo
-	if phase == "requested" {
+	if phase == store.ApprovalRequested {
 		severity = store.SeverityWarning
 	}
 	ev := &store.Event{Type: store.EventApproval, Severity: severity, Source: "approvals",

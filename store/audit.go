@@ -40,9 +40,20 @@ type AuditEntry struct {
 	ApprovalID      string
 }
 
+// How a tool call ended (AuditOutcome.Status). Three outcomes of a call that
+// ran are never conflated: ok, failed, and unknown (a write that may or may not
+// have happened).
+const (
+	OutcomeOK          = "ok"
+	OutcomeFailed      = "failed"
+	OutcomeUnknown     = "unknown"
+	OutcomeRefused     = "refused"     // the call did not run
+	OutcomeInterrupted = "interrupted" // Jarvis stopped before the call ended
+)
+
 // AuditOutcome describes how a tool call ended.
 type AuditOutcome struct {
-	Status   string // ok|error|unknown|refused|interrupted (unknown: a write that may or may not have happened)
+	Status   string // one of the Outcome constants
 	Error    string
 	UPID     string
 	Duration time.Duration
@@ -79,7 +90,7 @@ const (
 )
 
 // "error" is what rows written before the three outcomes said for "failed".
-var auditStatuses = map[string]bool{"ok": true, "failed": true, "error": true, "refused": true, "interrupted": true, "unknown": true}
+var auditStatuses = map[string]bool{OutcomeOK: true, OutcomeFailed: true, "error": true, OutcomeRefused: true, OutcomeInterrupted: true, OutcomeUnknown: true}
 
 // auditRecord is the audit_log table. IDs are assigned by the append code
 // (tip + 1), not by SQLite, so a deleted row leaves a visible gap.
@@ -364,7 +375,7 @@ func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([
 			return fmt.Errorf("find calls without an end row: %w", err)
 		}
 		for _, b := range open {
-			rec := endRecord(b, AuditOutcome{Status: "interrupted", Error: "jarvis stopped before the call finished"})
+			rec := endRecord(b, AuditOutcome{Status: OutcomeInterrupted, Error: "jarvis stopped before the call finished"})
 			if err := s.appendAudit(tx, &rec); err != nil {
 				return err
 			}

@@ -32,6 +32,10 @@ const (
 	EventSystem   = "system"
 )
 
+// Jarvis is the actor and source of what Jarvis does by itself: an approval
+// expiring, an alert resolving, a start-up notice.
+const Jarvis = "jarvis"
+
 // Event severities (Event.Severity).
 const (
 	SeverityInfo     = "info"
@@ -84,6 +88,10 @@ type ToolDetails struct {
 
 // Kind is EventTool.
 func (ToolDetails) Kind() string { return EventTool }
+
+// ApprovalRequested is the phase of an approval event when an agent asks; the
+// other phases are the status the approval moved to (ApprovalApproved, …).
+const ApprovalRequested = "requested"
 
 // ApprovalDetails is the payload of an approval event. Phase is requested,
 // approved, denied, expired or consumed; Actor is who caused the change (the

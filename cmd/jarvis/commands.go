@@ -74,7 +74,7 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 }
 
 func (a *app) publishSystem(ctx context.Context, summary string) {
-	_ = a.store.Publish(ctx, &store.Event{Type: store.EventSystem, Severity: store.SeverityInfo, Source: "jarvis", Summary: summary})
+	_ = a.store.Publish(ctx, &store.Event{Type: store.EventSystem, Severity: store.SeverityInfo, Source: store.Jarvis, Summary: summary})
 }
 
 func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {

@@ -150,7 +150,7 @@ func changedCluster(ev store.Event) bool {
 	if json.Unmarshal(ev.Details, &d) != nil {
 		return false
 	}
-	return d.Phase == store.ToolEnded && d.Outcome == "ok" && d.Tier != safety.Green.String()
+	return d.Phase == store.ToolEnded && d.Outcome == store.OutcomeOK && d.Tier != safety.Green.String()
 }
 
 // The snapshot rows use the tools' own rounding (tools.Percent, tools.CPUPercent),
@@ -271,13 +271,13 @@ func (w *Watcher) alert(ctx context.Context, key string, firing bool, severity, 
 		}
 	case !firing && open:
 		delete(w.open, key)
-		_, _ = w.store.ResolveEvent(ctx, id, "jarvis")
+		_, _ = w.store.ResolveEvent(ctx, id, store.Jarvis)
 		if resolve != "" {
 			details := store.EncodeDetails(store.AlertDetails{Key: key, State: store.AlertResolved, AlertID: id})
 			// The notice that it cleared needs no action: it is stored resolved.
 			now := time.Now()
 			_ = w.store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityInfo, Source: source, Node: node,
-				Summary: resolve, Details: details, Resolved: true, ResolvedAt: &now, ResolvedBy: "jarvis"})
+				Summary: resolve, Details: details, Resolved: true, ResolvedAt: &now, ResolvedBy: store.Jarvis})
 		}
 	}
 }
@@ -306,7 +306,7 @@ func (w *Watcher) resolveGone(ctx context.Context, prefix string, present map[st
 	for key, id := range w.open {
 		if strings.HasPrefix(key, prefix) && !present[key] {
 			delete(w.open, key)
-			_, _ = w.store.ResolveEvent(ctx, id, "jarvis")
+			_, _ = w.store.ResolveEvent(ctx, id, store.Jarvis)
 		}
 	}
 }
