@@ -7,7 +7,6 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
-	"github.com/jarvis-homelab/jarvis/tools"
 )
 
 // DecideApproval records a person's decision and announces it. The CLI (jarvis
@@ -140,6 +139,3 @@ func (s *Server) Recover(ctx context.Context) error {
 	}
 	return nil
 }
-
-// Env is the tool environment the server runs with.
-func (s *Server) Env() *tools.Env { return s.opts.Env }

@@ -232,17 +232,6 @@ func (sub *Subscription) C() <-chan Event { return sub.ch }
 // by the caller, or the store closed.
 func (sub *Subscription) Done() <-chan struct{} { return sub.done }
 
-// Dropped reports whether the subscription ended because its buffer was full.
-// Meaningful once Done is closed.
-func (sub *Subscription) Dropped() bool {
-	select {
-	case <-sub.done:
-		return sub.dropped
-	default:
-		return false
-	}
-}
-
 // Close ends the subscription. Safe to call more than once.
 func (sub *Subscription) Close() {
 	s := sub.store

@@ -487,3 +487,14 @@ func TestPruneEventsRemovesOnlyOldEventsOfOneType(t *testing.T) {
 		t.Fatal("unknown type accepted")
 	}
 }
+
+// Dropped reports whether the subscription ended because its buffer was full.
+// Meaningful once Done is closed.
+func (sub *Subscription) Dropped() bool {
+	select {
+	case <-sub.done:
+		return sub.dropped
+	default:
+		return false
+	}
+}

@@ -126,8 +126,6 @@ func (a *App) listTools(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"tools": out})
 }
 
-var eventTypes = map[string]bool{"tool": true, "approval": true, "cluster": true, "alert": true, "safety": true, "system": true}
-var severities = map[string]bool{"info": true, "warning": true, "critical": true}
 var nodeRE = regexp.MustCompile(`^[a-zA-Z0-9-]{1,63}$`)
 
 func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
@@ -141,7 +139,7 @@ func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
 		f.Limit = n
 	}
 	if v := c.QueryParam("type"); v != "" {
-		if !eventTypes[v] {
+		if !store.IsEventKind(v) {
 			problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system")
 		}
 		f.Type = v
@@ -202,13 +200,13 @@ func (a *App) createEvent(c echo.Context) error {
 		return err
 	}
 	var problems []string
-	if !eventTypes[req.Type] {
+	if !store.IsEventKind(req.Type) {
 		problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system")
 	}
 	if req.Severity == "" {
 		req.Severity = store.SeverityInfo
 	}
-	if !severities[req.Severity] {
+	if !store.IsSeverity(req.Severity) {
 		problems = append(problems, "severity must be info, warning or critical")
 	}
 	if req.Node != "" && !nodeRE.MatchString(req.Node) {

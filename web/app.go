@@ -141,9 +141,6 @@ func New(opts Options) *App {
 	return a
 }
 
-// Handler is the app as an http.Handler (tests use it with httptest).
-func (a *App) Handler() http.Handler { return a.e }
-
 // Serve listens on addr until Shutdown.
 func (a *App) Serve(ln net.Listener) error {
 	srv := &http.Server{

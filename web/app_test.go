@@ -758,3 +758,6 @@ func TestSessionEpochIsNotAPreference(t *testing.T) {
 		}
 	}
 }
+
+// Handler is the app as an http.Handler (tests use it with httptest).
+func (a *App) Handler() http.Handler { return a.e }

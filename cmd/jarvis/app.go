@@ -109,6 +109,10 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		}
 	}
 
+	// Pooled keep-alive connections to the API end with Jarvis, not with the
+	// operating system's timeout.
+	a.cleanup = append(a.cleanup, a.pve.CloseIdleConnections)
+
 	a.store, err = openStore(cfg, secret)
 	if err != nil {
 		return nil, err

@@ -63,12 +63,6 @@ func New(c *pve.Client, st *store.Store, log *slog.Logger) *Watcher {
 		wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]string{}}
 }
 
-// SetIntervals changes the poll intervals (tests use short ones). Call before Run.
-func (w *Watcher) SetIntervals(every Intervals) {
-	w.every = every
-	w.tick = min(every.Nodes, every.Guests, every.Storage, time.Second)
-}
-
 // Acquire registers a listener; polling starts with the first.
 func (w *Watcher) Acquire() {
 	w.mu.Lock()

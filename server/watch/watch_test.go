@@ -306,3 +306,9 @@ func TestSnapshotEventsOnTheWire(t *testing.T) {
 		}
 	}
 }
+
+// SetIntervals changes the poll intervals (tests use short ones). Call before Run.
+func (w *Watcher) SetIntervals(every Intervals) {
+	w.every = every
+	w.tick = min(every.Nodes, every.Guests, every.Storage, time.Second)
+}

@@ -523,3 +523,15 @@ func TestArgumentChecks(t *testing.T) {
 		t.Error("empty node accepted")
 	}
 }
+
+// IsUnauthorized reports a 401: bad or missing token.
+func IsUnauthorized(err error) bool {
+	s, ok := statusOf(err)
+	return ok && s == http.StatusUnauthorized
+}
+
+// IsForbidden reports a 403: the token lacks a privilege.
+func IsForbidden(err error) bool {
+	s, ok := statusOf(err)
+	return ok && s == http.StatusForbidden
+}

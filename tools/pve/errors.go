@@ -164,18 +164,6 @@ func statusOf(err error) (int, bool) {
 	return 0, false
 }
 
-// IsUnauthorized reports a 401: bad or missing token.
-func IsUnauthorized(err error) bool {
-	s, ok := statusOf(err)
-	return ok && s == http.StatusUnauthorized
-}
-
-// IsForbidden reports a 403: the token lacks a privilege.
-func IsForbidden(err error) bool {
-	s, ok := statusOf(err)
-	return ok && s == http.StatusForbidden
-}
-
 // IsBadRequest reports a 400: PVE rejected a parameter.
 func IsBadRequest(err error) bool {
 	s, ok := statusOf(err)
