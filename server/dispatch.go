@@ -1,9 +1,11 @@
 // Package server turns the tool catalogue into MCP servers and owns the one dispatch
-// path every tool call takes, from stdio, HTTP or a test:
+// path every tool call takes, from stdio, HTTP or a test (ARCHITECTURE.md, "The one
+// dispatch path"):
 //
-//  1. validate the arguments (schema, then domain checks) and resolve the target;
-//  2. ask safety.Decide for a verdict and a plan sentence;
-//  3. get a human's confirmation when the verdict needs one;
+//  1. parse the arguments once, decode them into the tool's typed input, and let the
+//     tool resolve its target;
+//  2. ask the safety policy for a verdict and a plan sentence;
+//  3. get a human's confirmation when the verdict needs one, then decide again;
 //  4. commit the audit "begin" row (no row, no call);
 //  5. execute under a deadline;
 //  6. commit the audit "end" row and publish the event.
@@ -153,7 +155,7 @@ func (c *Call) parseArgs() error {
 }
 
 // Dispatch runs one tool call through the safety layer. It never panics on bad input
-// and never returns nil; refusals have the shape described in DESIGN.md.
+// and never returns nil; refusals have one shape (ARCHITECTURE.md, "The refusal shape").
 func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult) {
 	start := s.opts.Now()
 	defer func() {

@@ -10,7 +10,7 @@ import (
 )
 
 // Refusal is the structured content of every refused call. Agents and tests rely on
-// its shape (DESIGN.md, "Refusals have one shape").
+// its shape (ARCHITECTURE.md, "The refusal shape").
 type Refusal struct {
 	Decision   safety.Decision `json:"decision" jsonschema:"why the call did not run"`
 	Tier       string          `json:"tier" jsonschema:"the call's tier: green, yellow, red or black"`
