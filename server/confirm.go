@@ -155,18 +155,10 @@ func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, 
 
 // redeemApproval handles a call that names an approval: it runs only if that approval
 // was granted by a person for this principal, tool and arguments and never used.
-// bound is bindArgs of the call's arguments.
+// bound is bindArgs of the call's arguments. The approval is not read first:
+// trying to use it answers in one step, and a pending one is waited for.
 func (s *Server) redeemApproval(ctx context.Context, c Call, v safety.Verdict, id, bound string) (string, *mcp.CallToolResult) {
-	want := store.Binding{Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan}
-	a, err := s.opts.Store.GetApproval(ctx, id)
-	if err != nil {
-		return "", s.refuse(ctx, c, v.Tier, safety.Verdict{Decision: safety.Denied, Tier: v.Tier, Plan: v.Plan,
-			Reason: fmt.Sprintf("approval %s does not exist; call the tool without approval_id to request one", id)}, "")
-	}
-	if a.Status == store.ApprovalPending && a.Principal == want.Principal && a.Tool == want.Tool && a.Args == want.Args {
-		return s.awaitApproval(ctx, c, v, id, want)
-	}
-	return s.consume(ctx, c, v, id, want)
+	return s.consume(ctx, c, v, id, store.Binding{Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan}, true)
 }
 
 // awaitApproval waits up to ApprovalWait for a pending approval to be decided.
@@ -196,7 +188,7 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 		}
 		// Decided or expired: consume says which, and runs the call if approved.
 		if a, err := s.opts.Store.GetApproval(ctx, id); err == nil && (a.Status != store.ApprovalPending || !s.opts.Now().Before(a.ExpiresAt)) {
-			return s.consume(ctx, c, v, id, want)
+			return s.consume(ctx, c, v, id, want, false)
 		}
 		select {
 		case <-ctx.Done():
@@ -216,8 +208,9 @@ func (s *Server) needsApproval(ctx context.Context, c Call, v safety.Verdict, id
 
 // consume takes the approval, exactly once, and maps every way it can fail to a
 // refusal. The store answers in one step, with the approval as it stands when it
-// cannot be used, so nothing is read twice.
-func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id string, want store.Binding) (string, *mcp.CallToolResult) {
+// cannot be used, so nothing is read twice. A pending approval is waited for
+// when wait is set, else answered with needs_approval.
+func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id string, want store.Binding, wait bool) (string, *mcp.CallToolResult) {
 	a, err := s.opts.Store.ConsumeApproval(ctx, id, want, s.opts.Now())
 	if err == nil {
 		s.publishApproval(ctx, a, store.ApprovalConsumed, c.Principal.ID)
@@ -238,11 +231,15 @@ func (s *Server) consume(ctx context.Context, c Call, v safety.Verdict, id strin
 		refusal.Reason = fmt.Sprintf("approval %s was granted for a different caller, tool or arguments; it cannot be used for this call", id)
 	case errors.Is(err, store.ErrNotApproved):
 		if a != nil && a.Status == store.ApprovalPending {
+			if wait {
+				return s.awaitApproval(ctx, c, v, id, want)
+			}
 			return "", s.needsApproval(ctx, c, v, id)
 		}
 		refusal.Reason = fmt.Sprintf("approval %s was refused by the operator, so nothing was done", id)
 	case errors.Is(err, store.ErrNotFound):
-		refusal.Reason = fmt.Sprintf("approval %s does not exist", id)
+		refusal.Reason = fmt.Sprintf("approval %s does not exist; call the tool without approval_id to request one", id)
+		return "", s.refuse(ctx, c, v.Tier, refusal, "") // no such id to hand back
 	default:
 		refusal.Decision = safety.Blocked
 		refusal.Reason = "the approval could not be checked, so nothing was done; check the database (jarvis doctor)"

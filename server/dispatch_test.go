@@ -161,7 +161,7 @@ func TestBackendFailureIsAToolError(t *testing.T) {
 
 func TestRefusals(t *testing.T) {
 	h := newHarness(t)
-	green := safety.Principal{ID: "agent:reader", Kind: "agent", MaxTier: safety.Green}
+	green := safety.Principal{ID: "agent:reader", Kind: safety.Agent, MaxTier: safety.Green}
 	cases := []struct {
 		name      string
 		p         safety.Principal
@@ -264,7 +264,7 @@ func TestApprovalFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Another principal, or other arguments, cannot use it.
-	other := safety.Principal{ID: "agent:other", Kind: "agent", MaxTier: safety.Red}
+	other := safety.Principal{ID: "agent:other", Kind: safety.Agent, MaxTier: safety.Red}
 	if r := refusalOf(t, h.call(other, "stop_vm", withID)); r.Decision != safety.Denied {
 		t.Fatalf("other principal: %+v", r)
 	}
@@ -327,6 +327,12 @@ func TestDeniedAndExpiredApprovals(t *testing.T) {
 	}
 	if h.guestStatus(101) != "running" || h.guestStatus(102) != "running" {
 		t.Fatal("a denied or expired approval ran")
+	}
+
+	// An id that names no approval is refused without handing the id back.
+	r = refusalOf(t, h.call(agentRed, "stop_vm", map[string]any{"vmid": 101, "approval_id": "apr_ffffffffffffffff"}))
+	if r.Decision != safety.Denied || r.ApprovalID != "" || !strings.Contains(r.Reason, "does not exist") {
+		t.Fatalf("unknown approval id: %+v", r)
 	}
 }
 
@@ -464,7 +470,7 @@ func TestConfirmationStateCannotBeForged(t *testing.T) {
 	}{
 		{"tampered", state[:len(state)-2] + "xx", operator, `{"vmid":101}`},
 		{"garbage", "not-a-state", operator, `{"vmid":101}`},
-		{"other principal", state, safety.Principal{ID: "operator:other", Kind: "operator", MaxTier: safety.Red}, `{"vmid":101}`},
+		{"other principal", state, safety.Principal{ID: "operator:other", Kind: safety.Operator, MaxTier: safety.Red}, `{"vmid":101}`},
 		{"other arguments", state, operator, `{"vmid":102}`},
 	}
 	for _, c := range cases {
@@ -499,7 +505,7 @@ func TestConfirmationStateCannotBeForged(t *testing.T) {
 
 func TestCeilingHidesTools(t *testing.T) {
 	h := newHarness(t)
-	green := safety.Principal{ID: "agent:reader", Kind: "agent", MaxTier: safety.Green}
+	green := safety.Principal{ID: "agent:reader", Kind: safety.Agent, MaxTier: safety.Green}
 	cs := h.connect(green, nil)
 	list, err := cs.ListTools(context.Background(), nil)
 	if err != nil {
@@ -669,7 +675,7 @@ func TestALoopingAgentIsRateLimited(t *testing.T) {
 		}
 	}
 	// Another principal has its own bucket; reads are never limited.
-	other := safety.Principal{ID: "agent:other", Kind: "agent", MaxTier: safety.Red}
+	other := safety.Principal{ID: "agent:other", Kind: safety.Agent, MaxTier: safety.Red}
 	if res := h.call(other, "create_snapshot", map[string]any{"vmid": 101, "name": "other1"}); res.IsError {
 		t.Fatalf("other principal: %s", textOf(res))
 	}

@@ -29,8 +29,8 @@ type harness struct {
 }
 
 var (
-	operator = safety.Principal{ID: "operator", Kind: "operator", MaxTier: safety.Red}
-	agentRed = safety.Principal{ID: "agent:bot", Kind: "agent", MaxTier: safety.Red}
+	operator = safety.Principal{ID: "operator", Kind: safety.Operator, MaxTier: safety.Red}
+	agentRed = safety.Principal{ID: "agent:bot", Kind: safety.Agent, MaxTier: safety.Red}
 )
 
 func newHarness(t testing.TB, tweak ...func(*Options)) *harness {
