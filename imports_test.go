@@ -21,16 +21,17 @@ const module = "github.com/jarvis-homelab/jarvis"
 // fails the test, so a new one is placed on purpose.
 var rooms = map[string][]string{
 	"":                 {},
-	"cmd/jarvis":       {"web", "server", "server/watch", "tools", "tools/pve", "tools/ssh", "tools/sim/pvesim", "tools/sim/sshsim", "safety", "store"},
-	"web":              {"server", "server/watch", "safety", "store"},
+	"cmd/jarvis":       {"web", "server", "server/watch", "tools", "tools/pve", "tools/pve/pveid", "tools/ssh", "tools/sim/pvesim", "tools/sim/sshsim", "safety", "store"},
+	"web":              {"server", "server/watch", "safety", "store", "tools/pve/pveid"},
 	"server":           {"tools", "safety", "store"},
 	"server/watch":     {"tools", "tools/pve", "safety", "store"},
-	"tools":            {"tools/pve", "tools/ssh", "safety"},
-	"tools/pve":        {},
-	"tools/ssh":        {},
+	"tools":            {"tools/pve", "tools/pve/pveid", "tools/ssh", "safety"},
+	"tools/pve":        {"tools/pve/pveid"},
+	"tools/pve/pveid":  {},
+	"tools/ssh":        {"tools/pve/pveid"},
 	"tools/sim/pvesim": {},
 	"tools/sim/sshsim": {},
-	"safety":           {},
+	"safety":           {"tools/pve/pveid"},
 	"store":            {},
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 var apiPathPattern = regexp.MustCompile(`^/?[A-Za-z0-9_.:@/-]*$`)
@@ -102,8 +104,6 @@ func pvecmRule(k *cmdCall) result {
 	return red(fmt.Sprintf("pvecm %s changes the cluster, so a human must approve it.", firstArg(k)))
 }
 
-var vmidPattern = regexp.MustCompile(`^[0-9]{1,9}$`)
-
 // guestRule handles qm (VMs) and pct (containers).
 func guestRule(program, noun string) rule {
 	return func(k *cmdCall) result {
@@ -124,7 +124,7 @@ func guestRule(program, noun string) rule {
 			if bad != "" {
 				return red(bad)
 			}
-			if len(p.positional) != 1 || !vmidPattern.MatchString(p.positional[0]) {
+			if len(p.positional) != 1 || !vmidShaped(p.positional[0]) {
 				return red(fmt.Sprintf("%s %s needs one numeric ID.", program, verb))
 			}
 			return yellow("")
@@ -132,3 +132,7 @@ func guestRule(program, noun string) rule {
 		return red(fmt.Sprintf("%s %s changes a %s, so a human must approve it.", program, verb, noun))
 	}
 }
+
+// vmidShaped reports a word shaped like a VMID: digits, no longer than the
+// largest VMID. Reading the config of a number that is no guest is harmless.
+func vmidShaped(s string) bool { return isDigits(s) && len(s) <= pveid.MaxVMIDDigits }

@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // GuestPlace is where a guest of the cluster lives.
@@ -175,20 +177,14 @@ func guestsOnNodes(places map[int]GuestPlace, nodes []string) map[string]GuestPl
 	return out
 }
 
-// minVMID and maxVMID bound the numbers Proxmox accepts as guest IDs.
-const (
-	minVMID = 100
-	maxVMID = 999999999
-)
-
 // guestIDs returns the numbers in texts that could be VMIDs, each once, in
 // the literal pieces of a command line (qm stop 202, /qemu/202/, vm-202-disk-0).
 func guestIDs(texts []string) []int {
 	var ids []int
 	for _, text := range texts {
 		for _, tok := range strings.FieldsFunc(strings.ToLower(text), isTouchSeparator) {
-			if s := tokenVMID(tok); s != "" && len(s) <= 9 {
-				if id, err := strconv.Atoi(s); err == nil && id >= minVMID && id <= maxVMID && !slices.Contains(ids, id) {
+			if s := tokenVMID(tok); s != "" && len(s) <= pveid.MaxVMIDDigits {
+				if id, err := strconv.Atoi(s); err == nil && pveid.ValidVMID(id) && !slices.Contains(ids, id) {
 					ids = append(ids, id)
 				}
 			}
@@ -199,11 +195,11 @@ func guestIDs(texts []string) []int {
 
 // vmidLike reports whether s is a number Proxmox would take as a VMID.
 func vmidLike(s string) bool {
-	if !isDigits(s) || len(s) > 9 {
+	if !isDigits(s) || len(s) > pveid.MaxVMIDDigits {
 		return false
 	}
 	id, err := strconv.Atoi(s)
-	return err == nil && id >= minVMID && id <= maxVMID
+	return err == nil && pveid.ValidVMID(id)
 }
 
 func joinInts(ids []int) string {

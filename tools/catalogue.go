@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -54,6 +53,11 @@ type Call struct {
 	Command *safety.Command
 	// Run executes the call. Its result is the tool's structured output.
 	Run func(ctx context.Context, progress Progress) (any, error)
+}
+
+// read wraps a read-only fetch into a Call.
+func read(target safety.Target, effect string, fetch func(ctx context.Context) (any, error)) *Call {
+	return &Call{Target: target, Effect: effect, Run: func(ctx context.Context, _ Progress) (any, error) { return fetch(ctx) }}
 }
 
 // Tool is one entry of the catalogue.
@@ -234,14 +238,20 @@ func define[In, Out any](sp spec, prepare func(ctx context.Context, env *Env, in
 	}
 }
 
-// Catalogue returns every tool Jarvis offers, in a stable order. BLACK tools are not
-// here: they are never registered, and dispatch refuses them by name.
+// Catalogue returns every tool Jarvis offers, in a stable order: the order
+// clients list them in, pinned by server/testdata/tools.golden.json. BLACK tools
+// are not here: they are never registered, and dispatch refuses them by name.
 func Catalogue() []*Tool {
-	all := []*Tool{}
-	all = append(all, readTools()...)
+	all := []*Tool{
+		// GREEN reads: cluster.go, guests.go, tasks.go, snapshot.go.
+		getClusterStatus(), getNodeStatus(), getVMs(), getContainers(), getStorage(), getClusterResources(),
+		getRecentTasks(), getBackups(), getGuestStatus(), getTaskStatus(), listSnapshots(),
+	}
 	all = append(all, lifecycleTools()...)
-	all = append(all, snapshotTools()...)
-	all = append(all, systemTools()...)
+	all = append(all, createSnapshot(), rollbackSnapshot(), deleteSnapshot())
+	// The nodes themselves: over SSH (ssh_command.go, node_health.go,
+	// node_services.go) and Wake-on-LAN (wol.go).
+	all = append(all, executeSSH(), getNodeTemperature(), getServiceStatus(), getNodeLogs(), restartService(), wakeNode())
 	return all
 }
 
@@ -280,6 +290,3 @@ func portable(s *jsonschema.Schema) {
 	portable(s.Items)
 	portable(s.AdditionalProperties)
 }
-
-// errNoSSH is returned by SSH tools when SSH is not configured.
-var errNoSSH = errors.New("SSH is not configured: set SSH_KEY_PATH and SSH_KNOWN_HOSTS (see .env.example) to use the node tools")

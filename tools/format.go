@@ -3,10 +3,11 @@ package tools
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
+
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // Usage is an amount used out of a total, in bytes and in words, so a model never
@@ -83,22 +84,12 @@ func unixTime(sec int64) string {
 	return time.Unix(sec, 0).UTC().Format(time.RFC3339)
 }
 
-// Domain rules for arguments, shared by every tool (DESIGN.md, dispatch step 1).
-const (
-	minVMID = 100
-	maxVMID = 999999999
-)
-
-var (
-	nodeNamePattern = `^[a-zA-Z0-9-]{1,63}$`
-	nodeNameRE      = regexp.MustCompile(nodeNamePattern)
-	snapshotRE      = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{1,39}$`)
-	storageRE       = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9._-]{0,99}$`)
-)
+// Argument checks shared by every tool (ARCHITECTURE.md, dispatch steps 3-4); the rules
+// themselves are pveid's.
 
 func checkNode(node string) error {
-	if !nodeNameRE.MatchString(node) {
-		return inputErrorf("node %q is not a node name: use letters, digits and '-' (1-63 characters)", node)
+	if !pveid.ValidNodeName(node) {
+		return inputErrorf("node %q is not a node name: use letters, digits and '-' (1-%d characters)", node, pveid.MaxNodeNameLen)
 	}
 	return nil
 }
@@ -112,17 +103,20 @@ func checkOptionalNode(node string) error {
 }
 
 func checkVMID(vmid int) error {
-	if vmid < minVMID || vmid > maxVMID {
-		return inputErrorf("vmid %d is out of range: Proxmox VMIDs are %d..%d", vmid, minVMID, maxVMID)
+	if !pveid.ValidVMID(vmid) {
+		return inputErrorf("vmid %d is out of range: Proxmox VMIDs are %d..%d", vmid, pveid.MinVMID, pveid.MaxVMID)
 	}
 	return nil
 }
 
 // Schema refinements used by adjust funcs.
-func nodeSchema(s *jsonschema.Schema) { s.Pattern = nodeNamePattern; s.MaxLength = ptr(63) }
+func nodeSchema(s *jsonschema.Schema) {
+	s.Pattern = pveid.NodeNamePattern
+	s.MaxLength = ptr(pveid.MaxNodeNameLen)
+}
 func vmidSchema(s *jsonschema.Schema) {
-	s.Minimum = ptr(float64(minVMID))
-	s.Maximum = ptr(float64(maxVMID))
+	s.Minimum = ptr(float64(pveid.MinVMID))
+	s.Maximum = ptr(float64(pveid.MaxVMID))
 }
 func rangeSchema(s *jsonschema.Schema, lo, hi float64) { s.Minimum = ptr(lo); s.Maximum = ptr(hi) }
 func enumSchema(s *jsonschema.Schema, values ...string) {

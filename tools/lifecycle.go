@@ -172,10 +172,3 @@ func (l lifecycle) prepare(ctx context.Context, env *Env, in ShutdownInput) (*Ca
 func (l lifecycle) action2verb() string {
 	return map[string]string{"start": "start", "stop": "stop", "shutdown": "shutdown", "reboot": "restart"}[l.action]
 }
-
-func kindWord(kind string) string {
-	if kind == "lxc" {
-		return "container"
-	}
-	return "VM"
-}

@@ -3,12 +3,73 @@ package tools
 import (
 	"context"
 	"fmt"
+	"regexp"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools/pve"
 )
+
+// snapshotRE is a snapshot name: a letter, then letters, digits, '_' or '-' (2-40).
+var snapshotRE = regexp.MustCompile(`^[a-zA-Z][a-zA-Z0-9_-]{1,39}$`)
+
+// ---- list_snapshots ----
+
+type SnapshotOut struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Parent      string `json:"parent,omitempty"`
+	Created     string `json:"created,omitempty" jsonschema:"RFC 3339, UTC"`
+	WithRAM     bool   `json:"with_ram" jsonschema:"true when the VM's memory was saved too"`
+}
+
+type SnapshotList struct {
+	VMID      int64         `json:"vmid"`
+	Node      string        `json:"node"`
+	Kind      string        `json:"kind"`
+	Current   string        `json:"current_parent,omitempty" jsonschema:"the snapshot the live state derives from"`
+	Snapshots []SnapshotOut `json:"snapshots"`
+}
+
+func listSnapshots() *Tool {
+	return define[VMIDInput, SnapshotList](spec{
+		name: "list_snapshots", title: "Snapshots", tier: safety.Green,
+		description: "Snapshots of one VM or container by VMID: name, description, parent, creation time and whether RAM was saved.",
+		adjust:      func(s *jsonschema.Schema) { vmidSchema(property(s, "vmid")) },
+	}, func(ctx context.Context, env *Env, in VMIDInput) (*Call, error) {
+		r, err := resolveGuest(ctx, env, in.VMID)
+		if err != nil {
+			return nil, err
+		}
+		return read(guestTarget(r), "List snapshots of "+guestNoun(r), func(ctx context.Context) (any, error) {
+			snaps, err := env.PVE.Snapshots(ctx, r.Node, r.Type, in.VMID)
+			if err != nil {
+				return nil, nodeError(r.Node, err)
+			}
+			return snapshotList(r, snaps), nil
+		}), nil
+	})
+}
+
+func snapshotList(r *pve.Resource, snaps []pve.Snapshot) SnapshotList {
+	out := SnapshotList{VMID: int64(r.VMID), Node: r.Node, Kind: r.Type, Snapshots: []SnapshotOut{}}
+	for _, s := range snaps {
+		if s.Name == "current" {
+			out.Current = s.Parent
+			continue
+		}
+		out.Snapshots = append(out.Snapshots, SnapshotOut{Name: s.Name, Description: strings.TrimSpace(s.Description),
+			Parent: s.Parent, Created: unixTime(int64(s.SnapTime)), WithRAM: bool(s.VMState)})
+	}
+	sort.Slice(out.Snapshots, func(i, j int) bool { return out.Snapshots[i].Created < out.Snapshots[j].Created })
+	return out
+}
+
+// ---- create_snapshot / rollback_snapshot / delete_snapshot ----
 
 type CreateSnapshotInput struct {
 	VMID        int    `json:"vmid" jsonschema:"the guest's numeric id; Jarvis finds its node"`
@@ -20,10 +81,6 @@ type CreateSnapshotInput struct {
 type SnapshotNameInput struct {
 	VMID int    `json:"vmid" jsonschema:"the guest's numeric id; Jarvis finds its node"`
 	Name string `json:"name" jsonschema:"name of an existing snapshot (see list_snapshots)"`
-}
-
-func snapshotTools() []*Tool {
-	return []*Tool{createSnapshot(), rollbackSnapshot(), deleteSnapshot()}
 }
 
 func snapshotNameSchema(s *jsonschema.Schema) {

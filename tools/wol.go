@@ -11,6 +11,7 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // WakeOnLAN sends magic packets to configured nodes.
@@ -29,7 +30,7 @@ func ParseWakeOnLAN(list, broadcast string) (*WakeOnLAN, error) {
 	var problems []string
 	for _, part := range strings.Split(list, ",") {
 		node, mac, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if !ok || !nodeNameRE.MatchString(node) {
+		if !ok || !pveid.ValidNodeName(node) {
 			problems = append(problems, fmt.Sprintf("%q must be node=MAC", part))
 			continue
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 func (a *App) listApprovals(c echo.Context) error {
@@ -126,8 +127,6 @@ func (a *App) listTools(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"tools": out})
 }
 
-var nodeRE = regexp.MustCompile(`^[a-zA-Z0-9-]{1,63}$`)
-
 func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
 	f := store.EventFilter{Limit: 100}
 	var problems []string
@@ -145,7 +144,7 @@ func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
 		f.Type = v
 	}
 	if v := c.QueryParam("node"); v != "" {
-		if !nodeRE.MatchString(v) {
+		if !pveid.ValidNodeName(v) {
 			problems = append(problems, "node must be a node name")
 		}
 		f.Node = v
@@ -209,7 +208,7 @@ func (a *App) createEvent(c echo.Context) error {
 	if !store.IsSeverity(req.Severity) {
 		problems = append(problems, "severity must be info, warning or critical")
 	}
-	if req.Node != "" && !nodeRE.MatchString(req.Node) {
+	if req.Node != "" && !pveid.ValidNodeName(req.Node) {
 		problems = append(problems, "node must be a node name")
 	}
 	if s := strings.TrimSpace(req.Summary); s == "" || len(s) > 500 {

@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // feedBuffer is how many events a subscriber may fall behind before it is dropped;
@@ -147,7 +148,7 @@ func feedFilter(c echo.Context) (map[string]bool, string, error) {
 		}
 	}
 	node := c.QueryParam("node")
-	if node != "" && !nodeRE.MatchString(node) {
+	if node != "" && !pveid.ValidNodeName(node) {
 		return nil, "", apiError(http.StatusBadRequest, "node must be a node name", nil)
 	}
 	return kinds, node, nil

@@ -13,6 +13,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // Config is every setting Jarvis reads, all from the environment. .env.example lists
@@ -74,8 +75,6 @@ var placeholderSecrets = map[string]bool{
 	"": true, "change-me": true, "changeme": true, "secret": true, "jarvis": true, "password": true,
 	"change-me-to-a-long-random-string": true,
 }
-
-var nodeNameRE = regexp.MustCompile(`^[a-zA-Z0-9-]{1,63}$`)
 
 // LoadConfig reads the environment. Every problem is listed in one error, so a user
 // fixes them all in one go.
@@ -147,8 +146,8 @@ func LoadConfig(demo bool) (*Config, error) {
 			continue
 		}
 		id, err := strconv.Atoi(v)
-		if err != nil || id < 100 || id > 999999999 {
-			problems = append(problems, fmt.Sprintf("JARVIS_PROTECTED_VMIDS: %q is not a VMID (100..999999999)", v))
+		if err != nil || !pveid.ValidVMID(id) {
+			problems = append(problems, fmt.Sprintf("JARVIS_PROTECTED_VMIDS: %q is not a VMID (%d..%d)", v, pveid.MinVMID, pveid.MaxVMID))
 			continue
 		}
 		cfg.vmids = append(cfg.vmids, id)
@@ -239,7 +238,7 @@ func parseNodes(s, varName string, defaultPort int) ([]nodeAddr, []string) {
 			problems = append(problems, fmt.Sprintf("%s: %q must be name=host[:port]", varName, part))
 			continue
 		}
-		if !nodeNameRE.MatchString(name) {
+		if !pveid.ValidNodeName(name) {
 			problems = append(problems, fmt.Sprintf("%s: node name %q may use letters, digits and '-' only (1-63)", varName, name))
 			continue
 		}

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // Ping checks that some endpoint answers and accepts the token (GET /version).
@@ -209,8 +211,8 @@ func checkGuest(node, kind string, vmid int) error {
 	if kind != "qemu" && kind != "lxc" {
 		return fmt.Errorf("pve: guest kind %q is neither qemu nor lxc", kind)
 	}
-	if vmid < 100 || vmid > 999999999 {
-		return fmt.Errorf("pve: VMID %d is outside 100..999999999", vmid)
+	if !pveid.ValidVMID(vmid) {
+		return fmt.Errorf("pve: VMID %d is outside %d..%d", vmid, pveid.MinVMID, pveid.MaxVMID)
 	}
 	return nil
 }

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // UPID is a parsed PVE task id:
@@ -23,21 +25,19 @@ type UPID struct {
 	User      string
 }
 
-// Same pattern PVE::Tools::upid_decode uses (pstart may grow to 9 digits).
-var upidPattern = regexp.MustCompile(`^UPID:([a-zA-Z0-9]([a-zA-Z0-9\-]*[a-zA-Z0-9])?):([0-9A-Fa-f]{8}):([0-9A-Fa-f]{8,9}):([0-9A-Fa-f]{8}):([^:\s]+):([^:\s]*):([^:\s]+):$`)
-
-// ParseUPID decodes a task id.
+// ParseUPID decodes a task id; pveid.ValidUPID says what one looks like.
 func ParseUPID(s string) (UPID, error) {
-	m := upidPattern.FindStringSubmatch(s)
-	if m == nil {
+	if !pveid.ValidUPID(s) {
 		return UPID{}, fmt.Errorf("pve: %q is not a task id (UPID:node:pid:pstart:starttime:type:id:user:)", s)
 	}
-	pid, _ := strconv.ParseInt(m[3], 16, 64)
-	pstart, _ := strconv.ParseInt(m[4], 16, 64)
-	start, _ := strconv.ParseInt(m[5], 16, 64)
+	// No field of a valid UPID holds a ':'.
+	f := strings.Split(s, ":")
+	pid, _ := strconv.ParseInt(f[2], 16, 64)
+	pstart, _ := strconv.ParseInt(f[3], 16, 64)
+	start, _ := strconv.ParseInt(f[4], 16, 64)
 	return UPID{
-		Raw: s, Node: m[1], PID: pid, PStart: pstart, StartTime: time.Unix(start, 0).UTC(),
-		Type: m[6], ID: m[7], User: m[8],
+		Raw: s, Node: f[1], PID: pid, PStart: pstart, StartTime: time.Unix(start, 0).UTC(),
+		Type: f[5], ID: f[6], User: f[7],
 	}, nil
 }
 

@@ -12,12 +12,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"regexp"
 	"strconv"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
 // Defaults and limits applied by New and Run.
@@ -42,9 +43,6 @@ type Config struct {
 	OutputCap      int               // bytes kept per stream (stdout, stderr); default 1 MiB
 }
 
-// nodeNamePattern matches the node names the dispatcher accepts.
-var nodeNamePattern = regexp.MustCompile(`^[a-zA-Z0-9-]{1,63}$`)
-
 // loaded is a Config after validation, with key material and known hosts read.
 type loaded struct {
 	cfg        Config
@@ -63,8 +61,8 @@ func load(cfg Config) (*loaded, error) {
 		problem("no nodes configured: Nodes must map at least one node name to host:port")
 	}
 	for name, addr := range cfg.Nodes {
-		if !nodeNamePattern.MatchString(name) {
-			problem("node name %q is invalid: use 1-63 letters, digits or '-'", name)
+		if !pveid.ValidNodeName(name) {
+			problem("node name %q is invalid: use 1-%d letters, digits or '-'", name, pveid.MaxNodeNameLen)
 		}
 		if err := checkHostPort(addr); err != nil {
 			problem("address of node %q: %w", name, err)

@@ -1,0 +1,43 @@
+package tools
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// No schema a client sees may carry a ["null", …] type union.
+func TestSchemasArePortable(t *testing.T) {
+	for _, tool := range Catalogue() {
+		for name, s := range map[string]any{"input": tool.InputSchema, "output": tool.OutputSchema} {
+			b, _ := json.Marshal(s)
+			if strings.Contains(string(b), `"null"`) {
+				t.Errorf("%s %s schema has a null type: %s", tool.Name, name, b)
+			}
+		}
+	}
+}
+
+func TestPrepareRejectsBadArgumentsBeforeTouchingTheCluster(t *testing.T) {
+	env := &Env{} // no cluster: anything that reached it would panic
+	byName := map[string]*Tool{}
+	for _, tl := range Catalogue() {
+		byName[tl.Name] = tl
+	}
+	for _, c := range []struct{ tool, args, want string }{
+		{"get_node_status", `{}`, "node"},
+		{"get_node_status", `{"node":"x","extra":1}`, "extra"},
+		{"get_node_status", `[1,2]`, "object"},
+		{"get_node_status", `{"node":`, "JSON"},
+		{"stop_vm", `{"vmid":50}`, "vmid"},
+		{"stop_vm", `{"vmid":101,"confirmed":true}`, "confirmed"},
+		{"get_recent_tasks", `{"limit":100000}`, "limit"},
+		{"get_node_logs", `{"node":"pve","priority":"everything"}`, "priority"},
+		{"create_snapshot", `{"vmid":101,"name":"1bad"}`, "name"},
+	} {
+		_, err := prepareRaw(t.Context(), byName[c.tool], env, json.RawMessage(c.args))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: err = %v, want mention of %q", c.tool, c.args, err, c.want)
+		}
+	}
+}
