@@ -25,14 +25,24 @@ import (
 	"github.com/jarvis-homelab/jarvis/web"
 )
 
-func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
+// startApp builds the app for serving calls. No call may run without its audit
+// row, so Jarvis does not start on an audit log that cannot take rows.
+func startApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	a, err := buildApp(ctx, demo, stderr)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := a.store.AuditWritable(ctx); err != nil {
 		a.Close()
-		return fmt.Errorf("not starting: %w", err)
+		return nil, fmt.Errorf("not starting: %w", err)
+	}
+	return a, nil
+}
+
+func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
+	a, err := startApp(ctx, demo, stderr)
+	if err != nil {
+		return err
 	}
 	defer a.Close()
 
@@ -78,13 +88,9 @@ func (a *app) publishSystem(ctx context.Context, summary string) {
 }
 
 func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
-	a, err := buildApp(ctx, demo, stderr)
+	a, err := startApp(ctx, demo, stderr)
 	if err != nil {
 		return err
-	}
-	if err := a.store.AuditWritable(ctx); err != nil {
-		a.Close()
-		return fmt.Errorf("not starting: %w", err)
 	}
 	defer a.Close()
 	p := principalStdio(a.cfg)
