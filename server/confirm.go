@@ -32,7 +32,7 @@ const approvalNoteEvery = 5 * time.Second
 // The model's own word never counts: a "confirmed" argument does not exist, an
 // approval must be decided by an operator, and an elicitation answer is honoured
 // only with a signed, unexpired, unused state issued for this very call.
-func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, in *tools.Input, v safety.Verdict) (string, *mcp.CallToolResult) {
+func (s *Server) confirm(ctx context.Context, c Call, in *tools.Input, v safety.Verdict) (string, *mcp.CallToolResult) {
 	canonical, err := safety.CanonicalArgs(in.Object)
 	if err != nil {
 		return "", errorResult(fmt.Sprintf("arguments cannot be canonicalised: %v", err))
@@ -54,7 +54,7 @@ func (s *Server) confirm(ctx context.Context, c Call, tool *tools.Tool, in *tool
 			return "", s.askClient(ctx, c, v, canonical)
 		}
 	}
-	return s.requestApproval(ctx, c, tool, v, bindArgs(in.Object, canonical))
+	return s.requestApproval(ctx, c, v, bindArgs(in.Object, canonical))
 }
 
 // withPlan binds a confirmation to the plan the user was shown as well as to
@@ -139,7 +139,7 @@ func answerWord(r *mcp.ElicitResult) string {
 
 // requestApproval records an approval request for the operator and waits a while
 // for the decision. bound is bindArgs of the call's arguments.
-func (s *Server) requestApproval(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict, bound string) (string, *mcp.CallToolResult) {
+func (s *Server) requestApproval(ctx context.Context, c Call, v safety.Verdict, bound string) (string, *mcp.CallToolResult) {
 	now := s.opts.Now()
 	a := &store.Approval{
 		Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan, Tier: v.Tier.String(),

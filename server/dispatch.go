@@ -200,7 +200,7 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	approvalID := ""
 	if verdict.Decision == safety.NeedsApproval {
 		var refusal *mcp.CallToolResult
-		approvalID, refusal = s.confirm(ctx, c, tool, in, verdict)
+		approvalID, refusal = s.confirm(ctx, c, in, verdict)
 		if refusal != nil {
 			return refusal
 		}

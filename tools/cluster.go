@@ -113,7 +113,7 @@ func getNodeStatus() *Tool {
 			}
 			cores := int64(st.CPUInfo.CPUs)
 			return NodeStatusOut{
-				Node: in.Node, CPUPercent: round1(float64(st.CPU) * 100), IOWaitPercent: round1(float64(st.Wait) * 100),
+				Node: in.Node, CPUPercent: FractionPercent(float64(st.CPU)), IOWaitPercent: FractionPercent(float64(st.Wait)),
 				CPUModel: st.CPUInfo.Model, CPUCores: cores, LoadAverage: load,
 				Memory: usage(int64(st.Memory.Used), int64(st.Memory.Total)), Swap: usage(int64(st.Swap.Used), int64(st.Swap.Total)),
 				RootDisk: usage(int64(st.RootFS.Used), int64(st.RootFS.Total)), UptimeSeconds: int64(st.Uptime),
@@ -232,7 +232,7 @@ func getClusterResources() *Tool {
 					name = r.Node
 				}
 				ro := ResourceOut{ID: r.ID, Type: r.Type, Node: r.Node, Name: name, Status: r.Status, VMID: int64(r.VMID),
-					CPUPercent: round1(float64(r.CPU) * 100), Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: usage(int64(r.Disk), int64(r.MaxDisk))}
+					CPUPercent: FractionPercent(float64(r.CPU)), Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: usage(int64(r.Disk), int64(r.MaxDisk))}
 				if r.Uptime > 0 {
 					ro.Uptime = humanDuration(int64(r.Uptime))
 				}

@@ -34,9 +34,9 @@ func Percent(part, whole int64) float64 {
 	return round1(float64(part) / float64(whole) * 100)
 }
 
-// CPUPercent turns a CPU fraction as Proxmox reports it (0.2536) into percent
-// rounded to one decimal (25.4), as the tools report CPU use.
-func CPUPercent(fraction float64) float64 { return round1(fraction * 100) }
+// FractionPercent turns a fraction as Proxmox reports CPU use and I/O wait
+// (0.2536) into percent rounded to one decimal (25.4), as the tools report them.
+func FractionPercent(fraction float64) float64 { return round1(fraction * 100) }
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }
 

@@ -57,11 +57,11 @@ func TestPercentRounds(t *testing.T) {
 		}
 	}
 	for _, c := range []struct{ in, want float64 }{{0.2536, 25.4}, {0.2534, 25.3}, {0.99999, 100}, {0, 0}} {
-		if got := CPUPercent(c.in); got != c.want {
-			t.Errorf("CPUPercent(%v) = %v, want %v", c.in, got, c.want)
+		if got := FractionPercent(c.in); got != c.want {
+			t.Errorf("FractionPercent(%v) = %v, want %v", c.in, got, c.want)
 		}
-		if got := CPUPercent(c.in); got != round1(c.in*100) {
-			t.Errorf("CPUPercent(%v) = %v, the tools say %v", c.in, got, round1(c.in*100))
+		if got := FractionPercent(c.in); got != round1(c.in*100) {
+			t.Errorf("FractionPercent(%v) = %v, the tools say %v", c.in, got, round1(c.in*100))
 		}
 	}
 }

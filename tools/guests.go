@@ -85,7 +85,7 @@ type GuestList struct {
 func guestSummary(r pve.Resource) GuestSummary {
 	return GuestSummary{
 		VMID: int64(r.VMID), Name: r.Name, Node: r.Node, Kind: r.Type, Status: r.Status,
-		CPUPercent: round1(float64(r.CPU) * 100), CPUs: float64(r.MaxCPU),
+		CPUPercent: FractionPercent(float64(r.CPU)), CPUs: float64(r.MaxCPU),
 		Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: usage(int64(r.Disk), int64(r.MaxDisk)),
 		UptimeSeconds: int64(r.Uptime), Uptime: humanDuration(int64(r.Uptime)), Tags: r.Tags,
 		Template: bool(r.Template), Lock: r.Lock,
@@ -165,7 +165,7 @@ func getGuestStatus() *Tool {
 			}
 			sum := guestSummary(*r)
 			sum.Status = st.Status
-			sum.CPUPercent = round1(float64(st.CPU) * 100)
+			sum.CPUPercent = FractionPercent(float64(st.CPU))
 			sum.CPUs = float64(st.CPUs)
 			sum.Memory = usage(int64(st.Mem), int64(st.MaxMem))
 			sum.Disk = usage(int64(st.Disk), int64(st.MaxDisk))

@@ -55,10 +55,8 @@ func readTemperatures(ctx context.Context, env *Env, node string) (TemperatureOu
 		return out, fmt.Errorf("listing thermal zones on %s: %w", node, err)
 	}
 	var files []string
-	var zones []string
 	for _, z := range strings.Fields(ls.Stdout) {
 		if zoneRE.MatchString(z) {
-			zones = append(zones, z)
 			files = append(files, "/sys/class/thermal/"+z+"/type", "/sys/class/thermal/"+z+"/temp")
 		}
 	}

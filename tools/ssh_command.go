@@ -14,6 +14,7 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
 )
 
 // errNoSSH is returned by SSH tools when SSH is not configured.
@@ -128,18 +129,26 @@ func hidesText(r rune) bool {
 }
 
 func runCommand(ctx context.Context, env *Env, node, command string, timeout time.Duration) (CommandOutput, error) {
-	// A command that changes something and whose end was not seen has an unknown outcome.
+	res, err := env.SSH.Run(ctx, node, command, timeout)
+	if err == nil && !res.TimedOut {
+		return commandOutput(node, command, res), nil
+	}
+	// A command that changes something and whose end was not seen has an unknown
+	// outcome. Only then is it worth classifying again.
 	changes := safety.ClassifyCommand(command, nil).Decision != safety.Allow
 	what := fmt.Sprintf("the command `%s` on %s", command, node)
 	lookFirst := fmt.Sprintf("Before retrying, check on node %s whether it took effect (get_node_logs, get_service_status or a read-only execute_ssh)", node)
-	res, err := env.SSH.Run(ctx, node, command, timeout)
 	if err != nil {
 		return CommandOutput{}, sshRunError(err, res, changes, what, lookFirst)
 	}
-	if changes && res.TimedOut {
+	if changes {
 		return CommandOutput{}, &OutcomeUnknownError{What: what, Check: lookFirst,
 			Why: fmt.Sprintf("%s was stopped at its %s timeout before it finished, so it may have taken effect in part or in full", what, timeout)}
 	}
+	return commandOutput(node, command, res), nil
+}
+
+func commandOutput(node, command string, res *sshexec.Result) CommandOutput {
 	return CommandOutput{Node: node, Command: command, ExitCode: res.ExitCode, Stdout: res.Stdout, Stderr: res.Stderr,
-		Truncated: res.Truncated, TimedOut: res.TimedOut, DurationSeconds: round1(res.Duration.Seconds())}, nil
+		Truncated: res.Truncated, TimedOut: res.TimedOut, DurationSeconds: round1(res.Duration.Seconds())}
 }

@@ -147,18 +147,18 @@ func changedCluster(ev store.Event) bool {
 	return d.Phase == store.ToolEnded && d.Outcome == store.OutcomeOK && d.Tier != safety.Green.String()
 }
 
-// The snapshot rows use the tools' own rounding (tools.Percent, tools.CPUPercent),
+// The snapshot rows use the tools' own rounding (tools.Percent, tools.FractionPercent),
 // so the console never shows a number a tool call would report differently.
 
 func nodeSnapshot(n pve.NodeEntry) store.NodeSnapshot {
-	return store.NodeSnapshot{Node: n.Node, Status: n.Status, CPUPercent: tools.CPUPercent(float64(n.CPU)),
+	return store.NodeSnapshot{Node: n.Node, Status: n.Status, CPUPercent: tools.FractionPercent(float64(n.CPU)),
 		MemPercent: tools.Percent(int64(n.Mem), int64(n.MaxMem)), DiskPercent: tools.Percent(int64(n.Disk), int64(n.MaxDisk)),
 		MemBytes: int64(n.Mem), MaxMemBytes: int64(n.MaxMem), UptimeSeconds: int64(n.Uptime)}
 }
 
 func guestSnapshot(r pve.Resource) store.GuestSnapshot {
 	return store.GuestSnapshot{VMID: int64(r.VMID), Name: r.Name, Node: r.Node, Kind: r.Type, Status: r.Status,
-		CPUPercent: tools.CPUPercent(float64(r.CPU)), MemPercent: tools.Percent(int64(r.Mem), int64(r.MaxMem))}
+		CPUPercent: tools.FractionPercent(float64(r.CPU)), MemPercent: tools.Percent(int64(r.Mem), int64(r.MaxMem))}
 }
 
 func storageSnapshot(r pve.Resource) store.StorageSnapshot {

@@ -232,7 +232,7 @@ func TestWatcherPicksUpOpenAlertsAfterARestart(t *testing.T) {
 // truncating (the watcher's old way, 25.3) and rounding (the tools', 25.4) differ.
 func TestSnapshotsRoundAsTheToolsDo(t *testing.T) {
 	const frac, used, total = 0.2536, 2536, 10000
-	want := tools.CPUPercent(frac)
+	want := tools.FractionPercent(frac)
 	if want != 25.4 || tools.Percent(used, total) != 25.4 {
 		t.Fatalf("tools say %v and %v, want 25.4", want, tools.Percent(used, total))
 	}
