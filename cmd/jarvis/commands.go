@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -345,78 +344,6 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "; anchored through row %d (%s, checkpoint of %s)", rep.Checkpoint, rep.Anchor, rep.CheckpointAt.Local().Format(time.RFC3339))
 	}
 	fmt.Fprintln(stdout)
-	return nil
-}
-
-func runDoctor(ctx context.Context, stdout io.Writer) error {
-	cfg, err := LoadConfig(false)
-	if err != nil {
-		fmt.Fprintf(stdout, "config: FAIL\n%v\n", err)
-		return errors.New("configuration has problems")
-	}
-	fmt.Fprintln(stdout, "config: ok")
-	a, err := buildApp(ctx, false, io.Discard)
-	if err != nil {
-		fmt.Fprintf(stdout, "startup: FAIL: %v\n", err)
-		return err
-	}
-	defer a.Close()
-	failed := false
-	check := func(name string, err error) {
-		if err != nil {
-			failed = true
-			fmt.Fprintf(stdout, "%s: FAIL: %v\n", name, err)
-			return
-		}
-		fmt.Fprintf(stdout, "%s: ok\n", name)
-	}
-	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	check("database "+cfg.DBPath, a.store.Ping(cctx))
-	check("proxmox api", a.pve.Ping(cctx))
-	if rep, err := a.store.AuditVerify(cctx); err != nil {
-		check("audit log", err)
-	} else if !rep.OK {
-		at := ""
-		if rep.FirstBadID > 0 {
-			at = fmt.Sprintf(" at row %d", rep.FirstBadID)
-		}
-		check("audit log", fmt.Errorf("broken%s: %s (jarvis audit verify says more)", at, rep.Problem))
-	} else {
-		check("audit log", nil)
-	}
-	if a.ssh == nil {
-		fmt.Fprintln(stdout, "ssh: not configured (node tools unavailable)")
-	}
-	if failed {
-		return errors.New("some checks failed")
-	}
-	return nil
-}
-
-// runHealthcheck asks the local server for /api/health; it needs no secrets, so it
-// works inside a distroless image as the HEALTHCHECK.
-func runHealthcheck(ctx context.Context, stdout io.Writer) error {
-	port := os.Getenv("PORT")
-	if port == "" {
-		port = "4000"
-	}
-	ctx, cancel := context.WithTimeout(ctx, 4*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort("127.0.0.1", port)+"/api/health", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("health: %w", err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	fmt.Fprintln(stdout, strings.TrimSpace(string(body)))
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("health: %s", resp.Status)
-	}
 	return nil
 }
 
