@@ -291,20 +291,49 @@ func (s *Store) appendAudit(tx *gorm.DB, rec *auditRecord) error {
 	return nil
 }
 
+// AuditWritable reports whether a row could be appended now: the genesis and
+// the head are in place. A wiped or damaged log says why (and every call is
+// refused until it is restored: no row, no call).
+//
+// A log sealed under another key cannot take rows either: they could never be
+// verified together with the old ones.
+func (s *Store) AuditWritable(ctx context.Context) error {
+	db := s.db.WithContext(ctx)
+	if _, _, err := chainTip(db); err != nil {
+		return err
+	}
+	return s.checkAuditKey(db)
+}
+
+// ErrAuditKeyChanged means the audit log was sealed with another key than this
+// process holds: the server secret it is derived from was changed.
+var ErrAuditKeyChanged = errors.New("the audit log was sealed with another key: JWT_SECRET is not the secret this database was created with. " +
+	"Set JWT_SECRET (or JWT_SECRET_FILE) back to that secret; the audit key, logins and agent tokens all derive from it. " +
+	"Only to start a new audit log on purpose, move the database and its .anchor file aside")
+
+// checkAuditKey tells a changed key from a forged record: with another key no
+// sealed record verifies, while a forger without the key can change only some.
+func (s *Store) checkAuditKey(db *gorm.DB) error {
+	g, ok, err := readGenesis(db)
+	if err != nil || !ok {
+		return err // chainTip has already named a missing genesis
+	}
+	if macEqual(s.genesisMAC(g), g.MAC) {
+		return nil
+	}
+	var head auditHeadRecord
+	if err := db.Where("id = ?", auditHeadRowID).Take(&head).Error; err == nil && macEqual(s.headMAC(head.LastID, head.Hash), head.MAC) {
+		return errors.New("the audit genesis record was altered without the audit key, and nothing is recorded until the database is restored (run jarvis audit verify)")
+	}
+	return ErrAuditKeyChanged
+}
+
 // chainTip returns the id and hash the next row must follow: the larger of
 // the head and the newest row. Following the head after tail rows were
 // deleted leaves the gap in place for Verify to report, instead of silently
 // reusing the deleted ids. A log without its genesis or head record was
 // wiped or damaged: nothing is appended to it (no row, no call), so it is
 // never silently started over.
-// AuditWritable reports whether a row could be appended now: the genesis and
-// the head are in place. A wiped or damaged log says why (and every call is
-// refused until it is restored: no row, no call).
-func (s *Store) AuditWritable(ctx context.Context) error {
-	_, _, err := chainTip(s.db.WithContext(ctx))
-	return err
-}
-
 func chainTip(tx *gorm.DB) (uint64, string, error) {
 	if _, ok, err := readGenesis(tx); err != nil {
 		return 0, "", err

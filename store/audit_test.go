@@ -209,7 +209,10 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			exec(t, s, "UPDATE audit_log SET id = 3 WHERE id = 100")
 		}, wantBadID: 2, wantInText: "does not link to row 1"},
 		{name: "forged row appended without the key", tamper: forge, wantBadID: 7, wantInText: "not sealed with this server's audit key"},
-		{name: "verified with another key", tamper: func(*testing.T, *Store) {}, verifyKey: otherKey, wantBadID: 0, wantInText: "genesis record was not sealed with this server's audit key"},
+		{name: "verified with another key", tamper: func(*testing.T, *Store) {}, verifyKey: otherKey, wantBadID: 0, wantInText: "JWT_SECRET is not the secret this database was created with"},
+		{name: "genesis forged", tamper: func(t *testing.T, s *Store) {
+			exec(t, s, "UPDATE audit_genesis SET installation = 'forged'")
+		}, wantBadID: 0, wantInText: "the genesis record was forged"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -362,5 +365,25 @@ func BenchmarkAuditBeginEnd(b *testing.B) {
 		if err := s.AuditEnd(ctx, id, AuditOutcome{Status: "ok", Duration: time.Second}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A changed server secret is named as such, and the log takes no rows under the
+// new key; a forged genesis record is not mistaken for a changed secret.
+func TestAuditWritableNamesAChangedKey(t *testing.T) {
+	ctx := context.Background()
+	s, path := openTemp(t)
+	seedCalls(t, s, 2)
+	if err := s.AuditWritable(ctx); err != nil {
+		t.Fatalf("own key: %v", err)
+	}
+	other := openAt(t, path, bytes.Repeat([]byte{0x24}, 32))
+	if err := other.AuditWritable(ctx); !errors.Is(err, ErrAuditKeyChanged) {
+		t.Fatalf("another key: err = %v, want ErrAuditKeyChanged", err)
+	}
+	exec(t, s, "UPDATE audit_genesis SET installation = 'forged'")
+	err := s.AuditWritable(ctx)
+	if err == nil || errors.Is(err, ErrAuditKeyChanged) || !strings.Contains(err.Error(), "altered") {
+		t.Fatalf("forged genesis: err = %v", err)
 	}
 }

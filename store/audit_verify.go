@@ -93,7 +93,10 @@ func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
 		}
 		return bad(0, "%s", msg)
 	case !macEqual(s.genesisMAC(g), g.MAC):
-		return bad(0, "The audit genesis record was not sealed with this server's audit key: it is forged, or the key changed.")
+		if errors.Is(s.checkAuditKey(db), ErrAuditKeyChanged) {
+			return bad(0, "%s.", ErrAuditKeyChanged.Error())
+		}
+		return bad(0, "The audit genesis record was not sealed with this server's audit key while the head record is: the genesis record was forged.")
 	}
 	rep.Installation, rep.Since = g.Installation, fromNS(g.CreatedNS)
 	switch {

@@ -119,9 +119,11 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	}
 	a.cleanup = append(a.cleanup, func() { _ = a.store.Close() })
 
-	wake, err := tools.ParseWakeOnLAN(cfg.WakeMACs, cfg.WakeBroadcast)
-	if err != nil {
-		return nil, err
+	wake := cfg.wake
+	if demo && wake == nil {
+		if wake, err = tools.ParseWakeOnLAN(cfg.WakeMACs, cfg.WakeBroadcast); err != nil {
+			return nil, err
+		}
 	}
 	var sshNodes []string
 	for _, n := range cfg.sshNodeList {

@@ -89,3 +89,29 @@ func TestAuditVerifyCommandOnAWipedLog(t *testing.T) {
 		t.Fatalf("audit verify with the database deleted = %v, want it to name the anchor file", err)
 	}
 }
+
+// After JWT_SECRET changes, nothing starts on the old database, and the
+// message names the secret, not tampering.
+func TestChangedSecretIsNamedAndRefused(t *testing.T) {
+	ctx := context.Background()
+	clearEnv(t)
+	path := filepath.Join(t.TempDir(), "jarvis.db")
+	st, err := openStore(&Config{DBPath: path}, strings.Repeat("a", 40))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	t.Setenv("DB_PATH", path)
+	t.Setenv("JWT_SECRET", strings.Repeat("b", 40))
+	for _, args := range [][]string{{"serve", "--demo"}, {"stdio", "--demo"}, {"approvals"}, {"token", "list"}} {
+		var out bytes.Buffer
+		err := run(ctx, args, &out, &out)
+		if err == nil || !strings.Contains(err.Error(), "JWT_SECRET is not the secret this database was created with") || strings.Contains(err.Error(), "tamper") {
+			t.Errorf("jarvis %s with a changed secret = %v", strings.Join(args, " "), err)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"audit", "verify"}, &out, &out); err == nil || !strings.Contains(err.Error(), "JWT_SECRET is not the secret") {
+		t.Errorf("audit verify with a changed secret = %v", err)
+	}
+}

@@ -105,8 +105,9 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 }
 
 // openAdmin opens what the host commands need: the database and the server secret.
-// They need no cluster, so the cluster settings are not checked.
-func openAdmin() (*Config, *store.Store, *server.Server, string, error) {
+// They need no cluster, so the cluster settings are not checked. checkKey refuses
+// a secret the audit log was not sealed with (audit verify reports it instead).
+func openAdmin(checkKey bool) (*Config, *store.Store, *server.Server, string, error) {
 	cfg, err := LoadConfig(true)
 	if err != nil {
 		return nil, nil, nil, "", err
@@ -119,6 +120,12 @@ func openAdmin() (*Config, *store.Store, *server.Server, string, error) {
 	}
 	st, err := openStore(cfg, cfg.JWTSecret)
 	if err != nil {
+		return nil, nil, nil, "", err
+	}
+	// With another secret, tokens minted here would be refused by the server
+	// and decisions recorded under a key nobody can verify.
+	if err := st.AuditWritable(context.Background()); errors.Is(err, store.ErrAuditKeyChanged) && checkKey {
+		st.Close()
 		return nil, nil, nil, "", err
 	}
 	srv, err := server.New(server.Options{
@@ -139,7 +146,7 @@ func runApprovals(ctx context.Context, args []string, stdout io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	_, st, srv, _, err := openAdmin()
+	_, st, srv, _, err := openAdmin(true)
 	if err != nil {
 		return err
 	}
@@ -173,7 +180,7 @@ func runDecide(ctx context.Context, approve bool, args []string, stdout io.Write
 	if !store.IsApprovalID(args[0]) {
 		return usageError{fmt.Sprintf("%q is not an approval id; ids look like apr_ followed by 16 hex digits (see jarvis approvals)", args[0])}
 	}
-	_, st, srv, _, err := openAdmin()
+	_, st, srv, _, err := openAdmin(true)
 	if err != nil {
 		return err
 	}
@@ -280,7 +287,7 @@ func openAdminOrCreate() (*Config, *store.Store, *server.Server, string, error) 
 		}
 		st.Close()
 	}
-	return openAdmin()
+	return openAdmin(true)
 }
 
 func agentNameOK(s string) bool {
@@ -315,7 +322,7 @@ func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) != 1 || args[0] != "verify" {
 		return usageError{"usage: jarvis audit verify"}
 	}
-	_, st, _, _, err := openAdmin()
+	_, st, _, _, err := openAdmin(false)
 	if err != nil {
 		// A database that is gone while its anchor file stays was deleted, not never made.
 		if cfg, cerr := LoadConfig(true); cerr == nil && errors.Is(err, os.ErrNotExist) {

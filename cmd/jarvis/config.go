@@ -13,6 +13,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
@@ -45,7 +46,7 @@ type Config struct {
 	ReadOnly          bool          `env:"JARVIS_READ_ONLY" envDefault:"false"`
 	StdioMaxTier      string        `env:"JARVIS_STDIO_MAX_TIER" envDefault:"red"`
 	ApprovalTTL       time.Duration `env:"JARVIS_APPROVAL_TTL" envDefault:"10m"`
-	ApprovalWait      time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"60s"`
+	ApprovalWait      time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"20s"`
 	ExecTimeout       time.Duration `env:"JARVIS_EXEC_TIMEOUT" envDefault:"5m"`
 	ElicitAgents      bool          `env:"JARVIS_ELICITATION_FOR_AGENTS" envDefault:"false"`
 	RateYellowPerMin  float64       `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
@@ -66,6 +67,7 @@ type Config struct {
 	vmids       []int
 	stdioTier   safety.Tier
 	proxies     []*net.IPNet
+	wake        *tools.WakeOnLAN
 }
 
 type nodeAddr struct{ Name, Host string }
@@ -81,14 +83,18 @@ var placeholderSecrets = map[string]bool{
 func LoadConfig(demo bool) (*Config, error) {
 	var cfg Config
 	var problems []string
+	// bad holds the variables whose value could not be read at all: their range
+	// checks below would only repeat the problem with a zero value ("0s").
+	bad := map[string]bool{}
 	if err := env.Parse(&cfg); err != nil {
 		var agg env.AggregateError
-		if errors.As(err, &agg) {
-			for _, e := range agg.Errors {
-				problems = append(problems, e.Error())
-			}
-		} else {
-			problems = append(problems, err.Error())
+		if !errors.As(err, &agg) {
+			agg.Errors = []error{err}
+		}
+		for _, e := range agg.Errors {
+			name, problem := explainParseError(e)
+			bad[name] = true
+			problems = append(problems, problem)
 		}
 	}
 	readSecretFile := func(value *string, file, name string) {
@@ -106,7 +112,7 @@ func LoadConfig(demo bool) (*Config, error) {
 	readSecretFile(&cfg.Password, cfg.PasswordFile, "JARVIS_PASSWORD")
 	readSecretFile(&cfg.PVETokenSecret, cfg.PVETokenSecretFile, "PVE_TOKEN_SECRET")
 
-	if cfg.Port < 1 || cfg.Port > 65535 {
+	if !bad["PORT"] && (cfg.Port < 1 || cfg.Port > 65535) {
 		problems = append(problems, fmt.Sprintf("PORT=%d: must be between 1 and 65535", cfg.Port))
 	}
 	if net.ParseIP(cfg.ListenAddr) == nil {
@@ -154,28 +160,40 @@ func LoadConfig(demo bool) (*Config, error) {
 	}
 	cfg.ProtectedNodes = trimAll(cfg.ProtectedNodes)
 	cfg.ProtectedServices = trimAll(cfg.ProtectedServices)
-	if cfg.ApprovalTTL < time.Minute || cfg.ApprovalTTL > 24*time.Hour {
-		problems = append(problems, fmt.Sprintf("JARVIS_APPROVAL_TTL=%s: must be between 1m and 24h", cfg.ApprovalTTL))
+	inRange := func(name string, d, low, high time.Duration, note string) {
+		if !bad[name] && (d < low || d > high) {
+			problems = append(problems, fmt.Sprintf("%s=%s: must be between %s and %s%s", name, shown(name, d), short(low), short(high), note))
+		}
 	}
-	if cfg.ApprovalWait < 0 || cfg.ApprovalWait > 10*time.Minute {
-		problems = append(problems, fmt.Sprintf("JARVIS_APPROVAL_WAIT=%s: must be between 0s and 10m", cfg.ApprovalWait))
-	}
+	inRange("JARVIS_APPROVAL_TTL", cfg.ApprovalTTL, time.Minute, 24*time.Hour, "")
+	inRange("JARVIS_APPROVAL_WAIT", cfg.ApprovalWait, 0, 10*time.Minute,
+		"; stay below your MCP client's request timeout (60s for most), so the caller hears the approval id")
+	inRange("JARVIS_EXEC_TIMEOUT", cfg.ExecTimeout, time.Second, 2*time.Hour, "")
+	inRange("PVE_TIMEOUT", cfg.PVETimeout, time.Second, 5*time.Minute, "")
 	// One Proxmox call, failover included, must end well before a client gives
 	// up on the request (60 s for common MCP clients) and within the call's own
-	// execution deadline; the default 30s is also below the default approval wait.
-	if cfg.PVEDeadline < time.Second || cfg.PVEDeadline > 5*time.Minute {
-		problems = append(problems, fmt.Sprintf("PVE_DEADLINE=%s: must be between 1s and 5m (default 30s)", cfg.PVEDeadline))
-	} else if cfg.ExecTimeout > 0 && cfg.PVEDeadline >= cfg.ExecTimeout {
-		problems = append(problems, fmt.Sprintf("PVE_DEADLINE=%s: must be below JARVIS_EXEC_TIMEOUT=%s, which bounds a whole tool call", cfg.PVEDeadline, cfg.ExecTimeout))
+	// execution deadline.
+	inRange("PVE_DEADLINE", cfg.PVEDeadline, time.Second, 5*time.Minute, " (default 30s)")
+	if !bad["PVE_DEADLINE"] && !bad["JARVIS_EXEC_TIMEOUT"] && cfg.ExecTimeout > 0 && cfg.PVEDeadline >= cfg.ExecTimeout &&
+		cfg.PVEDeadline >= time.Second && cfg.PVEDeadline <= 5*time.Minute {
+		problems = append(problems, fmt.Sprintf("PVE_DEADLINE=%s: must be below JARVIS_EXEC_TIMEOUT=%s, which bounds a whole tool call",
+			shown("PVE_DEADLINE", cfg.PVEDeadline), shown("JARVIS_EXEC_TIMEOUT", cfg.ExecTimeout)))
 	}
-	if cfg.RateYellowPerMin <= 0 || cfg.RateRedPerMin <= 0 {
-		problems = append(problems, "JARVIS_RATE_YELLOW_PER_MIN and JARVIS_RATE_RED_PER_MIN must be above 0")
+	for name, v := range map[string]float64{"JARVIS_RATE_YELLOW_PER_MIN": cfg.RateYellowPerMin, "JARVIS_RATE_RED_PER_MIN": cfg.RateRedPerMin} {
+		if !bad[name] && v <= 0 {
+			problems = append(problems, fmt.Sprintf("%s=%s: must be above 0 (calls per minute)", name, shown(name, v)))
+		}
 	}
-	if cfg.SSHTimeout <= 0 || cfg.SSHTimeout > 300*time.Second {
-		problems = append(problems, fmt.Sprintf("SSH_TIMEOUT=%s: must be between 1s and 300s", cfg.SSHTimeout))
-	}
-	if cfg.SSHOutputCap < 1024 || cfg.SSHOutputCap > 64<<20 {
+	inRange("SSH_TIMEOUT", cfg.SSHTimeout, time.Second, 300*time.Second, "")
+	if !bad["SSH_OUTPUT_CAP"] && (cfg.SSHOutputCap < 1024 || cfg.SSHOutputCap > 64<<20) {
 		problems = append(problems, fmt.Sprintf("SSH_OUTPUT_CAP=%d: must be between 1024 and 67108864 bytes", cfg.SSHOutputCap))
+	}
+	if cfg.WakeMACs != "" {
+		wake, err := tools.ParseWakeOnLAN(cfg.WakeMACs, cfg.WakeBroadcast)
+		if err != nil {
+			problems = append(problems, err.Error())
+		}
+		cfg.wake = wake
 	}
 
 	if !demo {
@@ -200,6 +218,7 @@ func LoadConfig(demo bool) (*Config, error) {
 		if cfg.PVEInsecure && (cfg.PVEFingerprint != "" || cfg.PVECAFile != "") {
 			problems = append(problems, "PVE_INSECURE_TLS=true cannot be combined with PVE_TLS_FINGERPRINT or PVE_CA_FILE; pin the certificate instead of switching checks off")
 		}
+		problems = append(problems, checkTLSPins(cfg.PVEFingerprint, cfg.PVECAFile)...)
 		if cfg.SSHNodes != "" {
 			sn, errs := parseNodes(cfg.SSHNodes, "SSH_NODES", 22)
 			problems = append(problems, errs...)
@@ -215,6 +234,9 @@ func LoadConfig(demo bool) (*Config, error) {
 		}
 		if cfg.SSHKeyPath != "" && cfg.SSHKnownHosts == "" {
 			problems = append(problems, "SSH_KNOWN_HOSTS: required when SSH_KEY_PATH is set; Jarvis never connects to a host whose key it cannot check (make it with ssh-keyscan and verify it)")
+		}
+		if cfg.SSHKeyPath != "" {
+			problems = append(problems, checkSSHFiles(cfg.SSHKeyPath, cfg.SSHKnownHosts)...)
 		}
 	}
 	if len(problems) > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"io/fs"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,5 +123,92 @@ func TestPrintableEscapesTerminalControl(t *testing.T) {
 	got := printable(in)
 	if strings.ContainsAny(got, "\r\x1b\u202e") || !strings.Contains(got, `\u001b`) {
 		t.Fatalf("printable(%q) = %q", in, got)
+	}
+}
+
+// One run shows every problem, each named by its variable with the value as
+// written, and a value that cannot be read is not reported again as zero.
+func TestConfigProblemsNameVariablesAndValues(t *testing.T) {
+	clearEnv(t)
+	dir := t.TempDir()
+	keyDir := filepath.Join(dir, "id_ed25519") // what Docker makes of a missing mount
+	if err := os.Mkdir(keyDir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JARVIS_APPROVAL_TTL", "10")
+	t.Setenv("JARVIS_APPROVAL_WAIT", "soon")
+	t.Setenv("PVE_INSECURE_TLS", "yes please")
+	t.Setenv("PORT", "http")
+	t.Setenv("JARVIS_RATE_RED_PER_MIN", "0")
+	t.Setenv("PVE_TLS_FINGERPRINT", "AB:CD")
+	t.Setenv("PVE_CA_FILE", filepath.Join(dir, "missing.pem"))
+	t.Setenv("SSH_KEY_PATH", keyDir)
+	t.Setenv("SSH_KNOWN_HOSTS", filepath.Join(dir, "known_hosts"))
+	t.Setenv("JARVIS_WOL_MACS", "pve=not-a-mac")
+	t.Setenv("JWT_SECRET", "change-me")
+	_, err := LoadConfig(false)
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{
+		`JARVIS_APPROVAL_TTL="10": needs a unit, e.g. 10m`,
+		`JARVIS_APPROVAL_WAIT="soon": is not a duration`,
+		`PVE_INSECURE_TLS="yes please": use true or false`,
+		`PORT="http": must be a whole number`,
+		`JARVIS_RATE_RED_PER_MIN=0: must be above 0`,
+		`PVE_TLS_FINGERPRINT="AB:CD": not a SHA-256 fingerprint`,
+		"PVE_CA_FILE=" + filepath.Join(dir, "missing.pem") + ": no such file",
+		"SSH_KEY_PATH=" + keyDir + ": is a directory",
+		"SSH_KNOWN_HOSTS=" + filepath.Join(dir, "known_hosts") + ": no such file",
+		`JARVIS_WOL_MACS: "pve": "not-a-mac" is not a MAC address`,
+		"JWT_SECRET:", "JARVIS_NODES:", "PVE_TOKEN_ID=", "PVE_TOKEN_SECRET",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("missing %q in:\n%s", want, msg)
+		}
+	}
+	for _, never := range []string{"ApprovalTTL", "PVEInsecure", "field", "0s: must be between", "PORT=0"} {
+		if strings.Contains(msg, never) {
+			t.Errorf("%q in:\n%s", never, msg)
+		}
+	}
+}
+
+// A secret that cannot be parsed is never echoed; a range problem shows the
+// value as the user wrote it.
+func TestConfigEchoesValuesAsWritten(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("JARVIS_APPROVAL_TTL", "30s")
+	t.Setenv("SSH_TIMEOUT", "10m")
+	_, err := LoadConfig(true)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	for _, want := range []string{"JARVIS_APPROVAL_TTL=30s: must be between 1m and 24h", "SSH_TIMEOUT=10m: must be between 1s and 5m"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("missing %q in:\n%v", want, err)
+		}
+	}
+}
+
+func TestConfigUnreadableKeyNamesTheImageUser(t *testing.T) {
+	if os.Getuid() == 0 {
+		// root reads any file; the case is checked through fileProblem directly.
+		msg := fileProblem(&fs.PathError{Op: "open", Path: "/k", Err: fs.ErrPermission})
+		if !strings.Contains(msg, "chown 65532") {
+			t.Fatalf("permission problem says %q", msg)
+		}
+		return
+	}
+	clearEnv(t)
+	key := filepath.Join(t.TempDir(), "id_ed25519")
+	if err := os.WriteFile(key, []byte("x"), 0o000); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSH_KEY_PATH", key)
+	_, err := LoadConfig(false)
+	if err == nil || !strings.Contains(err.Error(), "chown 65532") {
+		t.Fatalf("err = %v", err)
 	}
 }

@@ -30,7 +30,7 @@ func runSafety(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		return usageError{"usage: jarvis safety [kill-switch|read-only on|off]"}
 	}
-	_, st, srv, _, err := openAdmin()
+	_, st, srv, _, err := openAdmin(true)
 	if err != nil {
 		return err
 	}
