@@ -148,6 +148,11 @@ func (p Policy) Decide(req Request, st State) Verdict {
 
 	if refusal, above := AboveCeiling(req.Principal, req.Tool, req.Tier); above {
 		refusal.Plan = v.Plan
+		if req.Command != nil {
+			// The tool is open to this caller; this command is not.
+			refusal.Reason = fmt.Sprintf("`%s` is a %s-tier command and %s may use up to %s only: only read-only commands are open to it. Ask a person to run it.",
+				req.Command.Line, strings.ToUpper(req.Tier.String()), principalName(req.Principal), strings.ToUpper(req.Principal.ceiling().String()))
+		}
 		return refusal
 	}
 

@@ -203,7 +203,7 @@ func TestDecideClassifiesCommands(t *testing.T) {
 		{"read-only runs", red, "df -h", Allow, Yellow, "Run `df -h` on node pve", ""},
 		{"read-only within a yellow ceiling", yellow, "df -h", Allow, Yellow, "df -h", ""},
 		{"changing needs a person", red, "systemctl restart nginx", NeedsApproval, Red, "systemctl restart nginx", "human"},
-		{"changing is above a yellow ceiling", yellow, "systemctl restart nginx", Blocked, Red, "systemctl restart nginx", "YELLOW"},
+		{"changing is above a yellow ceiling", yellow, "systemctl restart nginx", Blocked, Red, "systemctl restart nginx", "RED-tier command and agent:y may use up to YELLOW"},
 		{"destructive never runs", red, "rm -rf /", Blocked, Black, "execute_ssh: run `rm -rf /` on node pve", "rm"},
 		{"destructive never runs, whatever the ceiling", yellow, "rm -rf /", Blocked, Black, "rm -rf /", "rm"},
 		{"a guest on a protected node", red, "qm stop 202", Protected, Red, "qm stop 202", "agent1"},

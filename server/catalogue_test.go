@@ -27,19 +27,25 @@ func TestToolsListGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// min_tier, the lowest ceiling that sees the tool, is written only
+	// where it differs from the tier.
 	type entry struct {
-		Tier string    `json:"tier"`
-		Tool *mcp.Tool `json:"tool"`
+		Tier    string    `json:"tier"`
+		MinTier string    `json:"min_tier,omitempty"`
+		Tool    *mcp.Tool `json:"tool"`
 	}
 	var entries []entry
 	for _, tl := range list.Tools {
-		tier := ""
+		e := entry{Tool: tl}
 		for _, c := range h.srv.Tools(safety.Red) {
 			if c.Name == tl.Name {
-				tier = c.Tier.String()
+				e.Tier = c.Tier.String()
+				if c.MinTier != c.Tier {
+					e.MinTier = c.MinTier.String()
+				}
 			}
 		}
-		entries = append(entries, entry{Tier: tier, Tool: tl})
+		entries = append(entries, e)
 	}
 	got, err := json.MarshalIndent(entries, "", "  ")
 	if err != nil {

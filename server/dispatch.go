@@ -46,7 +46,13 @@ type Options struct {
 	// ApprovalTTL is how long an approval request stays decidable.
 	ApprovalTTL time.Duration
 	// ApprovalWait is how long a call without elicitation waits for the operator.
+	// It stays below common client request timeouts (60 s), so the caller hears
+	// the approval id instead of timing out.
 	ApprovalWait time.Duration
+	// ApproveWhere tells a caller where a person can approve request id: the
+	// console's address and the command for this installation. Unset: the
+	// console and `jarvis approve ID`.
+	ApproveWhere func(id string) string
 	// ElicitAgents lets agent callers confirm RED calls through their own
 	// client's elicitation (JARVIS_ELICITATION_FOR_AGENTS). Off: agents always
 	// wait for an operator's approval, since an agent can answer its own client.
@@ -97,6 +103,11 @@ func New(opts Options) (*Server, error) {
 	if opts.ApprovalWait < 0 {
 		opts.ApprovalWait = 0
 	}
+	if opts.ApproveWhere == nil {
+		opts.ApproveWhere = func(id string) string {
+			return fmt.Sprintf("in the Jarvis console or with `jarvis approve %s`", id)
+		}
+	}
 	if opts.ExecTimeout <= 0 {
 		opts.ExecTimeout = 5 * time.Minute
 	}
@@ -112,11 +123,12 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Tools lists the registered tools at or below a ceiling, in catalogue order.
+// Tools lists the registered tools a ceiling may call at all, in catalogue
+// order: those whose mildest call (MinTier) is at or below it.
 func (s *Server) Tools(ceiling safety.Tier) []*tools.Tool {
 	var out []*tools.Tool
 	for _, t := range s.tools {
-		if t.Tier <= ceiling {
+		if t.MinTier <= ceiling {
 			out = append(out, t)
 		}
 	}
@@ -135,6 +147,9 @@ type Call struct {
 	Confirm      *mcp.ElicitResult
 	// Progress, when set, receives progress of long calls.
 	Progress tools.Progress
+	// Notify, when set, sends the caller a message at once, outside the result
+	// (an MCP log message): what it must not miss if it gives up waiting.
+	Notify func(msg string)
 
 	// Set by Dispatch, once per call: the arguments parsed (nil when they are
 	// not a JSON object) and their redacted canonical form for audit rows.
@@ -170,8 +185,10 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	if !ok {
 		return s.refuseUnknown(ctx, c)
 	}
-	if v, above := safety.AboveCeiling(c.Principal, tool.Name, tool.Tier); above {
-		return s.refuse(ctx, c, tool.Tier, v, "")
+	// The door checks the tool's mildest call; Decide checks this call's own
+	// tier (a command's, for execute_ssh) against the ceiling again.
+	if v, above := safety.AboveCeiling(c.Principal, tool.Name, tool.MinTier); above {
+		return s.refuse(ctx, c, tool.MinTier, v, "")
 	}
 	if parseErr != nil {
 		return s.failPrepare(ctx, c, tool, parseErr)

@@ -121,13 +121,18 @@ func (s *Server) dispatchMCP(ctx context.Context, req *mcp.CallToolRequest, name
 		c.Elicitation = true
 	}
 	if req.Params != nil && req.Session != nil {
+		session := req.Session
 		if token := req.Params.GetProgressToken(); token != nil {
-			session := req.Session
-			c.Progress = func(msg string, done, total float64) {
+			c.Progress = monotonic(func(msg string, done, total float64) {
 				_ = session.NotifyProgress(ctx, &mcp.ProgressNotificationParams{
 					ProgressToken: token, Message: msg, Progress: done, Total: total,
 				})
-			}
+			})
+		}
+		// Sent only when the client asked for log messages (logging/setLevel,
+		// or the log level in the request's _meta on the 2026-07-28 revision).
+		c.Notify = func(msg string) {
+			_ = session.Log(ctx, &mcp.LoggingMessageParams{Level: "notice", Logger: "jarvis", Data: msg})
 		}
 	}
 	return s.Dispatch(ctx, c)
@@ -191,7 +196,7 @@ func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo)
 	}
 	srv.AddResource(&mcp.Resource{
 		URI: "jarvis://cluster/summary", Name: "cluster-summary", Title: "Cluster summary",
-		Description: "Quorum, nodes online and guest counts of the Proxmox VE cluster, as JSON.",
+		Description: "Quorum, nodes online, and how many VMs and containers are running or stopped (templates apart) in the Proxmox VE cluster, as JSON (get_cluster_status).",
 		MIMEType:    "application/json",
 	}, func(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
 		return read(ctx, req, "get_cluster_status", map[string]any{})
@@ -209,6 +214,57 @@ func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo)
 	})
 }
 
+// promptStep is one step of a prompt: a tool, how to call it, the output
+// fields it reads and what to ask of them. A prompt asks only for what the
+// tools return; TestPromptsAskOnlyForWhatToolsReturn holds it to that.
+type promptStep struct {
+	tool   string
+	args   map[string]any // arguments to call it with, if any
+	scope  string         // e.g. "for each node"
+	fields []string       // output fields, dotted paths (list items are looked through)
+	ask    string
+}
+
+// healthCheckSteps are the cluster_health_check prompt.
+var healthCheckSteps = []promptStep{
+	{tool: "get_cluster_status", fields: []string{"quorate", "nodes_online", "nodes_total", "vms", "containers"},
+		ask: "is the cluster quorate, are all nodes online, how many guests run?"},
+	{tool: "get_node_status", scope: "for each node", fields: []string{"cpu_percent", "memory.used_percent", "swap.used_percent", "root_disk.used_percent"},
+		ask: "flag anything above 90 %."},
+	{tool: "get_vms", fields: []string{"guests.name", "guests.status", "guests.tags", "guests.template", "guests.lock", "guests.cpu_percent", "guests.memory.used_percent"},
+		ask: "anything stopped that its name or tags say should be running, anything locked, or a VM using unusual CPU or memory? (Proxmox does not report disk use inside VMs.)"},
+	{tool: "get_containers", fields: []string{"guests.name", "guests.status", "guests.tags", "guests.lock", "guests.cpu_percent", "guests.memory.used_percent", "guests.disk.used_percent"},
+		ask: "the same, and any running container whose disk is above 85 %?"},
+	{tool: "get_storage", fields: []string{"storages.status", "storages.usage.used_percent", "storages.unavailable_on"},
+		ask: "any storage above 85 %, not available, or unreachable from some node?"},
+	{tool: "get_recent_tasks", args: map[string]any{"failed_only": true, "limit": 50}, fields: []string{"tasks.type", "tasks.id", "tasks.start_time", "tasks.status"},
+		ask: "which tasks failed in the last day, and with what error?"},
+	{tool: "get_backups", args: map[string]any{"limit": 500}, fields: []string{"backups.vmid", "backups.age_hours", "left_out"},
+		ask: "does every guest but the templates have a backup younger than 7 days (168 hours)? If left_out is above 0, ask get_backups with the vmid of each guest that seems to have none."},
+}
+
+// healthCheckText renders the steps as the prompt's text.
+func healthCheckText(focus string) string {
+	var b strings.Builder
+	b.WriteString("Check the health of my Proxmox VE cluster with the Jarvis tools, reading only:\n")
+	for i, st := range healthCheckSteps {
+		fmt.Fprintf(&b, "%d. %s", i+1, st.tool)
+		if st.args != nil {
+			args, _ := json.Marshal(st.args)
+			fmt.Fprintf(&b, " %s", args)
+		}
+		if st.scope != "" {
+			b.WriteString(" " + st.scope)
+		}
+		fmt.Fprintf(&b, " (%s): %s\n", strings.Join(st.fields, ", "), st.ask)
+	}
+	b.WriteString("Then give me a short report: what is fine, what needs attention (most urgent first), and what you suggest.\nDo not change anything.")
+	if focus != "" {
+		b.WriteString("\nLook closer at: " + focus + ".")
+	}
+	return b.String()
+}
+
 func (s *Server) addPrompts(srv *mcp.Server) {
 	srv.AddPrompt(&mcp.Prompt{
 		Name:        "cluster_health_check",
@@ -221,21 +277,9 @@ func (s *Server) addPrompts(srv *mcp.Server) {
 		if req.Params != nil {
 			focus = req.Params.Arguments["focus"]
 		}
-		text := `Check the health of my Proxmox VE cluster with the Jarvis tools, reading only:
-1. get_cluster_status: is the cluster quorate, are all nodes online?
-2. get_node_status for each node: CPU, memory and root disk use; flag anything above 90 %.
-3. get_vms and get_containers: anything stopped that is set to start on boot, or using unusual resources?
-4. get_storage: any storage above 85 % or inactive?
-5. get_recent_tasks: any task that did not end with "OK" in the last day?
-6. get_backups: does every guest have a backup younger than 7 days?
-Then give me a short report: what is fine, what needs attention (most urgent first), and what you suggest.
-Do not change anything.`
-		if focus != "" {
-			text += "\nLook closer at: " + focus + "."
-		}
 		return &mcp.GetPromptResult{
 			Description: "Cluster health check",
-			Messages:    []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: text}}},
+			Messages:    []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: healthCheckText(focus)}}},
 		}, nil
 	})
 }

@@ -3,10 +3,12 @@ package server
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools"
 )
 
 // Refusal is the structured content of every refused call. Agents and tests rely on
@@ -46,5 +48,32 @@ func successResult(out any) *mcp.CallToolResult {
 	return &mcp.CallToolResult{
 		Content:           []mcp.Content{&mcp.TextContent{Text: string(b)}},
 		StructuredContent: json.RawMessage(b),
+	}
+}
+
+// monotonic joins the progress series of one call (the wait for approval, then
+// the task) into one that only increases, as MCP requires of a progress token:
+// a series that starts again (its value falls or its total changes) continues
+// past where the last one ended; a value that would not increase is not sent.
+func monotonic(send tools.Progress) tools.Progress {
+	var mu sync.Mutex
+	var base, lastRaw, lastTotal, lastSent float64
+	first := true
+	return func(msg string, done, total float64) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !first && (done < lastRaw || total != lastTotal) {
+			base = lastSent + 1
+		}
+		lastRaw, lastTotal = done, total
+		value := base + done
+		if !first && value <= lastSent {
+			return
+		}
+		if total > 0 {
+			total += base
+		}
+		first, lastSent = false, value
+		send(msg, value, total)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"net"
 	"os"
 	"path/filepath"
@@ -258,5 +259,85 @@ func TestCommandsNamingProtectedGuestsAreRefused(t *testing.T) {
 		if strings.Contains(c, "103") {
 			t.Fatalf("a command naming 103 ran: %q", c)
 		}
+	}
+}
+
+// TestYellowCeilingAndExecuteSSH: execute_ssh is listed from YELLOW up, since
+// its read-only commands are YELLOW; each call still gets its command's own
+// tier, so what a ceiling refuses is refused with the usual refusal shape.
+func TestYellowCeilingAndExecuteSSH(t *testing.T) {
+	tweak, shells := withShells(t)
+	h := newHarness(t, tweak)
+	green := safety.Principal{ID: "agent:reader", Kind: safety.Agent, MaxTier: safety.Green}
+	yellow := safety.Principal{ID: "agent:helper", Kind: safety.Agent, MaxTier: safety.Yellow}
+
+	for _, c := range []struct {
+		who    safety.Principal
+		listed bool
+	}{{green, false}, {yellow, true}, {agentRed, true}} {
+		list, err := h.connect(c.who, nil).ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		listed := false
+		for _, tl := range list.Tools {
+			if tl.Name == "execute_ssh" {
+				listed = true
+				// Its RED commands make it destructive and need approval_id,
+				// whoever sees it.
+				if tl.Annotations.DestructiveHint == nil || !*tl.Annotations.DestructiveHint {
+					t.Errorf("%s: execute_ssh is not marked destructive", c.who.ID)
+				}
+				if props, _ := json.Marshal(tl.InputSchema); !strings.Contains(string(props), `"approval_id"`) {
+					t.Errorf("%s: execute_ssh does not offer approval_id", c.who.ID)
+				}
+			}
+		}
+		if listed != c.listed {
+			t.Errorf("%s (ceiling %s) sees execute_ssh: %t, want %t", c.who.ID, c.who.MaxTier, listed, c.listed)
+		}
+	}
+
+	for _, c := range []struct {
+		name     string
+		who      safety.Principal
+		command  string
+		decision safety.Decision // "" when it runs
+		tier     string
+		mention  string
+	}{
+		{"df -h runs for yellow", yellow, "df -h", "", "", "Filesystem"},
+		{"uptime runs for yellow", yellow, "uptime", "", "", "load average"},
+		{"a change is above a yellow ceiling", yellow, "systemctl restart nginx", safety.Blocked, "red", "YELLOW"},
+		{"destructive is never run", yellow, "rm -rf /", safety.Blocked, "black", "rm"},
+		{"green may not call it at all", green, "uptime", safety.Blocked, "yellow", "GREEN"},
+		{"a change from red needs a person", agentRed, "systemctl restart nginx", safety.NeedsApproval, "red", "approv"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			res := h.call(c.who, "execute_ssh", map[string]any{"node": "pve", "command": c.command})
+			if c.decision == "" {
+				out := structured[tools.CommandOutput](t, res)
+				if !strings.Contains(out.Stdout, c.mention) {
+					t.Errorf("stdout of %q: %s", c.command, out.Stdout)
+				}
+				return
+			}
+			r := refusalOf(t, res)
+			if r.Decision != c.decision || r.Tier != c.tier {
+				t.Fatalf("%q from %s: %s at %s (%s); want %s at %s", c.command, c.who.ID, r.Decision, r.Tier, r.Reason, c.decision, c.tier)
+			}
+			if !strings.Contains(r.Reason, c.mention) {
+				t.Errorf("reason %q does not mention %q", r.Reason, c.mention)
+			}
+		})
+	}
+	ran := (*shells).Ran("pve")
+	for _, line := range ran {
+		if strings.Contains(line, "restart") || strings.Contains(line, "rm ") {
+			t.Errorf("a refused command reached the shell: %q", line)
+		}
+	}
+	if len(ran) != 2 {
+		t.Errorf("the shell saw %d commands, want df -h and uptime: %q", len(ran), ran)
 	}
 }

@@ -65,7 +65,14 @@ type Tool struct {
 	Name        string
 	Title       string
 	Description string
-	Tier        safety.Tier
+	// Tier is the most a call of the tool can do: annotations, approval_id
+	// and read-only mode follow it.
+	Tier safety.Tier
+	// MinTier is the least a call can do, and so the lowest ceiling that
+	// sees the tool and may call it. It equals Tier except for a tool whose
+	// tier is decided per call: execute_ssh's read-only commands are YELLOW,
+	// its changes RED, and the policy judges each command.
+	MinTier safety.Tier
 
 	InputSchema  *jsonschema.Schema
 	OutputSchema *jsonschema.Schema
@@ -184,6 +191,8 @@ func floatNumbers(v any) any {
 type spec struct {
 	name, title, description string
 	tier                     safety.Tier
+	// minTier, when set, is the tier of the call's mildest use (see Tool.MinTier).
+	minTier safety.Tier
 	// adjust refines the inferred input schema: bounds, enums, patterns.
 	adjust func(s *jsonschema.Schema)
 }
@@ -198,9 +207,15 @@ func define[In, Out any](sp spec, prepare func(ctx context.Context, env *Env, in
 	if sp.adjust != nil {
 		sp.adjust(in)
 	}
+	if sp.minTier == 0 {
+		sp.minTier = sp.tier
+	}
+	if sp.minTier > sp.tier {
+		panic(fmt.Sprintf("tool %s: minTier %s is above its tier %s", sp.name, sp.minTier, sp.tier))
+	}
 	if sp.tier == safety.Red {
-		// Every RED call may come back with the id of the approval a person
-		// granted; dispatch reads it, the tool never sees it.
+		// Every call that can be RED may come back with the id of the
+		// approval a person granted; dispatch reads it, the tool never sees it.
 		in.Properties[approvalIDArg] = &jsonschema.Schema{Type: "string",
 			Description: "id of an approval a person granted for exactly this call; leave out on the first call"}
 		in.PropertyOrder = append(in.PropertyOrder, approvalIDArg)
@@ -220,6 +235,7 @@ func define[In, Out any](sp spec, prepare func(ctx context.Context, env *Env, in
 		Title:         sp.title,
 		Description:   sp.description,
 		Tier:          sp.tier,
+		MinTier:       sp.minTier,
 		InputSchema:   in,
 		OutputSchema:  out,
 		inputResolved: resolved,

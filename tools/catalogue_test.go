@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/jarvis-homelab/jarvis/safety"
 )
 
 // No schema a client sees may carry a ["null", …] type union.
@@ -38,6 +40,21 @@ func TestPrepareRejectsBadArgumentsBeforeTouchingTheCluster(t *testing.T) {
 		_, err := prepareRaw(t.Context(), byName[c.tool], env, json.RawMessage(c.args))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s %s: err = %v, want mention of %q", c.tool, c.args, err, c.want)
+		}
+	}
+}
+
+// A tool's MinTier decides who sees it; only a tool whose calls are judged one
+// by one (execute_ssh's commands) may be listed below its tier.
+func TestMinTier(t *testing.T) {
+	want := map[string]safety.Tier{"execute_ssh": safety.Yellow}
+	for _, tool := range Catalogue() {
+		min, ok := want[tool.Name]
+		if !ok {
+			min = tool.Tier
+		}
+		if tool.MinTier != min {
+			t.Errorf("%s: MinTier %s, want %s (tier %s)", tool.Name, tool.MinTier, min, tool.Tier)
 		}
 	}
 }

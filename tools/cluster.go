@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -28,23 +29,53 @@ type ClusterNode struct {
 	Local  bool   `json:"local" jsonschema:"true for the node whose API answered"`
 }
 
+// GuestCounts counts the guests of one kind by state.
+type GuestCounts struct {
+	Total     int `json:"total" jsonschema:"guests of this kind, templates not included"`
+	Running   int `json:"running"`
+	Stopped   int `json:"stopped"`
+	Other     int `json:"other" jsonschema:"paused, or in no known state while their node does not answer"`
+	Templates int `json:"templates" jsonschema:"templates, counted apart: they never run"`
+}
+
+func (c *GuestCounts) add(r pve.Resource) {
+	switch {
+	case bool(r.Template):
+		c.Templates++
+		return
+	case r.Status == "running":
+		c.Running++
+	case r.Status == "stopped":
+		c.Stopped++
+	default:
+		c.Other++
+	}
+	c.Total++
+}
+
 type ClusterStatus struct {
 	ClusterName string        `json:"cluster_name" jsonschema:"empty for a single node without a cluster"`
 	Quorate     bool          `json:"quorate" jsonschema:"true when the cluster has quorum and can change state"`
 	NodesTotal  int           `json:"nodes_total"`
 	NodesOnline int           `json:"nodes_online"`
 	Nodes       []ClusterNode `json:"nodes"`
+	VMs         GuestCounts   `json:"vms" jsonschema:"virtual machines (QEMU) by state"`
+	Containers  GuestCounts   `json:"containers" jsonschema:"LXC containers by state"`
 }
 
 func getClusterStatus() *Tool {
 	return define[NoInput, ClusterStatus](spec{
 		name: "get_cluster_status", title: "Cluster status", tier: safety.Green,
-		description: "Cluster name, whether it has quorum, and which nodes are online. Start here to see if the cluster is healthy.",
+		description: "Cluster name, whether it has quorum, which nodes are online, and how many VMs and containers are running or stopped. Start here to see if the cluster is healthy.",
 	}, func(ctx context.Context, env *Env, _ NoInput) (*Call, error) {
-		return read(safety.Target{}, "Read the cluster's quorum and node membership", func(ctx context.Context) (any, error) {
+		return read(safety.Target{}, "Read the cluster's quorum, node membership and guest counts", func(ctx context.Context) (any, error) {
 			entries, err := env.PVE.ClusterStatus(ctx)
 			if err != nil {
 				return nil, err
+			}
+			guests, err := env.PVE.ClusterResources(ctx, "vm")
+			if err != nil {
+				return nil, fmt.Errorf("counting guests: %w", err)
 			}
 			out := ClusterStatus{Nodes: []ClusterNode{}}
 			standalone := true
@@ -66,6 +97,14 @@ func getClusterStatus() *Tool {
 				out.Quorate = out.NodesOnline > 0
 			}
 			sort.Slice(out.Nodes, func(i, j int) bool { return out.Nodes[i].Name < out.Nodes[j].Name })
+			for _, r := range guests {
+				switch r.Type {
+				case "qemu":
+					out.VMs.add(r)
+				case "lxc":
+					out.Containers.add(r)
+				}
+			}
 			return out, nil
 		}), nil
 	})
@@ -105,7 +144,7 @@ func getNodeStatus() *Tool {
 		return read(safety.Target{Node: in.Node}, "Read the status of node "+in.Node, func(ctx context.Context) (any, error) {
 			st, err := env.PVE.NodeStatus(ctx, in.Node)
 			if err != nil {
-				return nil, nodeError(in.Node, err)
+				return nil, nodeError(ctx, env, in.Node, err)
 			}
 			load := []float64{}
 			for _, l := range st.LoadAvg {
@@ -124,14 +163,56 @@ func getNodeStatus() *Tool {
 }
 
 // nodeError turns PVE's answers about a node into words a model can act on.
-func nodeError(node string, err error) error {
+func nodeError(ctx context.Context, env *Env, node string, err error) error {
 	switch {
+	case pve.IsUnknownNode(err):
+		if nodes, lerr := clusterNodes(ctx, env); lerr == nil && len(nodes) > 0 {
+			return unknownNodeError(node, nodes)
+		}
+		return fmt.Errorf("node %s is not part of this cluster (see get_cluster_status for node names): %w", node, err)
 	case pve.IsUnreachable(err):
 		return fmt.Errorf("node %s is offline or unreachable from the cluster: %w", node, err)
 	case pve.IsNotFound(err), pve.IsBadRequest(err):
 		return fmt.Errorf("node %s is not part of this cluster (see get_cluster_status for node names): %w", node, err)
 	}
 	return err
+}
+
+// ---- node names the cluster does not know ----
+
+// clusterNodes lists the names of the cluster's member nodes, sorted.
+func clusterNodes(ctx context.Context, env *Env) ([]string, error) {
+	entries, err := env.PVE.ClusterStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var nodes []string
+	for _, e := range entries {
+		if e.Type == "node" {
+			nodes = append(nodes, e.Name)
+		}
+	}
+	slices.Sort(nodes)
+	return nodes, nil
+}
+
+// unknownFilterNode is asked when a node filter matched nothing: a node the
+// cluster does not know is a mistake to name, not an empty node. Asked only
+// then, it costs nothing on the usual path; when the members cannot be read,
+// the empty answer stands.
+func unknownFilterNode(ctx context.Context, env *Env, node string) error {
+	if node == "" {
+		return nil
+	}
+	nodes, err := clusterNodes(ctx, env)
+	if err != nil || len(nodes) == 0 || slices.Contains(nodes, node) {
+		return nil
+	}
+	return unknownNodeError(node, nodes)
+}
+
+func unknownNodeError(node string, nodes []string) error {
+	return inputErrorf("no node %q in this cluster; nodes are: %s", node, strings.Join(nodes, ", "))
 }
 
 // ---- get_storage ----
@@ -141,23 +222,25 @@ type StorageInput struct {
 }
 
 type StorageOut struct {
-	Storage string `json:"storage"`
-	Node    string `json:"node"`
-	Type    string `json:"type" jsonschema:"dir, lvmthin, zfspool, nfs, cifs, pbs, …"`
-	Shared  bool   `json:"shared" jsonschema:"true when every node sees the same storage"`
-	Content string `json:"content" jsonschema:"comma-separated content types: images, rootdir, backup, iso, vztmpl, snippets"`
-	Status  string `json:"status" jsonschema:"available, or unknown when the node cannot reach it"`
-	Usage   Usage  `json:"usage"`
+	Storage       string   `json:"storage"`
+	Node          string   `json:"node,omitempty" jsonschema:"the node of node-local storage; left out for shared storage (see nodes)"`
+	Shared        bool     `json:"shared" jsonschema:"true when the nodes share one storage (NFS, CIFS, Ceph, PBS, …); it is listed once"`
+	Nodes         []string `json:"nodes,omitempty" jsonschema:"shared storage: the nodes that can use it now"`
+	UnavailableOn []string `json:"unavailable_on,omitempty" jsonschema:"shared storage: the nodes that cannot reach it now"`
+	Type          string   `json:"type" jsonschema:"dir, lvmthin, zfspool, nfs, cifs, pbs, …"`
+	Content       string   `json:"content" jsonschema:"comma-separated content types: images, rootdir, backup, iso, vztmpl, snippets"`
+	Status        string   `json:"status" jsonschema:"available, or unknown when its node (for shared storage: every node) cannot reach it"`
+	Usage         Usage    `json:"usage"`
 }
 
 type StorageList struct {
-	Storages []StorageOut `json:"storages"`
+	Storages []StorageOut `json:"storages" jsonschema:"shared storage first, then each node's own"`
 }
 
 func getStorage() *Tool {
 	return define[StorageInput, StorageList](spec{
 		name: "get_storage", title: "Storage", tier: safety.Green,
-		description: "Every storage on every node (or one node): type, content types, shared or not, and use in bytes, human units and percent.",
+		description: "Every storage of the cluster (or those one node sees): shared storage once, with the nodes that can use it, and each node's local storage; type, content types, and use in bytes, human units and percent.",
 		adjust:      func(s *jsonschema.Schema) { nodeSchema(property(s, "node")) },
 	}, func(ctx context.Context, env *Env, in StorageInput) (*Call, error) {
 		if err := checkOptionalNode(in.Node); err != nil {
@@ -168,23 +251,71 @@ func getStorage() *Tool {
 			if err != nil {
 				return nil, err
 			}
-			out := StorageList{Storages: []StorageOut{}}
-			for _, r := range res {
-				if in.Node != "" && r.Node != in.Node {
-					continue
+			out := storageList(res, in.Node)
+			if len(out.Storages) == 0 {
+				if err := unknownFilterNode(ctx, env, in.Node); err != nil {
+					return nil, err
 				}
-				out.Storages = append(out.Storages, StorageOut{
-					Storage: r.Storage, Node: r.Node, Type: r.PluginType, Shared: bool(r.Shared), Content: r.Content,
-					Status: r.Status, Usage: usage(int64(r.Disk), int64(r.MaxDisk)),
-				})
 			}
-			sort.Slice(out.Storages, func(i, j int) bool {
-				a, b := out.Storages[i], out.Storages[j]
-				return a.Node < b.Node || a.Node == b.Node && a.Storage < b.Storage
-			})
 			return out, nil
 		}), nil
 	})
+}
+
+// storageList folds PVE's rows (one per storage and node) into one entry per
+// shared storage and one per node-local storage; node, when set, keeps what
+// that node sees.
+func storageList(res []pve.Resource, node string) StorageList {
+	out := StorageList{Storages: []StorageOut{}}
+	shared := map[string]int{} // storage name → index in out.Storages
+	for _, r := range res {
+		if r.Type != "" && r.Type != "storage" {
+			continue
+		}
+		available := r.Status == "available"
+		if !bool(r.Shared) {
+			if node == "" || r.Node == node {
+				out.Storages = append(out.Storages, StorageOut{Storage: r.Storage, Node: r.Node, Type: r.PluginType,
+					Content: r.Content, Status: r.Status, Usage: usage(int64(r.Disk), int64(r.MaxDisk))})
+			}
+			continue
+		}
+		i, seen := shared[r.Storage]
+		if !seen {
+			i = len(out.Storages)
+			shared[r.Storage] = i
+			out.Storages = append(out.Storages, StorageOut{Storage: r.Storage, Shared: true, Type: r.PluginType,
+				Content: r.Content, Status: r.Status, Usage: usage(int64(r.Disk), int64(r.MaxDisk))})
+		}
+		s := &out.Storages[i]
+		if available {
+			s.Nodes = append(s.Nodes, r.Node)
+			if s.Status != "available" {
+				// Its use as a node that reaches it sees it.
+				s.Status, s.Usage = r.Status, usage(int64(r.Disk), int64(r.MaxDisk))
+			}
+		} else {
+			s.UnavailableOn = append(s.UnavailableOn, r.Node)
+		}
+	}
+	kept := out.Storages[:0]
+	for _, s := range out.Storages {
+		if s.Shared && node != "" && !slices.Contains(s.Nodes, node) && !slices.Contains(s.UnavailableOn, node) {
+			continue
+		}
+		slices.Sort(s.Nodes)
+		slices.Sort(s.UnavailableOn)
+		kept = append(kept, s)
+	}
+	out.Storages = kept
+	sort.SliceStable(out.Storages, func(i, j int) bool {
+		a, b := out.Storages[i], out.Storages[j]
+		if a.Shared != b.Shared {
+			return a.Shared
+		}
+		return a.Node < b.Node || a.Node == b.Node && a.Storage < b.Storage
+	})
+	return out
 }
 
 // ---- get_cluster_resources ----
@@ -202,7 +333,7 @@ type ResourceOut struct {
 	VMID       int64   `json:"vmid,omitempty"`
 	CPUPercent float64 `json:"cpu_percent"`
 	Memory     Usage   `json:"memory"`
-	Disk       Usage   `json:"disk"`
+	Disk       DiskUse `json:"disk" jsonschema:"a node's root disk, a storage's space, a guest's root disk (use unknown for VMs and stopped containers)"`
 	Uptime     string  `json:"uptime,omitempty"`
 }
 
@@ -232,7 +363,7 @@ func getClusterResources() *Tool {
 					name = r.Node
 				}
 				ro := ResourceOut{ID: r.ID, Type: r.Type, Node: r.Node, Name: name, Status: r.Status, VMID: int64(r.VMID),
-					CPUPercent: FractionPercent(float64(r.CPU)), Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: usage(int64(r.Disk), int64(r.MaxDisk))}
+					CPUPercent: FractionPercent(float64(r.CPU)), Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: guestDisk(r.Type, r.Status, int64(r.Disk), int64(r.MaxDisk))}
 				if r.Uptime > 0 {
 					ro.Uptime = humanDuration(int64(r.Uptime))
 				}
@@ -253,7 +384,15 @@ type BackupsInput struct {
 	Node    string `json:"node,omitempty" jsonschema:"only backup storage seen from this node"`
 	Storage string `json:"storage,omitempty" jsonschema:"only this storage"`
 	VMID    int    `json:"vmid,omitempty" jsonschema:"only backups of this guest"`
+	Limit   int    `json:"limit,omitempty" jsonschema:"how many backups, newest first (1-500, default 50)"`
 }
+
+// Backups accumulate: a cluster keeps thousands. A model needs the newest, and
+// to know when there are more.
+const (
+	defaultBackupLimit = 50
+	maxBackupLimit     = 500
+)
 
 type BackupOut struct {
 	VolID     string `json:"volid" jsonschema:"volume id, e.g. nfs-backup:backup/vzdump-qemu-101-….vma.zst"`
@@ -271,18 +410,22 @@ type BackupOut struct {
 }
 
 type BackupList struct {
-	Count   int         `json:"count"`
+	Count   int         `json:"count" jsonschema:"backups returned"`
+	Total   int         `json:"total" jsonschema:"backups matching the filters"`
+	LeftOut int         `json:"left_out" jsonschema:"older backups matching the filters that are not returned because of limit"`
+	Note    string      `json:"note,omitempty" jsonschema:"how to see the backups left out"`
 	Backups []BackupOut `json:"backups"`
 }
 
 func getBackups() *Tool {
 	return define[BackupsInput, BackupList](spec{
 		name: "get_backups", title: "Backups", tier: safety.Green,
-		description: "Backups (vzdump archives) on every backup storage, newest first, with guest, creation time, age in hours and size (bytes and human units). Filter by node, storage or vmid.",
+		description: "Backups (vzdump archives) on every backup storage, newest first (50 unless limit says otherwise, at most 500), with guest, creation time, age in hours and size (bytes and human units); says how many older ones were left out. Filter by node, storage or vmid.",
 		adjust: func(s *jsonschema.Schema) {
 			nodeSchema(property(s, "node"))
 			property(s, "storage").Pattern = storageRE.String()
 			vmidSchema(property(s, "vmid"))
+			rangeSchema(property(s, "limit"), 1, maxBackupLimit)
 		},
 	}, func(ctx context.Context, env *Env, in BackupsInput) (*Call, error) {
 		if err := checkOptionalNode(in.Node); err != nil {
@@ -294,12 +437,19 @@ func getBackups() *Tool {
 			}
 		}
 		return read(safety.Target{Node: in.Node, VMID: in.VMID}, "List backups", func(ctx context.Context) (any, error) {
-			return listBackups(ctx, env.PVE, in)
+			out, err := listBackups(ctx, env.PVE, in)
+			if err == nil && out.Total == 0 {
+				err = unknownFilterNode(ctx, env, in.Node)
+			}
+			return out, err
 		}), nil
 	})
 }
 
 func listBackups(ctx context.Context, c *pve.Client, in BackupsInput) (BackupList, error) {
+	if in.Limit <= 0 {
+		in.Limit = defaultBackupLimit
+	}
 	storages, err := c.ClusterResources(ctx, "storage")
 	if err != nil {
 		return BackupList{}, err
@@ -340,7 +490,13 @@ func listBackups(ctx context.Context, c *pve.Client, in BackupsInput) (BackupLis
 	if len(out.Backups) == 0 && lastErr != nil {
 		return out, lastErr
 	}
-	sort.Slice(out.Backups, func(i, j int) bool { return out.Backups[i].Created > out.Backups[j].Created })
+	sort.SliceStable(out.Backups, func(i, j int) bool { return out.Backups[i].Created > out.Backups[j].Created })
+	out.Total = len(out.Backups)
+	if len(out.Backups) > in.Limit {
+		out.LeftOut = len(out.Backups) - in.Limit
+		out.Backups = out.Backups[:in.Limit]
+		out.Note = fmt.Sprintf("%d older backups were left out; raise limit (up to %d) or filter by vmid or storage", out.LeftOut, maxBackupLimit)
+	}
 	out.Count = len(out.Backups)
 	return out, nil
 }

@@ -24,6 +24,59 @@ func usage(used, total int64) Usage {
 	return Usage{UsedBytes: used, TotalBytes: total, UsedPercent: Percent(used, total), Used: humanBytes(used), Total: humanBytes(total)}
 }
 
+// DiskUse is a guest's disk (or any disk in a list of resources): its size,
+// and how much of it is used when Proxmox knows. PVE reports 0 used for every
+// VM (it does not look into the guest's file systems) and for containers that
+// are not running; as "0 B, 0 %" a model reads that as an empty disk, so the
+// use is then left out and Used says why.
+type DiskUse struct {
+	UsedKnown   bool     `json:"used_known" jsonschema:"false when Proxmox does not report the use; used_bytes and used_percent are then left out"`
+	UsedBytes   *int64   `json:"used_bytes,omitempty" jsonschema:"bytes in use; left out when unknown"`
+	TotalBytes  int64    `json:"total_bytes" jsonschema:"size in bytes"`
+	UsedPercent *float64 `json:"used_percent,omitempty" jsonschema:"used/total in percent (0-100), one decimal; left out when unknown"`
+	Used        string   `json:"used" jsonschema:"used, human readable (binary units), or 'unknown: …' saying why"`
+	Total       string   `json:"total" jsonschema:"size, human readable (binary units)"`
+}
+
+func knownDisk(used, total int64) DiskUse {
+	u := usage(used, total)
+	return DiskUse{UsedKnown: true, UsedBytes: &u.UsedBytes, TotalBytes: total, UsedPercent: &u.UsedPercent, Used: u.Used, Total: u.Total}
+}
+
+// guestDisk reads PVE's disk figures of a guest of kind qemu or lxc; other
+// kinds (node, storage) always report their use.
+func guestDisk(kind, status string, used, total int64) DiskUse {
+	if used > 0 {
+		return knownDisk(used, total)
+	}
+	why := ""
+	switch {
+	case kind != "qemu" && kind != "lxc":
+		if total > 0 {
+			return knownDisk(used, total)
+		}
+		// An offline node, an SDN zone: nothing measured, not an empty disk.
+		why = "Proxmox VE reports no disk figures for it"
+		if status != "" {
+			why += " (" + status + ")"
+		}
+	case kind == "qemu":
+		why = "Proxmox VE does not report how much of a VM's disk is used, only its size; look inside the guest (e.g. df -h)"
+	case status == "running":
+		return knownDisk(used, total)
+	default:
+		why = fmt.Sprintf("the container is %s, and Proxmox VE measures a container's disk use only while it runs", orWord(status, "in an unknown state"))
+	}
+	return DiskUse{TotalBytes: total, Total: humanBytes(total), Used: "unknown: " + why}
+}
+
+func orWord(s, otherwise string) string {
+	if s == "" || s == "unknown" {
+		return otherwise
+	}
+	return s
+}
+
 // Percent is part/whole in percent, rounded to one decimal (0 when whole is 0).
 // It is exported so the console's cluster watcher shows the numbers the tools
 // report, not ones a tenth off.

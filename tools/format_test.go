@@ -91,3 +91,35 @@ func TestArgumentRules(t *testing.T) {
 		t.Errorf(`checkNode("a b") = %v, want the length 1-63`, err)
 	}
 }
+
+// A disk use PVE does not measure is "unknown", never 0 B / 0 %.
+func TestGuestDisk(t *testing.T) {
+	for _, c := range []struct {
+		kind, status string
+		used, total  int64
+		known        bool
+		says         string
+	}{
+		{"qemu", "running", 0, 32 << 30, false, "VM's disk"},
+		{"qemu", "stopped", 0, 32 << 30, false, "VM's disk"},
+		{"qemu", "running", 5 << 30, 32 << 30, true, "5.0 GiB"}, // should PVE ever report it
+		{"lxc", "running", 3 << 30, 8 << 30, true, "3.0 GiB"},
+		{"lxc", "running", 0, 8 << 30, true, "0 B"}, // measured: empty
+		{"lxc", "stopped", 0, 8 << 30, false, "container is stopped"},
+		{"lxc", "unknown", 0, 8 << 30, false, "unknown state"},
+		{"node", "online", 20 << 30, 94 << 30, true, "20.0 GiB"},
+		{"node", "offline", 0, 0, false, "offline"},
+		{"storage", "available", 0, 100 << 30, true, "0 B"},
+	} {
+		d := guestDisk(c.kind, c.status, c.used, c.total)
+		if d.UsedKnown != c.known || (d.UsedBytes != nil) != c.known || (d.UsedPercent != nil) != c.known {
+			t.Errorf("%s %s %d/%d: %+v, want known=%t", c.kind, c.status, c.used, c.total, d, c.known)
+		}
+		if !strings.Contains(d.Used, c.says) || d.TotalBytes != c.total {
+			t.Errorf("%s %s %d/%d: used %q, want it to say %q", c.kind, c.status, c.used, c.total, d.Used, c.says)
+		}
+		if !c.known && !strings.HasPrefix(d.Used, "unknown: ") {
+			t.Errorf("%s %s: %q does not start with unknown", c.kind, c.status, d.Used)
+		}
+	}
+}

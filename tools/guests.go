@@ -68,7 +68,7 @@ type GuestSummary struct {
 	CPUPercent    float64 `json:"cpu_percent" jsonschema:"CPU use as percent of the guest's own vCPUs"`
 	CPUs          float64 `json:"cpus" jsonschema:"vCPUs (cores) given to the guest"`
 	Memory        Usage   `json:"memory"`
-	Disk          Usage   `json:"disk" jsonschema:"root disk (containers); VMs report 0 used without a guest agent"`
+	Disk          DiskUse `json:"disk" jsonschema:"root disk: size, and use where Proxmox reports it (running containers; never VMs)"`
 	UptimeSeconds int64   `json:"uptime_seconds"`
 	Uptime        string  `json:"uptime"`
 	Tags          string  `json:"tags,omitempty"`
@@ -86,7 +86,7 @@ func guestSummary(r pve.Resource) GuestSummary {
 	return GuestSummary{
 		VMID: int64(r.VMID), Name: r.Name, Node: r.Node, Kind: r.Type, Status: r.Status,
 		CPUPercent: FractionPercent(float64(r.CPU)), CPUs: float64(r.MaxCPU),
-		Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: usage(int64(r.Disk), int64(r.MaxDisk)),
+		Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: guestDisk(r.Type, r.Status, int64(r.Disk), int64(r.MaxDisk)),
 		UptimeSeconds: int64(r.Uptime), Uptime: humanDuration(int64(r.Uptime)), Tags: r.Tags,
 		Template: bool(r.Template), Lock: r.Lock,
 	}
@@ -95,7 +95,7 @@ func guestSummary(r pve.Resource) GuestSummary {
 func listGuests(kind, name, title, noun string) *Tool {
 	return define[GuestListInput, GuestList](spec{
 		name: name, title: title, tier: safety.Green,
-		description: fmt.Sprintf("Every %s in the cluster with node, state, CPU (percent), memory and disk (bytes, human units, percent) and uptime. Filter by node or status.", noun),
+		description: fmt.Sprintf("Every %s in the cluster with node, state, CPU (percent), memory (bytes, human units, percent), disk size and use where Proxmox reports it, and uptime. Filter by node or status.", noun),
 		adjust: func(s *jsonschema.Schema) {
 			nodeSchema(property(s, "node"))
 			enumSchema(property(s, "status"), "running", "stopped", "paused")
@@ -117,6 +117,11 @@ func listGuests(kind, name, title, noun string) *Tool {
 				out.Guests = append(out.Guests, guestSummary(r))
 				if r.Status == "running" {
 					out.Running++
+				}
+			}
+			if len(out.Guests) == 0 {
+				if err := unknownFilterNode(ctx, env, in.Node); err != nil {
+					return nil, err
 				}
 			}
 			sort.Slice(out.Guests, func(i, j int) bool { return out.Guests[i].VMID < out.Guests[j].VMID })
@@ -151,7 +156,7 @@ type GuestStatusOut struct {
 func getGuestStatus() *Tool {
 	return define[VMIDInput, GuestStatusOut](spec{
 		name: "get_guest_status", title: "Guest status", tier: safety.Green,
-		description: "Live state of one VM or container, by VMID alone: node, kind, state, CPU (percent), memory and disk (bytes, human units, percent), uptime, network totals.",
+		description: "Live state of one VM or container, by VMID alone: node, kind, state, CPU (percent), memory (bytes, human units, percent), disk size and use where Proxmox reports it (running containers, never VMs), uptime, network totals.",
 		adjust:      func(s *jsonschema.Schema) { vmidSchema(property(s, "vmid")) },
 	}, func(ctx context.Context, env *Env, in VMIDInput) (*Call, error) {
 		r, err := resolveGuest(ctx, env, in.VMID)
@@ -161,14 +166,14 @@ func getGuestStatus() *Tool {
 		return read(guestTarget(r), "Read the status of "+guestNoun(r), func(ctx context.Context) (any, error) {
 			st, err := env.PVE.GuestStatus(ctx, r.Node, r.Type, in.VMID)
 			if err != nil {
-				return nil, nodeError(r.Node, err)
+				return nil, nodeError(ctx, env, r.Node, err)
 			}
 			sum := guestSummary(*r)
 			sum.Status = st.Status
 			sum.CPUPercent = FractionPercent(float64(st.CPU))
 			sum.CPUs = float64(st.CPUs)
 			sum.Memory = usage(int64(st.Mem), int64(st.MaxMem))
-			sum.Disk = usage(int64(st.Disk), int64(st.MaxDisk))
+			sum.Disk = guestDisk(r.Type, st.Status, int64(st.Disk), int64(st.MaxDisk))
 			sum.UptimeSeconds, sum.Uptime = int64(st.Uptime), humanDuration(int64(st.Uptime))
 			if st.Name != "" {
 				sum.Name = st.Name

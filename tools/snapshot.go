@@ -48,7 +48,7 @@ func listSnapshots() *Tool {
 		return read(guestTarget(r), "List snapshots of "+guestNoun(r), func(ctx context.Context) (any, error) {
 			snaps, err := env.PVE.Snapshots(ctx, r.Node, r.Type, in.VMID)
 			if err != nil {
-				return nil, nodeError(r.Node, err)
+				return nil, nodeError(ctx, env, r.Node, err)
 			}
 			return snapshotList(r, snaps), nil
 		}), nil
@@ -112,7 +112,7 @@ func createSnapshot() *Tool {
 		}
 		snaps, err := env.PVE.Snapshots(ctx, r.Node, r.Type, in.VMID)
 		if err != nil {
-			return nil, nodeError(r.Node, err)
+			return nil, nodeError(ctx, env, r.Node, err)
 		}
 		for _, s := range snaps {
 			if s.Name == in.Name {
@@ -168,7 +168,7 @@ func snapshotChange(name, title, action, description string, effect func(name, n
 		noun := guestNoun(r)
 		snaps, err := env.PVE.Snapshots(ctx, r.Node, r.Type, in.VMID)
 		if err != nil {
-			return nil, nodeError(r.Node, err)
+			return nil, nodeError(ctx, env, r.Node, err)
 		}
 		found := false
 		for _, s := range snaps {

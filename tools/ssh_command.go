@@ -56,7 +56,10 @@ type CommandOutput struct {
 func executeSSH() *Tool {
 	return define[ExecuteSSHInput, CommandOutput](spec{
 		name: "execute_ssh", title: "Run a command on a node", tier: safety.Red,
-		description: "Run a shell command on a cluster node over SSH. Read-only commands (uptime, df -h, free -m, systemctl status X, journalctl -u X -n 50 --no-pager, zpool status, ip addr, qm list, cat of non-secret files, with | head/grep/tail filters) run at once. Commands that change something wait for a person's approval; destructive ones (reboot, rm -rf, mkfs, dd, firewall flushes, pipes into a shell) are never run. Output is capped at 1 MiB per stream.",
+		// Read-only commands are YELLOW (ARCHITECTURE.md, "SSH commands"): a
+		// yellow ceiling may run them, and the policy refuses what is above it.
+		minTier:     safety.Yellow,
+		description: "Run a shell command on a cluster node over SSH. Read-only commands (uptime, df -h, free -m, systemctl status X, journalctl -u X -n 50 --no-pager, zpool status, ip addr, qm list, cat of non-secret files, with | head/grep/tail filters) run at once. Commands that change something are RED: they wait for a person's approval, and a caller whose ceiling is below RED is refused; destructive ones (reboot, rm -rf, mkfs, dd, firewall flushes, pipes into a shell) are never run. Output is capped at 1 MiB per stream.",
 		adjust: func(s *jsonschema.Schema) {
 			nodeSchema(property(s, "node"))
 			property(s, "command").MaxLength = ptr(4096)

@@ -77,6 +77,11 @@ func getRecentTasks() *Tool {
 				}
 				out.Tasks = append(out.Tasks, to)
 			}
+			if len(out.Tasks) == 0 {
+				if err := unknownFilterNode(ctx, env, in.Node); err != nil {
+					return nil, err
+				}
+			}
 			return out, nil
 		}), nil
 	})
@@ -138,7 +143,7 @@ func getTaskStatus() *Tool {
 				if st == nil || st.Running() {
 					st, err = env.PVE.TaskStatus(ctx, id.Node, in.UPID)
 					if err != nil {
-						return nil, nodeError(id.Node, err)
+						return nil, nodeError(ctx, env, id.Node, err)
 					}
 				}
 				return taskStatusOut(ctx, env.PVE, id, st), nil

@@ -181,6 +181,36 @@ test('HTTP /mcp stays authenticated: no token or a forged one is answered 401', 
   }
 });
 
+// Issue 11: read-only commands are YELLOW, so a yellow ceiling (an agent token's
+// --max-tier yellow, or JARVIS_STDIO_MAX_TIER=yellow) sees execute_ssh and runs them;
+// a command above the ceiling is refused with the refusal shape.
+test('yellow ceiling: execute_ssh is listed, df -h runs, a change is refused above the ceiling', async () => {
+  const transport = new StdioClientTransport({
+    command: BIN,
+    args: ['stdio', '--demo'],
+    env: { ...jarvisEnv(path.join(scratch, 'stdio-yellow.db')), JARVIS_STDIO_MAX_TIER: 'yellow' },
+    stderr: 'pipe',
+  });
+  const client = new Client({ name: 'jarvis-ci-yellow', version: '1.0.0' }, { capabilities: {} });
+  await client.connect(transport);
+  clients.push(client);
+  const { tools } = await client.listTools();
+  const ssh = tools.find((t) => t.name === 'execute_ssh');
+  assert.ok(ssh, 'execute_ssh is listed for a yellow ceiling');
+  assert.equal(ssh.annotations?.destructiveHint, true, 'its RED commands keep it destructive');
+  assert.ok(ssh.inputSchema.properties?.approval_id, 'it still takes approval_id');
+  assert.ok(!tools.some((t) => t.name === 'stop_vm'), 'RED tools are not listed');
+
+  const df = await client.callTool({ name: 'execute_ssh', arguments: { node: 'pve', command: 'df -h' } });
+  assert.ok(!df.isError, `df -h failed: ${JSON.stringify(df.content)}`);
+  assert.match(df.structuredContent.stdout, /Filesystem/);
+
+  const change = refusalOf(await client.callTool({ name: 'execute_ssh', arguments: { node: 'pve', command: 'systemctl restart nginx' } }));
+  assert.equal(change.decision, 'blocked');
+  assert.equal(change.tier, 'red');
+  assert.match(change.reason, /YELLOW/);
+});
+
 for (const kind of ['stdio', 'http']) {
   describe(`TypeScript SDK over ${kind}`, () => {
     let reader;

@@ -198,3 +198,18 @@ func IsUnreachable(err error) bool {
 	s, ok := statusOf(err)
 	return ok && (s == 595 || s == 596)
 }
+
+// IsUnknownNode reports PVE's answer for a node name that is not a member of
+// the cluster. PVE proxies a request for another node to that node's address,
+// and for a name it does not know it tries DNS: a 500 "hostname lookup 'x'
+// failed - failed to get address info for: x: Name or service not known".
+// Calls that check membership first say "no such cluster node 'x'".
+func IsUnknownNode(err error) bool {
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusInternalServerError {
+		return false
+	}
+	msg := strings.ToLower(apiErr.Message)
+	return strings.Contains(msg, "hostname lookup '") && strings.Contains(msg, "failed") ||
+		strings.Contains(msg, "no such cluster node")
+}

@@ -434,3 +434,34 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Disk use as PVE reports it: 0 for every VM, running or not (qemu-server
+// does not look into the guest), the root file system's use for a running
+// container, 0 for a stopped one.
+func TestGuestDiskUseAsPVEReportsIt(t *testing.T) {
+	h := newHarness(t)
+	var resources []struct {
+		VMID    int    `json:"vmid"`
+		Type    string `json:"type"`
+		Status  string `json:"status"`
+		Disk    int64  `json:"disk"`
+		MaxDisk int64  `json:"maxdisk"`
+	}
+	if r := h.get("/cluster/resources", url.Values{"type": {"vm"}}); json.Unmarshal(r.env.Data, &resources) != nil {
+		t.Fatalf("resources: %s", r.body)
+	}
+	for _, g := range resources {
+		measured := g.Type == "lxc" && g.Status == "running"
+		if (g.Disk > 0) != measured || g.MaxDisk <= 0 {
+			t.Errorf("%s %d (%s): disk %d of %d", g.Type, g.VMID, g.Status, g.Disk, g.MaxDisk)
+		}
+	}
+	for path, want := range map[string]bool{"/nodes/pve/qemu/101/status/current": false, "/nodes/pve/lxc/201/status/current": true} {
+		var st struct {
+			Disk int64 `json:"disk"`
+		}
+		if r := h.get(path, nil); json.Unmarshal(r.env.Data, &st) != nil || (st.Disk > 0) != want {
+			t.Errorf("%s: disk %d, want measured=%t", path, st.Disk, want)
+		}
+	}
+}
