@@ -12,7 +12,9 @@ package store
 //	cluster   ClusterDetails  server/watch: a snapshot of nodes, guests or storage
 //	alert     AlertDetails    server/watch (raised/resolved), server (interrupted call)
 //	safety    SafetyDetails   server: a safety switch turned on or off
-//	system    SystemDetails   store (audit checkpoint); other system events have no details
+//	system    SystemDetails   store (audit checkpoint)
+//	          DependencyDetails server/watch: the cluster cannot be read, or can again
+//	          (other system events, start and stop, have no details)
 //
 // Events posted by an operator (POST /api/events) carry whatever details they
 // were given: readers must tolerate details of an unexpected shape.
@@ -225,3 +227,33 @@ type SystemDetails struct {
 
 // Kind is EventSystem.
 func (SystemDetails) Kind() string { return EventSystem }
+
+// The dependencies Jarvis reports on (DependencyDetails.Dependency, and the
+// "dependency" of each problem in /api/health).
+const (
+	DependencyPVE      = "pve_api"   // the Proxmox VE API
+	DependencyStore    = "store"     // the database
+	DependencyAuditLog = "audit_log" // the audit log taking rows
+)
+
+// Dependency states (DependencyDetails.State).
+const (
+	DependencyFailing   = "failing"
+	DependencyRecovered = "recovered"
+)
+
+// DependencyDetails is the payload of the system event published when a
+// dependency stops working or its cause changes (State failing, Error the cause
+// in words, Fix what to change, Since when it started) and when it works again
+// (State recovered, Error and Fix empty). The console shows the failing one as a
+// banner until the recovered one arrives. Every field is always present.
+type DependencyDetails struct {
+	Dependency string    `json:"dependency"`
+	State      string    `json:"state"`
+	Error      string    `json:"error"`
+	Fix        string    `json:"fix"`
+	Since      time.Time `json:"since"`
+}
+
+// Kind is EventSystem.
+func (DependencyDetails) Kind() string { return EventSystem }

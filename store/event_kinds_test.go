@@ -36,6 +36,8 @@ func TestEventDetailsWireNames(t *testing.T) {
 		{AlertDetails{InterruptedCall: &InterruptedCall{AuditID: 3}}, EventAlert, []string{"audit_id", "began", "plan", "principal", "tool"}},
 		{SafetyDetails{}, EventSafety, []string{"by", "on", "switch"}},
 		{SystemDetails{}, EventSystem, []string{"hash", "installation", "mac", "row", "time"}},
+		{DependencyDetails{}, EventSystem, []string{"dependency", "error", "fix", "since", "state"}},
+		{DependencyDetails{Dependency: DependencyPVE, State: DependencyRecovered}, EventSystem, []string{"dependency", "error", "fix", "since", "state"}},
 	} {
 		if got := keys(c.d); !slices.Equal(got, c.want) {
 			t.Errorf("%T %+v: keys %v, want %v", c.d, c.d, got, c.want)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -36,10 +37,12 @@ type Options struct {
 	Password string
 	Version  string
 	Logger   *slog.Logger
-	// PVEPing reports whether the cluster API answers (for /api/health).
+	// PVEPing reports whether the cluster API answers (for /api/health, which
+	// calls it at most every few seconds, see pveCheckTTL).
 	PVEPing func(ctx context.Context) error
 	// Watcher, when set, is told how many feed streams are open: it reads the
 	// cluster and publishes snapshots and alerts only while anyone listens.
+	// /api/health adds what its polls find wrong while it polls.
 	Watcher *watch.Watcher
 	// Heartbeat is the SSE keep-alive interval (default 15 s).
 	Heartbeat time.Duration
@@ -65,6 +68,12 @@ type App struct {
 
 	feedMu   sync.Mutex
 	feedDone chan struct{}
+
+	// The last ping of the Proxmox API for /api/health, reused for pveTTL.
+	pveMu      sync.Mutex
+	pveTTL     time.Duration
+	pveAt      time.Time
+	pveProblem *watch.Problem
 }
 
 // New builds the app and its routes.
@@ -79,7 +88,8 @@ func New(opts Options) *App {
 		opts.FeedWriteTimeout = 20 * time.Second
 	}
 	a := &App{opts: opts, e: echo.New(), started: time.Now(), loginLimiter: map[string]*rate.Limiter{},
-		loginGlobal: rate.NewLimiter(rate.Every(loginGlobalEvery), loginGlobalBurst), feedDone: make(chan struct{})}
+		loginGlobal: rate.NewLimiter(rate.Every(loginGlobalEvery), loginGlobalBurst), feedDone: make(chan struct{}),
+		pveTTL: pveCheckTTL}
 	e := a.e
 	e.HideBanner, e.HidePort = true, true
 	// Rate limiting by address must not trust X-Forwarded-For from anyone; behind
@@ -175,29 +185,100 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return a.e.Shutdown(ctx)
 }
 
+// How /api/health checks the Proxmox API. It pings the API itself: the watcher
+// polls only while someone follows the feed, and health must not depend on
+// that. The answer is reused for a few seconds, so Docker, probes and every
+// console load together cost the cluster at most one request per pveCheckTTL;
+// the ping's deadline stays below `jarvis healthcheck`'s 4 s.
+const (
+	pveCheckTTL     = 5 * time.Second
+	pveCheckTimeout = 2500 * time.Millisecond
+)
+
+// health answers 200 "ok", 200 "degraded" (Jarvis serves, but a dependency such
+// as the Proxmox API fails: a liveness probe must not restart it for that) or
+// 503 "down" (no store or no audit log: every call is refused). Each failing
+// dependency is listed in problems with the cause and what to change.
 func (a *App) health(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
-	storeOK := a.opts.Store.Ping(ctx) == nil
+	problems := []watch.Problem{}
+	storeErr := a.opts.Store.Ping(ctx)
+	if storeErr != nil {
+		problems = append(problems, watch.Problem{Dependency: store.DependencyStore, Error: storeErr.Error(),
+			Fix: "check DB_PATH, the disk it is on, and that Jarvis may write the file"})
+	}
 	// Without an audit log that takes rows, every call is refused.
-	auditOK := storeOK && a.opts.Store.AuditWritable(ctx) == nil
-	pveOK := a.opts.PVEPing != nil && a.opts.PVEPing(ctx) == nil
+	auditErr := storeErr
+	if storeErr == nil {
+		if auditErr = a.opts.Store.AuditWritable(ctx); auditErr != nil {
+			problems = append(problems, watch.Problem{Dependency: store.DependencyAuditLog, Error: auditErr.Error(),
+				Fix: "every tool call is refused until the audit log takes rows again; `jarvis audit verify` says what is wrong"})
+		}
+	}
+	pveWord := "ok"
+	if p := a.checkPVE(c.Request().Context()); p != nil {
+		problems = append(problems, *p)
+		pveWord = "unreachable"
+	}
+	if a.opts.Watcher != nil {
+		for _, p := range a.opts.Watcher.Problems() {
+			if !slices.ContainsFunc(problems, func(q watch.Problem) bool { return q.Error == p.Error }) {
+				problems = append(problems, p)
+				if pveWord == "ok" {
+					pveWord = "degraded"
+				}
+			}
+		}
+	}
 	status := "ok"
 	code := http.StatusOK
 	switch {
-	case !storeOK || !auditOK:
+	case storeErr != nil || auditErr != nil:
 		status, code = "down", http.StatusServiceUnavailable
-	case !pveOK:
+	case len(problems) > 0:
 		status = "degraded"
 	}
 	return c.JSON(code, map[string]any{
 		"status":         status,
 		"version":        a.opts.Version,
 		"uptime_seconds": int64(time.Since(a.started).Seconds()),
-		"store":          okWord(storeOK),
-		"audit_log":      map[bool]string{true: "ok", false: "broken"}[auditOK],
-		"pve_api":        okWord(pveOK),
+		"store":          okWord(storeErr == nil),
+		"audit_log":      map[bool]string{true: "ok", false: "broken"}[auditErr == nil],
+		"pve_api":        pveWord,
+		"problems":       problems,
 	})
+}
+
+// checkPVE pings the Proxmox API, or reuses the last answer for pveTTL, and
+// returns the problem, if any. A caller hanging up does not cut the ping short,
+// so its answer can be kept for the next one.
+func (a *App) checkPVE(ctx context.Context) *watch.Problem {
+	if a.opts.PVEPing == nil {
+		return &watch.Problem{Dependency: store.DependencyPVE, Error: "no Proxmox API is configured",
+			Fix: "set JARVIS_NODES, PVE_TOKEN_ID and PVE_TOKEN_SECRET"}
+	}
+	a.pveMu.Lock()
+	defer a.pveMu.Unlock()
+	if !a.pveAt.IsZero() && time.Since(a.pveAt) < a.pveTTL {
+		return a.pveProblem
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pveCheckTimeout)
+	defer cancel()
+	var problem *watch.Problem
+	if err := a.opts.PVEPing(pctx); err != nil {
+		p := watch.Diagnose(err)
+		if errors.Is(pctx.Err(), context.DeadlineExceeded) {
+			p.Error = fmt.Sprintf("the Proxmox API did not answer within %s", pveCheckTimeout)
+		}
+		p.Since = time.Now()
+		if a.pveProblem != nil && a.pveProblem.Error == p.Error {
+			p.Since = a.pveProblem.Since
+		}
+		problem = &p
+	}
+	a.pveAt, a.pveProblem = time.Now(), problem
+	return problem
 }
 
 func okWord(ok bool) string {

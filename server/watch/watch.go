@@ -1,7 +1,10 @@
-// Package watch reads the cluster while anyone follows the feed and publishes
-// what it sees into the store: snapshots of nodes, guests and storage, and
-// alerts raised once and resolved when their condition clears. The web app only
-// serves those events; it never talks to the cluster itself.
+// Package watch reads the cluster while anyone follows the feed (and pings it
+// once at start, to say at once whether it can be read) and publishes
+// what it sees into the store: snapshots of nodes, guests and storage, alerts
+// raised once and resolved when their condition clears, and a system event when
+// the cluster cannot be read (and when it can again). The web app only serves
+// those events; it never talks to the cluster itself, except for the health
+// check's ping.
 package watch
 
 import (
@@ -52,6 +55,16 @@ type Watcher struct {
 	open map[string]uint64
 	// last seen state of each guest, to notice a guest that stopped
 	guests map[int64]string
+
+	// What the polls found wrong, by part (start, nodes, guests, storage), and
+	// the causes last reported; guarded by mu, as health reads them (Problems).
+	failing  map[string]Problem
+	checked  bool   // a check has ended in this run
+	reported string // problemKey of what was last reported; "" when all is well
+	// The open failing system event, this run's or a previous run's, and its
+	// problemKey. Only Run touches them.
+	problemEvent uint64
+	eventKey     string
 }
 
 // New builds a watcher; c may be nil (no cluster), then it does nothing.
@@ -60,7 +73,13 @@ func New(c *pve.Client, st *store.Store, log *slog.Logger) *Watcher {
 		log = slog.Default()
 	}
 	return &Watcher{pve: c, store: st, log: log, every: DefaultIntervals, tick: time.Second,
-		wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]string{}}
+		wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]string{}, failing: map[string]Problem{}}
+}
+
+// SetIntervals changes the poll intervals (tests use short ones). Call before Run.
+func (w *Watcher) SetIntervals(every Intervals) {
+	w.every = every
+	w.tick = min(every.Nodes, every.Guests, every.Storage, time.Second)
 }
 
 // Acquire registers a listener; polling starts with the first.
@@ -93,6 +112,8 @@ func (w *Watcher) Run(ctx context.Context) {
 		return
 	}
 	w.loadOpenAlerts(ctx)
+	w.loadOpenProblem(ctx)
+	w.checkAtStart(ctx)
 	var nextNodes, nextGuests, nextStorage time.Time
 	tick := time.NewTicker(w.tick)
 	defer tick.Stop()
@@ -170,8 +191,8 @@ func (w *Watcher) pollNodes(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	nodes, err := w.pve.Nodes(cctx)
+	w.note(ctx, store.ClusterNodes, err)
 	if err != nil {
-		w.log.Debug("cluster poll: nodes", "err", err)
 		return
 	}
 	snaps := []store.NodeSnapshot{}
@@ -193,8 +214,8 @@ func (w *Watcher) pollGuests(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	res, err := w.pve.ClusterResources(cctx, "vm")
+	w.note(ctx, store.ClusterGuests, err)
 	if err != nil {
-		w.log.Debug("cluster poll: guests", "err", err)
 		return
 	}
 	snaps := []store.GuestSnapshot{}
@@ -222,8 +243,8 @@ func (w *Watcher) pollStorage(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
 	res, err := w.pve.ClusterResources(cctx, "storage")
+	w.note(ctx, store.ClusterStorage, err)
 	if err != nil {
-		w.log.Debug("cluster poll: storage", "err", err)
 		return
 	}
 	snaps := []store.StorageSnapshot{}

@@ -89,6 +89,8 @@ type Client struct {
 	http      *http.Client
 	preferred atomic.Int32 // index of the endpoint that answered last
 	health    health       // endpoints that just hung or refused
+	secret    string       // only to keep it out of error messages (see apiError)
+	caFile    string       // PVE_CA_FILE, named when it does not cover a certificate
 }
 
 var tokenIDPattern = regexp.MustCompile(`^[^\s@!:=]+@[A-Za-z][A-Za-z0-9.\-_]*![A-Za-z][A-Za-z0-9.\-_]*$`)
@@ -168,6 +170,8 @@ func New(cfg Config) (*Client, error) {
 		deadline:  deadline,
 		http:      httpClient,
 		health:    health{skipFor: skipFor, failedAt: make([]time.Time, len(endpoints))},
+		secret:    cfg.TokenSecret,
+		caFile:    cfg.CAFile,
 	}, nil
 }
 
@@ -308,7 +312,7 @@ func (c *Client) roundTrip(ctx context.Context, ep Endpoint, method, path string
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return answer{}, err
+		return answer{}, c.explainUntrusted(ep, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -341,7 +345,78 @@ func (c *Client) apiError(method, path string, ans answer) *APIError {
 	if e.Message == "" {
 		e.Message = http.StatusText(ans.status)
 	}
+	// A proxy in front of PVE may echo the request's Authorization header in its
+	// error; the message goes to logs, /api/health and the console.
+	e.Message = c.scrub(e.Message)
+	for k, v := range e.Errors {
+		e.Errors[k] = c.scrub(v)
+	}
 	return e
+}
+
+// scrub replaces the token secret in text. A secret this short would blank
+// ordinary words; real ones are UUIDs.
+func (c *Client) scrub(text string) string {
+	if len(c.secret) < 8 {
+		return text
+	}
+	return strings.ReplaceAll(text, c.secret, "[redacted]")
+}
+
+// UntrustedCertificateError is the TLS handshake failure when the API's
+// certificate is not trusted and no fingerprint is pinned: no CA file is set and
+// the system does not trust it (PVE's own certificates never are), or the CA
+// file does not cover it. It names the presented certificate's fingerprint, so
+// the user can compare it with the node's and pin it.
+type UntrustedCertificateError struct {
+	URL         string // the API's origin, e.g. https://10.0.0.5:8006
+	Fingerprint string // SHA-256 of the presented certificate, in PVE's notation
+	Why         string // self-signed, signed by an unknown authority, …
+	CAFile      string // PVE_CA_FILE, when one was configured
+	Err         error  // the verification error
+}
+
+func (e *UntrustedCertificateError) Error() string {
+	trust := "is not trusted"
+	if e.CAFile != "" {
+		trust = "is not trusted by PVE_CA_FILE (" + e.CAFile + ")"
+	}
+	return fmt.Sprintf("the Proxmox API at %s presented a certificate that %s (%s); to trust it, check it is your node's "+
+		"(`pvenode cert info` on the node shows its fingerprint) and set PVE_TLS_FINGERPRINT=%s", e.URL, trust, e.Why, e.Fingerprint)
+}
+
+func (e *UntrustedCertificateError) Unwrap() error { return e.Err }
+
+// explainUntrusted turns a failed certificate check into an
+// UntrustedCertificateError; other errors are returned as they are.
+func (c *Client) explainUntrusted(ep Endpoint, err error) error {
+	var cve *tls.CertificateVerificationError
+	if !errors.As(err, &cve) || len(cve.UnverifiedCertificates) == 0 {
+		return err
+	}
+	leaf := cve.UnverifiedCertificates[0]
+	why := cve.Err.Error()
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	selfSigned := bytes.Equal(leaf.RawIssuer, leaf.RawSubject) &&
+		leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil
+	switch {
+	case errors.As(cve.Err, &unknown) && selfSigned:
+		why = "self-signed"
+	case errors.As(cve.Err, &unknown):
+		why = "signed by an unknown authority, such as the cluster's own CA"
+	case errors.As(cve.Err, &host):
+		// Go checks the name first; a self-signed certificate fails both.
+		why = "issued for another host name: " + strings.TrimPrefix(host.Error(), "x509: ")
+		if selfSigned {
+			why = "self-signed, and " + why
+		}
+	case errors.As(cve.Err, &invalid) && invalid.Reason == x509.Expired:
+		why = "expired or not yet valid"
+	}
+	return &UntrustedCertificateError{URL: strings.TrimSuffix(ep.URL, "/api2/json"), Fingerprint: FingerprintOf(leaf),
+		Why: why, CAFile: c.caFile, Err: cve}
 }
 
 // errNullData marks a successful answer whose data is null where an object was expected.

@@ -30,6 +30,10 @@
     approvals: new Map(),     // approval id → {data, el}
     deciding: new Set(),      // approval ids with a decision in flight
     clusterSeq: { nodes: 0, guests: 0, storage: 0 },
+    clusterUpdated: null,     // time of the newest snapshot shown
+    conn: 'offline',          // the feed's state, as setConn was told
+    clusterProblem: null,     // {error, fix, partial} while the cluster cannot be read
+    problemSeq: 0,            // counts live reachability events, so an older health answer loses
     nodeEls: new Map(),
     tick: 0,
     approvalsLoad: null,
@@ -150,10 +154,86 @@
 
   // ---------- connection state ----------
 
+  // The pill says "live" only when the feed is open and the cluster can be read:
+  // a live feed of a cluster Jarvis cannot reach shows the problem instead.
   function setConn(kind) {
+    state.conn = kind;
+    renderConn();
+  }
+
+  function renderConn() {
     const words = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline' };
+    const p = state.clusterProblem;
+    let kind = state.conn;
+    let text = words[kind] || kind;
+    if (kind === 'live' && p) {
+      kind = 'degraded';
+      text = p.partial ? 'cluster degraded' : 'cluster unreachable';
+    }
     $('conn').dataset.state = kind;
-    $('conn-text').textContent = words[kind] || kind;
+    $('conn-text').textContent = text;
+  }
+
+  // ---------- cluster reachability ----------
+
+  // setClusterProblem shows why the cluster cannot be read (the watcher's
+  // system events, or /api/health at load), or clears it when it can again.
+  function setClusterProblem(p) {
+    state.clusterProblem = p && p.error ? p : null;
+    p = state.clusterProblem;
+    const banner = $('cluster-banner');
+    banner.hidden = !p || !state.session;
+    $('cluster-banner-cause').textContent = p ? p.error : '';
+    // The fix is shown unless the cause already spells it out.
+    const fix = p && p.fix && !p.error.includes(p.fix) ? `To fix: ${p.fix}` : '';
+    $('cluster-banner-fix').textContent = fix;
+    $('cluster-banner-fix').hidden = !fix;
+    renderConn();
+    renderUpdated();
+  }
+
+  function onReachability(ev) {
+    const d = details(ev);
+    if (d.dependency !== 'pve_api') return;
+    state.problemSeq++;
+    if (d.state === 'failing') setClusterProblem({ error: d.error, fix: d.fix, partial: ev.severity !== 'critical' });
+    else if (d.state === 'recovered') setClusterProblem(null);
+  }
+
+  // loadHealth reads the cluster's state when the feed (re)opens: a failure that
+  // began before, or while away, was announced on events this page never saw.
+  async function loadHealth() {
+    const seq = state.problemSeq;
+    let h;
+    try {
+      h = await api('GET', '/api/health');
+    } catch (err) {
+      h = err.data; // 503 "down" still lists its problems
+    }
+    if (!h || !Array.isArray(h.problems) || seq !== state.problemSeq || !state.session) return;
+    const ps = h.problems.filter((p) => p && p.dependency === 'pve_api');
+    if (!ps.length) {
+      setClusterProblem(null);
+      return;
+    }
+    setClusterProblem({
+      error: ps.map((p) => p.error).join('; '),
+      fix: ps.map((p) => p.fix).filter(Boolean).join('; '),
+      partial: h.pve_api === 'degraded',
+    });
+  }
+
+  // renderUpdated says when the overview was last filled, or why it is empty.
+  function renderUpdated() {
+    const out = $('cluster-updated');
+    const p = state.clusterProblem;
+    if (state.clusterUpdated) {
+      out.textContent = `updated ${clockTime(state.clusterUpdated)}${p ? ' · stale: Jarvis cannot read the cluster' : ''}`;
+    } else {
+      out.textContent = p ? 'no snapshot yet: Jarvis cannot read the Proxmox cluster (why is in the red banner)' : 'waiting for the first snapshot…';
+    }
+    out.dataset.problem = p ? 'true' : 'false';
+    if (p) out.title = p.error; else out.removeAttribute('title');
   }
 
   function notice(message) {
@@ -170,6 +250,7 @@
     $('console-view').hidden = true;
     $('session-controls').hidden = true;
     $('banner').hidden = true;
+    $('cluster-banner').hidden = true;
     $('login-view').hidden = false;
     $('login-error').textContent = message || '';
     setConn('offline');
@@ -222,6 +303,7 @@
     // Open the stream first, then read history: an event landing in between is
     // caught by one or the other, and duplicates are dropped by id.
     openFeed();
+    loadHealth();
     loadApprovals();
     loadRecent();
     loadClusterSnapshots();
@@ -243,6 +325,8 @@
     $('approvals').replaceChildren();
     renderApprovalCount();
     state.clusterSeq = { nodes: 0, guests: 0, storage: 0 };
+    state.clusterUpdated = null;
+    setClusterProblem(null);
     state.nodeEls.clear();
     $('nodes').replaceChildren();
     $('guests').replaceChildren();
@@ -304,6 +388,7 @@
       state.backoff = 1000;
       if (state.everOpened) {
         // Fill anything missed while away (a fresh EventSource has no Last-Event-ID).
+        loadHealth();
         loadApprovals();
         loadRecent();
       }
@@ -367,6 +452,10 @@
         break;
       case 'alert':
         markResolved(ev);
+        break;
+      case 'system':
+        // History may be older than what health said; only live news counts.
+        if (live) onReachability(ev);
         break;
       default:
         break;
@@ -758,7 +847,10 @@
     if (what === 'guests') renderGuests(d.guests || []);
     if (what === 'storage') renderStorage(d.storage || []);
     const when = new Date(ev.time);
-    if (!Number.isNaN(when.getTime())) $('cluster-updated').textContent = `updated ${clockTime(when)}`;
+    if (!Number.isNaN(when.getTime())) {
+      state.clusterUpdated = when;
+      renderUpdated();
+    }
   }
 
   function setMeter(m, label, value, title) {
