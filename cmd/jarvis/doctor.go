@@ -5,51 +5,360 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
 	"time"
+
+	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools"
+	"github.com/jarvis-homelab/jarvis/tools/pve"
+	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
 )
 
+// doctor checks what a user needs before relying on Jarvis, one line per
+// check: ok; warn (works, with a limit worth knowing); FAIL (something will not
+// work: the exit status is non-zero); skip (cannot be checked because of a
+// failure above, or not configured).
+type doctor struct {
+	w      io.Writer
+	failed int
+}
+
+func (d *doctor) line(status, what, detail string) {
+	if status == "FAIL" {
+		d.failed++
+	}
+	if detail != "" {
+		what += ": " + detail
+	}
+	fmt.Fprintf(d.w, "%-6s%s\n", status, what)
+}
+
+func (d *doctor) check(what string, err error) {
+	if err != nil {
+		d.line("FAIL", what, err.Error())
+		return
+	}
+	d.line("ok", what, "")
+}
+
 func runDoctor(ctx context.Context, stdout io.Writer) error {
+	d := &doctor{w: stdout}
 	cfg, err := LoadConfig(false)
 	if err != nil {
-		fmt.Fprintf(stdout, "config: FAIL\n%v\n", err)
+		d.line("FAIL", "config", err.Error())
 		return errors.New("configuration has problems")
 	}
-	fmt.Fprintln(stdout, "config: ok")
+	d.line("ok", "config", "")
 	a, err := buildApp(ctx, false, io.Discard)
 	if err != nil {
-		fmt.Fprintf(stdout, "startup: FAIL: %v\n", err)
+		d.line("FAIL", "startup", err.Error())
 		return err
 	}
 	defer a.Close()
-	failed := false
-	check := func(name string, err error) {
-		if err != nil {
-			failed = true
-			fmt.Fprintf(stdout, "%s: FAIL: %v\n", name, err)
-			return
-		}
-		fmt.Fprintf(stdout, "%s: ok\n", name)
-	}
+
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	defer cancel()
-	check("database "+cfg.DBPath, a.store.Ping(cctx))
-	check("proxmox api", a.pve.Ping(cctx))
+	d.check("database "+cfg.DBPath, a.store.Ping(cctx))
 	if rep, err := a.store.AuditVerify(cctx); err != nil {
-		check("audit log", err)
+		d.check("audit log", err)
 	} else if !rep.OK {
 		at := ""
 		if rep.FirstBadID > 0 {
 			at = fmt.Sprintf(" at row %d", rep.FirstBadID)
 		}
-		check("audit log", fmt.Errorf("broken%s: %s (jarvis audit verify says more)", at, rep.Problem))
+		d.check("audit log", fmt.Errorf("broken%s: %s (jarvis audit verify says more)", at, rep.Problem))
 	} else {
-		check("audit log", nil)
+		d.check("audit log", nil)
 	}
-	if a.ssh == nil {
-		fmt.Fprintln(stdout, "ssh: not configured (node tools unavailable)")
+	cancel()
+
+	if cfg.PVEInsecure {
+		d.line("warn", "proxmox tls", "PVE_INSECURE_TLS=true: the API's certificate is not verified; pin it with PVE_TLS_FINGERPRINT")
 	}
-	if failed {
-		return errors.New("some checks failed")
+	apiUp := d.endpoints(ctx, a.pve)
+
+	var clusterNodes []pve.ClusterStatusEntry
+	if apiUp {
+		clusterNodes = d.nodeNames(ctx, cfg, a.pve, a.ssh != nil)
+		// Node-scoped privileges are checked on every node of the cluster, or
+		// on the configured ones when the cluster's list is out of reach.
+		var names []string
+		for _, n := range clusterNodes {
+			names = append(names, n.Name)
+		}
+		if len(names) == 0 {
+			for _, n := range cfg.nodeList {
+				names = append(names, n.Name)
+			}
+		}
+		d.privileges(ctx, cfg, a, names)
+	} else {
+		d.line("skip", "node names", "no Proxmox API endpoint answered")
+		d.line("skip", "token privileges", "no Proxmox API endpoint answered")
+	}
+	d.ssh(ctx, cfg, a.ssh, clusterNodes)
+
+	if d.failed > 0 {
+		return fmt.Errorf("%d check(s) failed", d.failed)
 	}
 	return nil
+}
+
+// endpoints asks every JARVIS_NODES endpoint on its own. An endpoint that
+// cannot be reached while another answers is a warning: failover covers it
+// (the node may be off). A certificate or token refused is a failure anywhere.
+func (d *doctor) endpoints(ctx context.Context, c *pve.Client) (anyUp bool) {
+	type result struct {
+		ep      pve.Endpoint
+		version string
+		err     error
+	}
+	eps := c.Endpoints()
+	results := make([]result, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Go(func() {
+			v, err := c.VersionAt(ctx, ep.Name)
+			// The line names the endpoint and its URL already.
+			var epErr *pve.EndpointError
+			var urlErr *url.Error
+			if errors.As(err, &epErr) {
+				err = epErr.Err
+			}
+			if errors.As(err, &urlErr) {
+				err = urlErr.Err
+			}
+			results[i] = result{ep, v, err}
+		})
+	}
+	wg.Wait()
+	for _, r := range results {
+		anyUp = anyUp || r.err == nil
+	}
+	for _, r := range results {
+		what := fmt.Sprintf("proxmox api %s (%s)", r.ep.Name, r.ep.URL)
+		switch {
+		case r.err == nil:
+			d.line("ok", what, "Proxmox VE "+r.version)
+		case anyUp && unreachable(r.err):
+			d.line("warn", what, r.err.Error()+" (the other endpoints answer; Jarvis fails over)")
+		default:
+			d.line("FAIL", what, r.err.Error())
+		}
+	}
+	return anyUp
+}
+
+// unreachable tells "nothing answered" (refused, no route, DNS, timeout) from
+// an answer that was wrong (certificate, token).
+func unreachable(err error) bool {
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	return (errors.As(err, &opErr) && opErr.Op == "dial") || errors.As(err, &dnsErr) ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+// nodeNames compares JARVIS_NODES (and SSH_NODES) with the cluster's nodes. A
+// configured name the cluster does not know fails: tools and SSH address nodes
+// by the cluster's names, so that node could never be reached by name. A
+// cluster node missing from the configuration only loses failover to its API
+// (or SSH to it): a warning.
+func (d *doctor) nodeNames(ctx context.Context, cfg *Config, c *pve.Client, sshOn bool) []pve.ClusterStatusEntry {
+	const what = "node names"
+	entries, err := c.ClusterStatus(ctx)
+	var apiErr *pve.APIError
+	var nodes []pve.ClusterStatusEntry
+	source := ""
+	switch {
+	case err == nil:
+		for _, e := range entries {
+			if e.Type == "node" {
+				nodes = append(nodes, e)
+			}
+		}
+	case errors.As(err, &apiErr) && apiErr.Status == http.StatusForbidden:
+		// /nodes lists every node to any token; /cluster/status needs Sys.Audit on /.
+		list, err2 := c.Nodes(ctx)
+		if err2 != nil {
+			d.line("FAIL", what, fmt.Sprintf("cannot list the cluster's nodes: %v; %v", err, err2))
+			return nil
+		}
+		for _, n := range list {
+			nodes = append(nodes, pve.ClusterStatusEntry{Type: "node", Name: n.Node, Online: n.Status == "online"})
+		}
+		source = " (from /nodes: /cluster/status needs Sys.Audit on /)"
+	default:
+		d.line("FAIL", what, fmt.Sprintf("cannot list the cluster's nodes: %v", err))
+		return nil
+	}
+	var cluster []string
+	for _, n := range nodes {
+		cluster = append(cluster, n.Name)
+	}
+	slices.Sort(cluster)
+	names := func(list []nodeAddr) []string {
+		var out []string
+		for _, n := range list {
+			out = append(out, n.Name)
+		}
+		return out
+	}
+	configured := names(cfg.nodeList)
+	lists := []struct {
+		variable string
+		names    []string
+	}{{"JARVIS_NODES", configured}}
+	if sshOn && cfg.SSHNodes != "" {
+		lists = append(lists, struct {
+			variable string
+			names    []string
+		}{"SSH_NODES", names(cfg.sshNodeList)})
+	}
+	problems := false
+	for _, l := range lists {
+		var unknown []string
+		for _, n := range l.names {
+			if !slices.Contains(cluster, n) {
+				unknown = append(unknown, n)
+			}
+		}
+		if len(unknown) > 0 {
+			problems = true
+			d.line("FAIL", what, fmt.Sprintf("%s names %s, not a node of this cluster (its nodes: %s)%s; use the names Proxmox shows under Datacenter, since tools and SSH address nodes by them",
+				l.variable, strings.Join(unknown, ", "), strings.Join(cluster, ", "), source))
+		}
+		for _, n := range cluster {
+			if slices.Contains(l.names, n) {
+				continue
+			}
+			problems = true
+			if l.variable == "JARVIS_NODES" {
+				loses := "Jarvis cannot fail over to its API"
+				if sshOn && cfg.SSHNodes == "" {
+					loses += " nor reach it over SSH (SSH_NODES defaults to JARVIS_NODES)"
+				}
+				d.line("warn", what, fmt.Sprintf("cluster node %s is not in JARVIS_NODES: %s; add %s=ADDRESS", n, loses, n))
+			} else {
+				d.line("warn", what, fmt.Sprintf("cluster node %s is not in SSH_NODES: the node tools cannot reach it; add %s=ADDRESS", n, n))
+			}
+		}
+	}
+	if !problems {
+		d.line("ok", what, fmt.Sprintf("JARVIS_NODES (%s) are the cluster's nodes%s", strings.Join(configured, ", "), source))
+	}
+	return nodes
+}
+
+// privileges reads the token's effective permissions and reports, per tool
+// group, what the offered tools would be refused.
+func (d *doctor) privileges(ctx context.Context, cfg *Config, a *app, nodes []string) {
+	perms, err := a.pve.Permissions(ctx)
+	if err != nil {
+		d.line("FAIL", "token privileges", fmt.Sprintf("cannot read what token %s may do (GET /access/permissions): %v", cfg.PVETokenID, err))
+		return
+	}
+
+	type group struct {
+		name     string
+		tools    []string // offered in this group
+		affected []string // of them, the ones something is missing for
+		short    []tools.Shortfall
+		needs    bool // any tool of the group needs a Proxmox privilege
+	}
+	var groups []*group
+	byName := map[string]*group{}
+	// Only the tools this configuration offers (JARVIS_READ_ONLY leaves the
+	// changing ones out).
+	for _, t := range a.srv.Tools(safety.Red) {
+		name := tools.PrivilegeGroup(t.Name)
+		if _, known := tools.Privileges(t.Name); !known {
+			d.line("warn", "privileges for "+t.Name, "not in the privilege table (tools/privileges.go), so not checked")
+			continue
+		}
+		g := byName[name]
+		if g == nil {
+			g = &group{name: name}
+			byName[name] = g
+			groups = append(groups, g)
+		}
+		g.tools = append(g.tools, t.Name)
+		privs, _ := tools.Privileges(t.Name)
+		g.needs = g.needs || len(privs) > 0
+		missing := tools.MissingPrivileges(t.Name, perms, nodes)
+		if len(missing) > 0 {
+			g.affected = append(g.affected, t.Name)
+		}
+		for _, s := range missing {
+			if !slices.ContainsFunc(g.short, func(o tools.Shortfall) bool { return o.Privilege.String() == s.Privilege.String() }) {
+				g.short = append(g.short, s)
+			}
+		}
+	}
+	for _, g := range groups {
+		if !g.needs {
+			continue // SSH or Wake-on-LAN only
+		}
+		if len(g.short) == 0 {
+			d.line("ok", fmt.Sprintf("privileges for %s (%s)", g.name, strings.Join(g.tools, ", ")), "")
+			continue
+		}
+		status := "warn"
+		var parts []string
+		for _, s := range g.short {
+			if !s.Partial() {
+				status = "FAIL"
+			}
+			parts = append(parts, describeShortfall(s))
+		}
+		d.line(status, fmt.Sprintf("privileges for %s (%s)", g.name, strings.Join(g.affected, ", ")), strings.Join(parts, "; "))
+	}
+}
+
+func describeShortfall(s tools.Shortfall) string {
+	p := s.Privilege
+	why := ""
+	if p.For != "" {
+		why = " (" + p.For + ")"
+	}
+	switch {
+	case len(s.HeldOnly) > 0:
+		return fmt.Sprintf("%s only on %s, not on the rest of %s%s", p.Names(), strings.Join(s.HeldOnly, ", "), p.Base(), why)
+	case s.Partial():
+		return fmt.Sprintf("%s missing on %s%s", p.Names(), strings.Join(s.Missing, ", "), why)
+	}
+	return fmt.Sprintf("missing %s on %s%s", p.Names(), p.Base(), why)
+}
+
+// ssh logs in to every SSH node with the pinned host keys and runs `true`, all
+// nodes at once. A node that cannot be reached while the cluster reports it
+// offline is a warning: it is off, not misconfigured.
+func (d *doctor) ssh(ctx context.Context, cfg *Config, e *sshexec.Executor, cluster []pve.ClusterStatusEntry) {
+	if e == nil {
+		d.line("skip", "ssh", "not configured: set SSH_KEY_PATH and SSH_KNOWN_HOSTS to use the node tools (execute_ssh, logs, temperatures, services)")
+		return
+	}
+	errs := make([]error, len(cfg.sshNodeList))
+	var wg sync.WaitGroup
+	for i, n := range cfg.sshNodeList {
+		wg.Go(func() { errs[i] = e.Check(ctx, n.Name) })
+	}
+	wg.Wait()
+	for i, n := range cfg.sshNodeList {
+		what := fmt.Sprintf("ssh %s (%s)", n.Name, e.Addr(n.Name))
+		var ce *sshexec.CheckError
+		offline := slices.ContainsFunc(cluster, func(c pve.ClusterStatusEntry) bool { return c.Name == n.Name && !bool(c.Online) })
+		switch err := errs[i]; {
+		case err == nil:
+			d.line("ok", what, fmt.Sprintf("logged in as %s, ran `true`", cfg.SSHUser))
+		case offline && errors.As(err, &ce) && (ce.Problem == sshexec.ProblemUnreachable || ce.Problem == sshexec.ProblemTimeout):
+			d.line("warn", what, err.Error()+" (the cluster reports the node offline; check again when it is up)")
+		default:
+			d.line("FAIL", what, err.Error())
+		}
+	}
 }

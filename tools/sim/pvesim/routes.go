@@ -125,6 +125,7 @@ func buildRoutes() []route {
 				"POST": {params: params, privs: "VM.PowerMgmt", handler: (*Sim).postPower}}})
 		}
 	}
+	r = append(r, accessRoutes()...)
 	return r
 }
 
@@ -220,6 +221,9 @@ func (s *Sim) handle(r *http.Request) (response, Request) {
 	}
 	if ep.privs != "" && readOnly {
 		return errorResponse(http.StatusForbidden, fmt.Sprintf("Permission check failed (/vms/%s, %s)", vars["vmid"], ep.privs)), rec
+	}
+	if res, denied := s.denied(r.Method, rt, vars, tokenID); denied {
+		return res, rec
 	}
 	return ep.handler(s, c), rec
 }

@@ -40,6 +40,9 @@ type Options struct {
 	ReadOnlyTokenSecret string
 	TaskDuration        time.Duration    // how long lifecycle tasks run
 	Now                 func() time.Time // clock; time.Now when nil
+	// ACL is the full-access token's access-control entries (access.go);
+	// nil grants every privilege on / with propagation, like Administrator.
+	ACL []ACL
 }
 
 // Request is one recorded API call. Path is the API path without /api2/json
