@@ -150,6 +150,12 @@ func (s *Server) requestApproval(ctx context.Context, c Call, v safety.Verdict, 
 			Reason: "the approval request could not be stored, so nothing was done; check the database (jarvis doctor)"}, "")
 	}
 	s.publishApproval(ctx, a, store.ApprovalRequested, c.Principal.ID)
+	// The id and where to approve reach the caller now: a client that gives up
+	// before the wait ends has them anyway.
+	if c.Notify != nil {
+		c.Notify(fmt.Sprintf("Jarvis approval %s requested: %s. A person can approve it %s; it expires at %s (in %s). Then call %s again with the same arguments and approval_id %q.",
+			a.ID, v.Plan, s.opts.ApproveWhere(a.ID), a.ExpiresAt.UTC().Format("15:04:05 UTC"), s.opts.ApprovalTTL, c.Tool, a.ID))
+	}
 	return s.awaitApproval(ctx, c, v, a.ID, store.Binding{Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan})
 }
 
@@ -173,7 +179,7 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 	for {
 		if c.Progress != nil && s.opts.Now().Sub(lastNote) >= approvalNoteEvery {
 			lastNote = s.opts.Now()
-			c.Progress(fmt.Sprintf("waiting for a person to approve %s (jarvis approve %s, or the console)", id, id),
+			c.Progress(fmt.Sprintf("waiting for a person to approve %s: %s; approve it %s", id, v.Plan, s.opts.ApproveWhere(id)),
 				lastNote.Sub(start).Seconds(), s.opts.ApprovalWait.Seconds())
 		}
 		// A switch turned on while the call waits ends the wait: nothing may run now,
@@ -202,8 +208,8 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 
 func (s *Server) needsApproval(ctx context.Context, c Call, v safety.Verdict, id string) *mcp.CallToolResult {
 	return s.refuse(context.WithoutCancel(ctx), c, v.Tier, safety.Verdict{Decision: safety.NeedsApproval, Tier: v.Tier, Plan: v.Plan,
-		Reason: fmt.Sprintf("a person must approve this first: %s. Ask the operator to approve %s in the Jarvis console or with `jarvis approve %s`, then call %s again with the same arguments and approval_id %q",
-			v.Plan, id, id, c.Tool, id)}, id)
+		Reason: fmt.Sprintf("a person must approve this first: %s. Ask the operator to approve %s %s, then call %s again with the same arguments and approval_id %q",
+			v.Plan, id, s.opts.ApproveWhere(id), c.Tool, id)}, id)
 }
 
 // consume takes the approval, exactly once, and maps every way it can fail to a

@@ -144,6 +144,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		ReadOnly:     cfg.ReadOnly,
 		ApprovalTTL:  cfg.ApprovalTTL,
 		ApprovalWait: cfg.ApprovalWait,
+		ApproveWhere: approveWhere(cfg, demo),
 		ElicitAgents: cfg.ElicitAgents,
 		ExecTimeout:  cfg.ExecTimeout,
 		Logger:       a.logger,
@@ -165,4 +166,18 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 // JARVIS_STDIO_MAX_TIER sets.
 func principalStdio(cfg *Config) safety.Principal {
 	return safety.Principal{ID: safety.OperatorID + ":stdio", Kind: safety.Operator, MaxTier: cfg.stdioTier}
+}
+
+// approveWhere tells a caller where a person approves a request: the console
+// and the host command, spelled for this installation.
+func approveWhere(cfg *Config, demo bool) func(id string) string {
+	console := cfg.consoleURL()
+	if _, set := os.LookupEnv("DB_PATH"); demo && !set {
+		return func(id string) string {
+			return fmt.Sprintf("with `jarvis approve %s --demo` in another terminal, or in the console of `jarvis serve --demo` (%s)", id, console)
+		}
+	}
+	return func(id string) string {
+		return fmt.Sprintf("in the Jarvis console (%s) or with `jarvis approve %s` on the Jarvis host", console, id)
+	}
 }

@@ -107,10 +107,15 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 // openAdmin opens what the host commands need: the database and the server secret.
 // They need no cluster, so the cluster settings are not checked. checkKey refuses
 // a secret the audit log was not sealed with (audit verify reports it instead).
-func openAdmin(checkKey bool) (*Config, *store.Store, *server.Server, string, error) {
+func openAdmin(demo, checkKey bool) (*Config, *store.Store, *server.Server, string, error) {
 	cfg, err := LoadConfig(true)
 	if err != nil {
 		return nil, nil, nil, "", err
+	}
+	if demo {
+		if err := findDemoState(cfg); err != nil {
+			return nil, nil, nil, "", err
+		}
 	}
 	if len(cfg.JWTSecret) < 32 {
 		return nil, nil, nil, "", errors.New("JWT_SECRET (or JWT_SECRET_FILE) must be set to the same secret the server uses: it keys the audit log and signs tokens")
@@ -140,13 +145,13 @@ func openAdmin(checkKey bool) (*Config, *store.Store, *server.Server, string, er
 	return cfg, st, srv, cfg.JWTSecret, nil
 }
 
-func runApprovals(ctx context.Context, args []string, stdout io.Writer) error {
+func runApprovals(ctx context.Context, demo bool, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("approvals", flag.ContinueOnError)
 	all := fs.Bool("all", false, "show decided and expired requests too")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
-	_, st, srv, _, err := openAdmin(true)
+	_, st, srv, _, err := openAdmin(demo, true)
 	if err != nil {
 		return err
 	}
@@ -172,7 +177,7 @@ func runApprovals(ctx context.Context, args []string, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-func runDecide(ctx context.Context, approve bool, args []string, stdout io.Writer) error {
+func runDecide(ctx context.Context, demo, approve bool, args []string, stdout io.Writer) error {
 	verb := map[bool]string{true: "approve", false: "deny"}[approve]
 	if len(args) != 1 || strings.HasPrefix(args[0], "-") {
 		return usageError{fmt.Sprintf("usage: jarvis %s ID (see jarvis approvals)", verb)}
@@ -180,7 +185,7 @@ func runDecide(ctx context.Context, approve bool, args []string, stdout io.Write
 	if !store.IsApprovalID(args[0]) {
 		return usageError{fmt.Sprintf("%q is not an approval id; ids look like apr_ followed by 16 hex digits (see jarvis approvals)", args[0])}
 	}
-	_, st, srv, _, err := openAdmin(true)
+	_, st, srv, _, err := openAdmin(demo, true)
 	if err != nil {
 		return err
 	}
@@ -200,11 +205,11 @@ func runDecide(ctx context.Context, approve bool, args []string, stdout io.Write
 	return nil
 }
 
-func runToken(ctx context.Context, args []string, stdout io.Writer) error {
+func runToken(ctx context.Context, demo bool, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return usageError{"usage: jarvis token create|list|revoke"}
 	}
-	_, st, _, secret, err := openAdminOrCreate()
+	_, st, _, secret, err := openAdminOrCreate(demo)
 	if err != nil {
 		return err
 	}
@@ -275,7 +280,7 @@ func runToken(ctx context.Context, args []string, stdout io.Writer) error {
 
 // openAdminOrCreate is openAdmin, but creates the database when it does not exist
 // yet, so tokens can be minted before the first serve.
-func openAdminOrCreate() (*Config, *store.Store, *server.Server, string, error) {
+func openAdminOrCreate(demo bool) (*Config, *store.Store, *server.Server, string, error) {
 	cfg, err := LoadConfig(true)
 	if err != nil {
 		return nil, nil, nil, "", err
@@ -287,7 +292,7 @@ func openAdminOrCreate() (*Config, *store.Store, *server.Server, string, error) 
 		}
 		st.Close()
 	}
-	return openAdmin(true)
+	return openAdmin(demo, true)
 }
 
 func agentNameOK(s string) bool {
@@ -318,11 +323,11 @@ func parseTTL(s string) (time.Duration, error) {
 	return d, nil
 }
 
-func runAudit(ctx context.Context, args []string, stdout io.Writer) error {
+func runAudit(ctx context.Context, demo bool, args []string, stdout io.Writer) error {
 	if len(args) != 1 || args[0] != "verify" {
 		return usageError{"usage: jarvis audit verify"}
 	}
-	_, st, _, _, err := openAdmin(false)
+	_, st, _, _, err := openAdmin(demo, false)
 	if err != nil {
 		// A database that is gone while its anchor file stays was deleted, not never made.
 		if cfg, cerr := LoadConfig(true); cerr == nil && errors.Is(err, os.ErrNotExist) {

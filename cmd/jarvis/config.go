@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strconv"
@@ -25,6 +26,7 @@ type Config struct {
 	DBPath         string   `env:"DB_PATH" envDefault:"jarvis.db"`
 	LogLevel       string   `env:"LOG_LEVEL" envDefault:"info"`
 	TrustedProxies []string `env:"JARVIS_TRUSTED_PROXIES" envSeparator:","`
+	PublicURL      string   `env:"JARVIS_PUBLIC_URL"`
 
 	JWTSecret          string        `env:"JWT_SECRET"`
 	JWTSecretFile      string        `env:"JWT_SECRET_FILE"`
@@ -132,6 +134,11 @@ func LoadConfig(demo bool) (*Config, error) {
 			continue
 		}
 		cfg.proxies = append(cfg.proxies, n)
+	}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			problems = append(problems, fmt.Sprintf("JARVIS_PUBLIC_URL=%q: the console's address as people open it, e.g. https://jarvis.home.example", cfg.PublicURL))
+		}
 	}
 	if cfg.DBPath == "" {
 		problems = append(problems, "DB_PATH: must name the SQLite file, e.g. /var/lib/jarvis/jarvis.db")
@@ -285,4 +292,17 @@ func trimAll(in []string) []string {
 		}
 	}
 	return out
+}
+
+// consoleURL is the console's address for people: JARVIS_PUBLIC_URL, or the
+// address Jarvis listens on (loopback when it listens on every interface).
+func (cfg *Config) consoleURL() string {
+	if cfg.PublicURL != "" {
+		return strings.TrimSuffix(cfg.PublicURL, "/") + "/"
+	}
+	host := cfg.ListenAddr
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(cfg.Port)) + "/"
 }

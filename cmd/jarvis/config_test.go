@@ -1,8 +1,8 @@
 package main
 
 import (
-	"os"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"

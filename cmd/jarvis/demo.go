@@ -8,11 +8,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 
@@ -22,25 +24,25 @@ import (
 	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
 )
 
-// setUpDemo starts the simulated cluster and node shells and fills in throwaway
-// secrets where none were given.
+// setUpDemo starts the simulated cluster and node shells. The database and the
+// secret that keys it live in the demo state folder (unless DB_PATH and
+// JWT_SECRET say otherwise), so a second terminal can list and approve what a
+// demo session waits for, and the audit log verifies across runs.
 func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 	cfg := a.cfg
-	if *secret == "" {
-		*secret = randomHex(32)
+	dir, err := useDemoState(cfg)
+	if err != nil {
+		return err
 	}
+	*secret = cfg.JWTSecret
 	if a.password == "" {
 		a.password = randomHex(12)
-		fmt.Fprintf(stderr, "\n  Jarvis demo: operator password (shown once): %s\n\n", a.password)
+		fmt.Fprintf(stderr, "\n  Jarvis demo: operator password (shown once): %s\n", a.password)
 	}
-	if _, set := os.LookupEnv("DB_PATH"); !set {
-		dir, err := os.MkdirTemp("", "jarvis-demo-")
-		if err != nil {
-			return err
-		}
-		cfg.DBPath = filepath.Join(dir, "jarvis.db")
-		a.cleanup = append(a.cleanup, func() { _ = os.RemoveAll(dir) })
-		a.logger.Info("demo database (deleted at exit; set DB_PATH to keep it)", "path", cfg.DBPath)
+	if dir != "" {
+		fmt.Fprintf(stderr, "\n  Jarvis demo: state in %s\n"+
+			"  From another terminal: `jarvis approvals --demo` lists what waits for a person,\n"+
+			"  `jarvis approve ID --demo` approves it; `jarvis serve --demo` shows it in the console.\n\n", dir)
 	}
 	if cfg.ProtectedNodes == nil && cfg.vmids == nil && cfg.ProtectedServices == nil {
 		cfg.ProtectedNodes = []string{"agent1"}
@@ -57,7 +59,6 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 	for _, n := range []string{"home", "pve", "agent1", "agent"} {
 		endpoints = append(endpoints, pve.Endpoint{Name: n, URL: ts.URL})
 	}
-	var err error
 	a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: tokenID, TokenSecret: tokenSecret,
 		Fingerprint: pve.FingerprintOf(ts.Certificate())})
 	if err != nil {
@@ -81,12 +82,12 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 		return fmt.Errorf("demo node shells: %w", err)
 	}
 	a.cleanup = append(a.cleanup, func() { _ = shells.Close() })
-	dir, err := os.MkdirTemp("", "jarvis-demo-ssh-")
+	sshDir, err := os.MkdirTemp("", "jarvis-demo-ssh-")
 	if err != nil {
 		return err
 	}
-	a.cleanup = append(a.cleanup, func() { _ = os.RemoveAll(dir) })
-	knownHosts := filepath.Join(dir, "known_hosts")
+	a.cleanup = append(a.cleanup, func() { _ = os.RemoveAll(sshDir) })
+	knownHosts := filepath.Join(sshDir, "known_hosts")
 	if err := os.WriteFile(knownHosts, shells.KnownHosts(), 0o600); err != nil {
 		return err
 	}
@@ -107,6 +108,74 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 		cfg.WakeBroadcast = "127.0.0.1:9"
 	}
 	return nil
+}
+
+// demoStateDir is where the demo keeps its database and secret between runs:
+// $XDG_STATE_HOME/jarvis/demo, or ~/.local/state/jarvis/demo.
+func demoStateDir() (string, error) {
+	base := os.Getenv("XDG_STATE_HOME")
+	if base == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("the demo keeps its state in your home folder, which is unknown (%v): set DB_PATH and JWT_SECRET", err)
+		}
+		base = filepath.Join(home, ".local", "state")
+	}
+	return filepath.Join(base, "jarvis", "demo"), nil
+}
+
+// useDemoState points cfg at the demo's database when DB_PATH is unset, and at
+// the secret kept beside the database when JWT_SECRET is unset (made on first
+// use). It returns the state folder, or "" when DB_PATH was given.
+func useDemoState(cfg *Config) (string, error) {
+	dir := ""
+	if _, set := os.LookupEnv("DB_PATH"); !set {
+		var err error
+		if dir, err = demoStateDir(); err != nil {
+			return "", err
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", fmt.Errorf("demo state folder: %w", err)
+		}
+		cfg.DBPath = filepath.Join(dir, "jarvis.db")
+	}
+	if cfg.JWTSecret != "" {
+		return dir, nil
+	}
+	path := cfg.DBPath + ".demo-secret"
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil && len(strings.TrimSpace(string(b))) >= 32:
+		cfg.JWTSecret = strings.TrimSpace(string(b))
+	case err == nil || errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return "", fmt.Errorf("demo secret: %w", err)
+		}
+		cfg.JWTSecret = randomHex(32)
+		if err := os.WriteFile(path, []byte(cfg.JWTSecret+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("demo secret: %w", err)
+		}
+	default:
+		return "", fmt.Errorf("demo secret %s: %w", path, err)
+	}
+	return dir, nil
+}
+
+// findDemoState points a host command (jarvis approve --demo, …) at the state a
+// demo run left, and says so when no demo has run yet.
+func findDemoState(cfg *Config) error {
+	if _, set := os.LookupEnv("DB_PATH"); !set {
+		dir, err := demoStateDir()
+		if err != nil {
+			return err
+		}
+		cfg.DBPath = filepath.Join(dir, "jarvis.db")
+	}
+	if _, err := os.Stat(cfg.DBPath); err != nil {
+		return fmt.Errorf("no demo state at %s: start `jarvis serve --demo` or `jarvis stdio --demo` first (with the same DB_PATH, if you set one)", cfg.DBPath)
+	}
+	_, err := useDemoState(cfg)
+	return err
 }
 
 func randomHex(n int) string {

@@ -5,11 +5,11 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -29,12 +29,98 @@ Usage:
   jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d]
   jarvis token list | jarvis token revoke ID
   jarvis audit verify          check the audit log's hash chain
-  jarvis doctor                check configuration, database and cluster API
+  jarvis doctor                check configuration, cluster API, node names, token privileges, SSH
   jarvis healthcheck           exit 0 when the local server's /api/health answers (Docker HEALTHCHECK)
   jarvis version
 
-Configuration comes from the environment; see .env.example.
+The host commands (approvals … audit) take --demo to work on the demo's state.
+Every command answers --help. Configuration comes from the environment; see .env.example.
 `
+
+// demoNote is the --demo line of the host commands' help.
+const demoNote = `
+  --demo   use the demo's database and secret (what jarvis serve --demo and
+           jarvis stdio --demo keep in ~/.local/state/jarvis/demo) instead of
+           DB_PATH and JWT_SECRET
+`
+
+// help is each command's own --help text. It needs no configuration.
+var help = map[string]string{
+	"serve": `Usage: jarvis serve [--demo]
+
+Serves MCP over streamable HTTP at /mcp (agents send a bearer token from
+jarvis token create), the operator console and API, and the live feed, on
+JARVIS_LISTEN:PORT (default 127.0.0.1:4000).
+
+  --demo   run on the built-in simulated cluster; needs no configuration
+
+Configuration comes from the environment; .env.example lists every variable.
+jarvis doctor checks it.
+`,
+	"stdio": `Usage: jarvis stdio [--demo]
+
+Speaks MCP over stdin/stdout, for a client that starts Jarvis itself (Claude
+Desktop, Claude Code, VS Code). The session acts as the local operator with the
+ceiling JARVIS_STDIO_MAX_TIER (default red). RED calls are confirmed in the
+client's own dialog when it has one; otherwise approve them from another
+terminal (jarvis approvals, jarvis approve ID) or in the console of jarvis serve.
+
+  --demo   run on the built-in simulated cluster; needs no configuration
+`,
+	"approvals": `Usage: jarvis approvals [--all] [--demo]
+
+Lists the approval requests waiting for a person: id, caller, tool, expiry
+and the plan. Needs DB_PATH and JWT_SECRET as the server has them.
+
+  --all    show decided and expired requests too
+` + demoNote,
+	"approve": `Usage: jarvis approve ID [--demo]
+
+Approves a pending request (ids look like apr_0123456789abcdef; see jarvis
+approvals). The caller's waiting call then runs, or its retry with approval_id
+does. Needs DB_PATH and JWT_SECRET as the server has them.
+` + demoNote,
+	"deny": `Usage: jarvis deny ID [--demo]
+
+Refuses a pending request; the call does not run. Needs DB_PATH and JWT_SECRET
+as the server has them.
+` + demoNote,
+	"safety": `Usage: jarvis safety [kill-switch|read-only on|off] [--demo]
+
+Without arguments, shows the live safety switches. kill-switch on stops every
+call that is not a GREEN read; read-only on stops every change. A switch holds
+at once for every jarvis process on the same database, calls already waiting
+for an approval included.
+` + demoNote,
+	"token": `Usage: jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d] [--demo]
+       jarvis token list [--demo]
+       jarvis token revoke ID [--demo]
+
+Agent tokens for /mcp. The token is printed once on stdout; --max-tier is the
+highest tier the agent may use; --ttl is its lifetime (e.g. 12h, 30d; 1m..366d).
+Needs DB_PATH and JWT_SECRET as the server has them (the database is created if
+it does not exist yet).
+` + demoNote,
+	"audit": `Usage: jarvis audit verify [--demo]
+
+Checks the audit log: every row's hash chain and seal, the head, and the anchor
+file beside the database. Exits 1 and says where it broke when it did not hold.
+` + demoNote,
+	"doctor": `Usage: jarvis doctor
+
+Checks the configuration (all problems at once), the database and the audit log,
+the Proxmox API, the API token's rights against the tools it must serve, the node
+names against the cluster, and an SSH login to each node with the pinned host
+keys. One line per check; exits 1 if any check failed.
+`,
+	"healthcheck": `Usage: jarvis healthcheck
+
+Asks the local server (127.0.0.1:PORT) for /api/health: exits 0 while it is up,
+printing any degradation (an unreachable cluster, say), and 1 when it is down
+or does not answer. Made for Docker's HEALTHCHECK; needs no secrets.
+`,
+	"version": "Usage: jarvis version\n\nPrints the version.\n",
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -60,32 +146,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usageError{"no command given"}
 	}
 	cmd, rest := args[0], args[1:]
+	if cmd == "help" && len(rest) > 0 {
+		cmd, rest = rest[0], []string{"--help"}
+	}
+	if text, ok := help[cmd]; ok && wantsHelp(rest) {
+		fmt.Fprint(stdout, text)
+		return nil
+	}
+	// The host commands find the demo's state with --demo, wherever it is given.
+	demo, rest := takeFlag(rest, "--demo")
 	switch cmd {
-	case "serve":
-		demo, err := demoFlag("serve", rest)
-		if err != nil {
-			return err
+	case "serve", "stdio":
+		if len(rest) > 0 {
+			return usageError{fmt.Sprintf("%s: unexpected argument %q (see jarvis %s --help)", cmd, rest[0], cmd)}
 		}
-		return runServe(ctx, demo, stderr)
-	case "stdio":
-		demo, err := demoFlag("stdio", rest)
-		if err != nil {
-			return err
+		if cmd == "serve" {
+			return runServe(ctx, demo, stderr)
 		}
 		return runStdio(ctx, demo, stderr)
 	case "approvals":
-		return runApprovals(ctx, rest, stdout)
+		return runApprovals(ctx, demo, rest, stdout)
 	case "approve", "deny":
-		return runDecide(ctx, cmd == "approve", rest, stdout)
+		return runDecide(ctx, demo, cmd == "approve", rest, stdout)
 	case "safety":
-		return runSafety(ctx, rest, stdout)
+		return runSafety(ctx, demo, rest, stdout)
 	case "token":
-		return runToken(ctx, rest, stdout)
+		return runToken(ctx, demo, rest, stdout)
 	case "audit":
-		return runAudit(ctx, rest, stdout)
-	case "doctor":
-		return runDoctor(ctx, stdout)
-	case "healthcheck":
+		return runAudit(ctx, demo, rest, stdout)
+	case "doctor", "healthcheck":
+		if len(rest) > 0 || demo {
+			return usageError{fmt.Sprintf("%s takes no arguments (see jarvis %s --help)", cmd, cmd)}
+		}
+		if cmd == "doctor" {
+			return runDoctor(ctx, stdout)
+		}
 		return runHealthcheck(ctx, stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "jarvis", version)
@@ -98,15 +193,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
-func demoFlag(name string, args []string) (bool, error) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	demo := fs.Bool("demo", false, "run against the built-in simulated cluster")
-	if err := fs.Parse(args); err != nil {
-		return false, usageError{fmt.Sprintf("%s: %v", name, err)}
+// wantsHelp reports whether a command's arguments ask for its help.
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "-h", "--help", "-help":
+			return true
+		}
 	}
-	if fs.NArg() > 0 {
-		return false, usageError{fmt.Sprintf("%s: unexpected argument %q", name, fs.Arg(0))}
+	return false
+}
+
+// takeFlag removes a boolean flag (--name or -name) from args and reports
+// whether it was there.
+func takeFlag(args []string, name string) (bool, []string) {
+	found := false
+	var rest []string
+	for _, a := range args {
+		if a == name || a == strings.TrimPrefix(name, "-") {
+			found = true
+			continue
+		}
+		rest = append(rest, a)
 	}
-	return *demo, nil
+	return found, rest
 }

@@ -12,7 +12,7 @@ import (
 // who run jarvis stdio without the console. The change is announced on the feed
 // and holds at once for every jarvis process on the same database, calls already
 // waiting for an approval included.
-func runSafety(ctx context.Context, args []string, stdout io.Writer) error {
+func runSafety(ctx context.Context, demo bool, args []string, stdout io.Writer) error {
 	keys := map[string]string{"kill-switch": server.PrefKillSwitch, "read-only": server.PrefReadOnly}
 	states := map[string]bool{"on": true, "off": false}
 	var key string
@@ -30,7 +30,7 @@ func runSafety(ctx context.Context, args []string, stdout io.Writer) error {
 	default:
 		return usageError{"usage: jarvis safety [kill-switch|read-only on|off]"}
 	}
-	_, st, srv, _, err := openAdmin(true)
+	_, st, srv, _, err := openAdmin(demo, true)
 	if err != nil {
 		return err
 	}
