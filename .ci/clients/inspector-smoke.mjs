@@ -1,6 +1,7 @@
 // Smoke test with the MCP Inspector CLI (2.x): tools/list and a get_cluster_status call
-// over stdio and over streamable HTTP (bearer token as a header), and
-// `tools/list --strict`, which must report no tool-schema portability finding at all.
+// over stdio and over streamable HTTP (bearer token as a header),
+// `tools/list --strict`, which must report no tool-schema portability finding at all, and a
+// RED call over stdio that must answer needs_approval before the client's timeout.
 //
 // Needs JARVIS_BIN, JARVIS_HTTP_URL (a running `jarvis serve --demo`), JARVIS_PASSWORD and
 // JWT_SECRET. Run with the Node 22 binary from node_modules/node (the Inspector needs
@@ -110,6 +111,38 @@ for (const [kind, target] of Object.entries(targets)) {
         t.findings.map((f) => `${f.severity} ${t.toolName} ${f.schema}${f.path ? ` ${f.path}` : ''}: ${f.issue.split('.')[0]}`));
       if (findings.length > 0) throw new Error(`${findings.length} portability findings:\n    ${findings.join('\n    ')}`);
     });
+}
+
+// A RED call from a client without elicitation, with Jarvis's default approval wait: the
+// answer (needs_approval with the id and where to approve) must come well before the
+// Inspector's own request timeout, not a timeout. The CLI exits 1 on isError, so the
+// exit status is not the verdict here; the result is.
+{
+  checks++;
+  const label = 'stdio restart_vm answers needs_approval before the client times out';
+  const started = Date.now();
+  const r = await inspector(['--format', 'json', '--method', 'tools/call', '--tool-name', 'restart_vm',
+    '--tool-arg', 'vmid=101', ...targets.stdio]);
+  const ms = Date.now() - started;
+  let problem;
+  try {
+    const out = JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{"result"')) ?? 'null');
+    const sc = out?.result?.structuredContent;
+    if (!sc) throw new Error(`no tool result (exit ${r.code})`);
+    if (sc.decision !== 'needs_approval' || !/^apr_[0-9a-f]{16}$/.test(sc.approval_id ?? '')) {
+      throw new Error(`expected needs_approval with an approval_id, got ${JSON.stringify(sc)}`);
+    }
+    if (!sc.reason.includes(`jarvis approve ${sc.approval_id}`)) throw new Error(`the reason does not say how to approve: ${sc.reason}`);
+  } catch (err) {
+    problem = err.message;
+  }
+  if (problem) {
+    failures.push(label);
+    console.log(`✗ inspector ${label} (${ms} ms): ${problem}`);
+    console.log(`  stderr: ${r.stderr.trim().split('\n').slice(-15).join('\n  ')}`);
+  } else {
+    console.log(`✓ inspector ${label} (${ms} ms)`);
+  }
 }
 
 rmSync(scratch, { recursive: true, force: true });
