@@ -154,7 +154,7 @@ func (s *Server) requestApproval(ctx context.Context, c Call, v safety.Verdict, 
 	// before the wait ends has them anyway.
 	if c.Notify != nil {
 		c.Notify(fmt.Sprintf("Jarvis approval %s requested: %s. A person can approve it %s; it expires at %s (in %s). Then call %s again with the same arguments and approval_id %q.",
-			a.ID, v.Plan, s.opts.ApproveWhere(a.ID), a.ExpiresAt.UTC().Format("15:04:05 UTC"), s.opts.ApprovalTTL, c.Tool, a.ID))
+			a.ID, v.Plan, s.opts.ApproveWhere(a.ID), a.ExpiresAt.UTC().Format("15:04:05 UTC"), tools.HumanDuration(int64(s.opts.ApprovalTTL.Seconds())), c.Tool, a.ID))
 	}
 	return s.awaitApproval(ctx, c, v, a.ID, store.Binding{Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan})
 }

@@ -59,8 +59,9 @@ type ClusterStatus struct {
 	NodesTotal  int           `json:"nodes_total"`
 	NodesOnline int           `json:"nodes_online"`
 	Nodes       []ClusterNode `json:"nodes"`
-	VMs         GuestCounts   `json:"vms" jsonschema:"virtual machines (QEMU) by state"`
-	Containers  GuestCounts   `json:"containers" jsonschema:"LXC containers by state"`
+	VMs         *GuestCounts  `json:"vms,omitempty" jsonschema:"virtual machines (QEMU) by state; absent when the guests could not be read (see guests_note)"`
+	Containers  *GuestCounts  `json:"containers,omitempty" jsonschema:"LXC containers by state; absent when the guests could not be read"`
+	GuestsNote  string        `json:"guests_note,omitempty" jsonschema:"why the guest counts are missing"`
 }
 
 func getClusterStatus() *Tool {
@@ -73,11 +74,15 @@ func getClusterStatus() *Tool {
 			if err != nil {
 				return nil, err
 			}
+			out := ClusterStatus{Nodes: []ClusterNode{}}
+			// Quorum and membership are worth having even when the guests
+			// cannot be read; the counts are then left out, never shown as 0.
 			guests, err := env.PVE.ClusterResources(ctx, "vm")
 			if err != nil {
-				return nil, fmt.Errorf("counting guests: %w", err)
+				out.GuestsNote = fmt.Sprintf("guest counts unavailable: %v", err)
+			} else {
+				out.VMs, out.Containers = &GuestCounts{}, &GuestCounts{}
 			}
-			out := ClusterStatus{Nodes: []ClusterNode{}}
 			standalone := true
 			for _, e := range entries {
 				switch e.Type {
@@ -104,6 +109,9 @@ func getClusterStatus() *Tool {
 				case "lxc":
 					out.Containers.add(r)
 				}
+			}
+			if err == nil && len(guests) == 0 {
+				out.GuestsNote = "no guests visible: either there are none, or the API token lacks VM.Audit (jarvis doctor checks)"
 			}
 			return out, nil
 		}), nil
@@ -156,7 +164,7 @@ func getNodeStatus() *Tool {
 				CPUModel: st.CPUInfo.Model, CPUCores: cores, LoadAverage: load,
 				Memory: usage(int64(st.Memory.Used), int64(st.Memory.Total)), Swap: usage(int64(st.Swap.Used), int64(st.Swap.Total)),
 				RootDisk: usage(int64(st.RootFS.Used), int64(st.RootFS.Total)), UptimeSeconds: int64(st.Uptime),
-				Uptime: humanDuration(int64(st.Uptime)), Kernel: st.KVersion, PVEVersion: st.PVEVersion,
+				Uptime: HumanDuration(int64(st.Uptime)), Kernel: st.KVersion, PVEVersion: st.PVEVersion,
 			}, nil
 		}), nil
 	})
@@ -268,6 +276,8 @@ func getStorage() *Tool {
 func storageList(res []pve.Resource, node string) StorageList {
 	out := StorageList{Storages: []StorageOut{}}
 	shared := map[string]int{} // storage name → index in out.Storages
+	// With a node filter, a shared storage's status is the one that node sees.
+	statusOnNode := map[string]string{}
 	for _, r := range res {
 		if r.Type != "" && r.Type != "storage" {
 			continue
@@ -279,6 +289,9 @@ func storageList(res []pve.Resource, node string) StorageList {
 					Content: r.Content, Status: r.Status, Usage: usage(int64(r.Disk), int64(r.MaxDisk))})
 			}
 			continue
+		}
+		if r.Node == node {
+			statusOnNode[r.Storage] = r.Status
 		}
 		i, seen := shared[r.Storage]
 		if !seen {
@@ -302,6 +315,9 @@ func storageList(res []pve.Resource, node string) StorageList {
 	for _, s := range out.Storages {
 		if s.Shared && node != "" && !slices.Contains(s.Nodes, node) && !slices.Contains(s.UnavailableOn, node) {
 			continue
+		}
+		if st, ok := statusOnNode[s.Storage]; ok && s.Shared && node != "" {
+			s.Status = st
 		}
 		slices.Sort(s.Nodes)
 		slices.Sort(s.UnavailableOn)
@@ -365,7 +381,7 @@ func getClusterResources() *Tool {
 				ro := ResourceOut{ID: r.ID, Type: r.Type, Node: r.Node, Name: name, Status: r.Status, VMID: int64(r.VMID),
 					CPUPercent: FractionPercent(float64(r.CPU)), Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: guestDisk(r.Type, r.Status, int64(r.Disk), int64(r.MaxDisk))}
 				if r.Uptime > 0 {
-					ro.Uptime = humanDuration(int64(r.Uptime))
+					ro.Uptime = HumanDuration(int64(r.Uptime))
 				}
 				out.Resources = append(out.Resources, ro)
 			}

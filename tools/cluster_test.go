@@ -39,9 +39,14 @@ func TestStorageList(t *testing.T) {
 			{"local", "home", nil, nil, "available", 20},
 			{"local", "pve", nil, nil, "available", 10},
 		}},
+		// Asked about pve, the shared storage has the status pve sees.
 		{"pve", []entry{
-			{"nfs", "", []string{"agent", "home"}, []string{"pve"}, "available", 60},
+			{"nfs", "", []string{"agent", "home"}, []string{"pve"}, "unknown", 60},
 			{"local", "pve", nil, nil, "available", 10},
+		}},
+		{"home", []entry{
+			{"nfs", "", []string{"agent", "home"}, []string{"pve"}, "available", 60},
+			{"local", "home", nil, nil, "available", 20},
 		}},
 	} {
 		got := storageList(rows, c.node).Storages

@@ -108,8 +108,8 @@ func humanBytes(b int64) string {
 	return fmt.Sprintf("%.1f %s", v, units[i])
 }
 
-// humanDuration formats seconds as "3d 4h 5m".
-func humanDuration(seconds int64) string {
+// HumanDuration formats seconds as a person reads them: "3d 4h 5m", "10m 0s".
+func HumanDuration(seconds int64) string {
 	if seconds <= 0 {
 		return "0s"
 	}

@@ -26,8 +26,8 @@ func TestHumanDuration(t *testing.T) {
 	}{
 		{0, "0s"}, {-5, "0s"}, {59, "59s"}, {61, "1m 1s"}, {3600, "1h 0m"}, {86400*3 + 3600*4 + 60*5, "3d 4h 5m"},
 	} {
-		if got := humanDuration(c.in); got != c.want {
-			t.Errorf("humanDuration(%d) = %q, want %q", c.in, got, c.want)
+		if got := HumanDuration(c.in); got != c.want {
+			t.Errorf("HumanDuration(%d) = %q, want %q", c.in, got, c.want)
 		}
 	}
 }

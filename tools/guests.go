@@ -87,7 +87,7 @@ func guestSummary(r pve.Resource) GuestSummary {
 		VMID: int64(r.VMID), Name: r.Name, Node: r.Node, Kind: r.Type, Status: r.Status,
 		CPUPercent: FractionPercent(float64(r.CPU)), CPUs: float64(r.MaxCPU),
 		Memory: usage(int64(r.Mem), int64(r.MaxMem)), Disk: guestDisk(r.Type, r.Status, int64(r.Disk), int64(r.MaxDisk)),
-		UptimeSeconds: int64(r.Uptime), Uptime: humanDuration(int64(r.Uptime)), Tags: r.Tags,
+		UptimeSeconds: int64(r.Uptime), Uptime: HumanDuration(int64(r.Uptime)), Tags: r.Tags,
 		Template: bool(r.Template), Lock: r.Lock,
 	}
 }
@@ -174,7 +174,7 @@ func getGuestStatus() *Tool {
 			sum.CPUs = float64(st.CPUs)
 			sum.Memory = usage(int64(st.Mem), int64(st.MaxMem))
 			sum.Disk = guestDisk(r.Type, st.Status, int64(st.Disk), int64(st.MaxDisk))
-			sum.UptimeSeconds, sum.Uptime = int64(st.Uptime), humanDuration(int64(st.Uptime))
+			sum.UptimeSeconds, sum.Uptime = int64(st.Uptime), HumanDuration(int64(st.Uptime))
 			if st.Name != "" {
 				sum.Name = st.Name
 			}

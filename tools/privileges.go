@@ -75,7 +75,7 @@ type toolAccess struct {
 
 var toolPrivileges = func() map[string]toolAccess {
 	m := map[string]toolAccess{
-		"get_cluster_status": {"cluster status", []Privilege{priv("/", "to read quorum and members (GET /cluster/status)", "Sys.Audit")}},
+		"get_cluster_status": {"cluster status", []Privilege{priv("/", "to read quorum and members (GET /cluster/status)", "Sys.Audit"), seeGuests}},
 		"get_node_status":    {"node status", []Privilege{priv("/nodes/{node}", "to read a node's status", "Sys.Audit")}},
 		"get_vms":            {"guest lists", []Privilege{seeGuests}},
 		"get_containers":     {"guest lists", []Privilege{seeGuests}},

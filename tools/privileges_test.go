@@ -100,7 +100,9 @@ func TestMissingPrivileges(t *testing.T) {
 		{"no node", "get_node_status", pve.Permissions{"/": {"Sys.Audit": false}}, []string{"home", "pve"},
 			map[string]want{"Sys.Audit on /nodes": {missing: []string{"/nodes"}}}},
 		{"Sys.Audit on / without propagation still reads the cluster status", "get_cluster_status",
-			pve.Permissions{"/": {"Sys.Audit": false}}, nil, nil},
+			pve.Permissions{"/": {"Sys.Audit": false}, "/vms": {"VM.Audit": true}}, nil, nil},
+		{"without VM.Audit the cluster status counts no guest", "get_cluster_status",
+			pve.Permissions{"/": {"Sys.Audit": true}}, nil, map[string]want{"VM.Audit on /vms": {missing: []string{"/vms"}}}},
 		{"SSH-only tools need nothing", "get_node_logs", pve.Permissions{}, nil, nil},
 	} {
 		got := map[string]want{}

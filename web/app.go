@@ -221,7 +221,10 @@ func (a *App) health(c echo.Context) error {
 		problems = append(problems, *p)
 		pveWord = "unreachable"
 	}
-	if a.opts.Watcher != nil {
+	// The watcher adds what the ping cannot see (a refused storage read, say);
+	// while the API does not answer at all, its reports are the same outage
+	// in other words, so only the ping's is listed.
+	if a.opts.Watcher != nil && pveWord == "ok" {
 		for _, p := range a.opts.Watcher.Problems() {
 			if !slices.ContainsFunc(problems, func(q watch.Problem) bool { return q.Error == p.Error }) {
 				problems = append(problems, p)

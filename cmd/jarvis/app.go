@@ -144,7 +144,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		ReadOnly:     cfg.ReadOnly,
 		ApprovalTTL:  cfg.ApprovalTTL,
 		ApprovalWait: cfg.ApprovalWait,
-		ApproveWhere: approveWhere(cfg, demo),
+		ApproveWhere: approveWhere(cfg),
 		ElicitAgents: cfg.ElicitAgents,
 		ExecTimeout:  cfg.ExecTimeout,
 		Logger:       a.logger,
@@ -170,9 +170,9 @@ func principalStdio(cfg *Config) safety.Principal {
 
 // approveWhere tells a caller where a person approves a request: the console
 // and the host command, spelled for this installation.
-func approveWhere(cfg *Config, demo bool) func(id string) string {
+func approveWhere(cfg *Config) func(id string) string {
 	console := cfg.consoleURL()
-	if _, set := os.LookupEnv("DB_PATH"); demo && !set {
+	if cfg.demoDir != "" {
 		return func(id string) string {
 			return fmt.Sprintf("with `jarvis approve %s --demo` in another terminal, or in the console of `jarvis serve --demo` (%s)", id, console)
 		}

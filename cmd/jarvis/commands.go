@@ -285,7 +285,7 @@ func openAdminOrCreate(demo bool) (*Config, *store.Store, *server.Server, string
 	if err != nil {
 		return nil, nil, nil, "", err
 	}
-	if _, err := os.Stat(cfg.DBPath); errors.Is(err, os.ErrNotExist) && len(cfg.JWTSecret) >= 32 {
+	if _, err := os.Stat(cfg.DBPath); !demo && errors.Is(err, os.ErrNotExist) && len(cfg.JWTSecret) >= 32 {
 		st, err := openStore(cfg, cfg.JWTSecret)
 		if err != nil {
 			return nil, nil, nil, "", err

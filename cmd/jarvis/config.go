@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/tools"
+	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
@@ -70,6 +70,7 @@ type Config struct {
 	stdioTier   safety.Tier
 	proxies     []*net.IPNet
 	wake        *tools.WakeOnLAN
+	demoDir     string // the demo state folder in use, if any (demo.go)
 }
 
 type nodeAddr struct{ Name, Host string }
@@ -186,9 +187,12 @@ func LoadConfig(demo bool) (*Config, error) {
 		problems = append(problems, fmt.Sprintf("PVE_DEADLINE=%s: must be below JARVIS_EXEC_TIMEOUT=%s, which bounds a whole tool call",
 			shown("PVE_DEADLINE", cfg.PVEDeadline), shown("JARVIS_EXEC_TIMEOUT", cfg.ExecTimeout)))
 	}
-	for name, v := range map[string]float64{"JARVIS_RATE_YELLOW_PER_MIN": cfg.RateYellowPerMin, "JARVIS_RATE_RED_PER_MIN": cfg.RateRedPerMin} {
-		if !bad[name] && v <= 0 {
-			problems = append(problems, fmt.Sprintf("%s=%s: must be above 0 (calls per minute)", name, shown(name, v)))
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"JARVIS_RATE_YELLOW_PER_MIN", cfg.RateYellowPerMin}, {"JARVIS_RATE_RED_PER_MIN", cfg.RateRedPerMin}} {
+		if !bad[r.name] && r.v <= 0 {
+			problems = append(problems, fmt.Sprintf("%s=%s: must be above 0 (calls per minute)", r.name, shown(r.name, r.v)))
 		}
 	}
 	inRange("SSH_TIMEOUT", cfg.SSHTimeout, time.Second, 300*time.Second, "")
@@ -216,8 +220,8 @@ func LoadConfig(demo bool) (*Config, error) {
 			problems = append(problems, "JARVIS_NODES: list the cluster's nodes and where their APIs answer, e.g. pve=10.0.0.5,pve2=10.0.0.6:8006")
 		}
 		cfg.nodeList = nodes
-		if !regexp.MustCompile(`^[^@!\s]+@[^@!\s]+![^@!\s]+$`).MatchString(cfg.PVETokenID) {
-			problems = append(problems, fmt.Sprintf("PVE_TOKEN_ID=%q: must look like user@realm!tokenid, e.g. jarvis@pve!mcp", cfg.PVETokenID))
+		if err := pve.CheckTokenID(cfg.PVETokenID); err != nil {
+			problems = append(problems, "PVE_TOKEN_ID="+err.Error())
 		}
 		if cfg.PVETokenSecret == "" {
 			problems = append(problems, "PVE_TOKEN_SECRET (or PVE_TOKEN_SECRET_FILE): the API token's secret UUID is missing")

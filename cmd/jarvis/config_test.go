@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/jarvis-homelab/jarvis/tools/pve"
 )
 
 // clearEnv unsets every variable Jarvis reads, so the machine's environment
@@ -210,5 +212,20 @@ func TestConfigUnreadableKeyNamesTheImageUser(t *testing.T) {
 	_, err := LoadConfig(false)
 	if err == nil || !strings.Contains(err.Error(), "chown 65532") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// Proxmox shows a new token as user@realm!id=SECRET; pasted whole into
+// PVE_TOKEN_ID, the secret is never echoed back.
+func TestPastedTokenSecretIsNotEchoed(t *testing.T) {
+	clearEnv(t)
+	t.Setenv("PVE_TOKEN_ID", "jarvis@pve!mcp=0f1e2d3c-aaaa-bbbb-cccc-123456789abc")
+	_, err := LoadConfig(false)
+	if err == nil || strings.Contains(err.Error(), "0f1e2d3c") || !strings.Contains(err.Error(), `PVE_TOKEN_ID="jarvis@pve!mcp"=… includes the token's secret`) {
+		t.Fatalf("err = %v", err)
+	}
+	_, err = pve.New(pve.Config{Endpoints: []pve.Endpoint{{Name: "pve", URL: "https://127.0.0.1:8006"}}, TokenID: "jarvis@pve!mcp=0f1e2d3c-aaaa", TokenSecret: "x"})
+	if err == nil || strings.Contains(err.Error(), "0f1e2d3c") {
+		t.Fatalf("pve.New: %v", err)
 	}
 }

@@ -30,8 +30,7 @@ import (
 // demo session waits for, and the audit log verifies across runs.
 func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 	cfg := a.cfg
-	dir, err := useDemoState(cfg)
-	if err != nil {
+	if err := useDemoState(cfg); err != nil {
 		return err
 	}
 	*secret = cfg.JWTSecret
@@ -39,10 +38,11 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 		a.password = randomHex(12)
 		fmt.Fprintf(stderr, "\n  Jarvis demo: operator password (shown once): %s\n", a.password)
 	}
-	if dir != "" {
+	if cfg.demoDir != "" {
 		fmt.Fprintf(stderr, "\n  Jarvis demo: state in %s\n"+
 			"  From another terminal: `jarvis approvals --demo` lists what waits for a person,\n"+
-			"  `jarvis approve ID --demo` approves it; `jarvis serve --demo` shows it in the console.\n\n", dir)
+			"  `jarvis approve ID --demo` approves it; the console of `jarvis serve --demo` shows it too\n"+
+			"  (each demo process simulates its own cluster: approvals and the audit log are shared, guests are not).\n\n", cfg.demoDir)
 	}
 	if cfg.ProtectedNodes == nil && cfg.vmids == nil && cfg.ProtectedServices == nil {
 		cfg.ProtectedNodes = []string{"agent1"}
@@ -59,6 +59,7 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 	for _, n := range []string{"home", "pve", "agent1", "agent"} {
 		endpoints = append(endpoints, pve.Endpoint{Name: n, URL: ts.URL})
 	}
+	var err error
 	a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: tokenID, TokenSecret: tokenSecret,
 		Fingerprint: pve.FingerprintOf(ts.Certificate())})
 	if err != nil {
@@ -124,23 +125,24 @@ func demoStateDir() (string, error) {
 	return filepath.Join(base, "jarvis", "demo"), nil
 }
 
-// useDemoState points cfg at the demo's database when DB_PATH is unset, and at
-// the secret kept beside the database when JWT_SECRET is unset (made on first
-// use). It returns the state folder, or "" when DB_PATH was given.
-func useDemoState(cfg *Config) (string, error) {
-	dir := ""
+// useDemoState points a demo run at its state. Without DB_PATH that is the demo
+// folder, self-contained: its database and the secret kept beside it (made on
+// first use), whatever JWT_SECRET says, so host commands with --demo always find
+// both. With DB_PATH, JWT_SECRET is used, or a secret kept beside that database.
+// It records the folder in cfg.demoDir ("" with DB_PATH).
+func useDemoState(cfg *Config) error {
 	if _, set := os.LookupEnv("DB_PATH"); !set {
-		var err error
-		if dir, err = demoStateDir(); err != nil {
-			return "", err
+		dir, err := demoStateDir()
+		if err != nil {
+			return err
 		}
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return "", fmt.Errorf("demo state folder: %w", err)
+			return fmt.Errorf("demo state folder: %w", err)
 		}
-		cfg.DBPath = filepath.Join(dir, "jarvis.db")
+		cfg.demoDir, cfg.DBPath, cfg.JWTSecret = dir, filepath.Join(dir, "jarvis.db"), ""
 	}
 	if cfg.JWTSecret != "" {
-		return dir, nil
+		return nil
 	}
 	path := cfg.DBPath + ".demo-secret"
 	b, err := os.ReadFile(path)
@@ -149,33 +151,33 @@ func useDemoState(cfg *Config) (string, error) {
 		cfg.JWTSecret = strings.TrimSpace(string(b))
 	case err == nil || errors.Is(err, os.ErrNotExist):
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return "", fmt.Errorf("demo secret: %w", err)
+			return fmt.Errorf("demo secret: %w", err)
 		}
 		cfg.JWTSecret = randomHex(32)
 		if err := os.WriteFile(path, []byte(cfg.JWTSecret+"\n"), 0o600); err != nil {
-			return "", fmt.Errorf("demo secret: %w", err)
+			return fmt.Errorf("demo secret: %w", err)
 		}
 	default:
-		return "", fmt.Errorf("demo secret %s: %w", path, err)
+		return fmt.Errorf("demo secret %s: %w", path, err)
 	}
-	return dir, nil
+	return nil
 }
 
-// findDemoState points a host command (jarvis approve --demo, …) at the state a
-// demo run left, and says so when no demo has run yet.
+// findDemoState points a host command (jarvis approve --demo, …) at the demo
+// folder's database and secret — never at DB_PATH or JWT_SECRET, which may be a
+// real installation's — and says so when no demo has run yet.
 func findDemoState(cfg *Config) error {
-	if _, set := os.LookupEnv("DB_PATH"); !set {
-		dir, err := demoStateDir()
-		if err != nil {
-			return err
-		}
-		cfg.DBPath = filepath.Join(dir, "jarvis.db")
+	dir, err := demoStateDir()
+	if err != nil {
+		return err
 	}
-	if _, err := os.Stat(cfg.DBPath); err != nil {
-		return fmt.Errorf("no demo state at %s: start `jarvis serve --demo` or `jarvis stdio --demo` first (with the same DB_PATH, if you set one)", cfg.DBPath)
+	db := filepath.Join(dir, "jarvis.db")
+	b, err := os.ReadFile(db + ".demo-secret")
+	if _, serr := os.Stat(db); serr != nil || err != nil {
+		return fmt.Errorf("no demo state in %s: start `jarvis serve --demo` or `jarvis stdio --demo` first (a demo run with DB_PATH set keeps its state there: use the same DB_PATH and JWT_SECRET without --demo)", dir)
 	}
-	_, err := useDemoState(cfg)
-	return err
+	cfg.demoDir, cfg.DBPath, cfg.JWTSecret = dir, db, strings.TrimSpace(string(b))
+	return nil
 }
 
 func randomHex(n int) string {

@@ -88,13 +88,22 @@ func TestStdioDemoApprovedFromASecondTerminal(t *testing.T) {
 		t.Fatalf("stop_vm: %v", r)
 	}
 	state := filepath.Join(home, ".local", "state", "jarvis", "demo")
-	if !strings.Contains(stderr.String(), state) || !strings.Contains(stderr.String(), "jarvis approve ID --demo") {
-		t.Errorf("stderr does not say where the demo state is and how to approve:\n%s", stderr.String())
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(stderr.String(), state) && strings.Contains(stderr.String(), "jarvis approve ID --demo") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("stderr does not say where the demo state is and how to approve:\n%s", stderr.String())
+			break
+		}
 	}
 	if fi, err := os.Stat(filepath.Join(state, "jarvis.db.demo-secret")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("demo secret file: %v %v", fi, err)
 	}
-	out, err := runJarvis(t, env, "approvals", "--demo")
+	// --demo finds the demo's state even in a shell that exports a real
+	// installation's DB_PATH and JWT_SECRET (set -a; . ./.env).
+	real := append(env[:len(env):len(env)], "DB_PATH="+filepath.Join(t.TempDir(), "real.db"), "JWT_SECRET="+strings.Repeat("r", 40))
+	out, err := runJarvis(t, real, "approvals", "--demo")
 	if err != nil || !strings.Contains(out, id) {
 		t.Fatalf("jarvis approvals --demo: %v\n%s", err, out)
 	}

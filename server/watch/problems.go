@@ -99,14 +99,12 @@ func attemptCause(err error) string {
 	case errors.As(inner, &untrusted):
 		return untrusted.Error() // names the URL itself
 	case errors.As(inner, &apiErr):
-		return fmt.Sprintf("%s (%s): %d %s", ep.Endpoint, origin(ep.URL), apiErr.Status, apiErr.Message)
+		return fmt.Sprintf("%s (%s): %d %s", ep.Endpoint, pve.Origin(ep.URL), apiErr.Status, apiErr.Message)
 	case errors.Is(inner, context.DeadlineExceeded):
-		return fmt.Sprintf("%s (%s): no answer in time", ep.Endpoint, origin(ep.URL))
+		return fmt.Sprintf("%s (%s): no answer in time", ep.Endpoint, pve.Origin(ep.URL))
 	}
-	return fmt.Sprintf("%s (%s): %v", ep.Endpoint, origin(ep.URL), inner)
+	return fmt.Sprintf("%s (%s): %v", ep.Endpoint, pve.Origin(ep.URL), inner)
 }
-
-func origin(apiURL string) string { return strings.TrimSuffix(apiURL, "/api2/json") }
 
 // unreachableFix says what to change for the commonest causes.
 func unreachableFix(u *pve.UnreachableError) string {

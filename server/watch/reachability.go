@@ -114,12 +114,14 @@ func (w *Watcher) Problems() []Problem {
 
 func (w *Watcher) report(ctx context.Context, problems []Problem, key string) {
 	if key == "" {
-		if w.problemEvent == 0 {
+		if w.problemEvent == 0 && !w.failingSaid {
 			return // readable from the start: nothing to say
 		}
 		w.log.Info("cluster reachable again", "was", w.eventKey)
-		_, _ = w.store.ResolveEvent(ctx, w.problemEvent, store.Jarvis)
-		w.problemEvent, w.eventKey = 0, ""
+		if w.problemEvent != 0 {
+			_, _ = w.store.ResolveEvent(ctx, w.problemEvent, store.Jarvis)
+		}
+		w.problemEvent, w.eventKey, w.failingSaid = 0, "", false
 		now := time.Now()
 		details := store.DependencyDetails{Dependency: store.DependencyPVE, State: store.DependencyRecovered, Since: now}
 		// Like an alert's resolution notice, it needs no action: stored resolved.
@@ -130,6 +132,7 @@ func (w *Watcher) report(ctx context.Context, problems []Problem, key string) {
 	}
 	fix := problemFix(problems)
 	w.log.Warn("cannot read the Proxmox cluster", "cause", key, "fix", fix)
+	w.failingSaid = true
 	if w.problemEvent != 0 && w.eventKey == key {
 		return // still open from a previous run, same cause
 	}

@@ -65,6 +65,9 @@ type Watcher struct {
 	// problemKey. Only Run touches them.
 	problemEvent uint64
 	eventKey     string
+	// failingSaid: a failure was logged and not yet its recovery, whether or
+	// not its event could be stored.
+	failingSaid bool
 }
 
 // New builds a watcher; c may be nil (no cluster), then it does nothing.

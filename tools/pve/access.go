@@ -113,7 +113,7 @@ func parentACLPath(p string) string { return path.Dir(p) }
 func (c *Client) Endpoints() []Endpoint {
 	out := make([]Endpoint, len(c.endpoints))
 	for i, ep := range c.endpoints {
-		out[i] = Endpoint{Name: ep.Name, URL: strings.TrimSuffix(ep.URL, "/api2/json")}
+		out[i] = Endpoint{Name: ep.Name, URL: Origin(ep.URL)}
 	}
 	return out
 }
@@ -130,7 +130,7 @@ func (c *Client) VersionAt(ctx context.Context, endpoint string) (string, error)
 		defer cancel()
 		ans, err := c.roundTrip(ctx, ep, http.MethodGet, "/version", nil)
 		if err != nil {
-			return "", &EndpointError{Endpoint: ep.Name, URL: strings.TrimSuffix(ep.URL, "/api2/json"), Err: err}
+			return "", &EndpointError{Endpoint: ep.Name, URL: Origin(ep.URL), Err: err}
 		}
 		if ans.status < 200 || ans.status > 299 {
 			return "", c.apiError(http.MethodGet, "/version", ans)

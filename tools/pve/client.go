@@ -95,6 +95,19 @@ type Client struct {
 
 var tokenIDPattern = regexp.MustCompile(`^[^\s@!:=]+@[A-Za-z][A-Za-z0-9.\-_]*![A-Za-z][A-Za-z0-9.\-_]*$`)
 
+// CheckTokenID says what is wrong with an API token id, if anything. Proxmox
+// shows a new token as user@realm!id=SECRET; pasted whole, the secret is never
+// echoed back.
+func CheckTokenID(id string) error {
+	if before, _, found := strings.Cut(id, "="); found {
+		return fmt.Errorf("%q=… includes the token's secret after '=': keep only user@realm!tokenid here and put the part after '=' in the secret", before)
+	}
+	if !tokenIDPattern.MatchString(id) {
+		return fmt.Errorf("%q must look like user@realm!tokenid (e.g. jarvis@pve!mcp)", id)
+	}
+	return nil
+}
+
 // New validates cfg and builds a client. Every problem found is listed.
 func New(cfg Config) (*Client, error) {
 	var problems []error
@@ -115,8 +128,8 @@ func New(cfg Config) (*Client, error) {
 		}
 		endpoints = append(endpoints, Endpoint{Name: name, URL: base})
 	}
-	if !tokenIDPattern.MatchString(cfg.TokenID) {
-		problems = append(problems, fmt.Errorf("token id %q must look like user@realm!tokenid (e.g. jarvis@pve!mcp)", cfg.TokenID))
+	if err := CheckTokenID(cfg.TokenID); err != nil {
+		problems = append(problems, fmt.Errorf("token id %w", err))
 	}
 	if strings.TrimSpace(cfg.TokenSecret) == "" {
 		problems = append(problems, errors.New("token secret is empty"))
@@ -415,7 +428,7 @@ func (c *Client) explainUntrusted(ep Endpoint, err error) error {
 	case errors.As(cve.Err, &invalid) && invalid.Reason == x509.Expired:
 		why = "expired or not yet valid"
 	}
-	return &UntrustedCertificateError{URL: strings.TrimSuffix(ep.URL, "/api2/json"), Fingerprint: FingerprintOf(leaf),
+	return &UntrustedCertificateError{URL: Origin(ep.URL), Fingerprint: FingerprintOf(leaf),
 		Why: why, CAFile: c.caFile, Err: cve}
 }
 
@@ -456,3 +469,6 @@ func list(ptr any) listTarget { return listTarget{ptr: ptr} }
 // CloseIdleConnections drops pooled keep-alive connections (at shutdown, or
 // before a goroutine-leak check in tests).
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+// Origin is an endpoint's address as people write it: the API URL without /api2/json.
+func Origin(apiURL string) string { return strings.TrimSuffix(apiURL, "/api2/json") }

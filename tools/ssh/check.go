@@ -61,8 +61,8 @@ func (e *Executor) Check(ctx context.Context, nodeName string) error {
 		return fail(err)
 	}
 	defer client.Close()
-	// The session and the command get what is left of the dial timeout: a
-	// node that logs us in but then hangs is not working either.
+	// The session and the command get one more dial timeout: a node that logs
+	// us in but then hangs is not working either.
 	runCtx, cancel := context.WithTimeout(ctx, e.cfg.cfg.DialTimeout)
 	defer cancel()
 	stop := context.AfterFunc(runCtx, func() { _ = client.Close() })
