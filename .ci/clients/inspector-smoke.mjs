@@ -71,15 +71,23 @@ const targets = {
 
 const failures = [];
 let checks = 0;
-async function check(label, args, verify) {
+// check runs the CLI and verifies its JSON answer. With toolError, the CLI's exit 1 for an
+// isError result is expected, and the answer is the result line of its output.
+async function check(label, args, verify, { toolError = false } = {}) {
   checks++;
   const started = Date.now();
   const r = await inspector(args);
   const ms = Date.now() - started;
   let problem;
   try {
-    if (r.code !== 0) throw new Error(`exit ${r.code}`);
-    verify(JSON.parse(r.stdout));
+    if (toolError) {
+      const line = r.stdout.split('\n').find((l) => l.startsWith('{"result"'));
+      if (!line) throw new Error(`no tool result (exit ${r.code})`);
+      verify(JSON.parse(line));
+    } else {
+      if (r.code !== 0) throw new Error(`exit ${r.code}`);
+      verify(JSON.parse(r.stdout));
+    }
   } catch (err) {
     problem = err.message;
   }
@@ -114,36 +122,17 @@ for (const [kind, target] of Object.entries(targets)) {
 }
 
 // A RED call from a client without elicitation, with Jarvis's default approval wait: the
-// answer (needs_approval with the id and where to approve) must come well before the
-// Inspector's own request timeout, not a timeout. The CLI exits 1 on isError, so the
-// exit status is not the verdict here; the result is.
-{
-  checks++;
-  const label = 'stdio restart_vm answers needs_approval before the client times out';
-  const started = Date.now();
-  const r = await inspector(['--format', 'json', '--method', 'tools/call', '--tool-name', 'restart_vm',
-    '--tool-arg', 'vmid=101', ...targets.stdio]);
-  const ms = Date.now() - started;
-  let problem;
-  try {
-    const out = JSON.parse(r.stdout.split('\n').find((l) => l.startsWith('{"result"')) ?? 'null');
-    const sc = out?.result?.structuredContent;
-    if (!sc) throw new Error(`no tool result (exit ${r.code})`);
-    if (sc.decision !== 'needs_approval' || !/^apr_[0-9a-f]{16}$/.test(sc.approval_id ?? '')) {
+// answer (needs_approval with the id and where to approve) must come before the
+// Inspector's own request timeout, not the timeout.
+await check('stdio restart_vm answers needs_approval before the client times out',
+  ['--format', 'json', '--method', 'tools/call', '--tool-name', 'restart_vm', '--tool-arg', 'vmid=101', ...targets.stdio],
+  (out) => {
+    const sc = out.result.structuredContent;
+    if (sc?.decision !== 'needs_approval' || !/^apr_[0-9a-f]{16}$/.test(sc.approval_id ?? '')) {
       throw new Error(`expected needs_approval with an approval_id, got ${JSON.stringify(sc)}`);
     }
     if (!sc.reason.includes(`jarvis approve ${sc.approval_id}`)) throw new Error(`the reason does not say how to approve: ${sc.reason}`);
-  } catch (err) {
-    problem = err.message;
-  }
-  if (problem) {
-    failures.push(label);
-    console.log(`✗ inspector ${label} (${ms} ms): ${problem}`);
-    console.log(`  stderr: ${r.stderr.trim().split('\n').slice(-15).join('\n  ')}`);
-  } else {
-    console.log(`✓ inspector ${label} (${ms} ms)`);
-  }
-}
+  }, { toolError: true });
 
 rmSync(scratch, { recursive: true, force: true });
 console.log(`inspector ${pkg.version}: ${failures.length === 0 ? 'PASS' : 'FAIL'} — ${checks - failures.length}/${checks} checks passed`);

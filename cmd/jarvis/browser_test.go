@@ -53,7 +53,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	// Jarvis in-process, in demo mode (simulated cluster and node shells). It is
 	// started twice: the second start checks that the page reconnects by itself.
-	var logs browserLog
+	var logs lockedBuffer
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	server := browserStartJarvis(t, ctx, base, &logs)
 	t.Cleanup(func() {
@@ -63,43 +63,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
-	// Chromium, headless, with a throwaway profile. The profile folder is made
-	// before the allocator, so its removal runs after the browser has exited.
-	profile := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-	)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-
 	// Every console message of the page is kept; script errors and CSP
 	// violations fail the test at the end.
-	messages := chromedp.Console(tab)
-	var consoleMu sync.Mutex
-	var console []chromedp.ConsoleMessage
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			consoleMu.Lock()
-			console = append(console, m)
-			consoleMu.Unlock()
-		}
-	}()
+	tab, pageConsole := startBrowser(t, ctx)
 
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -286,8 +252,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("after the reconnect the page shows %s nodes, want 4", got)
 	}
 
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
+	console := pageConsole()
 	defer func() {
 		if t.Failed() {
 			for _, m := range console {
@@ -346,19 +311,19 @@ func (j *browserJarvis) stop(t *testing.T) {
 	})
 }
 
-// browserLog collects the server's log for a failing test.
-type browserLog struct {
+// lockedBuffer collects what a server or process writes while a test reads it.
+type lockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (l *browserLog) Write(p []byte) (int, error) {
+func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.Write(p)
 }
 
-func (l *browserLog) String() string {
+func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.buf.String()
@@ -564,4 +529,48 @@ func browserScreenshot(t *testing.T, tab context.Context, width, height int64, p
 		t.Fatalf("saving %s: %v", path, err)
 	}
 	t.Logf("screenshot (%d px wide): %s", width, path)
+}
+
+// startBrowser starts headless Chromium with a throwaway profile and returns
+// its tab and a function listing what the page logged. The profile folder is
+// made before the allocator, so its removal runs after the browser has exited.
+func startBrowser(t *testing.T, ctx context.Context) (context.Context, func() []chromedp.ConsoleMessage) {
+	t.Helper()
+	profile := t.TempDir()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromiumPath),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(profile),
+		chromedp.WindowSize(1280, 900),
+	)
+	t.Cleanup(cancelAlloc)
+	tab, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelTab)
+	messages := chromedp.Console(tab)
+	var mu sync.Mutex
+	var seen []chromedp.ConsoleMessage
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			seen = append(seen, m)
+			mu.Unlock()
+		}
+	}()
+	return tab, func() []chromedp.ConsoleMessage {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]chromedp.ConsoleMessage(nil), seen...)
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,7 +71,7 @@ func TestConsoleShowsWhyTheClusterCannotBeRead(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	var logs browserLog
+	var logs lockedBuffer
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	server := degradedStartJarvis(t, ctx, base, &logs)
 	t.Cleanup(func() {
@@ -102,7 +101,7 @@ func TestConsoleShowsWhyTheClusterCannotBeRead(t *testing.T) {
 		t.Errorf("healthcheck printed:\n%s", check.String())
 	}
 
-	tab, console := degradedBrowser(t, ctx)
+	tab, console := startBrowser(t, ctx)
 	step := func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, scancel := context.WithTimeout(tab, timeout)
@@ -205,49 +204,6 @@ func degradedStartJarvis(t *testing.T, ctx context.Context, base string, logs io
 	go func() { j.done <- run(sctx, []string{"serve"}, io.Discard, logs) }()
 	browserWaitHealthy(t, ctx, base, j.done)
 	return j
-}
-
-// degradedBrowser starts headless Chromium with a throwaway profile and returns
-// its tab and a function listing what the page logged.
-func degradedBrowser(t *testing.T, ctx context.Context) (context.Context, func() []chromedp.ConsoleMessage) {
-	t.Helper()
-	profile := t.TempDir()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(profile),
-		chromedp.WindowSize(1280, 900),
-	)
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-	messages := chromedp.Console(tab)
-	var mu sync.Mutex
-	var seen []chromedp.ConsoleMessage
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			seen = append(seen, m)
-			mu.Unlock()
-		}
-	}()
-	return tab, func() []chromedp.ConsoleMessage {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]chromedp.ConsoleMessage(nil), seen...)
-	}
 }
 
 // degradedCount counts the log lines holding every part.

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -131,21 +130,4 @@ func TestHostCommandsSayWhenNoDemoRanYet(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "start `jarvis serve --demo` or `jarvis stdio --demo` first") {
 		t.Fatalf("approvals --demo before any demo = %v", err)
 	}
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
