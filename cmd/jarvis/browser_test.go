@@ -55,7 +55,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// started twice: the second start checks that the page reconnects by itself.
 	var logs lockedBuffer
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	server := browserStartJarvis(t, ctx, base, &logs)
+	server := browserStartJarvis(t, ctx, base, &logs, "serve", "--demo")
 	t.Cleanup(func() {
 		server.stop(t)
 		if t.Failed() {
@@ -242,7 +242,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// missed from Last-Event-ID.
 	server.stop(t)
 	step("see the connection drop", chromedp.Poll[chromedp.Void](`['reconnecting', 'offline'].includes(document.getElementById('conn').dataset.state)`))
-	server = browserStartJarvis(t, ctx, base, &logs)
+	server = browserStartJarvis(t, ctx, base, &logs, "serve", "--demo")
 	step("see the page reconnect",
 		chromedp.WaitVisible(chromedp.CSS(`#conn[data-state="live"]`)),
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('[data-testid="feed-item"][data-type="system"]')].some(li => li.textContent.includes('Jarvis stopping'))`),
@@ -284,13 +284,13 @@ type browserJarvis struct {
 	once   sync.Once
 }
 
-// browserStartJarvis runs the server with the test's environment and waits until
-// it is healthy.
-func browserStartJarvis(t *testing.T, ctx context.Context, base string, logs io.Writer) *browserJarvis {
+// browserStartJarvis runs jarvis in-process with args (serve, or serve --demo) and
+// the test's environment, and waits until /api/health answers 200 (degraded included).
+func browserStartJarvis(t *testing.T, ctx context.Context, base string, logs io.Writer, args ...string) *browserJarvis {
 	t.Helper()
 	sctx, cancel := context.WithCancel(ctx)
 	j := &browserJarvis{cancel: cancel, done: make(chan error, 1)}
-	go func() { j.done <- run(sctx, []string{"serve", "--demo"}, io.Discard, logs) }()
+	go func() { j.done <- run(sctx, args, io.Discard, logs) }()
 	browserWaitHealthy(t, ctx, base, j.done)
 	return j
 }

@@ -73,7 +73,7 @@ func TestConsoleShowsWhyTheClusterCannotBeRead(t *testing.T) {
 	defer cancel()
 	var logs lockedBuffer
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	server := degradedStartJarvis(t, ctx, base, &logs)
+	server := browserStartJarvis(t, ctx, base, &logs, "serve")
 	t.Cleanup(func() {
 		server.stop(t)
 		if t.Failed() {
@@ -163,7 +163,7 @@ func TestConsoleShowsWhyTheClusterCannotBeRead(t *testing.T) {
 	server.stop(t)
 	t.Setenv("PVE_TLS_FINGERPRINT", fingerprint)
 	deny.Store(true)
-	server = degradedStartJarvis(t, ctx, base, &logs)
+	server = browserStartJarvis(t, ctx, base, &logs, "serve")
 	step("see the new cause", 40*time.Second,
 		chromedp.Poll[chromedp.Void](`document.getElementById('cluster-banner-cause').textContent.includes('401')`),
 		chromedp.WaitVisible(chromedp.CSS(`#conn[data-state="degraded"]`)),
@@ -193,17 +193,6 @@ func TestConsoleShowsWhyTheClusterCannotBeRead(t *testing.T) {
 			t.Errorf("the page logged %s (%s)", m, m.URL)
 		}
 	}
-}
-
-// degradedStartJarvis runs `jarvis serve` (not the demo) with the test's
-// environment and waits until /api/health answers 200, degraded included.
-func degradedStartJarvis(t *testing.T, ctx context.Context, base string, logs io.Writer) *browserJarvis {
-	t.Helper()
-	sctx, cancel := context.WithCancel(ctx)
-	j := &browserJarvis{cancel: cancel, done: make(chan error, 1)}
-	go func() { j.done <- run(sctx, []string{"serve"}, io.Discard, logs) }()
-	browserWaitHealthy(t, ctx, base, j.done)
-	return j
 }
 
 // degradedCount counts the log lines holding every part.
