@@ -159,6 +159,18 @@ func (s *Store) ListApprovals(ctx context.Context, status string) ([]Approval, e
 	return out, nil
 }
 
+// CountApprovals is how many approvals have the given status (a metrics gauge).
+func (s *Store) CountApprovals(ctx context.Context, status string) (int64, error) {
+	if !approvalStatuses[status] {
+		return 0, fmt.Errorf("count approvals: unknown status %q (want pending, approved, denied, expired or consumed)", status)
+	}
+	var n int64
+	if err := s.db.WithContext(ctx).Model(&approvalRecord{}).Where("status = ?", status).Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count approvals: %w", err)
+	}
+	return n, nil
+}
+
 // DecideApproval approves or denies a pending, unexpired approval. Otherwise
 // it fails with ErrNotFound, ErrNotPending (already decided or consumed) or
 // ErrExpired; a pending approval found past its expiry is marked expired and

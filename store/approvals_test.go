@@ -332,3 +332,23 @@ func TestExpireApprovalsAndList(t *testing.T) {
 		t.Error("ListApprovals with an unknown status succeeded")
 	}
 }
+
+func TestCountApprovals(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for range 3 {
+		newPending(t, s, 10*time.Minute)
+	}
+	a := newPending(t, s, 10*time.Minute)
+	if _, err := s.DecideApproval(ctx, a.ID, false, "operator", approvalTime.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	for status, want := range map[string]int64{ApprovalPending: 3, ApprovalDenied: 1, ApprovalApproved: 0} {
+		if n, err := s.CountApprovals(ctx, status); err != nil || n != want {
+			t.Errorf("CountApprovals(%s) = %d, %v; want %d", status, n, err, want)
+		}
+	}
+	if _, err := s.CountApprovals(ctx, "waiting"); err == nil {
+		t.Error("an unknown status was counted")
+	}
+}

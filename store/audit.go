@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -64,7 +65,7 @@ type AuditOutcome struct {
 type AuditRow struct {
 	ID         uint64    `json:"id"`
 	Time       time.Time `json:"time"`
-	Kind       string    `json:"kind"`               // begin|end
+	Kind       string    `json:"kind"`               // begin|end, or read: a GREEN read in one row
 	BeginID    uint64    `json:"begin_id,omitempty"` // end rows: the begin row they close
 	Principal  string    `json:"principal"`
 	Tool       string    `json:"tool"`
@@ -212,6 +213,30 @@ func (s *Store) AuditBegin(ctx context.Context, e AuditEntry) (uint64, error) {
 	return id, nil
 }
 
+// AuditRead writes the one row of a read that ran: what a begin and an end row
+// would say together (kind "read"). Reads change nothing, so they need no
+// row before they run; the caller must not hand the result out unless this
+// returns nil, so no answer a client got is missing from the log.
+func (s *Store) AuditRead(ctx context.Context, e AuditEntry, o AuditOutcome) (uint64, error) {
+	if e.Principal == "" || e.Tool == "" {
+		return 0, errors.New("audit read: principal and tool are required")
+	}
+	if !auditStatuses[o.Status] {
+		return 0, fmt.Errorf("audit read of %s: unknown status %q", e.Tool, o.Status)
+	}
+	rec := auditRecord{
+		Kind: "read", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
+		Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID,
+		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,
+		DurationMS: o.Duration.Milliseconds(), Result: truncateUTF8(o.Result, maxAuditResult),
+	}
+	if err := s.auditTx(ctx, func(tx *gorm.DB) error { return s.appendAudit(tx, &rec) }); err != nil {
+		return 0, fmt.Errorf("audit read of %s by %s: %w", e.Tool, e.Principal, err)
+	}
+	s.appended(rec.ID)
+	return rec.ID, nil
+}
+
 // AuditEnd writes the end row closing begin row beginID. It fails with
 // ErrNotFound when there is no such begin row and ErrAlreadyEnded when the
 // call was already closed (for example marked interrupted).
@@ -270,7 +295,9 @@ func (s *Store) auditTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 }
 
 // appendAudit links rec to the chain tip, seals it and inserts it, then moves
-// the head. Must run inside auditTx.
+// the head. Must run inside auditTx. It is on the path of every tool call, so
+// it speaks plain SQL: one query for the tip, one insert, one upsert of the
+// head (gorm's reflection cost more than SQLite itself; BENCHMARKS.md).
 func (s *Store) appendAudit(tx *gorm.DB, rec *auditRecord) error {
 	tipID, tipHash, err := chainTip(tx)
 	if err != nil {
@@ -281,11 +308,17 @@ func (s *Store) appendAudit(tx *gorm.DB, rec *auditRecord) error {
 	rec.TimeNS = s.now().UnixNano()
 	rec.Hash = rowHash(*rec)
 	rec.MAC = s.rowMAC(rec.Hash)
-	if err := tx.Create(rec).Error; err != nil {
+	err = tx.Exec(`INSERT INTO audit_log (id, time_ns, kind, begin_id, principal, tool, args, tier, decision, plan,
+		approval_id, status, error, upid, duration_ms, result, prev_hash, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
+		rec.ID, rec.TimeNS, rec.Kind, rec.BeginID, rec.Principal, rec.Tool, rec.Args, rec.Tier, rec.Decision, rec.Plan,
+		rec.ApprovalID, rec.Status, rec.Error, rec.UPID, rec.DurationMS, rec.Result, rec.PrevHash, rec.Hash, rec.MAC).Error
+	if err != nil {
 		return fmt.Errorf("insert audit row %d: %w", rec.ID, err)
 	}
-	head := auditHeadRecord{ID: auditHeadRowID, LastID: rec.ID, Hash: rec.Hash, MAC: s.headMAC(rec.ID, rec.Hash)}
-	if err := tx.Save(&head).Error; err != nil {
+	err = tx.Exec(`INSERT INTO audit_head (id, last_id, hash, mac) VALUES (?,?,?,?)
+		ON CONFLICT(id) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash, mac = excluded.mac`,
+		auditHeadRowID, rec.ID, rec.Hash, s.headMAC(rec.ID, rec.Hash)).Error
+	if err != nil {
 		return fmt.Errorf("move audit head to row %d: %w", rec.ID, err)
 	}
 	return nil
@@ -335,34 +368,32 @@ func (s *Store) checkAuditKey(db *gorm.DB) error {
 // wiped or damaged: nothing is appended to it (no row, no call), so it is
 // never silently started over.
 func chainTip(tx *gorm.DB) (uint64, string, error) {
-	if _, ok, err := readGenesis(tx); err != nil {
-		return 0, "", err
-	} else if !ok {
-		return 0, "", errors.New("the audit log has no genesis record: it was wiped or replaced, and nothing is recorded until the database is restored (run jarvis audit verify)")
-	}
-	var last auditRecord
-	hasLast := true
-	if err := tx.Order("id DESC").Take(&last).Error; err != nil {
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return 0, "", fmt.Errorf("read newest audit row: %w", err)
-		}
-		hasLast = false
-	}
-	var head auditHeadRecord
-	hasHead := true
-	if err := tx.Where("id = ?", auditHeadRowID).Take(&head).Error; err != nil {
-		if !errors.Is(err, gorm.ErrRecordNotFound) {
-			return 0, "", fmt.Errorf("read audit head: %w", err)
-		}
-		hasHead = false
+	// One round trip for what used to be three: the genesis, the newest row and
+	// the head.
+	var (
+		genesis            int64
+		lastID, headID     sql.NullInt64
+		lastHash, headHash sql.NullString
+	)
+	err := tx.Raw(`SELECT
+		(SELECT count(*) FROM audit_genesis WHERE id = ?),
+		(SELECT id FROM audit_log ORDER BY id DESC LIMIT 1),
+		(SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1),
+		(SELECT last_id FROM audit_head WHERE id = ?),
+		(SELECT hash FROM audit_head WHERE id = ?)`, auditGenesisRowID, auditHeadRowID, auditHeadRowID).
+		Row().Scan(&genesis, &lastID, &lastHash, &headID, &headHash)
+	if err != nil {
+		return 0, "", fmt.Errorf("read the audit chain's tip: %w", err)
 	}
 	switch {
-	case !hasHead:
+	case genesis == 0:
+		return 0, "", errors.New("the audit log has no genesis record: it was wiped or replaced, and nothing is recorded until the database is restored (run jarvis audit verify)")
+	case !headID.Valid:
 		return 0, "", errors.New("the audit head record is missing: the log was wiped or damaged, and nothing is recorded until the database is restored (run jarvis audit verify)")
-	case !hasLast || head.LastID > last.ID:
-		return head.LastID, head.Hash, nil
+	case !lastID.Valid || uint64(headID.Int64) > uint64(lastID.Int64):
+		return uint64(headID.Int64), headHash.String, nil
 	default:
-		return last.ID, last.Hash, nil
+		return uint64(lastID.Int64), lastHash.String, nil
 	}
 }
 

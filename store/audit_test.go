@@ -90,6 +90,51 @@ func TestAuditBeginEnd(t *testing.T) {
 	}
 }
 
+// A read is one row, in the same chain as begin and end rows: it verifies,
+// and editing it is caught like editing any other row.
+func TestAuditReadIsOneChainedRow(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	begin, err := s.AuditBegin(ctx, AuditEntry{Principal: "agent:a", Tool: "stop_vm", Args: `{"vmid":101}`, Tier: "RED", Decision: "approved"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := s.AuditRead(ctx, AuditEntry{Principal: "agent:b", Tool: "get_vms", Args: `{}`, Tier: "GREEN", Decision: "allow", Plan: "List VMs"},
+		AuditOutcome{Status: OutcomeFailed, Error: "cluster unreachable", Duration: 1500 * time.Millisecond})
+	if err != nil || id != begin+1 {
+		t.Fatalf("AuditRead = %d, %v; want row %d", id, err, begin+1)
+	}
+	if err := s.AuditEnd(ctx, begin, AuditOutcome{Status: OutcomeOK}); err != nil {
+		t.Fatal(err)
+	}
+	rows, _ := s.AuditRecent(ctx, 0)
+	read := rows[1]
+	if read.Kind != "read" || read.Tool != "get_vms" || read.Principal != "agent:b" || read.Plan != "List VMs" ||
+		read.Status != OutcomeFailed || read.Error != "cluster unreachable" || read.DurationMS != 1500 || read.BeginID != 0 {
+		t.Errorf("read row = %+v", read)
+	}
+	if rep := mustVerify(t, s); !rep.OK || rep.Rows != 3 {
+		t.Fatalf("AuditVerify = %+v, want OK with 3 rows", rep)
+	}
+	if err := s.db.Exec("UPDATE audit_log SET principal = 'agent:c' WHERE id = ?", id).Error; err != nil {
+		t.Fatal(err)
+	}
+	if rep := mustVerify(t, s); rep.OK {
+		t.Fatal("an edited read row verified")
+	}
+	for _, bad := range []struct {
+		e AuditEntry
+		o AuditOutcome
+	}{
+		{AuditEntry{Tool: "get_vms"}, AuditOutcome{Status: OutcomeOK}},
+		{AuditEntry{Principal: "agent:b", Tool: "get_vms"}, AuditOutcome{Status: "fine"}},
+	} {
+		if _, err := s.AuditRead(ctx, bad.e, bad.o); err == nil {
+			t.Errorf("AuditRead(%+v, %+v) was accepted", bad.e, bad.o)
+		}
+	}
+}
+
 func TestAuditRejects(t *testing.T) {
 	ctx := context.Background()
 	s, _ := openTemp(t)
@@ -385,5 +430,16 @@ func TestAuditWritableNamesAChangedKey(t *testing.T) {
 	err := s.AuditWritable(ctx)
 	if err == nil || errors.Is(err, ErrAuditKeyChanged) || !strings.Contains(err.Error(), "altered") {
 		t.Fatalf("forged genesis: err = %v", err)
+	}
+}
+
+func BenchmarkAuditRead(b *testing.B) {
+	s, _ := openTemp(b)
+	ctx := context.Background()
+	entry := AuditEntry{Principal: "agent:ci", Tool: "get_vms", Args: `{}`, Tier: "GREEN", Decision: "allow"}
+	for b.Loop() {
+		if _, err := s.AuditRead(ctx, entry, AuditOutcome{Status: OutcomeOK, Duration: time.Millisecond}); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

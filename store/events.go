@@ -116,7 +116,13 @@ func (s *Store) Publish(ctx context.Context, e *Event) error {
 		Node: e.Node, Summary: e.Summary, Details: details,
 		Resolved: e.Resolved, ResolvedAtNS: toNSPtr(e.ResolvedAt), ResolvedBy: e.ResolvedBy,
 	}
-	if err := s.db.WithContext(ctx).Create(&rec).Error; err != nil {
+	// Plain SQL: every tool call publishes, and gorm's reflection cost as much
+	// as the insert (BENCHMARKS.md).
+	err := s.db.WithContext(ctx).Raw(`INSERT INTO events (time_ns, type, severity, source, node, summary, details, resolved, resolved_at_ns, resolved_by)
+		VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`,
+		rec.TimeNS, rec.Type, rec.Severity, rec.Source, rec.Node, rec.Summary, rec.Details, rec.Resolved, rec.ResolvedAtNS, rec.ResolvedBy).
+		Row().Scan(&rec.ID)
+	if err != nil {
 		return fmt.Errorf("publish event %q: store it: %w", e.Summary, err)
 	}
 	*e = rec.event()
@@ -125,7 +131,8 @@ func (s *Store) Publish(ctx context.Context, e *Event) error {
 	// If earlier events could not be read, e waits too: subscribers must get
 	// events in ID order, and FollowOtherWriters delivers all of them shortly.
 	if s.catchUp(context.WithoutCancel(ctx), e.ID) {
-		s.fanOut(*e)
+		shared := *e // the caller may reuse e; subscribers share this copy
+		s.fanOut(&shared)
 		s.fanned = e.ID
 	}
 	return nil
@@ -146,7 +153,8 @@ func (s *Store) catchUp(ctx context.Context, below uint64) bool {
 			return true // a gap left by a rolled-back insert
 		}
 		for _, r := range recs {
-			s.fanOut(r.event())
+			ev := r.event()
+			s.fanOut(&ev)
 			s.fanned = r.ID
 		}
 	}
@@ -179,7 +187,7 @@ func (s *Store) SubscriberCount() int {
 
 // fanOut delivers e to every subscriber without blocking; a subscriber whose
 // buffer is full is dropped so it can reconnect and replay from the store.
-func (s *Store) fanOut(e Event) {
+func (s *Store) fanOut(e *Event) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for sub := range s.subs {
@@ -195,7 +203,7 @@ func (s *Store) fanOut(e Event) {
 // Subscription receives live events from Publish.
 type Subscription struct {
 	store   *Store
-	ch      chan Event
+	ch      chan *Event
 	done    chan struct{}
 	once    sync.Once
 	dropped bool // set before done closes; read after <-Done()
@@ -214,7 +222,7 @@ func (s *Store) Subscribe(buffer int) *Subscription {
 	if buffer < 1 {
 		buffer = 1
 	}
-	sub := &Subscription{store: s, ch: make(chan Event, buffer), done: make(chan struct{})}
+	sub := &Subscription{store: s, ch: make(chan *Event, buffer), done: make(chan struct{})}
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	if s.closed {
@@ -226,7 +234,9 @@ func (s *Store) Subscribe(buffer int) *Subscription {
 }
 
 // C delivers events in ID order. It is closed when the subscription ends.
-func (sub *Subscription) C() <-chan Event { return sub.ch }
+// Every subscriber gets the same *Event: read it, never change it. (A pointer
+// keeps an idle subscriber's buffer at 2 KiB instead of 43 KiB; BENCHMARKS.md.)
+func (sub *Subscription) C() <-chan *Event { return sub.ch }
 
 // Done is closed when the subscription ends: dropped for being slow, closed
 // by the caller, or the store closed.

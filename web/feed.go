@@ -64,7 +64,7 @@ func (a *App) events(c echo.Context) error {
 		return nil
 	}
 
-	send := func(ev store.Event) error {
+	send := func(ev *store.Event) error {
 		if ev.ID <= lastID {
 			return nil
 		}
@@ -91,7 +91,7 @@ func (a *App) events(c echo.Context) error {
 				return nil
 			}
 			for _, ev := range page {
-				if err := send(ev); err != nil {
+				if err := send(&ev); err != nil {
 					return nil
 				}
 			}

@@ -160,7 +160,7 @@ func (w *Watcher) Run(ctx context.Context) {
 }
 
 // changedCluster reports a tool event for a call that ended after changing state.
-func changedCluster(ev store.Event) bool {
+func changedCluster(ev *store.Event) bool {
 	if ev.Type != store.EventTool {
 		return false
 	}

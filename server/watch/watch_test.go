@@ -81,8 +81,8 @@ func TestWatcherPublishesWhileSomeoneListensAndRaisesAlertsOnce(t *testing.T) {
 					_ = json.Unmarshal(ev.Details, &d)
 					seen[d.What] = true
 				}
-				if match(ev) {
-					return ev
+				if match(*ev) {
+					return *ev
 				}
 			case <-deadline:
 				t.Fatalf("no %s event", what)
