@@ -36,6 +36,18 @@ type Env struct {
 	SSHTimeout time.Duration
 }
 
+// Fresh marks ctx so the cluster reads made under it skip the short read cache:
+// the safety checks of a changing call are made on the cluster as it is now.
+func Fresh(ctx context.Context) context.Context { return pve.WithFresh(ctx) }
+
+// Changed tells the Env that the cluster may have changed outside its API
+// client (a command over SSH, a Wake-on-LAN packet): cached reads are dropped.
+func (e *Env) Changed() {
+	if e.PVE != nil {
+		e.PVE.Invalidate()
+	}
+}
+
 // Progress reports how far a long call has come; the server turns it into an MCP
 // progress notification when the client asked for them.
 type Progress func(message string, done, total float64)

@@ -11,10 +11,11 @@ import (
 	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
-// Ping checks that some endpoint answers and accepts the token (GET /version).
+// Ping checks that some endpoint answers and accepts the token (GET /version),
+// always upstream: a cached answer would hide an outage from health checks.
 func (c *Client) Ping(ctx context.Context) error {
 	var v map[string]any
-	return c.do(ctx, http.MethodGet, "/version", nil, &v)
+	return c.do(WithFresh(ctx), http.MethodGet, "/version", nil, &v)
 }
 
 // ClusterStatus lists the cluster entry and one entry per member node.

@@ -65,6 +65,14 @@ type Config struct {
 	// AllowHTTP accepts http:// endpoints. Only for simulators on loopback in
 	// tests: over plain HTTP the API token travels in clear text.
 	AllowHTTP bool
+	// CacheFor is how long a successful GET answer is reused, and concurrent
+	// identical GETs share one request (cache.go); 0 reads afresh every time.
+	// Every write the client sends, the end of a task, and Invalidate forget
+	// every answer; task status and logs are never cached; WithFresh skips it.
+	CacheFor time.Duration
+	// Observer is told about every upstream request, and about cache lookups
+	// (only when CacheFor is set; fresh and task reads make none); nil for none.
+	Observer Observer
 }
 
 // String keeps the secret out of %v and %+v.
@@ -73,8 +81,8 @@ func (c Config) String() string {
 	for _, e := range c.Endpoints {
 		names = append(names, e.Name+"="+e.URL)
 	}
-	return fmt.Sprintf("pve.Config{Endpoints:[%s] TokenID:%s TokenSecret:[redacted] Fingerprint:%q CAFile:%q Insecure:%t Timeout:%s Deadline:%s}",
-		strings.Join(names, " "), c.TokenID, c.Fingerprint, c.CAFile, c.Insecure, c.Timeout, c.Deadline)
+	return fmt.Sprintf("pve.Config{Endpoints:[%s] TokenID:%s TokenSecret:[redacted] Fingerprint:%q CAFile:%q Insecure:%t Timeout:%s Deadline:%s CacheFor:%s}",
+		strings.Join(names, " "), c.TokenID, c.Fingerprint, c.CAFile, c.Insecure, c.Timeout, c.Deadline, c.CacheFor)
 }
 
 // LogValue keeps the secret out of slog output.
@@ -87,10 +95,13 @@ type Client struct {
 	timeout   time.Duration
 	deadline  time.Duration
 	http      *http.Client
-	preferred atomic.Int32 // index of the endpoint that answered last
-	health    health       // endpoints that just hung or refused
-	secret    string       // only to keep it out of error messages (see apiError)
-	caFile    string       // PVE_CA_FILE, named when it does not cover a certificate
+	preferred atomic.Int32     // index of the endpoint that answered last
+	health    health           // endpoints that just hung or refused
+	secret    string           // only to keep it out of error messages (see apiError)
+	caFile    string           // PVE_CA_FILE, named when it does not cover a certificate
+	cache     readCache        // recent GET answers and the reads under way (cache.go)
+	observer  Observer         // nil for none
+	now       func() time.Time // the cache's clock; tests replace it
 }
 
 var tokenIDPattern = regexp.MustCompile(`^[^\s@!:=]+@[A-Za-z][A-Za-z0-9.\-_]*![A-Za-z][A-Za-z0-9.\-_]*$`)
@@ -145,6 +156,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.SkipFor < 0 {
 		problems = append(problems, fmt.Errorf("skip time %s is negative", cfg.SkipFor))
 	}
+	if cfg.CacheFor < 0 {
+		problems = append(problems, fmt.Errorf("cache time %s is negative", cfg.CacheFor))
+	}
 	var tlsConfig *tls.Config
 	if cfg.HTTPClient == nil {
 		var err error
@@ -162,6 +176,11 @@ func New(cfg Config) (*Client, error) {
 		transport := http.DefaultTransport.(*http.Transport).Clone()
 		transport.Proxy = nil // the PVE API lives on the LAN; don't route it through an environment proxy
 		transport.TLSClientConfig = tlsConfig
+		// Keep a connection per concurrent call: with Go's default of 2 idle
+		// connections per host, a burst of reads opened a new TLS session for
+		// nearly every request, a third of the CPU under load (BENCHMARKS.md),
+		// and as much again on the Proxmox node.
+		transport.MaxIdleConnsPerHost = 16
 		httpClient = &http.Client{Transport: transport}
 	}
 	timeout := cfg.Timeout
@@ -185,6 +204,9 @@ func New(cfg Config) (*Client, error) {
 		health:    health{skipFor: skipFor, failedAt: make([]time.Time, len(endpoints))},
 		secret:    cfg.TokenSecret,
 		caFile:    cfg.CAFile,
+		cache:     newReadCache(cfg.CacheFor),
+		observer:  cfg.Observer,
+		now:       time.Now,
 	}, nil
 }
 
@@ -302,7 +324,14 @@ type answer struct {
 	body   []byte
 }
 
-func (c *Client) roundTrip(ctx context.Context, ep Endpoint, method, path string, params url.Values) (answer, error) {
+func (c *Client) roundTrip(ctx context.Context, ep Endpoint, method, path string, params url.Values) (ans answer, err error) {
+	if c.observer != nil {
+		start := time.Now()
+		defer func() {
+			failed := err != nil || ans.status < 200 || ans.status > 299
+			c.observer.ObserveUpstream(ep.Name, opTemplate(method, path), failed, time.Since(start))
+		}()
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	target := ep.URL + path
@@ -436,14 +465,28 @@ func (c *Client) explainUntrusted(ep Endpoint, err error) error {
 var errNullData = errors.New(`"data" is null`)
 
 func decodeData(method, path string, body []byte, out any) error {
+	data, err := envelopeData(method, path, body)
+	if err != nil {
+		return err
+	}
+	return decodeRaw(method, path, data, out)
+}
+
+// envelopeData returns the "data" member of a successful answer's body.
+func envelopeData(method, path string, body []byte) (json.RawMessage, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
-		return &DecodeError{Method: method, Path: path, Err: err}
+		return nil, &DecodeError{Method: method, Path: path, Err: err}
 	}
+	return env.Data, nil
+}
+
+// decodeRaw decodes the "data" member of an answer into out (when out is not nil).
+func decodeRaw(method, path string, data json.RawMessage, out any) error {
 	if out == nil {
 		return nil
 	}
-	raw := bytes.TrimSpace(env.Data)
+	raw := bytes.TrimSpace(data)
 	if len(raw) == 0 || string(raw) == "null" {
 		// Lists may legitimately be empty; objects may not be missing.
 		if _, isList := out.(listTarget); isList {

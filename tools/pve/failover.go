@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -32,7 +33,27 @@ var errDeadline = fmt.Errorf("the deadline for one Proxmox call passed: %w", con
 // 595, so a "stop" is never sent twice. A write that may have reached PVE but
 // got no usable answer returns a *NoAnswerError (see OutcomeUnknown); the client
 // never sends it again.
+//
+// GETs go through the read cache (cache.go). Every other method forgets the
+// cache before it is sent and again after, whatever the outcome: a read under
+// way while the write is in flight may show the cluster before the change, and
+// the generation bump keeps it from being stored.
 func (c *Client) do(ctx context.Context, method, path string, params url.Values, out any) error {
+	if method == http.MethodGet {
+		return c.get(ctx, path, params, out)
+	}
+	c.cache.invalidate()
+	defer c.cache.invalidate()
+	data, err := c.fetch(ctx, method, path, params)
+	if err != nil {
+		return err
+	}
+	return decodeRaw(method, path, data, out)
+}
+
+// fetch sends one API call with failover (see do) and returns the "data" member
+// of its successful answer, undecoded.
+func (c *Client) fetch(ctx context.Context, method, path string, params url.Values) (json.RawMessage, error) {
 	dctx, cancel := context.WithTimeoutCause(ctx, c.deadline, errDeadline)
 	defer cancel()
 	write := method != http.MethodGet
@@ -52,13 +73,13 @@ func (c *Client) do(ctx context.Context, method, path string, params url.Values,
 			if ctx.Err() != nil {
 				// The caller gave up (or its own deadline passed): not the endpoint's fault.
 				if write && sent {
-					return &NoAnswerError{Method: method, Path: path, Endpoint: ep.Name, URL: ep.URL, Err: ctx.Err()}
+					return nil, &NoAnswerError{Method: method, Path: path, Endpoint: ep.Name, URL: ep.URL, Err: ctx.Err()}
 				}
-				return fmt.Errorf("pve: %s %s: %w", method, path, ctx.Err())
+				return nil, fmt.Errorf("pve: %s %s: %w", method, path, ctx.Err())
 			}
 			c.health.markFailed(idx, time.Now())
 			if write && sent {
-				return &NoAnswerError{Method: method, Path: path, Endpoint: ep.Name, URL: ep.URL, Err: err}
+				return nil, &NoAnswerError{Method: method, Path: path, Endpoint: ep.Name, URL: ep.URL, Err: err}
 			}
 			attempts = append(attempts, &EndpointError{Endpoint: ep.Name, URL: ep.URL, Err: err})
 			continue
@@ -74,14 +95,14 @@ func (c *Client) do(ctx context.Context, method, path string, params url.Values,
 		}
 		c.preferred.Store(int32(idx))
 		if ans.status < 200 || ans.status > 299 {
-			return c.apiError(method, path, ans)
+			return nil, c.apiError(method, path, ans)
 		}
-		return decodeData(method, path, ans.body, out)
+		return envelopeData(method, path, ans.body)
 	}
 	if lastAPIErr != nil {
 		// PVE itself answered that the target node is unreachable: that is the
 		// most precise thing to report.
-		return lastAPIErr
+		return nil, lastAPIErr
 	}
 	u := &UnreachableError{Method: method, Path: path, Attempts: attempts}
 	if context.Cause(dctx) == errDeadline {
@@ -93,7 +114,7 @@ func (c *Client) do(ctx context.Context, method, path string, params url.Values,
 	for _, idx := range skipped {
 		u.Skipped = append(u.Skipped, c.endpoints[idx].Name)
 	}
-	return u
+	return nil, u
 }
 
 // notSentError marks a failure before any byte of the request left.

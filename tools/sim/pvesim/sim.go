@@ -168,6 +168,23 @@ func (s *Sim) Requests() []Request {
 	return out
 }
 
+// RequestCount counts the recorded requests with this method ("" for any)
+// whose API path starts with pathPrefix, without copying the log: what tests
+// of request coalescing assert. Like Requests, it sees answered requests only
+// (not those that hung or were given up during SetLatency) and the last
+// maxRecorded of them.
+func (s *Sim) RequestCount(method, pathPrefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, r := range s.requests {
+		if (method == "" || r.Method == method) && strings.HasPrefix(r.Path, pathPrefix) {
+			n++
+		}
+	}
+	return n
+}
+
 // ResetRequests forgets the recorded requests.
 func (s *Sim) ResetRequests() {
 	s.mu.Lock()
