@@ -59,10 +59,26 @@ type Options struct {
 	ElicitAgents bool
 	// ExecTimeout bounds one tool execution, task wait included.
 	ExecTimeout time.Duration
-	Logger      *slog.Logger
-	Version     string
+	// Observer is told how every call ended (Prometheus metrics); nil: nobody.
+	Observer CallObserver
+	Logger   *slog.Logger
+	Version  string
 	// Now is the clock; tests replace it.
 	Now func() time.Time
+}
+
+// CallObserver is told how each call ended: its tool, tier, decision
+// (allow, approved, invalid or a refusal's decision), outcome (ok, failed,
+// unknown or refused) and how long it took. It must be cheap.
+type CallObserver interface {
+	ObserveCall(tool, tier, decision, outcome string, d time.Duration)
+}
+
+// observe reports one ended call to the observer, if any.
+func (s *Server) observe(c Call, tier safety.Tier, decision, outcome string) {
+	if s.opts.Observer != nil {
+		s.opts.Observer.ObserveCall(c.Tool, tier.String(), decision, outcome, s.opts.Now().Sub(c.start))
+	}
 }
 
 // Server is the tool catalogue bound to a cluster, a store and a policy.
@@ -151,8 +167,10 @@ type Call struct {
 	// (an MCP log message): what it must not miss if it gives up waiting.
 	Notify func(msg string)
 
-	// Set by Dispatch, once per call: the arguments parsed (nil when they are
-	// not a JSON object) and their redacted canonical form for audit rows.
+	// Set by Dispatch, once per call: when it started, the arguments parsed
+	// (nil when they are not a JSON object) and their redacted canonical form
+	// for audit rows.
+	start     time.Time
 	args      *tools.Args
 	auditArgs string
 }
@@ -172,7 +190,7 @@ func (c *Call) parseArgs() error {
 // Dispatch runs one tool call through the safety layer. It never panics on bad input
 // and never returns nil; refusals have one shape (ARCHITECTURE.md, "The refusal shape").
 func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult) {
-	start := s.opts.Now()
+	c.start = s.opts.Now()
 	defer func() {
 		if r := recover(); r != nil {
 			s.opts.Logger.Error("tool call panicked", "tool", c.Tool, "panic", fmt.Sprint(r))
@@ -197,7 +215,13 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	if err != nil {
 		return s.failPrepare(ctx, c, tool, err)
 	}
-	call, err := tool.Prepare(ctx, s.opts.Env, in)
+	// A changing call is decided on the cluster as it is now, never on a cached
+	// read: its target and plan come from fresh answers.
+	prepCtx := ctx
+	if tool.Tier != safety.Green {
+		prepCtx = tools.Fresh(ctx)
+	}
+	call, err := tool.Prepare(prepCtx, s.opts.Env, in)
 	if err != nil {
 		return s.failPrepare(ctx, c, tool, err)
 	}
@@ -228,7 +252,45 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 			return refusal
 		}
 	}
-	return s.execute(ctx, c, tool, tier, verdict, call, approvalID, start)
+	if tool.Tier == safety.Green {
+		return s.read(ctx, c, tool, verdict, call)
+	}
+	return s.execute(ctx, c, tool, tier, verdict, call, approvalID)
+}
+
+// read runs a GREEN call: it changes nothing, so it needs no row before it
+// runs. One audit row records it afterwards, and the result reaches the
+// caller only once that row is committed: no answer a client got is missing
+// from the log. One "ended" event announces it.
+func (s *Server) read(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict, call *tools.Call) *mcp.CallToolResult {
+	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
+	defer cancel()
+	progress := c.Progress
+	if progress == nil {
+		progress = func(string, float64, float64) {}
+	}
+	out, runErr := runSafely(runCtx, call, progress)
+	elapsed := s.opts.Now().Sub(c.start)
+	outcome := store.AuditOutcome{Status: store.OutcomeOK, Duration: elapsed}
+	if runErr != nil {
+		outcome.Status = store.OutcomeFailed
+		outcome.Error = runErr.Error()
+	}
+	rowCtx, rowCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer rowCancel()
+	entry := s.auditEntry(c, safety.Green, string(safety.Allow), v.Plan, "")
+	if _, err := s.opts.Store.AuditRead(rowCtx, entry, outcome); err != nil {
+		s.opts.Logger.Error("audit log write failed; withholding the read's result", "tool", tool.Name, "err", err)
+		s.observe(c, safety.Green, string(safety.Blocked), store.OutcomeRefused)
+		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Green, Plan: v.Plan,
+			Reason: "the audit log could not be written, so the result is withheld; check the database (jarvis doctor)"}, "")
+	}
+	s.publishTool(rowCtx, c, safety.Green, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
+	s.observe(c, safety.Green, entry.Decision, outcome.Status)
+	if runErr != nil {
+		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))
+	}
+	return successResult(out)
 }
 
 // decide asks the safety policy about a prepared call, with the live switches.
@@ -249,7 +311,7 @@ func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *too
 // or a refusal when the answer is no longer "run it" or the plan the person
 // approved no longer describes what would run.
 func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, in *tools.Input, approved safety.Verdict, approvalID string) (*tools.Call, *mcp.CallToolResult) {
-	call, err := tool.Prepare(ctx, s.opts.Env, in)
+	call, err := tool.Prepare(tools.Fresh(ctx), s.opts.Env, in)
 	if err != nil {
 		tier := approved.Tier
 		v := safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: approved.Plan,
@@ -271,7 +333,7 @@ func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, in *tool
 }
 
 // execute is steps 4–6: audit begin, run under a deadline, audit end and event.
-func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier safety.Tier, v safety.Verdict, call *tools.Call, approvalID string, start time.Time) *mcp.CallToolResult {
+func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier safety.Tier, v safety.Verdict, call *tools.Call, approvalID string) *mcp.CallToolResult {
 	entry := s.auditEntry(c, tier, string(safety.Allow), v.Plan, approvalID)
 	if v.Decision == safety.NeedsApproval {
 		entry.Decision = store.ApprovalApproved
@@ -279,6 +341,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	beginID, err := s.opts.Store.AuditBegin(ctx, entry)
 	if err != nil {
 		s.opts.Logger.Error("audit log write failed; refusing the call", "tool", tool.Name, "err", err)
+		s.observe(c, tier, string(safety.Blocked), store.OutcomeRefused)
 		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: v.Plan,
 			Reason: "the audit log could not be written, so the call was not run; check the database (jarvis doctor)"}, approvalID)
 	}
@@ -291,7 +354,10 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 		progress = func(string, float64, float64) {}
 	}
 	out, runErr := runSafely(runCtx, call, progress)
-	elapsed := s.opts.Now().Sub(start)
+	elapsed := s.opts.Now().Sub(c.start)
+	// Whatever the outcome, the cluster may have changed (over SSH too, which
+	// the API client does not see): nobody reads the state from before it.
+	s.opts.Env.Changed()
 
 	// Three outcomes, never conflated: ok, failed (refused by PVE, not sent, or
 	// the task ended in error) and unknown (the write may or may not
@@ -316,6 +382,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 		s.opts.Logger.Error("audit end row failed", "tool", tool.Name, "audit_id", beginID, "err", err)
 	}
 	s.publishTool(endCtx, c, tier, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
+	s.observe(c, tier, entry.Decision, outcome.Status)
 
 	if unknown != nil {
 		return errorResult(fmt.Sprintf("%s: %v", tool.Name, runErr))
@@ -347,6 +414,9 @@ func (s *Server) liveState(ctx context.Context) safety.State {
 }
 
 func (s *Server) refuseUnknown(ctx context.Context, c Call) *mcp.CallToolResult {
+	if c.start.IsZero() { // refused before Dispatch (server/mcp.go)
+		c.start = s.opts.Now()
+	}
 	reason := fmt.Sprintf("there is no tool named %q; list the tools to see what is available", c.Tool)
 	tier := safety.Black
 	if safety.IsBlackTool(c.Tool) {
@@ -364,6 +434,7 @@ func (s *Server) failPrepare(ctx context.Context, c Call, tool *tools.Tool, err 
 	if id, aerr := s.opts.Store.AuditBegin(ctx, entry); aerr == nil {
 		_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: err.Error()})
 	}
+	s.observe(c, tool.Tier, entry.Decision, store.OutcomeRefused)
 	var inErr *tools.InputError
 	if errors.As(err, &inErr) {
 		return errorResult(inErr.Msg)
@@ -384,6 +455,7 @@ func (s *Server) refuse(ctx context.Context, c Call, tier safety.Tier, v safety.
 		s.opts.Logger.Error("audit end row failed for a refusal", "tool", c.Tool, "err", err)
 	}
 	s.publishTool(ctx, c, tier, store.ToolRefused, string(v.Decision), v.Plan, "", 0, string(v.Decision), v.Reason)
+	s.observe(c, tier, string(v.Decision), store.OutcomeRefused)
 	return refusalResult(v, approvalID)
 }
 

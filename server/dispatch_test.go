@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 )
 
@@ -637,6 +638,41 @@ func TestNoAuditRowNoCall(t *testing.T) {
 	res = h.call(operator, "stop_vm", map[string]any{"vmid": 101})
 	if !res.IsError || h.guestStatus(101) != "running" {
 		t.Fatal("a RED call ran without the store")
+	}
+}
+
+// A GREEN read is recorded in one audit row, committed before the caller gets
+// the answer, and announced by one event; a changing call keeps its begin row
+// before it runs and its end row after.
+func TestReadIsOneRowAndOneEvent(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	sub := h.store.Subscribe(16)
+	defer sub.Close()
+	if res := h.call(agentRed, "get_vms", nil); res.IsError {
+		t.Fatal(textOf(res))
+	}
+	rows, err := h.store.AuditRecent(ctx, 10)
+	if err != nil || len(rows) != 1 || rows[0].Kind != "read" || rows[0].Tool != "get_vms" || rows[0].Status != store.OutcomeOK || rows[0].Principal != agentRed.ID {
+		t.Fatalf("audit after one read: %+v %v", rows, err)
+	}
+	ev := <-sub.C()
+	var d store.ToolDetails
+	if err := json.Unmarshal(ev.Details, &d); err != nil || d.Phase != store.ToolEnded || d.Tool != "get_vms" || d.Outcome != store.OutcomeOK {
+		t.Fatalf("event %+v: %v", d, err)
+	}
+	select {
+	case ev := <-sub.C():
+		t.Fatalf("a second event for one read: %s", ev.Summary)
+	default:
+	}
+
+	if res := h.call(agentRed, "create_snapshot", map[string]any{"vmid": 102, "name": "one"}); res.IsError {
+		t.Fatal(textOf(res))
+	}
+	rows, _ = h.store.AuditRecent(ctx, 10)
+	if len(rows) != 3 || rows[0].Kind != "end" || rows[1].Kind != "begin" || rows[0].BeginID != rows[1].ID {
+		t.Fatalf("a changing call is not a begin and an end row: %+v", rows)
 	}
 }
 

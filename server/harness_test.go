@@ -35,14 +35,25 @@ var (
 
 func newHarness(t testing.TB, tweak ...func(*Options)) *harness {
 	t.Helper()
+	return newHarnessPVE(t, nil, tweak...)
+}
+
+// newHarnessPVE is newHarness with the cluster client's configuration changed
+// by pveTweak (when not nil) before the client is built.
+func newHarnessPVE(t testing.TB, pveTweak func(*pve.Config), tweak ...func(*Options)) *harness {
+	t.Helper()
 	sim := pvesim.New(pvesim.Options{TokenID: "jarvis@pve!test", TokenSecret: "s3cret", TaskDuration: 50 * time.Millisecond})
 	ts := httptest.NewTLSServer(sim)
 	t.Cleanup(ts.Close)
-	client, err := pve.New(pve.Config{
+	cfg := pve.Config{
 		Endpoints: []pve.Endpoint{{Name: "pve", URL: ts.URL}},
 		TokenID:   "jarvis@pve!test", TokenSecret: "s3cret",
 		Fingerprint: pve.FingerprintOf(ts.Certificate()),
-	})
+	}
+	if pveTweak != nil {
+		pveTweak(&cfg)
+	}
+	client, err := pve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +171,7 @@ func (h *harness) executions(tool string) int {
 	}
 	n := 0
 	for _, r := range rows {
-		if r.Kind == "end" && r.Tool == tool && (r.Status == "ok" || r.Status == "failed" || r.Status == "unknown") {
+		if (r.Kind == "end" || r.Kind == "read") && r.Tool == tool && (r.Status == "ok" || r.Status == "failed" || r.Status == "unknown") {
 			n++
 		}
 	}
