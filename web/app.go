@@ -53,6 +53,19 @@ type Options struct {
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For is believed
 	// (JARVIS_TRUSTED_PROXIES); without them the peer address is the client.
 	TrustedProxies []*net.IPNet
+	// SessionIdle ends an MCP session that has had no open request for this
+	// long (JARVIS_MCP_SESSION_IDLE; DefaultSessionIdle when 0). A call waiting
+	// for approval and an open standalone GET stream are open requests, so
+	// only sessions clients forgot (no DELETE, as the TypeScript SDK's close())
+	// end; each holds goroutines and memory until then.
+	SessionIdle time.Duration
+	// MaxSessionsPerPrincipal caps the MCP sessions one caller (token) may
+	// have open (JARVIS_MCP_MAX_SESSIONS; DefaultMaxSessionsPerPrincipal when
+	// 0); one more initialize is refused with 429 and what to do.
+	MaxSessionsPerPrincipal int
+	// Metrics, when set, is served at GET /metrics to operator tokens only: the
+	// Prometheus exposition (metrics.Metrics.Handler). Nil: no route.
+	Metrics http.Handler
 }
 
 // App is the echo application.
@@ -61,6 +74,9 @@ type App struct {
 	e       *echo.Echo
 	mcp     *mcp.StreamableHTTPHandler
 	started time.Time
+
+	// sessions wraps mcp: who opened each session, the cap, the idle timeout.
+	sessions *sessionTracker
 
 	loginMu      sync.Mutex
 	loginLimiter map[string]*rate.Limiter
@@ -121,13 +137,13 @@ func New(opts Options) *App {
 		}
 		return opts.Server.MCP(p.MaxTier, nil)
 	}, &mcp.StreamableHTTPOptions{
-		// Agents that never say goodbye must not keep sessions (and memory) forever.
-		SessionTimeout: 30 * time.Minute,
-		// Tool arguments are small; a megabyte is plenty and bounds a request.
-		MaxRequestBodyBytes: 1 << 20,
+		// No SessionTimeout: a.sessions ends idle sessions, counting an open
+		// GET stream as activity, which the SDK's timer does not.
+		MaxRequestBodyBytes: mcpMaxBody,
 		Logger:              opts.Logger,
 	})
-	mcpHandler := auth.RequireBearerToken(opts.Tokens.MCPVerifier(), nil)(a.mcp)
+	a.sessions = newSessionTracker(a.mcp, opts.Server, opts.SessionIdle, opts.MaxSessionsPerPrincipal, opts.Logger)
+	mcpHandler := auth.RequireBearerToken(opts.Tokens.MCPVerifier(), nil)(a.sessions)
 	e.Any("/mcp", echo.WrapHandler(mcpHandler))
 
 	api := e.Group("/api", a.requireOperator, middleware.BodyLimit("64K"))
@@ -148,6 +164,7 @@ func New(opts Options) *App {
 	api.GET("/audit", a.listAudit)
 
 	a.mountConsole()
+	a.mountMetrics()
 	return a
 }
 
