@@ -7,10 +7,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"golang.org/x/time/rate"
 
+	"github.com/jarvis-homelab/jarvis/metrics"
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/store"
@@ -30,6 +32,7 @@ type app struct {
 	ssh      *sshexec.Executor
 	srv      *server.Server
 	tokens   *web.Tokens
+	metrics  *metrics.Metrics
 	password string
 	cleanup  []func()
 }
@@ -68,7 +71,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &app{cfg: cfg, demo: demo, logger: newLogger(stderr, cfg.LogLevel), password: cfg.Password}
+	a := &app{cfg: cfg, demo: demo, logger: newLogger(stderr, cfg.LogLevel), password: cfg.Password, metrics: newMetrics()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -91,7 +94,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		}
 		a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: cfg.PVETokenID, TokenSecret: cfg.PVETokenSecret,
 			Fingerprint: cfg.PVEFingerprint, CAFile: cfg.PVECAFile, Insecure: cfg.PVEInsecure, Timeout: cfg.PVETimeout,
-			Deadline: cfg.PVEDeadline})
+			Deadline: cfg.PVEDeadline, CacheFor: cfg.ReadCache, Observer: a.metrics})
 		if err != nil {
 			return nil, fmt.Errorf("Proxmox API client: %w", err)
 		}
@@ -147,6 +150,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		ApproveWhere: approveWhere(cfg),
 		ElicitAgents: cfg.ElicitAgents,
 		ExecTimeout:  cfg.ExecTimeout,
+		Observer:     a.metrics,
 		Logger:       a.logger,
 		Version:      version,
 	})
@@ -160,6 +164,19 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	}
 	ok = true
 	return a, nil
+}
+
+// newMetrics builds the Prometheus collectors. Every catalogue name is known
+// (BLACK ones too, since their refusals are counted); anything else a caller
+// invents is counted as "unknown", so no caller can grow the series.
+func newMetrics() *metrics.Metrics {
+	m := metrics.New()
+	names := slices.Clone(safety.BlackTools)
+	for _, t := range tools.Catalogue() {
+		names = append(names, t.Name)
+	}
+	m.KnownTools(names)
+	return m
 }
 
 // principalStdio is who a stdio session acts as: the local operator, whose ceiling

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -49,7 +50,9 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	app := web.New(web.Options{
 		Server: a.srv, Store: a.store, Tokens: a.tokens, Password: a.password, Version: version,
 		Logger: a.logger, PVEPing: a.pve.Ping, Watcher: watcher, TrustedProxies: a.cfg.proxies,
+		SessionIdle: a.cfg.SessionIdle, MaxSessionsPerPrincipal: a.cfg.MaxSessions, Metrics: a.metrics.Handler(),
 	})
+	a.gauges(app)
 	addr := net.JoinHostPort(a.cfg.ListenAddr, strconv.Itoa(a.cfg.Port))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -57,6 +60,11 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	}
 	bg, stopBG := context.WithCancel(ctx)
 	defer stopBG()
+	if a.cfg.MetricsAddr != "" {
+		if err := a.serveMetrics(bg); err != nil {
+			return err
+		}
+	}
 	go a.srv.RunSweeper(bg, 15*time.Second)
 	// Approvals decided with `jarvis approve` and calls from stdio sessions reach the feed too.
 	go a.store.FollowOtherWriters(bg, time.Second)
@@ -80,6 +88,42 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return <-errc
+}
+
+// gauges registers what /metrics reads at each scrape.
+func (a *app) gauges(app *web.App) {
+	a.metrics.GaugeFunc("jarvis_mcp_sessions_open", "MCP sessions open over streamable HTTP.",
+		func() float64 { return float64(app.OpenSessions()) })
+	a.metrics.GaugeFunc("jarvis_feed_subscribers", "Live subscribers of the event feed (browsers, the watcher).",
+		func() float64 { return float64(a.store.SubscriberCount()) })
+	a.metrics.GaugeFunc("jarvis_approvals_pending", "Approval requests waiting for a person.", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		n, err := a.store.CountApprovals(ctx, store.ApprovalPending)
+		if err != nil {
+			return -1 // the database did not answer; health says why
+		}
+		return float64(n)
+	})
+}
+
+// serveMetrics serves /metrics without a login on JARVIS_METRICS_ADDR, for a
+// Prometheus on the same host or a trusted network, until ctx ends.
+func (a *app) serveMetrics(ctx context.Context) error {
+	ln, err := net.Listen("tcp", a.cfg.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("JARVIS_METRICS_ADDR=%s: %w", a.cfg.MetricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	go func() {
+		<-ctx.Done()
+		_ = srv.Close()
+	}()
+	a.logger.Info("metrics served without login", "addr", "http://"+ln.Addr().String()+"/metrics")
+	return nil
 }
 
 func (a *app) publishSystem(ctx context.Context, summary string) {

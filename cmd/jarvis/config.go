@@ -41,6 +41,7 @@ type Config struct {
 	PVEInsecure        bool          `env:"PVE_INSECURE_TLS" envDefault:"false"`
 	PVETimeout         time.Duration `env:"PVE_TIMEOUT" envDefault:"15s"`
 	PVEDeadline        time.Duration `env:"PVE_DEADLINE" envDefault:"30s"`
+	ReadCache          time.Duration `env:"JARVIS_READ_CACHE" envDefault:"1s"`
 
 	ProtectedNodes    []string      `env:"JARVIS_PROTECTED_NODES" envSeparator:","`
 	ProtectedVMIDs    []string      `env:"JARVIS_PROTECTED_VMIDS" envSeparator:","`
@@ -53,6 +54,9 @@ type Config struct {
 	ElicitAgents      bool          `env:"JARVIS_ELICITATION_FOR_AGENTS" envDefault:"false"`
 	RateYellowPerMin  float64       `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
 	RateRedPerMin     float64       `env:"JARVIS_RATE_RED_PER_MIN" envDefault:"10"`
+	SessionIdle       time.Duration `env:"JARVIS_MCP_SESSION_IDLE" envDefault:"5m"`
+	MaxSessions       int           `env:"JARVIS_MCP_MAX_SESSIONS" envDefault:"32"`
+	MetricsAddr       string        `env:"JARVIS_METRICS_ADDR"`
 
 	SSHUser       string        `env:"SSH_USER" envDefault:"root"`
 	SSHKeyPath    string        `env:"SSH_KEY_PATH"`
@@ -196,6 +200,17 @@ func LoadConfig(demo bool) (*Config, error) {
 		}
 	}
 	inRange("SSH_TIMEOUT", cfg.SSHTimeout, time.Second, 300*time.Second, "")
+	inRange("JARVIS_READ_CACHE", cfg.ReadCache, 0, 10*time.Second,
+		" (0 turns the cache off; reads older than that are too stale to act on)")
+	inRange("JARVIS_MCP_SESSION_IDLE", cfg.SessionIdle, 10*time.Second, 24*time.Hour, "")
+	if !bad["JARVIS_MCP_MAX_SESSIONS"] && (cfg.MaxSessions < 1 || cfg.MaxSessions > 1024) {
+		problems = append(problems, fmt.Sprintf("JARVIS_MCP_MAX_SESSIONS=%d: must be between 1 and 1024 (open MCP sessions per caller)", cfg.MaxSessions))
+	}
+	if cfg.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil {
+			problems = append(problems, fmt.Sprintf("JARVIS_METRICS_ADDR=%q: must be host:port, such as 127.0.0.1:9464 (it serves /metrics without a login: keep it on loopback or a trusted network)", cfg.MetricsAddr))
+		}
+	}
 	if !bad["SSH_OUTPUT_CAP"] && (cfg.SSHOutputCap < 1024 || cfg.SSHOutputCap > 64<<20) {
 		problems = append(problems, fmt.Sprintf("SSH_OUTPUT_CAP=%d: must be between 1024 and 67108864 bytes", cfg.SSHOutputCap))
 	}

@@ -61,7 +61,7 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 	}
 	var err error
 	a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: tokenID, TokenSecret: tokenSecret,
-		Fingerprint: pve.FingerprintOf(ts.Certificate())})
+		Fingerprint: pve.FingerprintOf(ts.Certificate()), CacheFor: a.cfg.ReadCache, Observer: a.metrics})
 	if err != nil {
 		return fmt.Errorf("demo cluster client: %w", err)
 	}
