@@ -261,7 +261,7 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 // read runs a GREEN call: it changes nothing, so it needs no row before it
 // runs. One audit row records it afterwards, and the result reaches the
 // caller only once that row is committed: no answer a client got is missing
-// from the log. One "ended" event announces it.
+// from the log. One "ended" event, stored in the same transaction, announces it.
 func (s *Server) read(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict, call *tools.Call) *mcp.CallToolResult {
 	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
 	defer cancel()
@@ -279,13 +279,13 @@ func (s *Server) read(ctx context.Context, c Call, tool *tools.Tool, v safety.Ve
 	rowCtx, rowCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rowCancel()
 	entry := s.auditEntry(c, safety.Green, string(safety.Allow), v.Plan, "")
-	if _, err := s.opts.Store.AuditRead(rowCtx, entry, outcome); err != nil {
+	ev := toolEvent(c, safety.Green, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
+	if _, err := s.opts.Store.AuditRead(rowCtx, entry, outcome, ev); err != nil {
 		s.opts.Logger.Error("audit log write failed; withholding the read's result", "tool", tool.Name, "err", err)
 		s.observe(c, safety.Green, string(safety.Blocked), store.OutcomeRefused)
 		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Green, Plan: v.Plan,
 			Reason: "the audit log could not be written, so the result is withheld; check the database (jarvis doctor)"}, "")
 	}
-	s.publishTool(rowCtx, c, safety.Green, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 	s.observe(c, safety.Green, entry.Decision, outcome.Status)
 	if runErr != nil {
 		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))

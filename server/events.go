@@ -15,6 +15,14 @@ import (
 // publishTool announces a tool call on the feed. A feed failure never fails a call.
 // outcome is one word (ok, error, unknown, or the refusal's decision); reason says why.
 func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome, reason string) {
+	ev := toolEvent(c, tier, phase, decision, plan, node, d, outcome, reason)
+	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
+		s.opts.Logger.Warn("could not publish tool event", "err", err)
+	}
+}
+
+// toolEvent is the feed event of one phase of a tool call.
+func toolEvent(c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome, reason string) *store.Event {
 	details := store.EncodeDetails(store.ToolDetails{
 		Phase: phase, Principal: c.Principal.ID, Tool: c.Tool, Tier: tier.String(),
 		Decision: decision, Plan: plan, DurationMS: d.Milliseconds(), Outcome: outcome, Reason: reason,
@@ -33,10 +41,7 @@ func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phas
 	if phase == store.ToolRefused {
 		summary = fmt.Sprintf("%s refused for %s: %s", c.Tool, c.Principal.ID, decision)
 	}
-	ev := &store.Event{Type: store.EventTool, Severity: severity, Source: "dispatch", Node: node, Summary: summary, Details: details}
-	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
-		s.opts.Logger.Warn("could not publish tool event", "err", err)
-	}
+	return &store.Event{Type: store.EventTool, Severity: severity, Source: "dispatch", Node: node, Summary: summary, Details: details}
 }
 
 // publishApproval announces an approval's change on the feed.

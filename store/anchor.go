@@ -390,14 +390,36 @@ func tampered(format string, args ...any) error { return tamperError{fmt.Sprintf
 // checkpoint moves the anchor file's checkpoint up to the audit head, after
 // checking that the anchor belongs to this log and that the row it last
 // vouched for is still there unchanged (so a rolled-back log is never
-// anchored over), and publishes the new checkpoint on the feed. It runs
-// under SQLite's write lock, which every process's checkpoints take in turn,
-// so the file never moves backwards.
+// anchored over), and publishes the new checkpoint on the feed.
+//
+// The checkpoints of every process sharing the database take turns on a lock
+// file beside the anchor (anchor_lock.go), and each reads the anchor before
+// the log: a head read after the anchor is never behind it unless the log was
+// rolled back, and the file never moves backwards. The log is read under
+// SQLite's write lock, but the anchor is written (two fsyncs) after it is
+// released, so tool calls keep appending meanwhile: holding the audit lock
+// through the fsyncs cost every call a seventh of its time (BENCHMARKS.md).
 func (s *Store) checkpoint(ctx context.Context) error {
 	path := s.cp.path
-	var wrote *anchorFile
-	err := s.auditTx(ctx, func(tx *gorm.DB) error {
-		wrote = nil
+	unlock, err := lockAnchor(path)
+	if err != nil {
+		return fmt.Errorf("lock the anchor file: %w", err)
+	}
+	defer unlock()
+	a, err := readAnchor(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return tampered("the anchor file %s is missing (run jarvis audit verify)", path)
+	case errors.Is(err, errAnchorInvalid):
+		return tampered("the anchor file %s is %v (run jarvis audit verify)", path, err)
+	case err != nil:
+		return fmt.Errorf("read the anchor file: %w", err)
+	case !macEqual(s.anchorMAC(a), a.MAC):
+		return tampered("the anchor file %s was changed without the audit key (run jarvis audit verify)", path)
+	}
+	var next *anchorFile
+	err = s.auditTx(ctx, func(tx *gorm.DB) error {
+		next = nil
 		g, ok, err := readGenesis(tx)
 		if err != nil {
 			return err
@@ -415,17 +437,7 @@ func (s *Store) checkpoint(ctx context.Context) error {
 		if !macEqual(s.headMAC(head.LastID, head.Hash), head.MAC) {
 			return tampered("the audit head record was changed without the audit key (run jarvis audit verify)")
 		}
-		a, err := readAnchor(path)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return tampered("the anchor file %s is missing (run jarvis audit verify)", path)
-		case errors.Is(err, errAnchorInvalid):
-			return tampered("the anchor file %s is %v (run jarvis audit verify)", path, err)
-		case err != nil:
-			return fmt.Errorf("read the anchor file: %w", err)
-		case !macEqual(s.anchorMAC(a), a.MAC):
-			return tampered("the anchor file %s was changed without the audit key (run jarvis audit verify)", path)
-		case anchorMismatch(path, a, g) != "":
+		if anchorMismatch(path, a, g) != "" {
 			return tampered("the anchor file %s belongs to another audit log (run jarvis audit verify)", path)
 		}
 		s.cp.noteAnchored(a.Checkpoint.Row)
@@ -447,13 +459,16 @@ func (s *Store) checkpoint(ctx context.Context) error {
 		if head.LastID == a.Checkpoint.Row {
 			return nil
 		}
-		next := s.sealAnchor(g, head.LastID, head.Hash, time.Now())
-		if err := writeAnchor(path, next); err != nil {
-			return fmt.Errorf("write the anchor file %s: %w", path, err)
-		}
-		wrote = &next
+		sealed := s.sealAnchor(g, head.LastID, head.Hash, time.Now())
+		next = &sealed
 		return nil
 	})
+	if err == nil && next != nil {
+		if werr := writeAnchor(path, *next); werr != nil {
+			err = fmt.Errorf("write the anchor file %s: %w", path, werr)
+		}
+	}
+	wrote := next
 	if err != nil {
 		return err
 	}

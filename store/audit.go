@@ -217,24 +217,34 @@ func (s *Store) AuditBegin(ctx context.Context, e AuditEntry) (uint64, error) {
 // would say together (kind "read"). Reads change nothing, so they need no
 // row before they run; the caller must not hand the result out unless this
 // returns nil, so no answer a client got is missing from the log.
-func (s *Store) AuditRead(ctx context.Context, e AuditEntry, o AuditOutcome) (uint64, error) {
+//
+// ev, when not nil, is the read's feed event: it is stored in the same
+// transaction and then delivered as Publish would, with its ID and time
+// written back. Reads arriving together are committed together (group
+// commit, audit_reads.go).
+func (s *Store) AuditRead(ctx context.Context, e AuditEntry, o AuditOutcome, ev *Event) (uint64, error) {
 	if e.Principal == "" || e.Tool == "" {
 		return 0, errors.New("audit read: principal and tool are required")
 	}
 	if !auditStatuses[o.Status] {
 		return 0, fmt.Errorf("audit read of %s: unknown status %q", e.Tool, o.Status)
 	}
-	rec := auditRecord{
+	r := &readRequest{rec: auditRecord{
 		Kind: "read", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
 		Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID,
 		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,
 		DurationMS: o.Duration.Milliseconds(), Result: truncateUTF8(o.Result, maxAuditResult),
+	}, ev: ev, done: make(chan error, 1)}
+	if ev != nil {
+		var err error
+		if r.evRec, err = s.eventRecordOf(ev); err != nil {
+			return 0, err
+		}
 	}
-	if err := s.auditTx(ctx, func(tx *gorm.DB) error { return s.appendAudit(tx, &rec) }); err != nil {
+	if err := s.reads.commit(ctx, r); err != nil {
 		return 0, fmt.Errorf("audit read of %s by %s: %w", e.Tool, e.Principal, err)
 	}
-	s.appended(rec.ID)
-	return rec.ID, nil
+	return r.rec.ID, nil
 }
 
 // AuditEnd writes the end row closing begin row beginID. It fails with
@@ -295,31 +305,44 @@ func (s *Store) auditTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 }
 
 // appendAudit links rec to the chain tip, seals it and inserts it, then moves
-// the head. Must run inside auditTx. It is on the path of every tool call, so
-// it speaks plain SQL: one query for the tip, one insert, one upsert of the
-// head (gorm's reflection cost more than SQLite itself; BENCHMARKS.md).
+// the head. Must run inside auditTx.
 func (s *Store) appendAudit(tx *gorm.DB, rec *auditRecord) error {
-	tipID, tipHash, err := chainTip(tx)
+	return s.appendAuditRows(tx, []*auditRecord{rec})
+}
+
+// appendAuditRows appends recs in order: one read of the tip, one insert per
+// row, one move of the head. It is on the path of every tool call, so it runs
+// statements prepared once (stmts.go) instead of gorm's reflection and a fresh
+// prepare each time, which cost more than SQLite's own work (BENCHMARKS.md).
+// Must run inside auditTx.
+func (s *Store) appendAuditRows(tx *gorm.DB, recs []*auditRecord) error {
+	ctx := tx.Statement.Context
+	sqlTx, ok := tx.Statement.ConnPool.(*sql.Tx)
+	if !ok {
+		return errors.New("audit append outside a transaction") // a bug, never a user's problem
+	}
+	tipID, tipHash, err := scanTip(sqlTx.StmtContext(ctx, s.stmts.tip).QueryRowContext(ctx, tipArgs...))
 	if err != nil {
 		return err
 	}
-	rec.ID = tipID + 1
-	rec.PrevHash = tipHash
-	rec.TimeNS = s.now().UnixNano()
-	rec.Hash = rowHash(*rec)
-	rec.MAC = s.rowMAC(rec.Hash)
-	err = tx.Exec(`INSERT INTO audit_log (id, time_ns, kind, begin_id, principal, tool, args, tier, decision, plan,
-		approval_id, status, error, upid, duration_ms, result, prev_hash, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-		rec.ID, rec.TimeNS, rec.Kind, rec.BeginID, rec.Principal, rec.Tool, rec.Args, rec.Tier, rec.Decision, rec.Plan,
-		rec.ApprovalID, rec.Status, rec.Error, rec.UPID, rec.DurationMS, rec.Result, rec.PrevHash, rec.Hash, rec.MAC).Error
-	if err != nil {
-		return fmt.Errorf("insert audit row %d: %w", rec.ID, err)
+	insert := sqlTx.StmtContext(ctx, s.stmts.insertAudit)
+	for _, rec := range recs {
+		rec.ID = tipID + 1
+		rec.PrevHash = tipHash
+		rec.TimeNS = s.now().UnixNano()
+		rec.Hash = rowHash(*rec)
+		rec.MAC = s.rowMAC(rec.Hash)
+		_, err = insert.ExecContext(ctx,
+			rec.ID, rec.TimeNS, rec.Kind, rec.BeginID, rec.Principal, rec.Tool, rec.Args, rec.Tier, rec.Decision, rec.Plan,
+			rec.ApprovalID, rec.Status, rec.Error, rec.UPID, rec.DurationMS, rec.Result, rec.PrevHash, rec.Hash, rec.MAC)
+		if err != nil {
+			return fmt.Errorf("insert audit row %d: %w", rec.ID, err)
+		}
+		tipID, tipHash = rec.ID, rec.Hash
 	}
-	err = tx.Exec(`INSERT INTO audit_head (id, last_id, hash, mac) VALUES (?,?,?,?)
-		ON CONFLICT(id) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash, mac = excluded.mac`,
-		auditHeadRowID, rec.ID, rec.Hash, s.headMAC(rec.ID, rec.Hash)).Error
+	_, err = sqlTx.StmtContext(ctx, s.stmts.moveHead).ExecContext(ctx, auditHeadRowID, tipID, tipHash, s.headMAC(tipID, tipHash))
 	if err != nil {
-		return fmt.Errorf("move audit head to row %d: %w", rec.ID, err)
+		return fmt.Errorf("move audit head to row %d: %w", tipID, err)
 	}
 	return nil
 }
@@ -368,21 +391,27 @@ func (s *Store) checkAuditKey(db *gorm.DB) error {
 // wiped or damaged: nothing is appended to it (no row, no call), so it is
 // never silently started over.
 func chainTip(tx *gorm.DB) (uint64, string, error) {
-	// One round trip for what used to be three: the genesis, the newest row and
-	// the head.
+	return scanTip(tx.Raw(tipQuery, tipArgs...).Row())
+}
+
+// tipQuery reads in one round trip what the tip needs: whether the genesis
+// is there, the newest row and the head.
+const tipQuery = `SELECT
+	(SELECT count(*) FROM audit_genesis WHERE id = ?),
+	(SELECT id FROM audit_log ORDER BY id DESC LIMIT 1),
+	(SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1),
+	(SELECT last_id FROM audit_head WHERE id = ?),
+	(SELECT hash FROM audit_head WHERE id = ?)`
+
+var tipArgs = []any{auditGenesisRowID, auditHeadRowID, auditHeadRowID}
+
+func scanTip(row *sql.Row) (uint64, string, error) {
 	var (
 		genesis            int64
 		lastID, headID     sql.NullInt64
 		lastHash, headHash sql.NullString
 	)
-	err := tx.Raw(`SELECT
-		(SELECT count(*) FROM audit_genesis WHERE id = ?),
-		(SELECT id FROM audit_log ORDER BY id DESC LIMIT 1),
-		(SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1),
-		(SELECT last_id FROM audit_head WHERE id = ?),
-		(SELECT hash FROM audit_head WHERE id = ?)`, auditGenesisRowID, auditHeadRowID, auditHeadRowID).
-		Row().Scan(&genesis, &lastID, &lastHash, &headID, &headHash)
-	if err != nil {
+	if err := row.Scan(&genesis, &lastID, &lastHash, &headID, &headHash); err != nil {
 		return 0, "", fmt.Errorf("read the audit chain's tip: %w", err)
 	}
 	switch {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -100,7 +101,7 @@ func TestAuditReadIsOneChainedRow(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, err := s.AuditRead(ctx, AuditEntry{Principal: "agent:b", Tool: "get_vms", Args: `{}`, Tier: "GREEN", Decision: "allow", Plan: "List VMs"},
-		AuditOutcome{Status: OutcomeFailed, Error: "cluster unreachable", Duration: 1500 * time.Millisecond})
+		AuditOutcome{Status: OutcomeFailed, Error: "cluster unreachable", Duration: 1500 * time.Millisecond}, nil)
 	if err != nil || id != begin+1 {
 		t.Fatalf("AuditRead = %d, %v; want row %d", id, err, begin+1)
 	}
@@ -129,7 +130,7 @@ func TestAuditReadIsOneChainedRow(t *testing.T) {
 		{AuditEntry{Tool: "get_vms"}, AuditOutcome{Status: OutcomeOK}},
 		{AuditEntry{Principal: "agent:b", Tool: "get_vms"}, AuditOutcome{Status: "fine"}},
 	} {
-		if _, err := s.AuditRead(ctx, bad.e, bad.o); err == nil {
+		if _, err := s.AuditRead(ctx, bad.e, bad.o, nil); err == nil {
 			t.Errorf("AuditRead(%+v, %+v) was accepted", bad.e, bad.o)
 		}
 	}
@@ -438,8 +439,125 @@ func BenchmarkAuditRead(b *testing.B) {
 	ctx := context.Background()
 	entry := AuditEntry{Principal: "agent:ci", Tool: "get_vms", Args: `{}`, Tier: "GREEN", Decision: "allow"}
 	for b.Loop() {
-		if _, err := s.AuditRead(ctx, entry, AuditOutcome{Status: OutcomeOK, Duration: time.Millisecond}); err != nil {
+		if _, err := s.AuditRead(ctx, entry, AuditOutcome{Status: OutcomeOK, Duration: time.Millisecond}, &Event{Type: EventTool, Source: "dispatch", Summary: "agent:ci get_vms ended (ok, 1ms)"}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A read's event is stored with its audit row and delivered like a published
+// one: with reads and other events written at once, every subscriber gets
+// every event once, in ID order.
+func TestAuditReadEventsKeepTheFeedInOrder(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	sub := s.Subscribe(1000)
+	defer sub.Close()
+	const writers, each = 6, 20
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				ev := &Event{Type: EventTool, Source: "test", Summary: fmt.Sprintf("w%d e%d", w, i)}
+				var err error
+				if w%2 == 0 {
+					_, err = s.AuditRead(ctx, AuditEntry{Principal: "agent:a", Tool: "get_vms"}, AuditOutcome{Status: OutcomeOK}, ev)
+				} else {
+					err = s.Publish(ctx, ev)
+				}
+				if err != nil || ev.ID == 0 {
+					t.Errorf("writer %d: %v (id %d)", w, err, ev.ID)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var last uint64
+	seen := map[string]bool{}
+	for len(seen) < writers*each {
+		ev := waitFor(t, sub.C(), "event")
+		if ev.ID <= last {
+			t.Fatalf("event %d after %d", ev.ID, last)
+		}
+		last = ev.ID
+		if ev.Type == EventTool { // the checkpoints announce themselves too
+			if seen[ev.Summary] {
+				t.Fatalf("%q delivered twice", ev.Summary)
+			}
+			seen[ev.Summary] = true
+		}
+	}
+	for {
+		select {
+		case ev := <-sub.C():
+			if ev.Type == EventTool || ev.ID <= last {
+				t.Fatalf("an extra event: %d %s", ev.ID, ev.Summary)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if rep := mustVerify(t, s); !rep.OK || rep.Rows != writers/2*each {
+		t.Fatalf("audit after the reads: %+v", rep)
+	}
+}
+
+// Reads committed in groups keep the promise: every read a caller was told is
+// recorded is in the log after Close, even with reads arriving during Close,
+// and a read after Close is refused rather than lost.
+func TestGroupCommittedReadsSurviveClose(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "jarvis.db")
+	s := openOnce(t, path)
+	var mu sync.Mutex
+	recorded := map[uint64]bool{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				id, err := s.AuditRead(ctx, AuditEntry{Principal: fmt.Sprintf("agent:%d", w), Tool: "get_vms"}, AuditOutcome{Status: OutcomeOK},
+					&Event{Type: EventTool, Source: "test", Summary: fmt.Sprintf("w%d e%d", w, i)})
+				if err != nil {
+					return // closed
+				}
+				mu.Lock()
+				recorded[id] = true
+				mu.Unlock()
+			}
+		})
+	}
+	for {
+		mu.Lock()
+		n := len(recorded)
+		mu.Unlock()
+		if n >= 200 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mustClose(t, s)
+	wg.Wait()
+	if _, err := s.AuditRead(ctx, AuditEntry{Principal: "agent:late", Tool: "get_vms"}, AuditOutcome{Status: OutcomeOK}, nil); err == nil {
+		t.Fatal("a read after Close was accepted")
+	}
+
+	s = openOnce(t, path)
+	defer mustClose(t, s)
+	rows, err := s.AuditRecent(ctx, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[uint64]bool{}
+	for _, r := range rows {
+		have[r.ID] = true
+	}
+	for id := range recorded {
+		if !have[id] {
+			t.Errorf("row %d was reported recorded but is not in the log", id)
+		}
+	}
+	if rep := mustVerify(t, s); !rep.OK || rep.Rows < len(recorded) {
+		t.Fatalf("after Close: %+v, %d reads recorded", rep, len(recorded))
 	}
 }

@@ -84,58 +84,76 @@ func eventsOf(recs []eventRecord) []Event {
 // hands a copy to every live subscriber. It never waits for a subscriber: one
 // whose buffer is full is dropped. An empty Severity means "info".
 func (s *Store) Publish(ctx context.Context, e *Event) error {
+	rec, err := s.eventRecordOf(e)
+	if err != nil {
+		return err
+	}
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	if err := s.stmts.insertEvent.QueryRowContext(ctx, rec.insertArgs()...).Scan(&rec.ID); err != nil {
+		return fmt.Errorf("publish event %q: store it: %w", e.Summary, err)
+	}
+	*e = rec.event()
+	s.deliverLocked(ctx, e)
+	return nil
+}
+
+// eventRecordOf checks e and makes the row that stores it (without its ID).
+func (s *Store) eventRecordOf(e *Event) (eventRecord, error) {
 	if e == nil {
-		return errors.New("publish event: event is nil")
+		return eventRecord{}, errors.New("publish event: event is nil")
 	}
 	if e.Severity == "" {
 		e.Severity = SeverityInfo
 	}
 	if !eventTypes[e.Type] {
-		return fmt.Errorf("publish event: unknown type %q (want tool, approval, cluster, alert, safety or system)", e.Type)
+		return eventRecord{}, fmt.Errorf("publish event: unknown type %q (want tool, approval, cluster, alert, safety or system)", e.Type)
 	}
 	if !eventSeverities[e.Severity] {
-		return fmt.Errorf("publish event: unknown severity %q (want info, warning or critical)", e.Severity)
+		return eventRecord{}, fmt.Errorf("publish event: unknown severity %q (want info, warning or critical)", e.Severity)
 	}
 	if e.Summary == "" {
-		return errors.New("publish event: summary is empty")
+		return eventRecord{}, errors.New("publish event: summary is empty")
 	}
 	details := ""
 	if len(e.Details) > 0 {
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, e.Details); err != nil {
-			return fmt.Errorf("publish event: details are not valid JSON: %w", err)
+			return eventRecord{}, fmt.Errorf("publish event: details are not valid JSON: %w", err)
 		}
 		details = buf.String()
 	}
-
-	s.publishMu.Lock()
-	defer s.publishMu.Unlock()
-
-	rec := eventRecord{
+	return eventRecord{
 		TimeNS: s.now().UnixNano(), Type: e.Type, Severity: e.Severity, Source: e.Source,
 		Node: e.Node, Summary: e.Summary, Details: details,
 		Resolved: e.Resolved, ResolvedAtNS: toNSPtr(e.ResolvedAt), ResolvedBy: e.ResolvedBy,
-	}
-	// Plain SQL: every tool call publishes, and gorm's reflection cost as much
-	// as the insert (BENCHMARKS.md).
-	err := s.db.WithContext(ctx).Raw(`INSERT INTO events (time_ns, type, severity, source, node, summary, details, resolved, resolved_at_ns, resolved_by)
-		VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`,
-		rec.TimeNS, rec.Type, rec.Severity, rec.Source, rec.Node, rec.Summary, rec.Details, rec.Resolved, rec.ResolvedAtNS, rec.ResolvedBy).
-		Row().Scan(&rec.ID)
-	if err != nil {
-		return fmt.Errorf("publish event %q: store it: %w", e.Summary, err)
-	}
-	*e = rec.event()
+	}, nil
+}
+
+// insertEventSQL stores one event in plain SQL: every tool call publishes one,
+// and gorm's reflection cost as much as the insert (BENCHMARKS.md).
+const insertEventSQL = `INSERT INTO events (time_ns, type, severity, source, node, summary, details, resolved, resolved_at_ns, resolved_by)
+	VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`
+
+func (r eventRecord) insertArgs() []any {
+	return []any{r.TimeNS, r.Type, r.Severity, r.Source, r.Node, r.Summary, r.Details, r.Resolved, r.ResolvedAtNS, r.ResolvedBy}
+}
+
+// deliverLocked hands the stored event e to the live subscribers, after any
+// event below it that was not delivered yet (another process's, or one stored
+// by a transaction that committed before e's). An event already passed — a
+// later Publish delivered it on its way — is not delivered twice. Callers hold
+// publishMu.
+func (s *Store) deliverLocked(ctx context.Context, e *Event) {
 	// The event is stored: delivering it must not depend on the caller still
 	// waiting (a cancelled request context would skip other processes' events).
 	// If earlier events could not be read, e waits too: subscribers must get
 	// events in ID order, and FollowOtherWriters delivers all of them shortly.
-	if s.catchUp(context.WithoutCancel(ctx), e.ID) {
+	if e.ID > s.fanned && s.catchUp(context.WithoutCancel(ctx), e.ID) {
 		shared := *e // the caller may reuse e; subscribers share this copy
 		s.fanOut(&shared)
 		s.fanned = e.ID
 	}
-	return nil
 }
 
 // catchUp fans out, in ID order, events that other processes sharing the

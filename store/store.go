@@ -84,6 +84,11 @@ type Store struct {
 
 	// cp writes the audit anchor's checkpoints; nil for in-memory databases.
 	cp *checkpointer
+
+	// stmts are the audit append's statements, prepared once (stmts.go).
+	stmts statements
+	// reads commits read rows in groups (audit_reads.go).
+	reads *readWriter
 }
 
 // Open opens (creating if needed) the SQLite database at path and migrates it
@@ -124,9 +129,6 @@ func Open(path string, opts Options) (*Store, error) {
 		// Single statements are atomic already; multi-statement writes open
 		// their own transactions explicitly.
 		SkipDefaultTransaction: true,
-		// Every tool call runs the same few statements; preparing them once
-		// saves a fifth of an audit append (BENCHMARKS.md).
-		PrepareStmt: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -155,6 +157,10 @@ func Open(path string, opts Options) (*Store, error) {
 		}
 		return nil, err
 	}
+	if err := s.prepare(); err != nil {
+		_ = s.closeDB()
+		return nil, err
+	}
 	// Events already stored are history, not news for live subscribers.
 	last, err := s.LastEventID(context.Background())
 	if err != nil {
@@ -162,6 +168,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s.fanned = last
+	s.startReads()
 	s.startCheckpoints()
 	return s, nil
 }
@@ -207,6 +214,7 @@ func (s *Store) migrate() error {
 // Close writes a last audit checkpoint, drops every subscription and closes
 // the database.
 func (s *Store) Close() error {
+	s.reads.stop() // queued reads first: their rows belong before the last checkpoint
 	s.stopCheckpoints()
 	s.subMu.Lock()
 	s.closed = true
@@ -219,6 +227,7 @@ func (s *Store) Close() error {
 }
 
 func (s *Store) closeDB() error {
+	_ = s.stmts.close()
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return fmt.Errorf("close store: %w", err)

@@ -2,11 +2,10 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"time"
-
-	"gorm.io/gorm"
 )
 
 // AgentToken records an issued agent bearer token. The token itself is never
@@ -66,9 +65,12 @@ func (s *Store) CreateToken(ctx context.Context, t *AgentToken) error {
 
 // GetToken returns the token with id, or ErrNotFound.
 func (s *Store) GetToken(ctx context.Context, id string) (*AgentToken, error) {
+	// Every MCP request over HTTP checks its token here (a revoked token stops
+	// at once), so the lookup is one prepared statement (stmts.go).
 	var rec tokenRecord
-	if err := s.db.WithContext(ctx).Where("id = ?", id).Take(&rec).Error; err != nil {
-		if errors.Is(err, gorm.ErrRecordNotFound) {
+	err := s.stmts.getToken.QueryRowContext(ctx, id).Scan(&rec.ID, &rec.Name, &rec.MaxTier, &rec.CreatedNS, &rec.ExpiresNS, &rec.RevokedNS, &rec.TokenHash)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("get token %s: %w", id, ErrNotFound)
 		}
 		return nil, fmt.Errorf("get token %s: %w", id, err)

@@ -180,7 +180,7 @@ func New(cfg Config) (*Client, error) {
 		// connections per host, a burst of reads opened a new TLS session for
 		// nearly every request, a third of the CPU under load (BENCHMARKS.md),
 		// and as much again on the Proxmox node.
-		transport.MaxIdleConnsPerHost = 16
+		transport.MaxIdleConnsPerHost = 64
 		httpClient = &http.Client{Transport: transport}
 	}
 	timeout := cfg.Timeout

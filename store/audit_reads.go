@@ -1,0 +1,152 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// Reads are committed in groups. Under load, many calls end at once; each
+// taking the audit lock and SQLite's write lock for a transaction of its own
+// made them queue behind one another (a lock convoy: 2 cores, 50 callers, and
+// the holder often waiting for a CPU), which halved the calls per second
+// over HTTP. One writer goroutine takes every read that is waiting, commits
+// them in one transaction, and only then answers each caller: a row a client
+// was answered on is committed, and Close commits every row queued before it.
+// Alone, a read costs one channel hand-off more than before (BENCHMARKS.md).
+//
+// Changing calls keep their own transactions (AuditBegin/AuditEnd): their begin
+// row must be committed before they run, one at a time.
+
+// maxReadBatch bounds one group transaction.
+const maxReadBatch = 128
+
+// readRequest is one read row waiting to be committed, with its event.
+type readRequest struct {
+	rec   auditRecord
+	ev    *Event
+	evRec eventRecord
+	done  chan error
+}
+
+// readWriter is the group-commit writer of one Store.
+type readWriter struct {
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	queue  chan *readRequest
+	done   chan struct{}
+}
+
+func (s *Store) startReads() {
+	s.reads = &readWriter{queue: make(chan *readRequest, maxReadBatch), done: make(chan struct{})}
+	go s.readLoop()
+}
+
+// commit queues r and waits until it is committed or failed. If ctx ends
+// first, the caller hears so, and the row may still be written: the read did
+// happen.
+func (w *readWriter) commit(ctx context.Context, r *readRequest) error {
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return errors.New("the store is closed")
+	}
+	select {
+	case w.queue <- r:
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return ctx.Err()
+	}
+	w.mu.RUnlock()
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("not known to be recorded: %w", ctx.Err())
+	}
+}
+
+// stop commits what is queued and ends the writer. Safe to call more than once.
+func (w *readWriter) stop() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.queue)
+	}
+	w.mu.Unlock()
+	<-w.done
+}
+
+func (s *Store) readLoop() {
+	w := s.reads
+	defer close(w.done)
+	for first := range w.queue {
+		batch := []*readRequest{first}
+	more:
+		for len(batch) < maxReadBatch {
+			select {
+			case r, ok := <-w.queue:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		s.commitReads(batch)
+	}
+}
+
+// commitReads writes a group of read rows and their events in one
+// transaction, answers each caller, then delivers the events in ID order.
+func (s *Store) commitReads(batch []*readRequest) {
+	// No caller's context: a caller that gave up must not fail the others.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	recs := make([]*auditRecord, len(batch))
+	for i, r := range batch {
+		recs[i] = &r.rec
+	}
+	err := s.auditTx(ctx, func(tx *gorm.DB) error {
+		if err := s.appendAuditRows(tx, recs); err != nil {
+			return err
+		}
+		insert := tx.Statement.ConnPool.(*sql.Tx).StmtContext(ctx, s.stmts.insertEvent) // appendAuditRows checked it
+		for _, r := range batch {
+			if r.ev == nil {
+				continue
+			}
+			if err := insert.QueryRowContext(ctx, r.evRec.insertArgs()...).Scan(&r.evRec.ID); err != nil {
+				return fmt.Errorf("store the event of audit row %d: %w", r.rec.ID, err)
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.appended(batch[len(batch)-1].rec.ID)
+		for _, r := range batch {
+			if r.ev != nil {
+				*r.ev = r.evRec.event()
+			}
+		}
+	}
+	for _, r := range batch {
+		r.done <- err
+	}
+	if err != nil {
+		return
+	}
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	for _, r := range batch {
+		if r.ev != nil {
+			s.deliverLocked(ctx, r.ev)
+		}
+	}
+}
