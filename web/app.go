@@ -61,7 +61,8 @@ type Options struct {
 	SessionIdle time.Duration
 	// MaxSessionsPerPrincipal caps the MCP sessions one caller (token) may
 	// have open (JARVIS_MCP_MAX_SESSIONS; DefaultMaxSessionsPerPrincipal when
-	// 0); one more initialize is refused with 429 and what to do.
+	// 0); at the cap its longest idle session makes room, and only when all
+	// are in use is one more initialize refused with 429 and what to do.
 	MaxSessionsPerPrincipal int
 	// Metrics, when set, is served at GET /metrics to operator tokens only: the
 	// Prometheus exposition (metrics.Metrics.Handler). Nil: no route.

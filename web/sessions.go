@@ -79,6 +79,7 @@ type sessionEntry struct {
 	active    int         // requests with this session id still being served
 	timer     *time.Timer // idle timer; nil while active > 0
 	gen       uint64      // bumped on every start and stop; a stale timer sees a newer one
+	idleSince time.Time   // when the last request ended; read only while active == 0
 }
 
 func newSessionTracker(next http.Handler, srv *server.Server, idle time.Duration, max int, logger *slog.Logger) *sessionTracker {
@@ -134,13 +135,24 @@ func (t *sessionTracker) serveNew(w http.ResponseWriter, r *http.Request, p safe
 			open++
 		}
 	}
+	var evicted string
 	if open >= t.max {
-		t.mu.Unlock()
-		t.refuseNew(w, p, open, reqID)
-		return
+		// Clients that leave without a DELETE (the TypeScript SDK's close())
+		// would fill the cap with sessions nobody uses: the one idle longest
+		// makes room. Only when every session is in use is the caller refused.
+		if evicted = t.idlestLocked(p.ID); evicted == "" {
+			t.mu.Unlock()
+			t.refuseNew(w, p, open, reqID)
+			return
+		}
+		t.dropLocked(evicted, t.entries[evicted])
 	}
 	t.pending[p.ID]++
 	t.mu.Unlock()
+	if evicted != "" {
+		t.closeSDKSession(evicted)
+		t.logger.Info("MCP session ended to make room for a new one: it was the caller's longest idle", "principal", p.ID, "max", t.max)
+	}
 
 	var entry *sessionEntry
 	var id string
@@ -216,6 +228,7 @@ func (t *sessionTracker) endLocked(id string, e *sessionEntry) {
 	}
 	e.gen++
 	gen := e.gen
+	e.idleSince = time.Now()
 	e.timer = time.AfterFunc(t.idle, func() { t.expire(id, e, gen) })
 }
 
@@ -229,14 +242,32 @@ func (t *sessionTracker) expire(id string, e *sessionEntry, gen uint64) {
 	}
 	delete(t.entries, id)
 	t.mu.Unlock()
-	// Requests for the id are answered 404 from here on; Close ends the
-	// session's goroutines and frees its memory.
+	t.closeSDKSession(id)
+	t.logger.Info("MCP session ended after being idle", "principal", e.principal, "idle", t.idle)
+}
+
+// closeSDKSession ends a session the tracker has let go of: requests for its
+// id are answered 404 from here on; Close ends its goroutines and frees its
+// memory.
+func (t *sessionTracker) closeSDKSession(id string) {
 	for ss := range t.live() {
 		if ss.ID() == id {
 			_ = ss.Close()
 		}
 	}
-	t.logger.Info("MCP session ended after being idle", "principal", e.principal, "idle", t.idle)
+}
+
+// idlestLocked is the id of the principal's session idle the longest (no
+// request or stream open), or "" when all are in use.
+func (t *sessionTracker) idlestLocked(principal string) string {
+	var id string
+	var since time.Time
+	for sid, e := range t.entries {
+		if e.principal == principal && e.active == 0 && (id == "" || e.idleSince.Before(since)) {
+			id, since = sid, e.idleSince
+		}
+	}
+	return id
 }
 
 func (t *sessionTracker) dropLocked(id string, e *sessionEntry) {
@@ -327,9 +358,10 @@ func startsSession(r *http.Request) (bool, json.RawMessage) {
 // refuseNew answers 429 with a JSON-RPC error for the initialize that says
 // what to do.
 func (t *sessionTracker) refuseNew(w http.ResponseWriter, p safety.Principal, open int, reqID json.RawMessage) {
-	msg := fmt.Sprintf("%s already has %d open MCP sessions, the most one caller may have (JARVIS_MCP_MAX_SESSIONS); "+
-		"close unused sessions (HTTP DELETE /mcp with their %s header, what an SDK's close() should do) "+
-		"or wait %s for idle ones to expire", p.ID, open, sessionIDHeader, t.idle)
+	msg := fmt.Sprintf("%s already has %d open MCP sessions, the most one caller may have (JARVIS_MCP_MAX_SESSIONS), "+
+		"and every one is in use (a call or an event stream open); "+
+		"close sessions you no longer need (HTTP DELETE /mcp with their %s header, what an SDK's close() should do)",
+		p.ID, open, sessionIDHeader)
 	t.logger.Warn("MCP session refused: too many open sessions", "principal", p.ID, "open", open, "max", t.max)
 	if len(reqID) == 0 {
 		reqID = json.RawMessage("null")
