@@ -119,7 +119,7 @@ func (t *sessionTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			t.serveNew(w, r, p, reqID)
 			return
 		}
-		t.next.ServeHTTP(w, r)
+		t.serveOther(w, r, p)
 	default:
 		// GET and DELETE without a session id: the SDK answers 400.
 		t.next.ServeHTTP(w, r)
@@ -177,6 +177,45 @@ func (t *sessionTracker) serveNew(w http.ResponseWriter, r *http.Request, p safe
 		return
 	}
 	t.endLocked(id, entry)
+}
+
+// serveOther serves a POST without a session id that does not read as an
+// initialize (a probe such as server/discover, a stateless request). Should
+// the SDK open a session for it anyway — it parses JSON by rules of its own —
+// the session is tracked like any other, and the cap is kept after the fact:
+// no session exists that the count and the idle timer do not know.
+func (t *sessionTracker) serveOther(w http.ResponseWriter, r *http.Request, p safety.Principal) {
+	var entry *sessionEntry
+	var id string
+	sw := &sessionWriter{ResponseWriter: w, commit: func(h http.Header) {
+		if sid := h.Get(sessionIDHeader); sid != "" && entry == nil {
+			t.mu.Lock()
+			id, entry = sid, &sessionEntry{principal: p.ID, active: 1}
+			t.entries[sid] = entry
+			t.mu.Unlock()
+		}
+	}}
+	t.next.ServeHTTP(sw, r)
+	if entry == nil {
+		return
+	}
+	t.mu.Lock()
+	t.endLocked(id, entry)
+	open := 0
+	for _, e := range t.entries {
+		if e.principal == p.ID {
+			open++
+		}
+	}
+	evict := ""
+	if open > t.max {
+		evict = t.idlestLocked(p.ID) // this session at the latest: it is idle now
+		t.dropLocked(evict, t.entries[evict])
+	}
+	t.mu.Unlock()
+	if evict != "" {
+		t.closeSDKSession(evict)
+	}
 }
 
 func (t *sessionTracker) serveExisting(w http.ResponseWriter, r *http.Request, p safety.Principal, id string) {

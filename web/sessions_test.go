@@ -332,6 +332,35 @@ func TestSessionCapHoldsUnderConcurrentInitializes(t *testing.T) {
 	}
 }
 
+// A body the SDK reads as an initialize but a plain JSON parser does not (text
+// after the JSON, a second "Method" key) still opens a counted session: the
+// cap holds and no session escapes the idle timer.
+func TestSessionsOpenedByOddBodiesAreCounted(t *testing.T) {
+	h := newWebHarness(t, func(o *Options) { o.MaxSessionsPerPrincipal = 2 })
+	tok := h.agentToken("odd")
+	opened := 0
+	for _, body := range []string{initializeBody + " x", initializeBody + " x", `{"Method":"x",` + initializeBody[1:], initializeBody + " x", initializeBody + " x"} {
+		if resp, _ := h.mcpRequest(http.MethodPost, tok, "", body); resp.Header.Get(sessionIDHeader) != "" {
+			opened++
+		}
+	}
+	if opened < 3 {
+		t.Fatalf("the SDK opened %d sessions for odd bodies, so this test no longer reaches past the cap: give it a body the SDK accepts and a plain parser does not", opened)
+	}
+	if got := h.app.OpenSessions(); got != 2 {
+		t.Fatalf("OpenSessions = %d after %d sessions were opened with odd bodies, want the cap, 2", got, opened)
+	}
+	live := 0
+	for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
+		for range h.srv.MCP(tier, nil).Sessions() {
+			live++
+		}
+	}
+	if live != 2 {
+		t.Fatalf("%d sessions live in the SDK, want 2", live)
+	}
+}
+
 // A session in use is never reaped, however long the use: a call in flight (one
 // waiting for approval is the same open request) or an open GET stream.
 func TestSessionsInUseAreNotReaped(t *testing.T) {
