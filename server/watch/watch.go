@@ -138,6 +138,10 @@ func (w *Watcher) Run(ctx context.Context) {
 			if !changedCluster(ev) {
 				continue
 			}
+			// The change may come from another process sharing the database
+			// (jarvis stdio, jarvis approve): this process's read cache never
+			// saw that write, so it goes, and the guests are read now.
+			w.pve.Invalidate()
 			nextGuests = time.Time{}
 		}
 		if !w.listening() {

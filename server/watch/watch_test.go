@@ -29,7 +29,7 @@ type harness struct {
 }
 
 // newHarness serves the cluster from h (the simulator when nil).
-func newHarness(t *testing.T, h http.Handler) *harness {
+func newHarness(t *testing.T, h http.Handler, tweak ...func(*pve.Config)) *harness {
 	t.Helper()
 	var sim *pvesim.Sim
 	if h == nil {
@@ -38,8 +38,12 @@ func newHarness(t *testing.T, h http.Handler) *harness {
 	}
 	pts := httptest.NewTLSServer(h)
 	t.Cleanup(pts.Close)
-	client, err := pve.New(pve.Config{Endpoints: []pve.Endpoint{{Name: "pve", URL: pts.URL}}, TokenID: "jarvis@pve!t", TokenSecret: "s",
-		Fingerprint: pve.FingerprintOf(pts.Certificate())})
+	cfg := pve.Config{Endpoints: []pve.Endpoint{{Name: "pve", URL: pts.URL}}, TokenID: "jarvis@pve!t", TokenSecret: "s",
+		Fingerprint: pve.FingerprintOf(pts.Certificate())}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	client, err := pve.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,6 +196,55 @@ func TestWatcherLooksAtGuestsRightAfterAChange(t *testing.T) {
 	}
 	if n := guestPolls(3 * time.Second); n != 1 {
 		t.Fatalf("guest polls after a change: %d, want 1", n)
+	}
+}
+
+// A change another process made (jarvis stdio or approve, sharing the
+// database) reaches the feed as an event only: the watcher drops its read
+// cache before looking, so the console shows the change, not the cached past.
+func TestWatcherSeesAnotherProcesssChangeThroughTheCache(t *testing.T) {
+	h := newHarness(t, nil, func(c *pve.Config) { c.CacheFor = time.Hour })
+	w := New(h.pve, h.store, h.log)
+	w.SetIntervals(Intervals{Nodes: time.Hour, Guests: time.Hour, Storage: time.Hour})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub := h.store.Subscribe(1000)
+	defer sub.Close()
+	go w.Run(ctx)
+	w.Acquire()
+	status101 := func() string {
+		t.Helper()
+		deadline := time.After(5 * time.Second)
+		for {
+			select {
+			case ev := <-sub.C():
+				var d store.ClusterDetails
+				if ev.Type != store.EventCluster || json.Unmarshal(ev.Details, &d) != nil || d.What != "guests" {
+					continue
+				}
+				for _, g := range d.Guests {
+					if g.VMID == 101 {
+						return g.Status
+					}
+				}
+			case <-deadline:
+				t.Fatal("no guest snapshot")
+			}
+		}
+	}
+	if s := status101(); s != "running" {
+		t.Fatalf("101 is %s at first", s)
+	}
+	if err := h.sim.SetGuestStatus(101, "stopped"); err != nil { // the other process's stop_vm
+		t.Fatal(err)
+	}
+	ended := &store.Event{Type: store.EventTool, Summary: "agent:x stop_vm ended",
+		Details: store.EncodeDetails(store.ToolDetails{Phase: store.ToolEnded, Tool: "stop_vm", Tier: "red", Outcome: "ok"})}
+	if err := h.store.Publish(context.Background(), ended); err != nil {
+		t.Fatal(err)
+	}
+	if s := status101(); s != "stopped" {
+		t.Fatalf("after another process stopped 101 the snapshot says %s (served from the cache)", s)
 	}
 }
 

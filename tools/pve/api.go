@@ -192,9 +192,11 @@ func (c *Client) postTask(ctx context.Context, method, path string, params url.V
 	if err := c.do(ctx, method, path, params, &upid); err != nil {
 		return "", err
 	}
-	if _, err := ParseUPID(upid); err != nil {
+	id, err := ParseUPID(upid)
+	if err != nil {
 		return "", &DecodeError{Method: method, Path: path, Err: fmt.Errorf("expected a task id: %w", err)}
 	}
+	c.noteTaskStarted(id.Node, upid)
 	return upid, nil
 }
 

@@ -73,6 +73,9 @@ type readCache struct {
 	// (starts one) from a caller joining it.
 	flying  map[string]bool
 	flights singleflight.Group
+	// running holds the status paths of tasks seen running or started by this
+	// client: when one of them is seen stopped, the cluster changed.
+	running map[string]bool
 }
 
 type cacheEntry struct {
@@ -82,7 +85,7 @@ type cacheEntry struct {
 }
 
 func newReadCache(ttl time.Duration) readCache {
-	return readCache{ttl: ttl, entries: map[string]cacheEntry{}, flying: map[string]bool{}}
+	return readCache{ttl: ttl, entries: map[string]cacheEntry{}, flying: map[string]bool{}, running: map[string]bool{}}
 }
 
 func (rc *readCache) invalidate() {
@@ -217,9 +220,11 @@ func (c *Client) decodeCached(key string, seq uint64, path string, data json.Raw
 	return nil
 }
 
-// noteTaskEnd forgets every cached answer when a task status read finds the
-// task stopped: a task changes the cluster when it ends, not when it is started,
-// so answers cached while it ran (a guest still "stopped") are stale now.
+// noteTaskEnd forgets every cached answer when a task status read finds a
+// task stopped that was running (or that this client started): a task changes
+// the cluster when it ends, not when it is started, so answers cached while it
+// ran (a guest still "stopped") are stale now. Reading the status of a task
+// long finished changes nothing, and leaves the cache alone.
 func (c *Client) noteTaskEnd(path string, data json.RawMessage) {
 	if !strings.Contains(path, "/tasks/") || !strings.HasSuffix(path, "/status") {
 		return
@@ -227,9 +232,40 @@ func (c *Client) noteTaskEnd(path string, data json.RawMessage) {
 	var st struct {
 		Status string `json:"status"`
 	}
-	if json.Unmarshal(data, &st) == nil && st.Status != "running" {
+	if json.Unmarshal(data, &st) != nil {
+		return
+	}
+	rc := &c.cache
+	rc.mu.Lock()
+	ended := false
+	if st.Status == "running" {
+		if len(rc.running) >= maxWatchedTasks {
+			clear(rc.running) // forgotten tasks only cost a later invalidation
+		}
+		rc.running[path] = true
+	} else if rc.running[path] {
+		delete(rc.running, path)
+		ended = true
+	}
+	rc.mu.Unlock()
+	if ended {
 		c.Invalidate()
 	}
+}
+
+// maxWatchedTasks bounds the tasks remembered as running.
+const maxWatchedTasks = 1024
+
+// noteTaskStarted remembers a task this client started, so its end drops the
+// cache even when no read saw it running.
+func (c *Client) noteTaskStarted(node, upid string) {
+	rc := &c.cache
+	rc.mu.Lock()
+	if len(rc.running) >= maxWatchedTasks {
+		clear(rc.running)
+	}
+	rc.running[apiPath("nodes", node, "tasks", upid, "status")] = true
+	rc.mu.Unlock()
 }
 
 func isTaskPath(path string) bool { return strings.Contains(path, "/tasks/") }

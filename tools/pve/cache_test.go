@@ -489,6 +489,31 @@ func TestTaskReadsAreNeverCached(t *testing.T) {
 	}
 }
 
+// Reading the status of a task that ended long ago changes nothing: the cache
+// stays. Only a task seen running (or started here) that is now stopped drops it.
+func TestOldTaskStatusKeepsTheCache(t *testing.T) {
+	ctx := context.Background()
+	f := newCacheFixture(t, time.Hour, nil)
+	upid, err := f.c.GuestAction(ctx, "agent", "qemu", 104, "start", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.c.WaitTask(ctx, upid, 5*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	f.resources(t, ctx)
+	before := f.upstream(resourcesPath)
+	for range 3 { // an agent asking again about the finished task
+		if st, err := f.c.TaskStatus(ctx, "agent", upid); err != nil || st.Running() {
+			t.Fatalf("TaskStatus = %+v, %v", st, err)
+		}
+		f.resources(t, ctx)
+	}
+	if n := f.upstream(resourcesPath); n != before {
+		t.Errorf("reading a finished task's status dropped the cache: %d upstream reads, want %d", n, before)
+	}
+}
+
 func TestErrorsAreNotCached(t *testing.T) {
 	ctx := context.Background()
 	cases := []struct {
