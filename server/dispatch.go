@@ -281,10 +281,10 @@ func (s *Server) read(ctx context.Context, c Call, tool *tools.Tool, v safety.Ve
 	entry := s.auditEntry(c, safety.Green, string(safety.Allow), v.Plan, "")
 	ev := toolEvent(c, safety.Green, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 	if _, err := s.opts.Store.AuditRead(rowCtx, entry, outcome, ev); err != nil {
-		s.opts.Logger.Error("audit log write failed; withholding the read's result", "tool", tool.Name, "err", err)
+		s.opts.Logger.Error("audit row of a read not confirmed; withholding its result", "tool", tool.Name, "err", err)
 		s.observe(c, safety.Green, string(safety.Blocked), store.OutcomeRefused)
 		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Green, Plan: v.Plan,
-			Reason: "the audit log could not be written, so the result is withheld; check the database (jarvis doctor)"}, "")
+			Reason: "the audit log could not be written (or not in time), so the result is withheld; check the database (jarvis doctor)"}, "")
 	}
 	s.observe(c, safety.Green, entry.Decision, outcome.Status)
 	if runErr != nil {

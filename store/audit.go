@@ -229,7 +229,7 @@ func (s *Store) AuditRead(ctx context.Context, e AuditEntry, o AuditOutcome, ev 
 	if !auditStatuses[o.Status] {
 		return 0, fmt.Errorf("audit read of %s: unknown status %q", e.Tool, o.Status)
 	}
-	r := &readRequest{rec: auditRecord{
+	r := &readRequest{ctx: ctx, rec: auditRecord{
 		Kind: "read", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
 		Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID,
 		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,

@@ -28,6 +28,7 @@ const maxReadBatch = 128
 
 // readRequest is one read row waiting to be committed, with its event.
 type readRequest struct {
+	ctx   context.Context // the caller's; a read it stopped waiting for is not written
 	rec   auditRecord
 	ev    *Event
 	evRec eventRecord
@@ -106,6 +107,21 @@ func (s *Store) readLoop() {
 // commitReads writes a group of read rows and their events in one
 // transaction, answers each caller, then delivers the events in ID order.
 func (s *Store) commitReads(batch []*readRequest) {
+	// A caller that gave up waiting was told its read is not known to be
+	// recorded, and withheld the answer: its row is not written now as "ok".
+	// (One that gives up while the transaction runs is told the same; its row
+	// may then exist, and says truly that the read ran.)
+	waiting := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- err
+			continue
+		}
+		waiting = append(waiting, r)
+	}
+	if batch = waiting; len(batch) == 0 {
+		return
+	}
 	// No caller's context: a caller that gave up must not fail the others.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

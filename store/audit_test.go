@@ -561,3 +561,18 @@ func TestGroupCommittedReadsSurviveClose(t *testing.T) {
 		t.Fatalf("after Close: %+v, %d reads recorded", rep, len(recorded))
 	}
 }
+
+// A read whose caller stopped waiting is not written as if it had been
+// answered: the caller withheld the answer.
+func TestAuditReadNotWrittenForACallerThatGaveUp(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.AuditRead(ctx, AuditEntry{Principal: "agent:a", Tool: "get_vms"}, AuditOutcome{Status: OutcomeOK}, nil); err == nil {
+		t.Fatal("a read with its caller gone was reported recorded")
+	}
+	s.reads.stop() // whatever was queued is settled now
+	if rows, err := s.AuditRecent(context.Background(), 10); err != nil || len(rows) != 0 {
+		t.Fatalf("rows after a read nobody waited for: %+v %v", rows, err)
+	}
+}
