@@ -122,7 +122,11 @@ func (a *app) serveMetrics(ctx context.Context) error {
 		<-ctx.Done()
 		_ = srv.Close()
 	}()
-	a.logger.Info("metrics served without login", "addr", "http://"+ln.Addr().String()+"/metrics")
+	if ip := net.ParseIP(ln.Addr().(*net.TCPAddr).IP.String()); ip != nil && !ip.IsLoopback() {
+		a.logger.Warn("metrics served without login beyond this machine: anyone who reaches the address reads them", "addr", ln.Addr().String())
+	} else {
+		a.logger.Info("metrics served without login", "addr", "http://"+ln.Addr().String()+"/metrics")
+	}
 	return nil
 }
 

@@ -207,8 +207,10 @@ func LoadConfig(demo bool) (*Config, error) {
 		problems = append(problems, fmt.Sprintf("JARVIS_MCP_MAX_SESSIONS=%d: must be between 1 and 1024 (open MCP sessions per caller)", cfg.MaxSessions))
 	}
 	if cfg.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil {
-			problems = append(problems, fmt.Sprintf("JARVIS_METRICS_ADDR=%q: must be host:port, such as 127.0.0.1:9464 (it serves /metrics without a login: keep it on loopback or a trusted network)", cfg.MetricsAddr))
+		// It serves /metrics without a login, so the address is named, never
+		// implied: ":9464" would listen on every interface.
+		if host, _, err := net.SplitHostPort(cfg.MetricsAddr); err != nil || net.ParseIP(host) == nil {
+			problems = append(problems, fmt.Sprintf("JARVIS_METRICS_ADDR=%q: must be IP:port, such as 127.0.0.1:9464 (it serves /metrics without a login: keep it on loopback or a trusted network)", cfg.MetricsAddr))
 		}
 	}
 	if !bad["SSH_OUTPUT_CAP"] && (cfg.SSHOutputCap < 1024 || cfg.SSHOutputCap > 64<<20) {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 )
@@ -227,5 +228,32 @@ func TestPastedTokenSecretIsNotEchoed(t *testing.T) {
 	_, err = pve.New(pve.Config{Endpoints: []pve.Endpoint{{Name: "pve", URL: "https://127.0.0.1:8006"}}, TokenID: "jarvis@pve!mcp=0f1e2d3c-aaaa", TokenSecret: "x"})
 	if err == nil || strings.Contains(err.Error(), "0f1e2d3c") {
 		t.Fatalf("pve.New: %v", err)
+	}
+}
+
+// The performance settings are range-checked, each problem named by its variable.
+func TestConfigChecksTheLoadSettings(t *testing.T) {
+	for _, tc := range []struct{ name, value, want string }{
+		{"JARVIS_READ_CACHE", "30s", "JARVIS_READ_CACHE=30s: must be between 0s and 10s"},
+		{"JARVIS_READ_CACHE", "-1s", "JARVIS_READ_CACHE=-1s"},
+		{"JARVIS_MCP_SESSION_IDLE", "1s", "JARVIS_MCP_SESSION_IDLE=1s: must be between 10s and 24h"},
+		{"JARVIS_MCP_MAX_SESSIONS", "0", "JARVIS_MCP_MAX_SESSIONS=0: must be between 1 and 1024"},
+		{"JARVIS_METRICS_ADDR", ":9464", `JARVIS_METRICS_ADDR=":9464": must be IP:port`},
+		{"JARVIS_METRICS_ADDR", "localhost", `JARVIS_METRICS_ADDR="localhost": must be IP:port`},
+	} {
+		t.Run(tc.name+"="+tc.value, func(t *testing.T) {
+			clearEnv(t)
+			t.Setenv(tc.name, tc.value)
+			_, err := LoadConfig(true)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("LoadConfig: %v\nwant it to say %q", err, tc.want)
+			}
+		})
+	}
+	clearEnv(t)
+	t.Setenv("JARVIS_METRICS_ADDR", "127.0.0.1:9464")
+	t.Setenv("JARVIS_READ_CACHE", "0")
+	if cfg, err := LoadConfig(true); err != nil || cfg.ReadCache != 0 || cfg.MaxSessions != 32 || cfg.SessionIdle != 5*time.Minute {
+		t.Fatalf("good settings: %+v, %v", cfg, err)
 	}
 }
