@@ -231,16 +231,27 @@ func TestIntegrationCancelStopsRemoteCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var cancelled time.Time
-	time.AfterFunc(500*time.Millisecond, func() { cancelled = time.Now(); cancel() })
-	_, err := e.Run(ctx, "real", remoteSleeper(pidFile), 2*time.Second)
+	go func() {
+		// Cancel once the command runs (its pid file exists), not after a fixed
+		// time: on a loaded machine the remote shell can take longer to start.
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			if res, err := e.Run(context.Background(), "real", "test -s "+Quote(pidFile), 0); err == nil && res.ExitCode == 0 {
+				break
+			}
+		}
+		cancelled = time.Now()
+		cancel()
+	}()
+	_, err := e.Run(ctx, "real", remoteSleeper(pidFile), 5*time.Second)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("err %v, want context.Canceled", err)
 	}
 	if d := time.Since(cancelled); d > time.Second {
 		t.Errorf("Run returned %s after the cancel, want promptly", d)
 	}
-	// OpenSSH ignores signals for root sessions; the remote timeout ends it.
-	waitGone(t, e, pidFile, 5*time.Second)
+	// OpenSSH ignores signals for root sessions; the remote timeout (5 s
+	// here) or the executor's kill ends it.
+	waitGone(t, e, pidFile, 8*time.Second)
 }
 
 func TestIntegrationCancelLeavesNoGoroutine(t *testing.T) {
