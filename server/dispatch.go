@@ -263,13 +263,7 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 // caller only once that row is committed: no answer a client got is missing
 // from the log. One "ended" event, stored in the same transaction, announces it.
 func (s *Server) read(ctx context.Context, c Call, tool *tools.Tool, v safety.Verdict, call *tools.Call) *mcp.CallToolResult {
-	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
-	defer cancel()
-	progress := c.Progress
-	if progress == nil {
-		progress = func(string, float64, float64) {}
-	}
-	out, runErr := runSafely(runCtx, call, progress)
+	out, runErr := s.run(ctx, c, call)
 	elapsed := s.opts.Now().Sub(c.start)
 	outcome := store.AuditOutcome{Status: store.OutcomeOK, Duration: elapsed}
 	if runErr != nil {
@@ -347,13 +341,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	}
 	s.publishTool(ctx, c, tier, store.ToolBegun, entry.Decision, v.Plan, call.Target.Node, 0, "", "")
 
-	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
-	defer cancel()
-	progress := c.Progress
-	if progress == nil {
-		progress = func(string, float64, float64) {}
-	}
-	out, runErr := runSafely(runCtx, call, progress)
+	out, runErr := s.run(ctx, c, call)
 	elapsed := s.opts.Now().Sub(c.start)
 	// Whatever the outcome, the cluster may have changed (over SSH too, which
 	// the API client does not see): nobody reads the state from before it.
@@ -391,6 +379,18 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))
 	}
 	return successResult(out)
+}
+
+// run executes a prepared call under JARVIS_EXEC_TIMEOUT, with the caller's
+// progress (if any), a panic turned into an error.
+func (s *Server) run(ctx context.Context, c Call, call *tools.Call) (any, error) {
+	runCtx, cancel := context.WithTimeout(ctx, s.opts.ExecTimeout)
+	defer cancel()
+	progress := c.Progress
+	if progress == nil {
+		progress = func(string, float64, float64) {}
+	}
+	return runSafely(runCtx, call, progress)
 }
 
 func runSafely(ctx context.Context, call *tools.Call, progress tools.Progress) (out any, err error) {

@@ -321,12 +321,7 @@ func TestSessionCapHoldsUnderConcurrentInitializes(t *testing.T) {
 	if got := h.app.OpenSessions(); got != 3 {
 		t.Fatalf("OpenSessions = %d, want 3", got)
 	}
-	live := 0
-	for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
-		for range h.srv.MCP(tier, nil).Sessions() {
-			live++
-		}
-	}
+	live := h.liveSDKSessions()
 	if live != 3 {
 		t.Fatalf("%d sessions live in the SDK, want 3", live)
 	}
@@ -350,12 +345,7 @@ func TestSessionsOpenedByOddBodiesAreCounted(t *testing.T) {
 	if got := h.app.OpenSessions(); got != 2 {
 		t.Fatalf("OpenSessions = %d after %d sessions were opened with odd bodies, want the cap, 2", got, opened)
 	}
-	live := 0
-	for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
-		for range h.srv.MCP(tier, nil).Sessions() {
-			live++
-		}
-	}
+	live := h.liveSDKSessions()
 	if live != 2 {
 		t.Fatalf("%d sessions live in the SDK, want 2", live)
 	}
@@ -545,4 +535,16 @@ func measure(c *sessionClient) usage {
 		}
 	}
 	return u
+}
+
+// liveSDKSessions counts the sessions the SDK holds over HTTP, whatever the
+// tracker thinks.
+func (h *webHarness) liveSDKSessions() int {
+	live := 0
+	for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
+		for range h.srv.MCP(tier, nil).Sessions() {
+			live++
+		}
+	}
+	return live
 }
