@@ -129,12 +129,7 @@ func (t *sessionTracker) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (t *sessionTracker) serveNew(w http.ResponseWriter, r *http.Request, p safety.Principal, reqID json.RawMessage) {
 	t.mu.Lock()
 	t.pruneLocked()
-	open := t.pending[p.ID]
-	for _, e := range t.entries {
-		if e.principal == p.ID {
-			open++
-		}
-	}
+	open := t.pending[p.ID] + t.countLocked(p.ID)
 	var evicted string
 	if open >= t.max {
 		// Clients that leave without a DELETE (the TypeScript SDK's close())
@@ -154,22 +149,7 @@ func (t *sessionTracker) serveNew(w http.ResponseWriter, r *http.Request, p safe
 		t.logger.Info("MCP session ended to make room for a new one: it was the caller's longest idle", "principal", p.ID, "max", t.max)
 	}
 
-	var entry *sessionEntry
-	var id string
-	sw := &sessionWriter{ResponseWriter: w, commit: func(h http.Header) {
-		// The SDK sets the header on the answer to a successful initialize, when
-		// the session is already live; registering here, before the client can
-		// see the id, means no later request can arrive before its entry.
-		if sid := h.Get(sessionIDHeader); sid != "" && entry == nil {
-			t.mu.Lock()
-			t.unpendLocked(p.ID)
-			id, entry = sid, &sessionEntry{principal: p.ID, active: 1}
-			t.entries[sid] = entry
-			t.mu.Unlock()
-		}
-	}}
-	t.next.ServeHTTP(sw, r)
-
+	id, entry := t.serveRegistering(w, r, p, true)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if entry == nil {
@@ -179,36 +159,55 @@ func (t *sessionTracker) serveNew(w http.ResponseWriter, r *http.Request, p safe
 	t.endLocked(id, entry)
 }
 
-// serveOther serves a POST without a session id that does not read as an
-// initialize (a probe such as server/discover, a stateless request). Should
-// the SDK open a session for it anyway — it parses JSON by rules of its own —
-// the session is tracked like any other, and the cap is kept after the fact:
-// no session exists that the count and the idle timer do not know.
-func (t *sessionTracker) serveOther(w http.ResponseWriter, r *http.Request, p safety.Principal) {
+// serveRegistering serves a request without a session id and registers the
+// session the SDK opens for it, if any, as p's, with this request active.
+// The SDK sets the header on the answer when the session is already live;
+// registering then, before the client can see the id, means no later request
+// can arrive before its entry. pending says the request was counted as a
+// pending initialize, which the registration replaces.
+func (t *sessionTracker) serveRegistering(w http.ResponseWriter, r *http.Request, p safety.Principal, pending bool) (string, *sessionEntry) {
 	var entry *sessionEntry
 	var id string
 	sw := &sessionWriter{ResponseWriter: w, commit: func(h http.Header) {
 		if sid := h.Get(sessionIDHeader); sid != "" && entry == nil {
 			t.mu.Lock()
+			if pending {
+				t.unpendLocked(p.ID)
+			}
 			id, entry = sid, &sessionEntry{principal: p.ID, active: 1}
 			t.entries[sid] = entry
 			t.mu.Unlock()
 		}
 	}}
 	t.next.ServeHTTP(sw, r)
+	return id, entry
+}
+
+// countLocked is how many sessions principal has open.
+func (t *sessionTracker) countLocked(principal string) int {
+	n := 0
+	for _, e := range t.entries {
+		if e.principal == principal {
+			n++
+		}
+	}
+	return n
+}
+
+// serveOther serves a POST without a session id that does not read as an
+// initialize (a probe such as server/discover, a stateless request). Should
+// the SDK open a session for it anyway — it parses JSON by rules of its own —
+// the session is tracked like any other, and the cap is kept after the fact:
+// no session exists that the count and the idle timer do not know.
+func (t *sessionTracker) serveOther(w http.ResponseWriter, r *http.Request, p safety.Principal) {
+	id, entry := t.serveRegistering(w, r, p, false)
 	if entry == nil {
 		return
 	}
 	t.mu.Lock()
 	t.endLocked(id, entry)
-	open := 0
-	for _, e := range t.entries {
-		if e.principal == p.ID {
-			open++
-		}
-	}
 	evict := ""
-	if open > t.max {
+	if t.countLocked(p.ID) > t.max {
 		evict = t.idlestLocked(p.ID) // this session at the latest: it is idle now
 		t.dropLocked(evict, t.entries[evict])
 	}
