@@ -63,7 +63,13 @@ type Request struct {
 	Tool      string
 	Tier      Tier // the tool's declared tier
 	Target    Target
-	Effect    string // tool-provided sentence fragment describing what will happen
+	// Also lists the other resources the call touches (a migration's target
+	// node, a clone's new VMID); protection applies to each of them.
+	Also   []Target
+	Effect string // tool-provided sentence fragment describing what will happen
+	// TierReason says why this call is BLACK when its tool set Tier to Black
+	// for these arguments (delete_guest on a guest Jarvis did not create).
+	TierReason string
 	// Command, when set, is the shell command line the call runs on
 	// Target.Node (execute_ssh). The policy classifies it: the command's tier
 	// replaces the tool's, a read-only command may read protected resources,
@@ -137,6 +143,8 @@ func (p Policy) Decide(req Request, st State) Verdict {
 		v.Decision = Blocked
 		if req.Tier != Black && !IsBlackTool(req.Tool) {
 			v.Reason = fmt.Sprintf("%s is never available to agents: its tier %s is not one Jarvis knows, so it is refused.", req.Tool, req.Tier)
+		} else if req.TierReason != "" {
+			v.Reason = fmt.Sprintf("%s is never allowed here: %s.", req.Tool, strings.TrimSuffix(req.TierReason, "."))
 		} else if why, ok := blackToolReasons[req.Tool]; ok {
 			v.Tier = Black
 			v.Reason = fmt.Sprintf("%s is never available to agents: %s. Do it yourself from the Proxmox UI.", req.Tool, why)
@@ -175,6 +183,13 @@ func (p Policy) Decide(req Request, st State) Verdict {
 		v.Decision = Protected
 		v.Reason = reason
 		return v
+	}
+	for _, t := range req.Also {
+		if reason := p.protectedReason(t); reason != "" {
+			v.Decision = Protected
+			v.Reason = reason
+			return v
+		}
 	}
 	if req.Tier == Yellow {
 		v.Decision = Allow

@@ -127,6 +127,10 @@ func New(opts Options) (*Server, error) {
 	if opts.ExecTimeout <= 0 {
 		opts.ExecTimeout = 5 * time.Minute
 	}
+	if opts.Env.Created == nil {
+		// delete_guest asks the store whether Jarvis created a guest.
+		opts.Env.Created = opts.Store
+	}
 	s := &Server{opts: opts, byName: map[string]*tools.Tool{}, unregistered: map[string]safety.Tier{}, servers: map[serverKey]*mcp.Server{}}
 	for _, t := range tools.Catalogue() {
 		if opts.ReadOnly && t.Tier != safety.Green {
@@ -295,8 +299,15 @@ func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *too
 	if tool.Tier != safety.Green {
 		st = s.liveState(ctx)
 	}
+	// A tool whose tier depends on the arguments says so in the call; it
+	// may lower the tier, or make the call BLACK, never raise it otherwise.
+	tier := tool.Tier
+	if call.Tier != 0 && (call.Tier < tier || call.Tier == safety.Black) {
+		tier = call.Tier
+	}
 	return s.opts.Policy.Decide(safety.Request{
-		Principal: c.Principal, Tool: tool.Name, Tier: tool.Tier, Target: call.Target, Effect: call.Effect, Command: call.Command,
+		Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Also: call.Also,
+		Effect: call.Effect, TierReason: call.TierReason, Command: call.Command,
 	}, st)
 }
 
@@ -369,6 +380,9 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	if err := s.opts.Store.AuditEnd(endCtx, beginID, outcome); err != nil {
 		s.opts.Logger.Error("audit end row failed", "tool", tool.Name, "audit_id", beginID, "err", err)
 	}
+	if runErr == nil {
+		s.noteGuestRecords(endCtx, c, tool, beginID, out)
+	}
 	s.publishTool(endCtx, c, tier, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 	s.observe(c, tier, entry.Decision, outcome.Status)
 
@@ -379,6 +393,25 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))
 	}
 	return successResult(out)
+}
+
+// noteGuestRecords keeps the store's record of the guests Jarvis created in
+// step with a call that ended ok: a clone is remembered with its audit row, a
+// deleted guest forgotten. A failed write is logged; it can only make Jarvis
+// refuse to delete a guest later, never allow one it should not.
+func (s *Server) noteGuestRecords(ctx context.Context, c Call, tool *tools.Tool, beginID uint64, out any) {
+	if g, ok := out.(tools.GuestCreated); ok {
+		node, vmid := g.CreatedGuest()
+		rec := store.CreatedGuest{VMID: vmid, Node: node, Tool: tool.Name, Principal: c.Principal.ID, BeginID: beginID}
+		if err := s.opts.Store.RecordCreatedGuest(ctx, rec); err != nil {
+			s.opts.Logger.Error("could not record a guest Jarvis created; delete_guest will refuse it", "vmid", vmid, "err", err)
+		}
+	}
+	if g, ok := out.(tools.GuestDeleted); ok {
+		if err := s.opts.Store.ForgetCreatedGuest(ctx, g.DeletedGuest()); err != nil {
+			s.opts.Logger.Error("could not forget a deleted guest's creation record", "vmid", g.DeletedGuest(), "err", err)
+		}
+	}
 }
 
 // run executes a prepared call under JARVIS_EXEC_TIMEOUT, with the caller's

@@ -34,6 +34,9 @@ type Env struct {
 	Wake *WakeOnLAN
 	// SSHTimeout is execute_ssh's default command timeout.
 	SSHTimeout time.Duration
+	// Created tells whether Jarvis created a guest (delete_guest); nil means
+	// no record is available, and every guest counts as not created by Jarvis.
+	Created CreatedGuests
 }
 
 // Fresh marks ctx so the cluster reads made under it skip the short read cache:
@@ -63,8 +66,35 @@ type Call struct {
 	// (execute_ssh). The tool does not judge it: the safety policy classifies
 	// it and checks it against the protected resources.
 	Command *safety.Command
+	// Also lists the other resources the call touches besides Target: the
+	// node a guest migrates to, the VMID and node a clone is created as.
+	// Protection applies to each of them as it does to Target.
+	Also []safety.Target
+	// Tier, when set, is this call's own tier where it depends on the
+	// arguments (restore_backup is YELLOW into a new VMID, RED over an
+	// existing guest); it is never above the tool's Tier, except BLACK,
+	// which refuses the call with TierReason.
+	Tier       safety.Tier
+	TierReason string
 	// Run executes the call. Its result is the tool's structured output.
 	Run func(ctx context.Context, progress Progress) (any, error)
+}
+
+// GuestCreated is implemented by the result of a call that created a guest
+// (clone_guest, restore_backup into a new VMID): the server records it, so
+// delete_guest can later check that Jarvis made it.
+type GuestCreated interface {
+	CreatedGuest() (node string, vmid int)
+}
+
+// GuestDeleted is implemented by the result of delete_guest: the server forgets
+// the record, so a later guest with the same VMID is not taken for Jarvis's.
+type GuestDeleted interface{ DeletedGuest() (vmid int) }
+
+// CreatedGuests answers whether Jarvis's own records say it created a guest;
+// the server provides it from the store (tools do no database I/O).
+type CreatedGuests interface {
+	CreatedByJarvis(ctx context.Context, vmid int) (bool, error)
 }
 
 // read wraps a read-only fetch into a Call.
@@ -85,6 +115,8 @@ type Tool struct {
 	// tier is decided per call: execute_ssh's read-only commands are YELLOW,
 	// its changes RED, and the policy judges each command.
 	MinTier safety.Tier
+	// Toolset is the group the tool is offered in (JARVIS_TOOLSETS).
+	Toolset string
 
 	InputSchema  *jsonschema.Schema
 	OutputSchema *jsonschema.Schema
@@ -280,6 +312,14 @@ func Catalogue() []*Tool {
 	// The nodes themselves: over SSH (ssh_command.go, node_health.go,
 	// node_services.go) and Wake-on-LAN (wol.go).
 	all = append(all, executeSSH(), getNodeTemperature(), getServiceStatus(), getNodeLogs(), restartService(), wakeNode())
+	// The weekly operations: reads (ops_read.go), creating things
+	// (ops_create.go), changing or removing them (ops_change.go).
+	all = append(all, opsReadTools()...)
+	all = append(all, opsCreateTools()...)
+	all = append(all, opsChangeTools()...)
+	for _, t := range all {
+		t.Toolset = toolsetOf(t.Name)
+	}
 	return all
 }
 

@@ -109,6 +109,12 @@ var toolPrivileges = func() map[string]toolAccess {
 			m[action+"_"+kind] = toolAccess{"power actions", []Privilege{seeGuests, readGuest, powerMgmt}}
 		}
 	}
+	// The weekly operations declare theirs beside the tools.
+	for _, ops := range []map[string]toolAccess{opsReadAccess, opsCreateAccess, opsChangeAccess} {
+		for name, a := range ops {
+			m[name] = a
+		}
+	}
 	return m
 }()
 

@@ -54,6 +54,13 @@ type guest struct {
 	snapshots []*snapshot
 	mac       string
 	ostype    string
+	// What the weekly operations read and change (config, clone, resize).
+	description string
+	onboot      bool
+	balloon     int64  // qemu: minimum memory in bytes; 0 means ballooning off
+	storage     string // the storage of its disk (scsi0 or rootfs)
+	// cloud-init (qemu): set on clones from the template.
+	ciuser, cipassword, sshkeys, ipconfig0 string
 }
 
 func (g *guest) setStatus(status string, now time.Time) {
@@ -158,6 +165,8 @@ func (s *Sim) seed(now time.Time) {
 		}
 		sum := sha1.Sum([]byte(g.name))
 		g.mac = fmt.Sprintf("BC:24:11:%02X:%02X:%02X", sum[0], sum[1], sum[2])
+		g.storage = "local-lvm"
+		g.onboot = !g.template && g.vmid != 106 && g.vmid != 204
 		s.guests[g.vmid] = g
 	}
 	// Snapshot chains: web01 has two (current derives from the newer one),

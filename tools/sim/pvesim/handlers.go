@@ -409,16 +409,27 @@ func (s *Sim) guestConfigJSON(g *guest) map[string]any {
 		m = map[string]any{
 			"name": g.name, "memory": strconv.FormatInt(g.maxmem/mib, 10), "cores": g.cores, "sockets": 1, "cpu": "x86-64-v2-AES",
 			"ostype": g.ostype, "scsihw": "virtio-scsi-single", "boot": "order=scsi0;ide2;net0", "ide2": "none,media=cdrom",
-			"scsi0": fmt.Sprintf("local-lvm:vm-%d-disk-0,iothread=1,size=%dG", g.vmid, g.maxdisk/gib),
-			"net0":  fmt.Sprintf("virtio=%s,bridge=vmbr0,firewall=1", g.mac), "agent": "1", "numa": 0, "onboot": b01(!g.template && g.vmid != 106),
+			"scsi0": fmt.Sprintf("%s:%s,iothread=1,size=%dG", g.storage, diskName(g), g.maxdisk/gib),
+			"net0":  fmt.Sprintf("virtio=%s,bridge=vmbr0,firewall=1", g.mac), "agent": "1", "numa": 0, "onboot": b01(g.onboot),
 			"smbios1": "uuid=" + uuidOf(g.vmid), "vmgenid": uuidOf(g.vmid + 1), "meta": "creation-qemu=9.2.0,ctime=1735689600",
 		}
 	} else {
 		m = map[string]any{
 			"hostname": g.name, "memory": g.maxmem / mib, "swap": g.maxmem / mib, "cores": g.cores, "ostype": g.ostype, "arch": "amd64",
-			"rootfs":       fmt.Sprintf("local-lvm:vm-%d-disk-0,size=%dG", g.vmid, g.maxdisk/gib),
+			"rootfs":       fmt.Sprintf("%s:%s,size=%dG", g.storage, diskName(g), g.maxdisk/gib),
 			"net0":         fmt.Sprintf("name=eth0,bridge=vmbr0,firewall=1,hwaddr=%s,ip=dhcp,type=veth", g.mac),
-			"unprivileged": 1, "features": "nesting=1", "onboot": b01(g.vmid != 204),
+			"unprivileged": 1, "features": "nesting=1", "onboot": b01(g.onboot),
+		}
+	}
+	if g.kind == "qemu" && g.balloon > 0 {
+		m["balloon"] = strconv.FormatInt(g.balloon/mib, 10)
+	}
+	if g.description != "" {
+		m["description"] = g.description
+	}
+	for k, v := range map[string]string{"ciuser": g.ciuser, "cipassword": g.cipassword, "sshkeys": g.sshkeys, "ipconfig0": g.ipconfig0} {
+		if v != "" && g.kind == "qemu" {
+			m[k] = v
 		}
 	}
 	if g.tags != "" {
@@ -431,6 +442,14 @@ func (s *Sim) guestConfigJSON(g *guest) map[string]any {
 		m["lock"] = g.lock
 	}
 	return m
+}
+
+// diskName is the volume name of a guest's disk: a template's is a base image.
+func diskName(g *guest) string {
+	if g.template {
+		return fmt.Sprintf("base-%d-disk-0", g.vmid)
+	}
+	return fmt.Sprintf("vm-%d-disk-0", g.vmid)
 }
 
 func uuidOf(n int) string {

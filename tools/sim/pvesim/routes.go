@@ -126,6 +126,11 @@ func buildRoutes() []route {
 		}
 	}
 	r = append(r, accessRoutes()...)
+	// The weekly operations: reads (ops_read.go), creating (ops_create.go),
+	// changing and removing (ops_change.go).
+	r = append(r, opsReadRoutes()...)
+	r = append(r, opsCreateRoutes()...)
+	r = append(r, opsChangeRoutes()...)
 	return r
 }
 

@@ -1,0 +1,3 @@
+package pvesim
+
+func opsChangeRoutes() []route { return nil }

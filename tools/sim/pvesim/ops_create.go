@@ -1,0 +1,3 @@
+package pvesim
+
+func opsCreateRoutes() []route { return nil }

@@ -1,0 +1,3 @@
+package pvesim
+
+func opsReadRoutes() []route { return nil }
