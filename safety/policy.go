@@ -31,6 +31,10 @@ type Principal struct {
 	ID      string        // "operator", "operator:stdio" or "agent:<token id>"
 	Kind    PrincipalKind // Operator or Agent
 	MaxTier Tier          // highest tier this principal may use; zero means Green only
+	// Toolsets, when set, is the comma-separated toolsets offered to this
+	// caller (an agent token's own); "" means the server's. A tool outside
+	// them is neither listed nor callable.
+	Toolsets string
 }
 
 // CanApprove reports whether this principal may approve RED actions. Only the

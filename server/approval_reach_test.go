@@ -27,7 +27,7 @@ func TestApprovalIDReachesTheCallerAtOnce(t *testing.T) {
 	var logs, progress []string
 	var values []float64
 	st, ct := mcp.NewInMemoryTransports()
-	ss, err := h.srv.MCP(safety.Red, &agentRed).Connect(context.Background(), st, nil)
+	ss, err := h.srv.MCP(agentRed, &agentRed).Connect(context.Background(), st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

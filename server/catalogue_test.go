@@ -13,60 +13,100 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/tools"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/tools.golden.json from the current catalogue")
+var update = flag.Bool("update", false, "rewrite testdata/toolsets/*.golden.json from the current catalogue")
 
 // TestToolsListGolden fails when a tool's name, tier, annotations, description or
-// schemas change without testdata/tools.golden.json being updated
-// (go test ./server -run Golden -update).
+// schemas change without its toolset's golden file being updated
+// (go test ./server -run Golden -update). One file per toolset, as a client
+// offered only that toolset lists it.
 func TestToolsListGolden(t *testing.T) {
 	h := newHarness(t)
-	cs := h.connect(operator, nil)
+	for _, ts := range tools.Toolsets {
+		t.Run(ts.Name, func(t *testing.T) {
+			p := operator
+			p.Toolsets = ts.Name
+			list := listAs(t, h, p)
+			// min_tier, the lowest ceiling that sees the tool, is written only
+			// where it differs from the tier.
+			type entry struct {
+				Tier    string    `json:"tier"`
+				MinTier string    `json:"min_tier,omitempty"`
+				Tool    *mcp.Tool `json:"tool"`
+			}
+			var entries []entry
+			for _, tl := range list {
+				e := entry{Tool: tl}
+				for _, c := range h.srv.AllTools() {
+					if c.Name == tl.Name {
+						e.Tier = c.Tier.String()
+						if c.MinTier != c.Tier {
+							e.MinTier = c.MinTier.String()
+						}
+					}
+				}
+				entries = append(entries, e)
+			}
+			got, err := json.MarshalIndent(entries, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, '\n')
+			path := filepath.Join("testdata", "toolsets", ts.Name+".golden.json")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("reading the golden file (run with -update to create it): %v", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("tools/list of toolset %s changed; review the difference and run `go test ./server -run Golden -update`.\n%s", ts.Name, firstDiff(string(want), string(got)))
+			}
+		})
+	}
+}
+
+// listAs lists the tools as p sees them over MCP.
+func listAs(t *testing.T, h *harness, p safety.Principal) []*mcp.Tool {
+	t.Helper()
+	cs := h.connect(p, nil)
 	list, err := cs.ListTools(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// min_tier, the lowest ceiling that sees the tool, is written only
-	// where it differs from the tier.
-	type entry struct {
-		Tier    string    `json:"tier"`
-		MinTier string    `json:"min_tier,omitempty"`
-		Tool    *mcp.Tool `json:"tool"`
-	}
-	var entries []entry
-	for _, tl := range list.Tools {
-		e := entry{Tool: tl}
-		for _, c := range h.srv.Tools(safety.Red) {
-			if c.Name == tl.Name {
-				e.Tier = c.Tier.String()
-				if c.MinTier != c.Tier {
-					e.MinTier = c.MinTier.String()
-				}
-			}
-		}
-		entries = append(entries, e)
-	}
-	got, err := json.MarshalIndent(entries, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got = append(got, '\n')
-	path := filepath.Join("testdata", "tools.golden.json")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
+	return list.Tools
+}
+
+// TestToolsListSize keeps the default tool list within what it may cost every
+// model's context (40 KB as sent), and reports each toolset's size
+// (go test ./server -run ToolsListSize -v).
+func TestToolsListSize(t *testing.T) {
+	h := newHarness(t)
+	size := func(sets string) int {
+		p := operator
+		p.Toolsets = sets
+		raw, err := json.Marshal(&mcp.ListToolsResult{Tools: listAs(t, h, p)})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		return len(raw)
 	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("reading the golden file (run with -update to create it): %v", err)
+	for _, ts := range tools.Toolsets {
+		t.Logf("toolset %-13s %2d tools %6d bytes", ts.Name, len(ts.Tools), size(ts.Name))
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("tools/list changed; review the difference and run `go test ./server -run Golden -update`.\n%s", firstDiff(string(want), string(got)))
+	all := size(strings.Join(tools.ToolsetNames(), ","))
+	def := size(strings.Join(tools.DefaultToolsets(), ","))
+	t.Logf("default (%s): %d bytes; all: %d bytes", strings.Join(tools.DefaultToolsets(), ","), def, all)
+	if def > 40_000 {
+		t.Errorf("the default tools/list is %d bytes; it must stay within 40,000: tighten descriptions and schemas, or move a toolset out of the defaults", def)
 	}
 }
 
@@ -100,7 +140,7 @@ func TestEveryToolDeclaresItsContract(t *testing.T) {
 		t.Fatal(err)
 	}
 	tiers := map[string]safety.Tier{}
-	for _, c := range h.srv.Tools(safety.Red) {
+	for _, c := range h.srv.AllTools() {
 		tiers[c.Name] = c.Tier
 	}
 	if len(list.Tools) != len(tiers) || len(list.Tools) < 25 {

@@ -102,7 +102,7 @@ func TestGuestDiskUseIsUnknownRatherThanZero(t *testing.T) {
 func TestPromptsAskOnlyForWhatToolsReturn(t *testing.T) {
 	h := newHarness(t)
 	byName := map[string]*tools.Tool{}
-	for _, tl := range h.srv.Tools(safety.Red) {
+	for _, tl := range h.srv.AllTools() {
 		byName[tl.Name] = tl
 	}
 	if len(healthCheckSteps) < 5 {

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -43,6 +44,9 @@ type Options struct {
 	Confirmer *safety.Confirmer
 	// ReadOnly registers GREEN tools only (JARVIS_READ_ONLY); it cannot be lifted at run time.
 	ReadOnly bool
+	// Toolsets are the toolsets offered to callers without their own
+	// (JARVIS_TOOLSETS); empty means tools.DefaultToolsets().
+	Toolsets []string
 	// ApprovalTTL is how long an approval request stays decidable.
 	ApprovalTTL time.Duration
 	// ApprovalWait is how long a call without elicitation waits for the operator.
@@ -94,11 +98,12 @@ type Server struct {
 	servers map[serverKey]*mcp.Server
 }
 
-// serverKey names one prebuilt MCP server: HTTP callers share one per ceiling; a
-// local (stdio) principal gets its own.
+// serverKey names one prebuilt MCP server: HTTP callers share one per ceiling
+// and toolsets; a local (stdio) principal gets its own.
 type serverKey struct {
-	ceiling safety.Tier
-	local   string
+	ceiling  safety.Tier
+	toolsets string
+	local    string
 }
 
 // New builds a Server. The catalogue is filtered once here: in read-only mode the
@@ -127,6 +132,9 @@ func New(opts Options) (*Server, error) {
 	if opts.ExecTimeout <= 0 {
 		opts.ExecTimeout = 5 * time.Minute
 	}
+	if len(opts.Toolsets) == 0 {
+		opts.Toolsets = tools.DefaultToolsets()
+	}
 	if opts.Env.Created == nil {
 		// delete_guest asks the store whether Jarvis created a guest.
 		opts.Env.Created = opts.Store
@@ -143,16 +151,44 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Tools lists the registered tools a ceiling may call at all, in catalogue
-// order: those whose mildest call (MinTier) is at or below it.
-func (s *Server) Tools(ceiling safety.Tier) []*tools.Tool {
+// Tools lists the registered tools a caller may call at all, in catalogue
+// order: those in its toolsets whose mildest call (MinTier) is at or below
+// its ceiling.
+func (s *Server) Tools(p safety.Principal) []*tools.Tool {
+	sets := s.toolsetsOf(p)
 	var out []*tools.Tool
 	for _, t := range s.tools {
-		if t.MinTier <= ceiling {
+		if t.MinTier <= p.MaxTier && slices.Contains(sets, t.Toolset) {
 			out = append(out, t)
 		}
 	}
 	return out
+}
+
+// AllTools lists every registered tool, whatever the toolsets (the console,
+// doctor).
+func (s *Server) AllTools() []*tools.Tool { return slices.Clone(s.tools) }
+
+// toolsetsOf is the toolsets offered to p: its own, else the server's.
+func (s *Server) toolsetsOf(p safety.Principal) []string {
+	if p.Toolsets != "" {
+		return strings.Split(p.Toolsets, ",")
+	}
+	return s.opts.Toolsets
+}
+
+// outsideToolsets refuses a call of a tool that is not in the caller's toolsets.
+func (s *Server) outsideToolsets(p safety.Principal, t *tools.Tool) (safety.Verdict, bool) {
+	if slices.Contains(s.toolsetsOf(p), t.Toolset) {
+		return safety.Verdict{}, false
+	}
+	how := "the operator adds it to JARVIS_TOOLSETS"
+	if p.Toolsets != "" {
+		how = "this token was issued with its own toolsets; the operator issues one with --toolsets including it"
+	}
+	return safety.Verdict{Decision: safety.Blocked, Tier: t.MinTier,
+		Reason: fmt.Sprintf("%s is in the %s toolset, which is not offered to this caller (offered: %s); %s.",
+			t.Name, t.Toolset, strings.Join(s.toolsetsOf(p), ", "), how)}, true
 }
 
 // Call is one tool invocation as it reaches dispatch.
@@ -170,6 +206,10 @@ type Call struct {
 	// Notify, when set, sends the caller a message at once, outside the result
 	// (an MCP log message): what it must not miss if it gives up waiting.
 	Notify func(msg string)
+	// Direct marks a call that does not come from a tool list: an MCP
+	// resource read, the console's guest view. Toolsets shape what is listed
+	// to a model, so they do not limit these; tiers and ceilings still do.
+	Direct bool
 
 	// Set by Dispatch, once per call: when it started, the arguments parsed
 	// (nil when they are not a JSON object) and their redacted canonical form
@@ -210,6 +250,9 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	// The door checks the tool's mildest call; Decide checks this call's own
 	// tier (a command's, for execute_ssh) against the ceiling again.
 	if v, above := safety.AboveCeiling(c.Principal, tool.Name, tool.MinTier); above {
+		return s.refuse(ctx, c, tool.MinTier, v, "")
+	}
+	if v, outside := s.outsideToolsets(c.Principal, tool); outside && !c.Direct {
 		return s.refuse(ctx, c, tool.MinTier, v, "")
 	}
 	if parseErr != nil {

@@ -229,7 +229,7 @@ func TestKillSwitch(t *testing.T) {
 
 func TestReadOnlyModeRegistersGreenOnly(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.ReadOnly = true })
-	for _, tl := range h.srv.Tools(safety.Red) {
+	for _, tl := range h.srv.AllTools() {
 		if tl.Tier != safety.Green {
 			t.Errorf("read-only mode registered %s (%s)", tl.Name, tl.Tier)
 		}
@@ -586,7 +586,7 @@ func TestLongCallsReportProgress(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	st, ct := mcp.NewInMemoryTransports()
-	ss, err := h.srv.MCP(safety.Red, &operator).Connect(context.Background(), st, nil)
+	ss, err := h.srv.MCP(operator, &operator).Connect(context.Background(), st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -73,7 +73,10 @@ func newHarnessPVE(t testing.TB, pveTweak func(*pve.Config), tweak ...func(*Opti
 		ApprovalWait: 0,
 		ExecTimeout:  30 * time.Second,
 		Version:      "test",
-		Logger:       slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// Every toolset, so each tool can be tested; toolsets_test.go
+		// checks the defaults.
+		Toolsets: tools.ToolsetNames(),
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	for _, f := range tweak {
 		f(&opts)
@@ -101,7 +104,7 @@ func (h *harness) connect(p safety.Principal, elicit func(context.Context, *mcp.
 	h.t.Helper()
 	ctx := context.Background()
 	st, ct := mcp.NewInMemoryTransports()
-	ss, err := h.srv.MCP(p.MaxTier, &p).Connect(ctx, st, nil)
+	ss, err := h.srv.MCP(p, &p).Connect(ctx, st, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -20,16 +20,20 @@ Tools that change state are checked by a safety layer: some run, some wait for a
 with the same arguments plus approval_id once they approved), some are never allowed. Never retry a
 refused call in a loop; explain the refusal's reason to the user instead.`
 
-// MCP returns the MCP server for callers whose ceiling is the given tier, building it
-// once. Tools above the ceiling are not listed; dispatch enforces the ceiling again.
+// MCP returns the MCP server for callers with p's ceiling and toolsets,
+// building it once. Tools above the ceiling or outside the toolsets are not
+// listed; dispatch enforces both again.
 //
 // local is the principal of a transport without tokens (stdio). For HTTP it is nil
 // and the caller comes from the bearer token.
-func (s *Server) MCP(ceiling safety.Tier, local *safety.Principal) *mcp.Server {
-	key := serverKey{ceiling: ceiling}
+func (s *Server) MCP(p safety.Principal, local *safety.Principal) *mcp.Server {
+	ceiling := p.MaxTier
+	key := serverKey{ceiling: ceiling, toolsets: strings.Join(s.toolsetsOf(p), ",")}
 	if local != nil {
 		key.local = local.ID
 	}
+	// Only the ceiling and toolsets shape the server; not who p is.
+	shape := safety.Principal{MaxTier: ceiling, Toolsets: p.Toolsets}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if srv, ok := s.servers[key]; ok {
@@ -45,16 +49,31 @@ func (s *Server) MCP(ceiling safety.Tier, local *safety.Principal) *mcp.Server {
 		return PrincipalFromToken(ti)
 	}
 
-	for _, t := range s.Tools(ceiling) {
+	for _, t := range s.Tools(shape) {
 		srv.AddTool(mcpTool(t), s.handler(t.Name, principalOf))
 	}
-	// Names that are not registered here (BLACK, unknown, above the ceiling, read-only
-	// mode) are answered with a refusal instead of a protocol error, and audited.
-	srv.AddReceivingMiddleware(s.refuseUnregistered(ceiling, principalOf))
+	// Names that are not registered here (BLACK, unknown, above the ceiling,
+	// outside the toolsets, read-only mode) are answered with a refusal
+	// instead of a protocol error, and audited.
+	srv.AddReceivingMiddleware(s.refuseUnregistered(shape, principalOf))
 	s.addResources(srv, principalOf)
 	s.addPrompts(srv)
 	s.servers[key] = srv
 	return srv
+}
+
+// HTTPServers lists the MCP servers built for callers with tokens (not stdio's),
+// whose sessions the web layer tracks and closes.
+func (s *Server) HTTPServers() []*mcp.Server {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*mcp.Server
+	for key, srv := range s.servers {
+		if key.local == "" {
+			out = append(out, srv)
+		}
+	}
+	return out
 }
 
 // mcpTool derives the MCP tool definition; annotations come from the tier only.
@@ -65,10 +84,7 @@ func mcpTool(t *tools.Tool) *mcp.Tool {
 		Title:       t.Title,
 		Description: t.Description,
 		InputSchema: t.InputSchema,
-		// A result is either the tool's output or a refusal: clients that check
-		// structuredContent against the schema even on isError results must see
-		// both shapes as valid.
-		OutputSchema: &jsonschema.Schema{Type: "object", AnyOf: []*jsonschema.Schema{t.OutputSchema, refusalSchema}},
+		OutputSchema: wireOutputSchema(t.OutputSchema),
 		Annotations: &mcp.ToolAnnotations{
 			Title:           t.Title,
 			ReadOnlyHint:    a.ReadOnly,
@@ -91,6 +107,47 @@ var refusalSchema = func() *jsonschema.Schema {
 	}
 	return s
 }()
+
+// wireOutputSchema is a tool's output schema as clients receive it: one object
+// that both the tool's result and a refusal satisfy, because clients check
+// structuredContent against it even on isError results. It is one object, not
+// anyOf [result, refusal] (several clients cannot hold anyOf and drop the
+// schema whole), so the result's top-level fields are not required; nested
+// objects keep theirs. The tool list is sent into every model's context, so
+// what a client needs to validate stays and the prose goes: descriptions and
+// additionalProperties are left out (the Go types and README document the
+// fields; ToolsListSize in catalogue_test.go pins the size).
+func wireOutputSchema(out *jsonschema.Schema) *jsonschema.Schema {
+	w := out.CloneSchemas()
+	bare(w)
+	w.Required = nil
+	for name, p := range refusalSchema.Properties {
+		if have, ok := w.Properties[name]; ok && have.Type != p.Type {
+			panic(fmt.Sprintf("output field %q clashes with the refusal's", name))
+		}
+		rp := p.CloneSchemas()
+		bare(rp)
+		w.Properties[name] = rp
+		w.PropertyOrder = append(w.PropertyOrder, name)
+	}
+	return w
+}
+
+// bare drops descriptions and additionalProperties from a schema and its parts.
+func bare(s *jsonschema.Schema) {
+	if s == nil {
+		return
+	}
+	s.Description = ""
+	s.AdditionalProperties = nil
+	for _, p := range s.Properties {
+		bare(p)
+	}
+	for _, d := range s.Defs {
+		bare(d)
+	}
+	bare(s.Items)
+}
 
 // handler adapts one MCP tool call to Dispatch. Every registered tool uses it.
 func (s *Server) handler(name string, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) mcp.ToolHandler {
@@ -138,9 +195,10 @@ func (s *Server) dispatchMCP(ctx context.Context, req *mcp.CallToolRequest, name
 	return s.Dispatch(ctx, c)
 }
 
-func (s *Server) refuseUnregistered(ceiling safety.Tier, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) mcp.Middleware {
+func (s *Server) refuseUnregistered(shape safety.Principal, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) mcp.Middleware {
+	ceiling := shape.MaxTier
 	registered := map[string]bool{}
-	for _, t := range s.Tools(ceiling) {
+	for _, t := range s.Tools(shape) {
 		registered[t.Name] = true
 	}
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
@@ -164,7 +222,9 @@ func (s *Server) refuseUnregistered(ceiling safety.Tier, principalOf func(*auth.
 			if p.MaxTier > ceiling {
 				p.MaxTier = ceiling
 			}
-			return s.refuseUnknown(ctx, Call{Principal: p, Tool: call.Params.Name, Args: call.Params.Arguments}), nil
+			// Dispatch names the reason: unknown or BLACK, above the
+			// ceiling, outside the toolsets, read-only mode.
+			return s.Dispatch(ctx, Call{Principal: p, Tool: call.Params.Name, Args: call.Params.Arguments}), nil
 		}
 	}
 }
@@ -182,7 +242,7 @@ func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo)
 			return nil, fmt.Errorf("the caller could not be identified")
 		}
 		raw, _ := json.Marshal(args)
-		res := s.Dispatch(ctx, Call{Principal: p, Tool: tool, Args: raw})
+		res := s.Dispatch(ctx, Call{Principal: p, Tool: tool, Args: raw, Direct: true})
 		text := ""
 		if len(res.Content) > 0 {
 			if tc, ok := res.Content[0].(*mcp.TextContent); ok {

@@ -13,7 +13,7 @@ import (
 // restore_backup into a new VMID), tied to the audit rows of the call that
 // created it. delete_guest may remove only such guests.
 type createdGuestRecord struct {
-	VMID      int    `gorm:"primaryKey;autoIncrement:false"`
+	VMID      int    `gorm:"column:vmid;primaryKey;autoIncrement:false"`
 	Node      string `gorm:"not null"`
 	Tool      string `gorm:"not null"`
 	Principal string `gorm:"not null"`

@@ -32,7 +32,7 @@ func (s *Store) prepare() error {
 		{&s.stmts.moveHead, `INSERT INTO audit_head (id, last_id, hash, mac) VALUES (?,?,?,?)
 			ON CONFLICT(id) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash, mac = excluded.mac`},
 		{&s.stmts.insertEvent, insertEventSQL},
-		{&s.stmts.getToken, `SELECT id, name, max_tier, created_ns, expires_ns, revoked_ns, token_hash FROM agent_tokens WHERE id = ?`},
+		{&s.stmts.getToken, `SELECT id, name, max_tier, toolsets, created_ns, expires_ns, revoked_ns, token_hash FROM agent_tokens WHERE id = ?`},
 	} {
 		if *st.to, err = sqlDB.Prepare(st.sql); err != nil {
 			return fmt.Errorf("open store: prepare the audit statements: %w", err)

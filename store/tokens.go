@@ -12,9 +12,12 @@ import (
 // stored: ID is its token id (jti) and TokenHash a SHA-256 of the full token,
 // so a leaked database does not leak usable tokens.
 type AgentToken struct {
-	ID        string
-	Name      string
-	MaxTier   string // tier ceiling: tools above it are hidden from the token
+	ID      string
+	Name    string
+	MaxTier string // tier ceiling: tools above it are hidden from the token
+	// Toolsets is the comma-separated toolsets the token is offered; ""
+	// means the server's (JARVIS_TOOLSETS).
+	Toolsets  string
 	CreatedAt time.Time
 	ExpiresAt time.Time // zero: no expiry recorded
 	RevokedAt *time.Time
@@ -25,6 +28,7 @@ type tokenRecord struct {
 	ID        string `gorm:"primaryKey"`
 	Name      string `gorm:"not null;default:''"`
 	MaxTier   string `gorm:"not null;default:''"`
+	Toolsets  string `gorm:"not null;default:''"`
 	CreatedNS int64  `gorm:"not null;index"`
 	ExpiresNS int64  `gorm:"not null;default:0"`
 	RevokedNS *int64
@@ -35,7 +39,7 @@ func (tokenRecord) TableName() string { return "agent_tokens" }
 
 func (r tokenRecord) token() AgentToken {
 	return AgentToken{
-		ID: r.ID, Name: r.Name, MaxTier: r.MaxTier, CreatedAt: fromNS(r.CreatedNS),
+		ID: r.ID, Name: r.Name, MaxTier: r.MaxTier, Toolsets: r.Toolsets, CreatedAt: fromNS(r.CreatedNS),
 		ExpiresAt: fromNS(r.ExpiresNS), RevokedAt: fromNSPtr(r.RevokedNS), TokenHash: r.TokenHash,
 	}
 }
@@ -53,7 +57,7 @@ func (s *Store) CreateToken(ctx context.Context, t *AgentToken) error {
 		t.CreatedAt = s.now()
 	}
 	rec := tokenRecord{
-		ID: t.ID, Name: t.Name, MaxTier: t.MaxTier, CreatedNS: toNS(t.CreatedAt),
+		ID: t.ID, Name: t.Name, MaxTier: t.MaxTier, Toolsets: t.Toolsets, CreatedNS: toNS(t.CreatedAt),
 		ExpiresNS: toNS(t.ExpiresAt), RevokedNS: toNSPtr(t.RevokedAt), TokenHash: t.TokenHash,
 	}
 	if err := s.db.WithContext(ctx).Create(&rec).Error; err != nil {
@@ -68,7 +72,7 @@ func (s *Store) GetToken(ctx context.Context, id string) (*AgentToken, error) {
 	// Every MCP request over HTTP checks its token here (a revoked token stops
 	// at once), so the lookup is one prepared statement (stmts.go).
 	var rec tokenRecord
-	err := s.stmts.getToken.QueryRowContext(ctx, id).Scan(&rec.ID, &rec.Name, &rec.MaxTier, &rec.CreatedNS, &rec.ExpiresNS, &rec.RevokedNS, &rec.TokenHash)
+	err := s.stmts.getToken.QueryRowContext(ctx, id).Scan(&rec.ID, &rec.Name, &rec.MaxTier, &rec.Toolsets, &rec.CreatedNS, &rec.ExpiresNS, &rec.RevokedNS, &rec.TokenHash)
 	if err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil, fmt.Errorf("get token %s: %w", id, ErrNotFound)

@@ -121,7 +121,7 @@ func (a *App) listTools(c echo.Context) error {
 		Description string `json:"description"`
 	}
 	var out []toolInfo
-	for _, t := range a.opts.Server.Tools(safety.Red) {
+	for _, t := range a.opts.Server.AllTools() {
 		out = append(out, toolInfo{Name: t.Name, Tier: t.Tier.String(), Title: t.Title, Description: t.Description})
 	}
 	return c.JSON(http.StatusOK, map[string]any{"tools": out})

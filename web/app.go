@@ -130,13 +130,14 @@ func New(opts Options) *App {
 	e.POST("/api/auth/login", a.login, middleware.BodyLimit("4K"))
 	e.POST("/api/auth/logout", a.logout)
 
-	// MCP: one prebuilt server per tier ceiling; the SDK calls getServer per request.
+	// MCP: one prebuilt server per tier ceiling and toolsets; the SDK calls
+	// getServer per request.
 	a.mcp = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
 		p, ok := server.PrincipalFromToken(auth.TokenInfoFromContext(r.Context()))
 		if !ok {
 			return nil
 		}
-		return opts.Server.MCP(p.MaxTier, nil)
+		return opts.Server.MCP(p, nil)
 	}, &mcp.StreamableHTTPOptions{
 		// No SessionTimeout: a.sessions ends idle sessions, counting an open
 		// GET stream as activity, which the SDK's timer does not.
@@ -195,8 +196,8 @@ func (a *App) Shutdown(ctx context.Context) error {
 		close(a.feedDone)
 	}
 	a.feedMu.Unlock()
-	for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
-		for ss := range a.opts.Server.MCP(tier, nil).Sessions() {
+	for _, srv := range a.opts.Server.HTTPServers() {
+		for ss := range srv.Sessions() {
 			_ = ss.Close()
 		}
 	}

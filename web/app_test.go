@@ -176,7 +176,7 @@ func TestLogin(t *testing.T) {
 
 func TestOperatorAPIRefusesAgentsAndStrangers(t *testing.T) {
 	h := newWebHarness(t)
-	agentTok, _, err := h.tokens.IssueAgent(context.Background(), "bot", safety.Red, time.Hour)
+	agentTok, _, err := h.tokens.IssueAgent(context.Background(), "bot", safety.Red, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +213,7 @@ func TestMCPRequiresAValidToken(t *testing.T) {
 		}
 	}
 	// A revoked agent token stops working at once.
-	tok, rec, err := h.tokens.IssueAgent(context.Background(), "bot", safety.Green, time.Hour)
+	tok, rec, err := h.tokens.IssueAgent(context.Background(), "bot", safety.Green, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,8 +258,8 @@ func (h *webHarness) mcpSession(token string) *mcp.ClientSession {
 func TestMCPOverHTTPWithTokensAndApprovals(t *testing.T) {
 	h := newWebHarness(t)
 	ctx := context.Background()
-	green, _, _ := h.tokens.IssueAgent(ctx, "reader", safety.Green, time.Hour)
-	red, _, _ := h.tokens.IssueAgent(ctx, "fixer", safety.Red, time.Hour)
+	green, _, _ := h.tokens.IssueAgent(ctx, "reader", safety.Green, time.Hour, nil)
+	red, _, _ := h.tokens.IssueAgent(ctx, "fixer", safety.Red, time.Hour, nil)
 
 	list, err := h.mcpSession(green).ListTools(ctx, nil)
 	if err != nil {
@@ -638,7 +638,7 @@ func TestOperatorSessionsEndOnLogoutAndPasswordChange(t *testing.T) {
 		t.Fatal("login survived a password change")
 	}
 	// An agent token cannot pass for an operator by claiming the kind.
-	agentTok, _, _ := h.tokens.IssueAgent(context.Background(), "sneaky", safety.Red, time.Hour)
+	agentTok, _, _ := h.tokens.IssueAgent(context.Background(), "sneaky", safety.Red, time.Hour, nil)
 	if c, err := h.tokens.Verify(context.Background(), agentTok); err != nil || c.Kind != "agent" {
 		t.Fatalf("agent token: %+v %v", c, err)
 	}

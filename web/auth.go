@@ -32,6 +32,8 @@ type Claims struct {
 	Kind    safety.PrincipalKind `json:"kind"`     // operator | agent
 	MaxTier string               `json:"max_tier"` // green | yellow | red
 	Name    string               `json:"name,omitempty"`
+	// Toolsets, for an agent token issued with its own, lists them (comma-separated).
+	Toolsets string `json:"toolsets,omitempty"`
 	// Epoch ties an operator login to the current session epoch; logging out
 	// moves the epoch on and so ends every operator session at once.
 	Epoch string `json:"epoch,omitempty"`
@@ -96,8 +98,10 @@ func (t *Tokens) operatorEpoch(ctx context.Context) (string, error) {
 	return epoch, nil
 }
 
-// IssueAgent mints an agent token and records it (by id and hash) so it can be revoked.
-func (t *Tokens) IssueAgent(ctx context.Context, name string, maxTier safety.Tier, ttl time.Duration) (string, *store.AgentToken, error) {
+// IssueAgent mints an agent token and records it (by id and hash) so it can be
+// revoked. toolsets, when not empty, is the token's own toolsets (already
+// checked by tools.ParseToolsets); empty means the server's.
+func (t *Tokens) IssueAgent(ctx context.Context, name string, maxTier safety.Tier, ttl time.Duration, toolsets []string) (string, *store.AgentToken, error) {
 	if maxTier < safety.Green || maxTier > safety.Red {
 		return "", nil, fmt.Errorf("an agent's ceiling must be green, yellow or red")
 	}
@@ -108,13 +112,14 @@ func (t *Tokens) IssueAgent(ctx context.Context, name string, maxTier safety.Tie
 	id := randomID("tok_")
 	// The subject names the token, not only the agent: two tokens with the same
 	// name never share approvals or rate limits.
-	tok, err := t.sign(t.key, Claims{Kind: safety.Agent, MaxTier: maxTier.String(), Name: name, RegisteredClaims: jwt.RegisteredClaims{
+	sets := strings.Join(toolsets, ",")
+	tok, err := t.sign(t.key, Claims{Kind: safety.Agent, MaxTier: maxTier.String(), Name: name, Toolsets: sets, RegisteredClaims: jwt.RegisteredClaims{
 		Subject: "agent:" + name + "/" + id, ExpiresAt: jwt.NewNumericDate(now.Add(ttl)), ID: id,
 	}})
 	if err != nil {
 		return "", nil, err
 	}
-	rec := &store.AgentToken{ID: id, Name: name, MaxTier: maxTier.String(), CreatedAt: now, ExpiresAt: now.Add(ttl), TokenHash: hashToken(tok)}
+	rec := &store.AgentToken{ID: id, Name: name, MaxTier: maxTier.String(), Toolsets: sets, CreatedAt: now, ExpiresAt: now.Add(ttl), TokenHash: hashToken(tok)}
 	if err := t.store.CreateToken(ctx, rec); err != nil {
 		return "", nil, fmt.Errorf("recording the token: %w", err)
 	}
@@ -175,6 +180,9 @@ func (t *Tokens) Verify(ctx context.Context, raw string) (*Claims, error) {
 		if _, err := safety.ParseTier(c.MaxTier); err != nil || c.MaxTier != rec.MaxTier {
 			return nil, fmt.Errorf("%w: bad ceiling", auth.ErrInvalidToken)
 		}
+		if c.Toolsets != rec.Toolsets {
+			return nil, fmt.Errorf("%w: bad toolsets", auth.ErrInvalidToken)
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown kind", auth.ErrInvalidToken)
 	}
@@ -199,7 +207,7 @@ func (c *Claims) Principal() safety.Principal {
 	if err != nil {
 		tier = safety.Green // Verify refuses such tokens; the least, should one slip through
 	}
-	return safety.Principal{ID: c.Subject, Kind: c.Kind, MaxTier: tier}
+	return safety.Principal{ID: c.Subject, Kind: c.Kind, MaxTier: tier, Toolsets: c.Toolsets}
 }
 
 // bearer extracts a token from the Authorization header or the session cookie.

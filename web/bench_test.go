@@ -39,7 +39,7 @@ func BenchmarkHTTPCalls(b *testing.B) {
 		// One agent per client: several agents share one cluster (and one agent
 		// may hold only so many sessions).
 		benchHTTPCalls(b, clients, func() *mcp.ClientSession {
-			tok, _, err := h.tokens.IssueAgent(context.Background(), "bench", safety.Green, time.Hour)
+			tok, _, err := h.tokens.IssueAgent(context.Background(), "bench", safety.Green, time.Hour, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

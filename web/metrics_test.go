@@ -18,7 +18,7 @@ func TestMetricsAreForOperatorsOnly(t *testing.T) {
 	m.ObserveCall("list_nodes", "green", "allow", "ok", time.Millisecond)
 	h := newWebHarness(t, func(o *Options) { o.Metrics = m.Handler() })
 	bare := newWebHarness(t)
-	agentTok, _, err := h.tokens.IssueAgent(context.Background(), "bot", safety.Red, time.Hour)
+	agentTok, _, err := h.tokens.IssueAgent(context.Background(), "bot", safety.Red, time.Hour, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,7 +57,7 @@ const mcpMaxBody = 1 << 20
 // the entry at once, the idle timer drops it before closing the session, and
 // anything else that ends sessions behind our back (App.Shutdown, a failed
 // initialize the SDK closes itself) is pruned against the SDK's live sessions
-// (Server.MCP(tier, nil).Sessions(), the same set Shutdown closes) whenever a
+// (Server.HTTPServers' sessions, the same set Shutdown closes) whenever a
 // count is taken. The SDK offers no close hook for streamable sessions, so
 // pruning is the simplest way that cannot drift.
 type sessionTracker struct {
@@ -344,12 +344,12 @@ func (t *sessionTracker) unpendLocked(principal string) {
 }
 
 // live yields the SDK's open HTTP sessions: one MCP server per tier ceiling
-// serves them all (stdio's servers are keyed by their local principal and are
-// not among them).
+// and toolsets serves them all (stdio's servers are keyed by their local
+// principal and are not among them).
 func (t *sessionTracker) live() iter.Seq[*mcp.ServerSession] {
 	return func(yield func(*mcp.ServerSession) bool) {
-		for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
-			for ss := range t.srv.MCP(tier, nil).Sessions() {
+		for _, srv := range t.srv.HTTPServers() {
+			for ss := range srv.Sessions() {
 				if !yield(ss) {
 					return
 				}

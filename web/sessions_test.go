@@ -89,7 +89,7 @@ func (c *sessionClient) mustOpen(token string, standaloneSSE bool) clientSession
 
 func (h *webHarness) agentToken(name string) string {
 	h.t.Helper()
-	tok, _, err := h.tokens.IssueAgent(context.Background(), name, safety.Red, time.Hour)
+	tok, _, err := h.tokens.IssueAgent(context.Background(), name, safety.Red, time.Hour, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -541,8 +541,8 @@ func measure(c *sessionClient) usage {
 // tracker thinks.
 func (h *webHarness) liveSDKSessions() int {
 	live := 0
-	for _, tier := range []safety.Tier{safety.Green, safety.Yellow, safety.Red} {
-		for range h.srv.MCP(tier, nil).Sessions() {
+	for _, srv := range h.srv.HTTPServers() {
+		for range srv.Sessions() {
 			live++
 		}
 	}

@@ -145,6 +145,7 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		}),
 		Confirmer:    safety.NewConfirmer(safety.DeriveKey(secret, "confirmation-state"), 5*time.Minute),
 		ReadOnly:     cfg.ReadOnly,
+		Toolsets:     cfg.toolsets,
 		ApprovalTTL:  cfg.ApprovalTTL,
 		ApprovalWait: cfg.ApprovalWait,
 		ApproveWhere: approveWhere(cfg),

@@ -141,7 +141,7 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 	}
 	defer a.Close()
 	p := principalStdio(a.cfg)
-	srv := a.srv.MCP(p.MaxTier, &p)
+	srv := a.srv.MCP(p, &p)
 	// Expire approvals and close calls a crashed process left open, as serve does.
 	go a.srv.RunSweeper(ctx, 15*time.Second)
 	a.logger.Info("jarvis stdio ready", "demo", demo, "max_tier", p.MaxTier.String())
@@ -269,6 +269,7 @@ func runToken(ctx context.Context, demo bool, args []string, stdout io.Writer) e
 		name := fs.String("name", "", "a name for the agent (letters, digits, '-', '_')")
 		tierName := fs.String("max-tier", "green", "highest tier the agent may use: green, yellow or red")
 		ttlText := fs.String("ttl", "30d", "lifetime, e.g. 12h, 30d")
+		setsText := fs.String("toolsets", "", "the toolsets this agent is offered, comma-separated (e.g. cluster,power or all); default: the server's JARVIS_TOOLSETS")
 		if err := fs.Parse(args[1:]); err != nil {
 			return usageError{err.Error()}
 		}
@@ -284,14 +285,24 @@ func runToken(ctx context.Context, demo bool, args []string, stdout io.Writer) e
 		if err != nil {
 			problems = append(problems, err.Error())
 		}
+		var sets []string
+		if strings.TrimSpace(*setsText) != "" {
+			if sets, err = tools.ParseToolsets(*setsText); err != nil {
+				problems = append(problems, "--toolsets: "+err.Error())
+			}
+		}
 		if len(problems) > 0 {
 			return usageError{strings.Join(problems, "; ")}
 		}
-		tok, rec, err := tokens.IssueAgent(ctx, *name, tier, ttl)
+		tok, rec, err := tokens.IssueAgent(ctx, *name, tier, ttl, sets)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "Token %s for agent %q (max tier %s) expires %s. It is shown once:\n", rec.ID, rec.Name, rec.MaxTier, rec.ExpiresAt.Format(time.RFC3339))
+		offered := "the server's toolsets (JARVIS_TOOLSETS)"
+		if rec.Toolsets != "" {
+			offered = "toolsets " + rec.Toolsets
+		}
+		fmt.Fprintf(os.Stderr, "Token %s for agent %q (max tier %s, %s) expires %s. It is shown once:\n", rec.ID, rec.Name, rec.MaxTier, offered, rec.ExpiresAt.Format(time.RFC3339))
 		fmt.Fprintln(stdout, tok)
 		return nil
 	case "list":
@@ -300,13 +311,17 @@ func runToken(ctx context.Context, demo bool, args []string, stdout io.Writer) e
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tMAX TIER\tEXPIRES\tREVOKED")
+		fmt.Fprintln(tw, "ID\tNAME\tMAX TIER\tTOOLSETS\tEXPIRES\tREVOKED")
 		for _, t := range list {
 			revoked := "-"
 			if t.RevokedAt != nil {
 				revoked = t.RevokedAt.Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.MaxTier, t.ExpiresAt.Format(time.RFC3339), revoked)
+			sets := t.Toolsets
+			if sets == "" {
+				sets = "(server's)"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.MaxTier, sets, t.ExpiresAt.Format(time.RFC3339), revoked)
 		}
 		return tw.Flush()
 	case "revoke":

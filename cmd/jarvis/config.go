@@ -48,6 +48,7 @@ type Config struct {
 	ProtectedServices []string      `env:"JARVIS_PROTECTED_SERVICES" envSeparator:","`
 	ReadOnly          bool          `env:"JARVIS_READ_ONLY" envDefault:"false"`
 	StdioMaxTier      string        `env:"JARVIS_STDIO_MAX_TIER" envDefault:"red"`
+	Toolsets          string        `env:"JARVIS_TOOLSETS"`
 	ApprovalTTL       time.Duration `env:"JARVIS_APPROVAL_TTL" envDefault:"10m"`
 	ApprovalWait      time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"20s"`
 	ExecTimeout       time.Duration `env:"JARVIS_EXEC_TIMEOUT" envDefault:"5m"`
@@ -72,6 +73,7 @@ type Config struct {
 	sshNodeList []nodeAddr
 	vmids       []int
 	stdioTier   safety.Tier
+	toolsets    []string
 	proxies     []*net.IPNet
 	wake        *tools.WakeOnLAN
 	demoDir     string // the demo state folder in use, if any (demo.go)
@@ -158,6 +160,15 @@ func LoadConfig(demo bool) (*Config, error) {
 		problems = append(problems, fmt.Sprintf("JARVIS_STDIO_MAX_TIER=%q: use green, yellow or red", cfg.StdioMaxTier))
 	}
 	cfg.stdioTier = tier
+	toolsets := cfg.Toolsets
+	if demo && strings.TrimSpace(toolsets) == "" {
+		// The demo shows everything Jarvis can do; a real install offers
+		// the lean defaults unless told otherwise.
+		toolsets = tools.AllToolsets
+	}
+	if cfg.toolsets, err = tools.ParseToolsets(toolsets); err != nil {
+		problems = append(problems, fmt.Sprintf("JARVIS_TOOLSETS=%q: %v", cfg.Toolsets, err))
+	}
 	for _, v := range cfg.ProtectedVMIDs {
 		v = strings.TrimSpace(v)
 		if v == "" {

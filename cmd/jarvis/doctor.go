@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
@@ -274,7 +273,7 @@ func (d *doctor) privileges(ctx context.Context, cfg *Config, a *app, nodes []st
 	byName := map[string]*group{}
 	// Only the tools this configuration offers (JARVIS_READ_ONLY leaves the
 	// changing ones out).
-	for _, t := range a.srv.Tools(safety.Red) {
+	for _, t := range a.srv.AllTools() {
 		name := tools.PrivilegeGroup(t.Name)
 		if _, known := tools.Privileges(t.Name); !known {
 			d.line("warn", "privileges for "+t.Name, "not in the privilege table (tools/privileges.go), so not checked")
