@@ -271,9 +271,14 @@ func (d *doctor) privileges(ctx context.Context, cfg *Config, a *app, nodes []st
 	}
 	var groups []*group
 	byName := map[string]*group{}
-	// Only the tools this configuration offers (JARVIS_READ_ONLY leaves the
-	// changing ones out).
+	// Only the tools this configuration offers: JARVIS_READ_ONLY leaves the
+	// changing ones out, and a toolset is offered when JARVIS_TOOLSETS or a
+	// live agent token's own toolsets name it.
+	offered := offeredToolsets(ctx, cfg, a)
 	for _, t := range a.srv.AllTools() {
+		if !offered[t.Toolset] {
+			continue
+		}
 		name := tools.PrivilegeGroup(t.Name)
 		if _, known := tools.Privileges(t.Name); !known {
 			d.line("warn", "privileges for "+t.Name, "not in the privilege table (tools/privileges.go), so not checked")
@@ -316,6 +321,29 @@ func (d *doctor) privileges(ctx context.Context, cfg *Config, a *app, nodes []st
 		}
 		d.line(status, fmt.Sprintf("privileges for %s (%s)", g.name, strings.Join(g.affected, ", ")), strings.Join(parts, "; "))
 	}
+}
+
+// offeredToolsets is every toolset some caller is offered: the server's, and
+// those of agent tokens that are neither revoked nor expired.
+func offeredToolsets(ctx context.Context, cfg *Config, a *app) map[string]bool {
+	out := map[string]bool{}
+	for _, name := range cfg.toolsets {
+		out[name] = true
+	}
+	list, err := a.store.ListTokens(ctx)
+	if err != nil {
+		return out
+	}
+	now := time.Now()
+	for _, t := range list {
+		if t.RevokedAt != nil || (!t.ExpiresAt.IsZero() && t.ExpiresAt.Before(now)) || t.Toolsets == "" {
+			continue
+		}
+		for _, name := range strings.Split(t.Toolsets, ",") {
+			out[name] = true
+		}
+	}
+	return out
 }
 
 func describeShortfall(s tools.Shortfall) string {

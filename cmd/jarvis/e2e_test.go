@@ -286,6 +286,36 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		t.Fatal("a revoked token still connects")
 	}
 
+	// A token with its own toolsets lists only those, and a misspelt toolset
+	// is refused at the door with the names to choose from.
+	if out, err := runJarvis(t, env, "token", "create", "--name", "typo", "--toolsets", "powr"); err == nil || !strings.Contains(out, `unknown toolset "powr"`) {
+		t.Fatalf("token create --toolsets powr: %v\n%s", err, out)
+	}
+	out, err = runJarvis(t, env, "token", "create", "--name", "power-bot", "--max-tier", "red", "--toolsets", "power")
+	if err != nil {
+		t.Fatalf("token create --toolsets power: %v\n%s", err, out)
+	}
+	powerBot, err := connect(strings.TrimSpace(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	list, err = powerBot.ListTools(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Tools) != 8 {
+		t.Errorf("a power-only token lists %d tools, want the 8 power tools", len(list.Tools))
+	}
+	for _, tl := range list.Tools {
+		if !strings.HasSuffix(tl.Name, "_vm") && !strings.HasSuffix(tl.Name, "_container") {
+			t.Errorf("a power-only token lists %s", tl.Name)
+		}
+	}
+	powerBot.Close()
+	if out, err := runJarvis(t, env, "token", "list"); err != nil || !strings.Contains(out, "power-bot") || !strings.Contains(out, " power ") {
+		t.Errorf("token list does not show the token's toolsets: %v\n%s", err, out)
+	}
+
 	// Graceful shutdown on SIGTERM, well within 10 s.
 	start := time.Now()
 	_ = cmd.Process.Signal(syscall.SIGTERM)
