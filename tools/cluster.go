@@ -181,7 +181,15 @@ func nodeError(ctx context.Context, env *Env, node string, err error) error {
 	case pve.IsUnreachable(err):
 		return fmt.Errorf("node %s is offline or unreachable from the cluster: %w", node, err)
 	case pve.IsNotFound(err), pve.IsBadRequest(err):
-		return fmt.Errorf("node %s is not part of this cluster (see get_cluster_status for node names): %w", node, err)
+		// A 400 or 404 may be about the node, or about another argument
+		// (a task that does not exist): only the member list tells.
+		nodes, lerr := clusterNodes(ctx, env)
+		if lerr == nil && !slices.Contains(nodes, node) {
+			return unknownNodeError(node, nodes)
+		}
+		if lerr != nil {
+			return fmt.Errorf("node %s may not be part of this cluster (see get_cluster_status for node names): %w", node, err)
+		}
 	}
 	return err
 }

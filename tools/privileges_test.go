@@ -160,7 +160,7 @@ func runTool(t *testing.T, env *Env, tool string, args map[string]any) error {
 var privilegeRuns = map[string]map[string]any{
 	"get_cluster_status": {}, "get_node_status": {"node": "pve"}, "get_vms": {}, "get_containers": {},
 	"get_guest_status": {"vmid": 101}, "get_storage": {}, "get_cluster_resources": {}, "get_backups": {},
-	"get_recent_tasks": {}, "get_task_status": nil, // a UPID from the cluster, filled in below
+	"get_recent_tasks": {}, "get_task_status": nil, "get_task_log": nil, // a UPID from the cluster, filled in below
 	"list_snapshots": {"vmid": 101}, "create_snapshot": {"vmid": 101, "name": "privileges"},
 	"rollback_snapshot": {"vmid": 101, "name": "before-php84"}, "delete_snapshot": {"vmid": 102, "name": "weekly"},
 	"start_vm": {"vmid": 104}, "stop_vm": {"vmid": 101}, "shutdown_vm": {"vmid": 102}, "restart_vm": {"vmid": 105},
@@ -190,7 +190,7 @@ func TestPrivilegesCoverWhatPVEChecks(t *testing.T) {
 				acl = append(acl, pvesim.ACL{Path: "/", Privileges: p.AnyOf[:1], Propagate: true})
 			}
 			env := privilegeEnv(t, acl)
-			if tool.Name == "get_task_status" {
+			if tool.Name == "get_task_status" || tool.Name == "get_task_log" {
 				tasks, err := env.PVE.ClusterTasks(context.Background())
 				if err != nil || len(tasks) == 0 {
 					t.Fatalf("no task to ask about: %v", err)
