@@ -45,9 +45,11 @@ func TestPrepareRejectsBadArgumentsBeforeTouchingTheCluster(t *testing.T) {
 }
 
 // A tool's MinTier decides who sees it; only a tool whose calls are judged one
-// by one (execute_ssh's commands) may be listed below its tier.
+// by one may be listed below its tier: execute_ssh's commands, a backup that
+// stops a running guest (RED) or does not (YELLOW), a restore over an existing
+// guest (RED) or into a new VMID (YELLOW).
 func TestMinTier(t *testing.T) {
-	want := map[string]safety.Tier{"execute_ssh": safety.Yellow}
+	want := map[string]safety.Tier{"execute_ssh": safety.Yellow, "create_backup": safety.Yellow, "restore_backup": safety.Yellow}
 	for _, tool := range Catalogue() {
 		min, ok := want[tool.Name]
 		if !ok {
