@@ -139,3 +139,7 @@ func (s *Server) Recover(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Policy is the safety policy this server decides with (the console shows
+// what it protects).
+func (s *Server) Policy() safety.Policy { return s.opts.Policy }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
@@ -89,4 +90,18 @@ func (s *Store) ListCreatedGuests(ctx context.Context) ([]CreatedGuest, error) {
 		out[i] = CreatedGuest{VMID: r.VMID, Node: r.Node, Tool: r.Tool, Principal: r.Principal, BeginID: r.BeginID}
 	}
 	return out, nil
+}
+
+// CreatedGuestDetails says which tool created guest vmid and when, for the
+// plan of delete_guest; ErrNotFound when there is no record.
+func (s *Store) CreatedGuestDetails(ctx context.Context, vmid int) (tool string, at time.Time, err error) {
+	var rec createdGuestRecord
+	err = s.db.WithContext(ctx).Where("vmid = ?", vmid).Take(&rec).Error
+	if errors.Is(err, gorm.ErrRecordNotFound) {
+		return "", time.Time{}, ErrNotFound
+	}
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("read created guest %d: %w", vmid, err)
+	}
+	return rec.Tool, fromNS(rec.CreatedNS).UTC(), nil
 }

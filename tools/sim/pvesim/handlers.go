@@ -202,16 +202,16 @@ func (s *Sim) getStorageContent(c *call) response {
 			items = append(items, v)
 		}
 	}
-	if name == "local-lvm" {
-		for _, id := range s.sortedVMIDs() {
-			g := s.guests[id]
-			if g.node != nodeName {
-				continue
-			}
-			content := map[string]string{"qemu": "images", "lxc": "rootdir"}[g.kind]
-			items = append(items, volume{volid: fmt.Sprintf("local-lvm:vm-%d-disk-0", g.vmid), content: content, format: "raw",
-				size: g.maxdisk, vmid: g.vmid, ctime: s.created.Unix() - int64(g.vmid)*3600})
+	// Guest disks live where their config says (local-lvm unless cloned or
+	// restored elsewhere), named as the config names them.
+	for _, id := range s.sortedVMIDs() {
+		g := s.guests[id]
+		if g.node != nodeName || g.storage != name {
+			continue
 		}
+		content := map[string]string{"qemu": "images", "lxc": "rootdir"}[g.kind]
+		items = append(items, volume{volid: fmt.Sprintf("%s:%s", g.storage, diskName(g)), content: content, format: "raw",
+			size: g.maxdisk, vmid: g.vmid, ctime: s.created.Unix() - int64(g.vmid)*3600})
 	}
 	out := []map[string]any{}
 	for _, v := range items {
@@ -409,20 +409,20 @@ func (s *Sim) guestConfigJSON(g *guest) map[string]any {
 		m = map[string]any{
 			"name": g.name, "memory": strconv.FormatInt(g.maxmem/mib, 10), "cores": g.cores, "sockets": 1, "cpu": "x86-64-v2-AES",
 			"ostype": g.ostype, "scsihw": "virtio-scsi-single", "boot": "order=scsi0;ide2;net0", "ide2": "none,media=cdrom",
-			"scsi0": fmt.Sprintf("%s:%s,iothread=1,size=%dG", g.storage, diskName(g), g.maxdisk/gib),
+			"scsi0": fmt.Sprintf("%s:%s,iothread=1,size=%s", g.storage, diskName(g), diskSize(g.maxdisk)),
 			"net0":  fmt.Sprintf("virtio=%s,bridge=vmbr0,firewall=1", g.mac), "agent": "1", "numa": 0, "onboot": b01(g.onboot),
 			"smbios1": "uuid=" + uuidOf(g.vmid), "vmgenid": uuidOf(g.vmid + 1), "meta": "creation-qemu=9.2.0,ctime=1735689600",
 		}
 	} else {
 		m = map[string]any{
 			"hostname": g.name, "memory": g.maxmem / mib, "swap": g.maxmem / mib, "cores": g.cores, "ostype": g.ostype, "arch": "amd64",
-			"rootfs":       fmt.Sprintf("%s:%s,size=%dG", g.storage, diskName(g), g.maxdisk/gib),
+			"rootfs":       fmt.Sprintf("%s:%s,size=%s", g.storage, diskName(g), diskSize(g.maxdisk)),
 			"net0":         fmt.Sprintf("name=eth0,bridge=vmbr0,firewall=1,hwaddr=%s,ip=dhcp,type=veth", g.mac),
 			"unprivileged": 1, "features": "nesting=1", "onboot": b01(g.onboot),
 		}
 	}
 	if g.kind == "qemu" && g.balloon > 0 {
-		m["balloon"] = strconv.FormatInt(g.balloon/mib, 10)
+		m["balloon"] = g.balloon / mib
 	}
 	if g.description != "" {
 		m["description"] = g.description
@@ -431,6 +431,9 @@ func (s *Sim) guestConfigJSON(g *guest) map[string]any {
 		if v != "" && g.kind == "qemu" {
 			m[k] = v
 		}
+	}
+	if g.cipassword != "" && g.kind == "qemu" {
+		m["cipassword"] = "**********" // PVE never sends the password back
 	}
 	if g.tags != "" {
 		m["tags"] = g.tags
@@ -442,6 +445,15 @@ func (s *Sim) guestConfigJSON(g *guest) map[string]any {
 		m["lock"] = g.lock
 	}
 	return m
+}
+
+// diskSize is a disk's size as PVE writes it in a config: whole GiB as "64G",
+// anything else in MiB.
+func diskSize(bytes int64) string {
+	if bytes%gib == 0 {
+		return fmt.Sprintf("%dG", bytes/gib)
+	}
+	return fmt.Sprintf("%dM", bytes/mib)
 }
 
 // diskName is the volume name of a guest's disk: a template's is a base image.
