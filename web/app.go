@@ -164,6 +164,10 @@ func New(opts Options) *App {
 	api.GET("/memory/preferences", a.listPreferences)
 	api.PUT("/memory/preferences/:key", a.putPreference)
 	api.GET("/audit", a.listAudit)
+	api.GET("/audit/search", a.searchAudit)
+	api.GET("/approvals/history", a.approvalHistory)
+	api.GET("/guests/:vmid", a.getGuest)
+	api.GET("/guests/:vmid/metrics", a.getGuestMetrics)
 
 	a.mountConsole()
 	a.mountMetrics()

@@ -39,6 +39,17 @@
     approvalsLoad: null,
     approvalsAgain: false,
     noticeTimer: 0,
+    view: 'overview',         // overview | guest | history | audit (from the location hash)
+    guestInfo: new Map(),     // vmid → the newest cluster snapshot's row (name, node, status)
+    guest: null,              // {vmid, seq, detail} of the open guest view
+    guestSeq: 0,              // bumps on every guest load, so a late answer for another guest loses
+    metricsSeq: 0,
+    charts: [],               // uPlot instances of the guest view
+    chartObserver: null,
+    history: { rows: [], next: '', loading: false, seq: 0 },
+    audit: { rows: [], next: 0, loading: false, seq: 0, query: '' },
+    toolNamesLoaded: false,
+    historyTimer: 0,
   };
 
   // ---------- small helpers ----------
@@ -261,6 +272,7 @@
     $('login-view').hidden = true;
     $('console-view').hidden = false;
     $('session-controls').hidden = false;
+    route();
   }
 
   // ---------- session ----------
@@ -332,6 +344,7 @@
     $('guests').replaceChildren();
     $('storage').replaceChildren();
     updateFeedEmpty();
+    clearPages();
   }
 
   function sessionEnded() {
@@ -445,7 +458,10 @@
         applyCluster(ev);
         return; // snapshots feed the overview, not the activity list
       case 'approval':
-        if (live) loadApprovals();
+        if (live) {
+          loadApprovals();
+          refreshHistorySoon();
+        }
         break;
       case 'safety':
         if (live) loadSafety();
@@ -914,15 +930,25 @@
     guests = guests.slice().sort((a, b) => a.vmid - b.vmid);
     const rows = [];
     let running = 0;
+    // A re-render must not steal the keyboard focus from a guest's link.
+    const focused = document.activeElement && document.activeElement.classList.contains('guest-link')
+      ? document.activeElement.dataset.vmid : '';
+    state.guestInfo.clear();
     for (const g of guests) {
-      const tr = el('tr');
+      state.guestInfo.set(String(g.vmid), g);
+      const tr = el('tr', 'guest-row');
       tr.dataset.testid = 'guest';
       tr.dataset.vmid = String(g.vmid);
       tr.dataset.status = g.status || 'unknown';
       if (g.status === 'running') running++;
       tr.append(el('td', 'vmid', g.vmid));
-      const name = el('td', 'name', g.name || '—');
-      name.append(el('span', 'guest-kind', g.kind === 'lxc' ? 'CT' : 'VM'));
+      const name = el('td', 'name');
+      const link = el('a', 'guest-link', g.name || '—');
+      link.href = `#/guest/${encodeURIComponent(g.vmid)}`;
+      link.dataset.vmid = String(g.vmid);
+      link.dataset.testid = 'guest-link';
+      link.setAttribute('aria-label', `${g.kind === 'lxc' ? 'Container' : 'VM'} ${g.vmid} ${g.name || ''}: details`);
+      name.append(link, el('span', 'guest-kind', g.kind === 'lxc' ? 'CT' : 'VM'));
       tr.append(name);
       tr.append(el('td', 'node', g.node));
       const st = el('td');
@@ -935,6 +961,11 @@
     }
     $('guests').replaceChildren(...rows);
     $('guests-summary').textContent = guests.length ? `${running} running · ${guests.length - running} stopped` : '';
+    if (focused) {
+      const again = $('guests').querySelector(`.guest-link[data-vmid="${CSS.escape(focused)}"]`);
+      if (again) again.focus();
+    }
+    if (state.view === 'guest' && state.guest) renderGuestHeader();
   }
 
   function renderStorage(list) {
@@ -967,6 +998,699 @@
     $('storage').replaceChildren(...items);
   }
 
+  // ---------- views ----------
+
+  // The location hash names the view: #/ (overview), #/guest/101, #/approvals,
+  // #/audit. Links and the browser's back button move between them.
+  function parseRoute() {
+    const h = location.hash.replace(/^#\/?/, '');
+    let m = /^guest\/(\d{3,9})$/.exec(h);
+    if (m) return { view: 'guest', vmid: m[1] };
+    if (h === 'approvals') return { view: 'history' };
+    if (h === 'audit') return { view: 'audit' };
+    m = /^guest\/(.*)$/.exec(h);
+    if (m) return { view: 'guest', vmid: m[1] }; // the server says what is wrong with it
+    return { view: 'overview' };
+  }
+
+  function route() {
+    if (!state.session && $('console-view').hidden) return;
+    const r = parseRoute();
+    const before = state.view;
+    state.view = r.view;
+    const page = r.view !== 'overview';
+    $('console-view').dataset.view = page ? 'page' : 'overview';
+    $('cluster-section').hidden = page;
+    $('feed-section').hidden = page;
+    $('guest-view').hidden = r.view !== 'guest';
+    $('history-view').hidden = r.view !== 'history';
+    $('audit-view').hidden = r.view !== 'audit';
+    for (const a of document.querySelectorAll('#views .view-link')) {
+      if (a.dataset.view === r.view) a.setAttribute('aria-current', 'page');
+      else a.removeAttribute('aria-current');
+    }
+    if (r.view !== 'guest') closeGuest();
+    if (r.view === 'guest') openGuest(r.vmid);
+    if (r.view === 'history' && before !== 'history') {
+      loadHistory(false);
+      $('history-title').focus();
+    }
+    if (r.view === 'audit' && before !== 'audit') {
+      loadToolNames();
+      loadAudit(false);
+      $('audit-title').focus();
+    }
+  }
+
+  // clearPages forgets what the pages showed: a next login starts empty.
+  function clearPages() {
+    closeGuest();
+    state.history = { rows: [], next: '', loading: false, seq: state.history.seq + 1 };
+    state.audit = { rows: [], next: 0, loading: false, seq: state.audit.seq + 1, query: '' };
+    clearTimeout(state.historyTimer);
+    $('history-rows').replaceChildren();
+    $('history-more').hidden = true;
+    $('history-count').textContent = '';
+    $('history-error').textContent = '';
+    $('audit-rows').replaceChildren();
+    $('audit-more').hidden = true;
+    $('audit-count').textContent = '';
+    $('audit-error').textContent = '';
+    state.view = 'overview';
+  }
+
+  function fmtDateTime(iso) {
+    const d = new Date(iso);
+    if (!iso || Number.isNaN(d.getTime())) return '';
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${clockTime(d)}`;
+  }
+
+  function timeCell(iso) {
+    const td = el('td', 'when');
+    const text = fmtDateTime(iso);
+    if (!text) {
+      td.textContent = '—';
+      return td;
+    }
+    const t = el('time', '', text);
+    t.dateTime = new Date(iso).toISOString();
+    t.title = new Date(iso).toLocaleString();
+    td.append(t);
+    return td;
+  }
+
+  function badge(text, cls) {
+    return el('span', `badge ${cls || ''}`.trim(), text);
+  }
+
+  function yesNo(v) {
+    return v ? 'yes' : 'no';
+  }
+
+  // dl builds a definition list of [label, value] pairs; a value may be a node.
+  function dl(pairs) {
+    const list = el('dl', 'facts');
+    for (const [k, v] of pairs) {
+      if (v === undefined || v === null || v === '') continue;
+      list.append(el('dt', '', k));
+      const dd = el('dd');
+      if (v instanceof Node) dd.append(v); else dd.textContent = String(v);
+      list.append(dd);
+    }
+    return list;
+  }
+
+  // table builds a small read-only table: head is the column names, rows are
+  // arrays of cell values (text or nodes).
+  function table(head, rows, cls) {
+    const wrap = el('div', 'table-scroll');
+    const t = el('table', `data-table ${cls || ''}`.trim());
+    const tr = el('tr');
+    for (const h of head) {
+      const th = el('th', '', h);
+      th.scope = 'col';
+      tr.append(th);
+    }
+    const thead = el('thead');
+    thead.append(tr);
+    const tbody = el('tbody');
+    for (const r of rows) {
+      const row = el('tr');
+      for (const v of r) {
+        const td = el('td');
+        if (v instanceof Node) td.append(v); else td.textContent = v === undefined || v === null || v === '' ? '—' : String(v);
+        row.append(td);
+      }
+      tbody.append(row);
+    }
+    t.append(thead, tbody);
+    wrap.append(t);
+    return wrap;
+  }
+
+  // ---------- guest detail ----------
+
+  function closeGuest() {
+    state.guest = null;
+    state.guestSeq++;
+    state.metricsSeq++;
+    destroyCharts();
+  }
+
+  function openGuest(vmid) {
+    if (state.guest && state.guest.vmid === vmid) return;
+    closeGuest();
+    const seq = state.guestSeq;
+    state.guest = { vmid, seq, detail: null };
+    for (const part of ['config', 'agent', 'snapshots', 'backups']) {
+      $(`guest-${part}`).replaceChildren();
+      $(`guest-${part}-error`).textContent = '';
+    }
+    $('guest-metrics-error').textContent = '';
+    $('guest-metrics-summary').textContent = '';
+    $('guest-protection').hidden = true;
+    $('guest-badges').replaceChildren();
+    $('guest-status').textContent = `Reading guest ${vmid} from the cluster…`;
+    $('guest-view').dataset.vmid = vmid;
+    $('guest-view').dataset.loaded = 'false';
+    renderGuestHeader();
+    $('guest-title').focus();
+    loadGuest(vmid, seq);
+    loadMetrics(vmid);
+  }
+
+  async function loadGuest(vmid, seq) {
+    let d;
+    try {
+      d = await api('GET', `/api/guests/${encodeURIComponent(vmid)}`);
+    } catch (err) {
+      if (seq !== state.guestSeq) return;
+      $('guest-status').textContent = err.status === 400 ? err.message : `Could not read guest ${vmid}: ${err.message}`;
+      $('guest-view').dataset.loaded = 'error';
+      return;
+    }
+    if (seq !== state.guestSeq || !state.guest) return;
+    state.guest.detail = d;
+    $('guest-status').textContent = '';
+    renderGuestHeader();
+    renderSection('config', d.config, renderConfig);
+    renderSection('agent', d.agent, renderAgent);
+    renderSection('snapshots', d.snapshots, renderSnapshots);
+    renderSection('backups', d.backups, renderBackups);
+    $('guest-view').dataset.loaded = 'true';
+  }
+
+  // renderSection shows one tool's answer, or its error sentence: a failing
+  // tool costs its own card only.
+  function renderSection(part, sec, render) {
+    const box = $(`guest-${part}`);
+    const error = $(`guest-${part}-error`);
+    box.replaceChildren();
+    error.textContent = '';
+    if (!sec || sec.error || !sec.data) {
+      error.textContent = (sec && sec.error) || 'No answer.';
+      box.dataset.state = 'error';
+      return;
+    }
+    try {
+      render(box, sec.data);
+      box.dataset.state = 'ok';
+    } catch (err) {
+      box.replaceChildren();
+      error.textContent = `The answer of ${sec.tool} could not be shown: ${err.message}`;
+      box.dataset.state = 'error';
+    }
+  }
+
+  function renderGuestHeader() {
+    const g = state.guest;
+    if (!g) return;
+    const d = g.detail || {};
+    const cfg = (d.config && d.config.data) || {};
+    const info = state.guestInfo.get(String(g.vmid)) || {};
+    const kind = cfg.kind || d.kind || info.kind;
+    const name = cfg.name || info.name || '';
+    $('guest-title').textContent = `${kind === 'lxc' ? 'Container' : kind ? 'VM' : 'Guest'} ${g.vmid}${name ? ` · ${name}` : ''}`;
+    const badges = [];
+    const node = cfg.node || d.node || info.node;
+    if (node) badges.push(badge(`node ${node}`, 'badge-node'));
+    if (info.status) badges.push(badge(info.status, `badge-state state-${info.status}`));
+    if (cfg.template) badges.push(badge('template', 'badge-template'));
+    if (cfg.lock) badges.push(badge(`locked: ${cfg.lock}`, 'badge-warn'));
+    if (d.created_by_jarvis) {
+      const b = badge('created by Jarvis', 'badge-jarvis');
+      b.dataset.testid = 'badge-created';
+      badges.push(b);
+    }
+    const prot = d.protection || {};
+    if (prot.protected) {
+      const b = badge('protected', 'badge-protected');
+      b.dataset.testid = 'badge-protected';
+      badges.push(b);
+    }
+    $('guest-badges').replaceChildren(...badges);
+    // Why it is protected, in words: no change to it is allowed, reads are.
+    const note = $('guest-protection');
+    note.textContent = prot.protected ? `${(prot.reasons || []).join(' ')} Reads still work.` : '';
+    note.hidden = !prot.protected;
+  }
+
+  function mib(n) {
+    const v = Number(n);
+    return Number.isFinite(v) ? bytes(v * 1024 * 1024) : '';
+  }
+
+  function chips(list, cls) {
+    const span = el('span', 'chips');
+    for (const t of list) span.append(el('span', `tag ${cls || ''}`.trim(), t));
+    return span;
+  }
+
+  function renderConfig(box, c) {
+    const kind = c.kind === 'lxc' ? 'container (LXC)' : c.kind === 'qemu' ? 'virtual machine (QEMU)' : c.kind;
+    let cores = c.cores !== undefined ? String(c.cores) : '';
+    if (cores && c.sockets && c.sockets > 1) cores = `${c.cores} × ${c.sockets} sockets`;
+    let balloon = '';
+    if (c.balloon_mib !== undefined && c.balloon_mib !== null) balloon = Number(c.balloon_mib) === 0 ? 'off' : `${mib(c.balloon_mib)} minimum`;
+    const tagList = Array.isArray(c.tags) ? c.tags : typeof c.tags === 'string' ? c.tags.split(/[;,\s]+/) : [];
+    const tags = tagList.filter(Boolean).length ? chips(tagList.filter(Boolean)) : '';
+    box.append(dl([
+      ['Name', c.name],
+      ['Kind', kind],
+      ['Node', c.node],
+      ['OS type', c.ostype],
+      ['Cores', cores],
+      ['Memory', c.memory_mib !== undefined ? mib(c.memory_mib) : ''],
+      ['Balloon', balloon],
+      ['Swap', c.swap_mib !== undefined && c.swap_mib !== null ? mib(c.swap_mib) : ''],
+      ['Start at boot', c.onboot !== undefined ? yesNo(c.onboot) : ''],
+      ['Template', c.template !== undefined ? yesNo(c.template) : ''],
+      ['Lock', c.lock],
+      ['Tags', tags],
+    ]));
+    const disks = Array.isArray(c.disks) ? c.disks : [];
+    box.append(el('h4', 'minor', `Disks (${disks.length})`));
+    if (disks.length) {
+      const t = table(['Slot', 'Storage', 'Size', 'Volume'],
+        disks.map((k) => [k.slot, k.storage || 'host path', k.size_bytes ? bytes(k.size_bytes) : k.size, k.volume]), 'disks');
+      t.dataset.testid = 'guest-disks';
+      box.append(t);
+    } else box.append(el('p', 'empty small', 'No disks.'));
+    const nics = Array.isArray(c.nics) ? c.nics : [];
+    box.append(el('h4', 'minor', `Network (${nics.length})`));
+    if (nics.length) {
+      const t = table(['Slot', 'Model', 'Bridge', 'MAC', 'IP', 'Firewall'],
+        nics.map((n) => [n.slot, n.model, n.bridge, n.mac, n.ip, n.firewall === undefined ? '' : yesNo(n.firewall)]), 'nics');
+      t.dataset.testid = 'guest-nics';
+      box.append(t);
+    } else box.append(el('p', 'empty small', 'No network devices.'));
+    if (c.cloud_init) {
+      const ci = c.cloud_init;
+      box.append(el('h4', 'minor', 'Cloud-init'));
+      const ips = Array.isArray(ci.ip_config) ? ci.ip_config : [];
+      // Only whether secrets are set: their values never reach the console.
+      box.append(dl([
+        ['User', ci.user],
+        ['IP config', ips.length ? ips.join(', ') : ''],
+        ['SSH keys', ci.ssh_keys_set ? 'set' : 'not set'],
+        ['Password', ci.password_set ? 'set' : 'not set'],
+      ]));
+    }
+    box.append(el('h4', 'minor', 'Notes'));
+    if (c.notes && String(c.notes).trim()) box.append(el('pre', 'notes', c.notes));
+    else box.append(el('p', 'empty small', 'No notes.'));
+  }
+
+  function renderAgent(box, a) {
+    if (!a.agent_running) {
+      const p = el('p', 'agent-off');
+      p.dataset.testid = 'agent-not-running';
+      p.append(el('strong', '', 'Agent not running.'));
+      if (a.message) p.append(' ', a.message);
+      box.append(p);
+      return;
+    }
+    box.append(dl([['Hostname', a.hostname], ['OS', a.os]]));
+    const ifaces = (Array.isArray(a.interfaces) ? a.interfaces : []).filter((i) => i.name !== 'lo');
+    if (!ifaces.length) {
+      box.append(el('p', 'empty small', 'The agent reports no network interfaces.'));
+      return;
+    }
+    box.append(table(['Interface', 'MAC', 'Addresses'],
+      ifaces.map((i) => [i.name, i.mac, Array.isArray(i.ips) && i.ips.length ? i.ips.join('\n') : '']), 'ips'));
+  }
+
+  function renderSnapshots(box, s) {
+    const list = Array.isArray(s.snapshots) ? s.snapshots.slice() : [];
+    if (!list.length) {
+      box.append(el('p', 'empty small', 'No snapshots.'));
+      return;
+    }
+    list.sort((a, b) => String(b.created || '').localeCompare(String(a.created || '')));
+    const rows = list.map((x) => {
+      const name = el('span', 'snap-name', x.name);
+      const cell = el('span');
+      cell.append(name);
+      if (x.name === s.current_parent) cell.append(' ', badge('current', 'badge-current'));
+      return [cell, fmtDateTime(x.created), x.description, yesNo(x.with_ram)];
+    });
+    const t = table(['Name', 'Taken', 'Description', 'RAM'], rows, 'snapshots');
+    t.dataset.testid = 'guest-snapshot-list';
+    box.append(t);
+  }
+
+  function renderBackups(box, b) {
+    const list = Array.isArray(b.backups) ? b.backups : [];
+    if (!list.length) {
+      box.append(el('p', 'empty small', 'No backups of this guest.'));
+      return;
+    }
+    box.append(table(['Created', 'Size', 'Storage', 'Format', 'Protected', 'Notes'],
+      list.map((x) => [fmtDateTime(x.created), x.size || bytes(x.size_bytes), x.storage, x.format, yesNo(x.protected), x.notes]), 'backups'));
+    if (b.left_out) box.append(el('p', 'muted small', `${b.left_out} older backups are not shown.`));
+  }
+
+  // ---------- charts ----------
+
+  function timeframe() {
+    const r = document.querySelector('#guest-timeframe input[name="timeframe"]:checked');
+    return r ? r.value : 'hour';
+  }
+
+  async function loadMetrics(vmid) {
+    const seq = ++state.metricsSeq;
+    const tf = timeframe();
+    $('guest-metrics-error').textContent = '';
+    $('guest-charts').setAttribute('aria-busy', 'true');
+    let d;
+    try {
+      d = await api('GET', `/api/guests/${encodeURIComponent(vmid)}/metrics?timeframe=${encodeURIComponent(tf)}`);
+    } catch (err) {
+      if (seq !== state.metricsSeq) return;
+      destroyCharts();
+      $('guest-metrics-error').textContent = err.message;
+      $('guest-charts').removeAttribute('aria-busy');
+      return;
+    }
+    if (seq !== state.metricsSeq) return;
+    $('guest-charts').removeAttribute('aria-busy');
+    const sec = d.metrics || {};
+    if (sec.error || !sec.data) {
+      destroyCharts();
+      $('guest-metrics-summary').textContent = '';
+      $('guest-metrics-error').textContent = sec.error || 'No answer.';
+      return;
+    }
+    renderCharts(sec.data, tf);
+  }
+
+  function destroyCharts() {
+    for (const c of state.charts) c.plot.destroy();
+    state.charts = [];
+    if (state.chartObserver) {
+      state.chartObserver.disconnect();
+      state.chartObserver = null;
+    }
+    $('guest-charts').replaceChildren();
+  }
+
+  // Seconds since the epoch from a point's time (RFC 3339 text, or a number in
+  // seconds or milliseconds).
+  function pointTime(t) {
+    if (typeof t === 'number') return t > 1e12 ? t / 1000 : t;
+    const ms = Date.parse(t);
+    return Number.isNaN(ms) ? null : ms / 1000;
+  }
+
+  function num(v) {
+    const n = Number(v);
+    return v === null || v === undefined || !Number.isFinite(n) ? null : n;
+  }
+
+  function rate(n) {
+    return `${bytes(n)}/s`;
+  }
+
+  // axis is the look of a chart axis in the console's dark theme (a new object
+  // each time: the chart keeps what it is given).
+  function axis(extra) {
+    return { stroke: '#8e9bb3', grid: { stroke: '#1c2537', width: 1 }, ticks: { stroke: '#263248', width: 1 }, font: '11px system-ui, sans-serif', ...extra };
+  }
+
+  // Tick steps for byte scales: 1, 2, 4 … 512 of B, KiB, MiB, GiB, TiB, so the
+  // axis reads 2.0 GiB, 4.0 GiB rather than 4.7 GiB.
+  const BINARY_INCRS = [];
+  for (let e = 0; e <= 40; e += 10) {
+    for (let m = 1; m < 1024; m *= 2) BINARY_INCRS.push(m * 2 ** e);
+  }
+
+  function renderCharts(m, tf) {
+    destroyCharts();
+    const pts = (Array.isArray(m.points) ? m.points : [])
+      .map((p) => ({ ...p, t: pointTime(p.time) }))
+      .filter((p) => p.t !== null)
+      .sort((a, b) => a.t - b.t);
+    const sum = m.summary || {};
+    const parts = [];
+    if (num(sum.cpu_avg_percent) !== null) parts.push(`CPU average ${num(sum.cpu_avg_percent).toFixed(1)}%`);
+    if (num(sum.cpu_max_percent) !== null) parts.push(`peak ${num(sum.cpu_max_percent).toFixed(1)}%`);
+    if (num(sum.mem_max_bytes) !== null) parts.push(`memory peak ${bytes(num(sum.mem_max_bytes))}`);
+    const word = { hour: 'the last hour', day: 'the last day', week: 'the last week' }[tf] || tf;
+    const head = word.charAt(0).toUpperCase() + word.slice(1);
+    $('guest-metrics-summary').textContent = `${head}${m.cf ? ` (${m.cf.toLowerCase()})` : ''}: ${pts.length} points${parts.length ? ` · ${parts.join(' · ')}` : ''}`;
+    if (!pts.length) {
+      $('guest-metrics-error').textContent = 'Proxmox has no samples for this timeframe yet.';
+      return;
+    }
+    if (typeof window.uPlot !== 'function') {
+      $('guest-metrics-error').textContent = 'The chart library did not load; reload the page.';
+      return;
+    }
+    const xs = pts.map((p) => p.t);
+    const specs = [
+      {
+        key: 'cpu', title: 'CPU', unit: (v) => `${v.toFixed(0)}%`, range: [0, 100],
+        series: [{ label: 'CPU', stroke: '#38bdf8', fill: 'rgba(56, 189, 248, 0.14)', values: pts.map((p) => num(p.cpu_percent)) }],
+      },
+      {
+        key: 'mem', title: 'Memory', unit: bytes, binary: true,
+        series: [
+          { label: 'used', stroke: '#a78bfa', fill: 'rgba(167, 139, 250, 0.14)', values: pts.map((p) => num(p.mem_used_bytes)) },
+          { label: 'total', stroke: '#64748b', dash: [4, 4], values: pts.map((p) => num(p.mem_total_bytes)) },
+        ],
+      },
+      {
+        key: 'net', title: 'Network', unit: rate, binary: true,
+        series: [
+          { label: 'in', stroke: '#22c55e', values: pts.map((p) => num(p.net_in_bps)) },
+          { label: 'out', stroke: '#f59e0b', values: pts.map((p) => num(p.net_out_bps)) },
+        ],
+      },
+    ];
+    const box = $('guest-charts');
+    for (const spec of specs) {
+      const fig = el('figure', 'chart');
+      fig.dataset.testid = `chart-${spec.key}`;
+      fig.dataset.chart = spec.key;
+      const cap = el('figcaption', 'chart-title', spec.title);
+      const area = el('div', 'chart-area');
+      // The canvas is a picture: say what it shows in words too.
+      const last = spec.series.map((s) => {
+        const v = s.values.filter((x) => x !== null);
+        return v.length ? `${s.label} ${spec.unit(v[v.length - 1])}` : '';
+      }).filter(Boolean).join(', ');
+      area.setAttribute('role', 'img');
+      area.setAttribute('aria-label', `${spec.title} over ${word}${last ? `; latest: ${last}` : ''}`);
+      fig.append(cap, area);
+      box.append(fig);
+      const width = Math.max(240, area.clientWidth || box.clientWidth || 300);
+      const plot = new window.uPlot({
+        width,
+        height: 150,
+        cursor: { drag: { x: false, y: false } },
+        legend: { show: true, live: true },
+        scales: { x: { time: true }, y: spec.range ? { range: spec.range } : { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+        axes: [
+          axis(),
+          axis({ size: 72, ...(spec.binary ? { incrs: BINARY_INCRS } : {}), values: (u, vals) => vals.map((v) => (v === null ? '' : spec.unit(v))) }),
+        ],
+        series: [
+          { value: (u, v) => (v === null ? '—' : fmtDateTime(v * 1000)) },
+          ...spec.series.map((s) => ({
+            label: s.label, stroke: s.stroke, fill: s.fill, dash: s.dash, width: 1.5, spanGaps: false,
+            points: { show: false }, value: (u, v) => (v === null ? '—' : spec.unit(v)),
+          })),
+        ],
+      }, [xs, ...spec.series.map((s) => s.values)], area);
+      state.charts.push({ plot, area });
+    }
+    if (typeof ResizeObserver === 'function') {
+      state.chartObserver = new ResizeObserver(() => {
+        for (const c of state.charts) {
+          const w = Math.max(240, c.area.clientWidth);
+          if (Math.abs(w - c.plot.width) > 2) c.plot.setSize({ width: w, height: 150 });
+        }
+      });
+      for (const c of state.charts) state.chartObserver.observe(c.area);
+    }
+  }
+
+  // ---------- approvals history ----------
+
+  function refreshHistorySoon() {
+    if (state.view !== 'history') return;
+    clearTimeout(state.historyTimer);
+    state.historyTimer = setTimeout(() => loadHistory(false), 500);
+  }
+
+  async function loadHistory(older) {
+    const h = state.history;
+    if (older && (!h.next || h.loading)) return;
+    const seq = ++h.seq;
+    h.loading = true;
+    const params = new URLSearchParams({ limit: '50' });
+    const status = $('history-status').value;
+    if (status) params.set('status', status);
+    if (older) params.set('before', h.next);
+    $('history-error').textContent = '';
+    $('history-more').disabled = true;
+    try {
+      const page = await api('GET', `/api/approvals/history?${params}`);
+      if (seq !== state.history.seq) return;
+      h.rows = older ? h.rows.concat(page.approvals || []) : (page.approvals || []);
+      h.next = page.more ? page.next_before : '';
+      renderHistory(older ? page.approvals || [] : h.rows, older);
+    } catch (err) {
+      if (seq === state.history.seq && err.status !== 401) $('history-error').textContent = err.message;
+    } finally {
+      if (seq === state.history.seq) {
+        h.loading = false;
+        $('history-more').disabled = false;
+      }
+    }
+  }
+
+  function renderHistory(list, append) {
+    const rows = list.map((a) => {
+      const tr = el('tr');
+      tr.dataset.testid = 'history-row';
+      tr.dataset.approvalId = a.id;
+      tr.dataset.status = a.status;
+      tr.append(timeCell(a.created_at));
+      const tool = el('td');
+      tool.append(el('code', '', a.tool));
+      tr.append(tool);
+      const plan = el('td', 'plan', a.plan);
+      plan.title = a.id;
+      tr.append(plan);
+      tr.append(el('td', 'who', a.principal));
+      const st = el('td');
+      const word = { consumed: 'approved, used', approved: 'approved' }[a.status] || a.status;
+      st.append(badge(word, `decision-${a.status}`));
+      tr.append(st);
+      tr.append(el('td', 'who', a.decided_by || (a.status === 'expired' ? 'nobody (expired)' : '—')));
+      // When it was decided; an expired request was never decided: when it lapsed.
+      tr.append(timeCell(a.decided_at || (a.status === 'expired' ? a.expires_at : '')));
+      return tr;
+    });
+    if (append) $('history-rows').append(...rows); else $('history-rows').replaceChildren(...rows);
+    const n = state.history.rows.length;
+    $('history-empty').hidden = n > 0;
+    $('history-more').hidden = !state.history.next;
+    $('history-count').textContent = n ? `${n} shown${state.history.next ? ' · older ones exist' : ''}` : '';
+  }
+
+  // ---------- audit log ----------
+
+  async function loadToolNames() {
+    if (state.toolNamesLoaded) return;
+    try {
+      const data = await api('GET', '/api/tools');
+      const names = (data.tools || []).map((t) => t.name).sort();
+      $('audit-tool-names').replaceChildren(...names.map((n) => {
+        const o = el('option');
+        o.value = n;
+        return o;
+      }));
+      state.toolNamesLoaded = true;
+    } catch (_) { /* typing a name works without the suggestions */ }
+  }
+
+  // auditQuery reads the filter form into the search's parameters.
+  function auditQuery() {
+    const p = new URLSearchParams();
+    const text = (id, key) => {
+      const v = $(id).value.trim();
+      if (v) p.set(key, v);
+    };
+    text('audit-tool', 'tool');
+    text('audit-principal', 'principal');
+    text('audit-tier', 'tier');
+    text('audit-decision', 'decision');
+    text('audit-outcome', 'outcome');
+    for (const [id, key] of [['audit-since', 'since'], ['audit-until', 'until']]) {
+      const v = $(id).value;
+      if (!v) continue;
+      const d = new Date(v); // datetime-local is the operator's local time
+      if (Number.isNaN(d.getTime())) {
+        p.set(key, v); // the server names what is wrong with it
+      } else {
+        p.set(key, d.toISOString());
+      }
+    }
+    return p;
+  }
+
+  async function loadAudit(older) {
+    const a = state.audit;
+    if (older && (!a.next || a.loading)) return;
+    const seq = ++a.seq;
+    a.loading = true;
+    const p = older ? new URLSearchParams(a.query) : auditQuery();
+    if (!older) a.query = p.toString();
+    p.set('limit', '100');
+    if (older) p.set('before_id', String(a.next));
+    $('audit-error').textContent = '';
+    $('audit-more').disabled = true;
+    $('audit-view').setAttribute('aria-busy', 'true');
+    try {
+      const page = await api('GET', `/api/audit/search?${p}`);
+      if (seq !== state.audit.seq) return;
+      const calls = page.calls || [];
+      a.rows = older ? a.rows.concat(calls) : calls;
+      a.next = page.more ? page.next_before_id : 0;
+      renderAudit(calls, older);
+    } catch (err) {
+      if (seq !== state.audit.seq) return;
+      if (err.status !== 401) $('audit-error').textContent = err.message;
+      if (!older) {
+        a.rows = [];
+        a.next = 0;
+        renderAudit([], false);
+      }
+    } finally {
+      if (seq === state.audit.seq) {
+        a.loading = false;
+        $('audit-more').disabled = false;
+        $('audit-view').removeAttribute('aria-busy');
+      }
+    }
+  }
+
+  function renderAudit(calls, append) {
+    const rows = calls.map((c) => {
+      const tr = el('tr');
+      tr.dataset.testid = 'audit-row';
+      tr.dataset.id = String(c.id);
+      tr.dataset.tool = c.tool;
+      tr.dataset.outcome = c.outcome || '';
+      tr.append(timeCell(c.time));
+      tr.append(el('td', 'who', c.principal));
+      const tool = el('td');
+      tool.append(el('code', '', c.tool));
+      tr.append(tool);
+      const tier = el('td');
+      const t = tierName(c.tier);
+      tier.append(badge(c.tier || '—', t ? `tier tier-${t}` : ''));
+      tr.append(tier);
+      tr.append(el('td', 'decision', c.decision));
+      const out = el('td', 'outcome');
+      out.append(badge(c.outcome || '—', `outcome-${c.outcome || 'none'}`));
+      if (typeof c.duration_ms === 'number' && c.outcome !== 'running' && c.outcome !== 'refused') out.append(el('span', 'muted small', ` ${c.duration_ms} ms`));
+      tr.append(out);
+      const plan = el('td', 'plan', c.plan || '');
+      if (c.args && c.args !== '{}') plan.title = c.args;
+      tr.append(plan);
+      tr.append(el('td', 'error-text', c.error || ''));
+      return tr;
+    });
+    if (append) $('audit-rows').append(...rows); else $('audit-rows').replaceChildren(...rows);
+    const n = state.audit.rows.length;
+    $('audit-empty').hidden = n > 0;
+    $('audit-more').hidden = !state.audit.next;
+    $('audit-count').textContent = n ? `${n} calls shown${state.audit.next ? ' · older ones exist' : ''}` : '';
+  }
+
   // ---------- wiring ----------
 
   function wire() {
@@ -975,6 +1699,25 @@
     $('kill-switch').addEventListener('click', (e) => toggleSwitch('kill_switch', e.currentTarget));
     $('read-only').addEventListener('click', (e) => toggleSwitch('read_only', e.currentTarget));
     $('feed-filters').addEventListener('change', applyFilters);
+    window.addEventListener('hashchange', route);
+    // A click anywhere on a guest's row opens it, as its link does.
+    $('guests').addEventListener('click', (e) => {
+      if (e.target.closest('a')) return;
+      const tr = e.target.closest('tr[data-vmid]');
+      if (tr) location.hash = `#/guest/${tr.dataset.vmid}`;
+    });
+    $('guest-timeframe').addEventListener('change', () => {
+      if (state.guest) loadMetrics(state.guest.vmid);
+    });
+    $('history-status').addEventListener('change', () => loadHistory(false));
+    $('history-more').addEventListener('click', () => loadHistory(true));
+    $('audit-filters').addEventListener('submit', (e) => {
+      e.preventDefault();
+      loadAudit(false);
+    });
+    // Clearing the form lists everything again (after the browser resets the fields).
+    $('audit-filters').addEventListener('reset', () => setTimeout(() => loadAudit(false), 0));
+    $('audit-more').addEventListener('click', () => loadAudit(true));
     // Coming back online or to the tab: reconnect at once instead of waiting out the backoff.
     const nudge = () => {
       if (state.session && !state.es) {
