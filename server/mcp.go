@@ -80,10 +80,10 @@ func (s *Server) HTTPServers() []*mcp.Server {
 func mcpTool(t *tools.Tool) *mcp.Tool {
 	a := t.Tier.Annotations()
 	return &mcp.Tool{
-		Name:        t.Name,
-		Title:       t.Title,
-		Description: t.Description,
-		InputSchema: t.InputSchema,
+		Name:         t.Name,
+		Title:        t.Title,
+		Description:  t.Description,
+		InputSchema:  t.InputSchema,
 		OutputSchema: wireOutputSchema(t.OutputSchema),
 		Annotations: &mcp.ToolAnnotations{
 			Title:           t.Title,
