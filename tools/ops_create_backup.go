@@ -527,7 +527,14 @@ func restoreNew(ctx context.Context, env *Env, in RestoreBackupInput, ownerGuest
 	if unique {
 		effect += fmt.Sprintf(", with new MAC addresses (%s still exists)", guestNoun(ownerGuest))
 	}
-	call := &Call{Target: safety.Target{Node: target, VMID: in.VMID, Kind: kind}, Tier: safety.Yellow, Effect: effect,
+	tier := safety.Yellow
+	if in.Start && ownerGuest != nil && ownerGuest.Status == "running" {
+		// A second copy of a running guest boots on the same network, most
+		// likely with the same addresses configured inside it: a person decides.
+		tier = safety.Red
+		effect += fmt.Sprintf(", while %s is running (the copy may claim the same IP addresses inside its OS)", guestNoun(ownerGuest))
+	}
+	call := &Call{Target: safety.Target{Node: target, VMID: in.VMID, Kind: kind}, Tier: tier, Effect: effect,
 		Run: func(ctx context.Context, progress Progress) (any, error) {
 			res, err := runRestore(ctx, env, target, kind, in, pve.RestoreOptions{Archive: in.VolID, VMID: in.VMID, Storage: in.Storage, Unique: unique, Start: in.Start}, progress)
 			if err != nil {

@@ -159,11 +159,27 @@ func TestCreatePlans(t *testing.T) {
 			}, tier: safety.Red},
 		{name: "restore into a new VMID", tool: "restore_backup",
 			args: func(t *testing.T, env *Env) map[string]any {
+				return map[string]any{"volid": newestBackup(t, env, 101).VolID, "vmid": 130}
+			},
+			want: func(t *testing.T, env *Env) string {
+				b := newestBackup(t, env, 101)
+				return "^" + regexp.QuoteMeta(fmt.Sprintf("Restore backup %s (of VM 101 'web01', %s) into new VM 130 on node pve, with new MAC addresses (VM 101 'web01' still exists); the new guest is tagged jarvis-created", b.VolID, backupDate(b))) + "$"
+			}, tier: safety.Yellow},
+		{name: "restore into a new VMID and start it beside the running original", tool: "restore_backup",
+			args: func(t *testing.T, env *Env) map[string]any {
 				return map[string]any{"volid": newestBackup(t, env, 101).VolID, "vmid": 130, "start": true}
 			},
 			want: func(t *testing.T, env *Env) string {
 				b := newestBackup(t, env, 101)
-				return "^" + regexp.QuoteMeta(fmt.Sprintf("Restore backup %s (of VM 101 'web01', %s) into new VM 130 on node pve, with new MAC addresses (VM 101 'web01' still exists); then it is started; the new guest is tagged jarvis-created", b.VolID, backupDate(b))) + "$"
+				return "^" + regexp.QuoteMeta(fmt.Sprintf("Restore backup %s (of VM 101 'web01', %s) into new VM 130 on node pve, with new MAC addresses (VM 101 'web01' still exists), while VM 101 'web01' is running (the copy may claim the same IP addresses inside its OS); then it is started; the new guest is tagged jarvis-created", b.VolID, backupDate(b))) + "$"
+			}, tier: safety.Red},
+		{name: "restore into a new VMID and start it, the original stopped", tool: "restore_backup",
+			args: func(t *testing.T, env *Env) map[string]any {
+				return map[string]any{"volid": newestBackup(t, env, 104).VolID, "vmid": 131, "start": true}
+			},
+			want: func(t *testing.T, env *Env) string {
+				b := newestBackup(t, env, 104)
+				return "^" + regexp.QuoteMeta(fmt.Sprintf("Restore backup %s (of VM 104 'win11', %s) into new VM 131 on node agent, with new MAC addresses (VM 104 'win11' still exists); then it is started; the new guest is tagged jarvis-created", b.VolID, backupDate(b))) + "$"
 			}, tier: safety.Yellow},
 		{name: "download", tool: "download_to_storage",
 			args: func(*testing.T, *Env) map[string]any {

@@ -26,7 +26,7 @@ Usage:
   jarvis deny ID               refuse a pending request
   jarvis safety [kill-switch|read-only on|off]
                                show or set the live safety switches
-  jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d]
+  jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d] [--toolsets LIST]
   jarvis token list | jarvis token revoke ID
   jarvis audit verify          check the audit log's hash chain
   jarvis doctor                check configuration, cluster API, node names, token privileges, SSH
@@ -92,12 +92,14 @@ call that is not a GREEN read; read-only on stops every change. A switch holds
 at once for every jarvis process on the same database, calls already waiting
 for an approval included.
 ` + demoNote,
-	"token": `Usage: jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d] [--demo]
+	"token": `Usage: jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d] [--toolsets LIST] [--demo]
        jarvis token list [--demo]
        jarvis token revoke ID [--demo]
 
 Agent tokens for /mcp. The token is printed once on stdout; --max-tier is the
-highest tier the agent may use; --ttl is its lifetime (e.g. 12h, 30d; 1m..366d).
+highest tier the agent may use; --ttl is its lifetime (e.g. 12h, 30d; 1m..366d);
+--toolsets gives the token its own toolsets (e.g. cluster,power or all) instead
+of the server's JARVIS_TOOLSETS.
 Needs DB_PATH and JWT_SECRET as the server has them (the database is created if
 it does not exist yet).
 ` + demoNote,
