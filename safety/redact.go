@@ -38,6 +38,10 @@ func RedactArgs(args map[string]any) map[string]any {
 			out[k] = RedactCommand(cmd)
 			continue
 		}
+		if s, ok := v.(string); ok && strings.Contains(s, "://") {
+			out[k] = RedactURL(s)
+			continue
+		}
 		out[k] = redactValue(v)
 	}
 	return out
@@ -50,7 +54,18 @@ var (
 	secretAssign = regexp.MustCompile(`(?i)\b([a-z0-9_]*(?:pass(?:word|wd)?|token|secret|api[_-]?key)[a-z0-9_]*)=([^\s'"]+|'[^']*'|"[^"]*")`)
 	// scheme://user:password@host
 	urlPassword = regexp.MustCompile(`(?i)([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@`)
+	// A URL's query parameter whose name says it holds a credential: signed
+	// download links (X-Amz-Signature, X-Amz-Credential, token=, key=).
+	urlQuerySecret = regexp.MustCompile(`(?i)([?&][a-z0-9_.-]*(?:token|sig|secret|pass|key|auth|credential)[a-z0-9_.-]*=)[^&#\s'"]+`)
 )
+
+// RedactURL hides the credentials a URL may carry: a password in it, and the
+// values of query parameters whose names say they hold one. Anything that is
+// not such a credential is left as it is.
+func RedactURL(s string) string {
+	s = urlPassword.ReplaceAllString(s, "${1}"+Redacted+"@")
+	return urlQuerySecret.ReplaceAllString(s, "${1}"+Redacted)
+}
 
 // RedactCommand hides credentials written into a shell command (option values
 // and assignments whose names say they are secrets, passwords in URLs), so a
@@ -58,7 +73,7 @@ var (
 func RedactCommand(cmd string) string {
 	cmd = secretOption.ReplaceAllString(cmd, "${1}${2}"+Redacted)
 	cmd = secretAssign.ReplaceAllString(cmd, "${1}="+Redacted)
-	return urlPassword.ReplaceAllString(cmd, "${1}"+Redacted+"@")
+	return RedactURL(cmd)
 }
 
 func redactValue(v any) any {

@@ -57,3 +57,27 @@ func TestRedactCommand(t *testing.T) {
 		t.Errorf("RedactArgs = %v", args)
 	}
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"https://cdimage.debian.org/debian-cd/current/amd64/iso-cd/debian-13.2.0-amd64-netinst.iso", "https://cdimage.debian.org/debian-cd/current/amd64/iso-cd/debian-13.2.0-amd64-netinst.iso"},
+		{"https://mirror.example/x.iso?version=13&arch=amd64", "https://mirror.example/x.iso?version=13&arch=amd64"},
+		{"https://b.s3.example/x.iso?X-Amz-Credential=AKIA%2F20261206&X-Amz-Signature=abcdef&X-Amz-Expires=600",
+			"https://b.s3.example/x.iso?X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]&X-Amz-Expires=600"},
+		{"https://dl.example/x.iso?token=s3cr3t#frag", "https://dl.example/x.iso?token=[redacted]#frag"},
+		{"https://dl.example/x.iso?a=1&api_key=k1&sig=zz", "https://dl.example/x.iso?a=1&api_key=[redacted]&sig=[redacted]"},
+		{"https://bob:hunter2@dl.example/x.iso", "https://bob:[redacted]@dl.example/x.iso"},
+	} {
+		if got := RedactURL(c.in); got != c.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+	// Any argument holding a URL is redacted in audit rows, whatever its name.
+	args := RedactArgs(map[string]any{"url": "https://dl.example/x.iso?token=s3cr3t", "storage": "local"})
+	if args["url"] != "https://dl.example/x.iso?token=[redacted]" || args["storage"] != "local" {
+		t.Errorf("RedactArgs = %v", args)
+	}
+	if got := RedactCommand("curl -o x.iso 'https://dl.example/x.iso?token=s3cr3t'"); got != "curl -o x.iso 'https://dl.example/x.iso?token=[redacted]'" {
+		t.Errorf("RedactCommand = %q", got)
+	}
+}

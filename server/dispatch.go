@@ -342,11 +342,14 @@ func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *too
 	if tool.Tier != safety.Green {
 		st = s.liveState(ctx)
 	}
-	// A tool whose tier depends on the arguments says so in the call; it
-	// may lower the tier, or make the call BLACK, never raise it otherwise.
+	// A tool whose tier depends on the arguments says so in the call: the
+	// call's tier lies between the tool's MinTier and Tier, or is BLACK.
 	tier := tool.Tier
-	if call.Tier != 0 && (call.Tier < tier || call.Tier == safety.Black) {
-		tier = call.Tier
+	switch {
+	case call.Tier == safety.Black:
+		tier = safety.Black
+	case call.Tier != 0:
+		tier = min(max(call.Tier, tool.MinTier), tool.Tier)
 	}
 	return s.opts.Policy.Decide(safety.Request{
 		Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Also: call.Also,
@@ -372,7 +375,7 @@ func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, in *tool
 	case verdict.Decision != safety.Allow && verdict.Decision != safety.NeedsApproval:
 		verdict.Reason = strings.TrimSuffix(verdict.Reason, ".") + ". The call was approved, but the safety checks are made again at the moment of running, so nothing was done."
 		return nil, s.refuse(ctx, c, tier, verdict, approvalID)
-	case verdict.Plan != approved.Plan:
+	case verdict.Plan != approved.Plan || verdict.Tier != approved.Tier:
 		v := safety.Verdict{Decision: safety.Denied, Tier: tier, Plan: verdict.Plan,
 			Reason: fmt.Sprintf("the target changed while the call waited: it was approved as %q, it would now %q; call the tool again to ask afresh", approved.Plan, verdict.Plan)}
 		return nil, s.refuse(ctx, c, tier, v, approvalID)
@@ -444,8 +447,8 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 // refuse to delete a guest later, never allow one it should not.
 func (s *Server) noteGuestRecords(ctx context.Context, c Call, tool *tools.Tool, beginID uint64, out any) {
 	if g, ok := out.(tools.GuestCreated); ok {
-		node, vmid := g.CreatedGuest()
-		rec := store.CreatedGuest{VMID: vmid, Node: node, Tool: tool.Name, Principal: c.Principal.ID, BeginID: beginID}
+		node, vmid, marker := g.CreatedGuest()
+		rec := store.CreatedGuest{VMID: vmid, Node: node, Tool: tool.Name, Principal: c.Principal.ID, Marker: marker, BeginID: beginID}
 		if err := s.opts.Store.RecordCreatedGuest(ctx, rec); err != nil {
 			s.opts.Logger.Error("could not record a guest Jarvis created; delete_guest will refuse it", "vmid", vmid, "err", err)
 		}

@@ -18,6 +18,9 @@ type createdGuestRecord struct {
 	Node      string `gorm:"not null"`
 	Tool      string `gorm:"not null"`
 	Principal string `gorm:"not null"`
+	// Marker is the id tag Jarvis gave the guest (jarvis-id-…): a guest with
+	// this VMID counts as Jarvis's only while it carries that tag.
+	Marker string `gorm:"not null;default:''"`
 	// BeginID is the audit begin row of the creating call; its end row must
 	// say ok for the record to count.
 	BeginID   uint64 `gorm:"not null"`
@@ -32,16 +35,17 @@ type CreatedGuest struct {
 	Node      string
 	Tool      string
 	Principal string
+	Marker    string
 	BeginID   uint64
 }
 
 // RecordCreatedGuest remembers that the call audited under beginID created
 // guest vmid. A later record for the same VMID replaces an earlier one.
 func (s *Store) RecordCreatedGuest(ctx context.Context, g CreatedGuest) error {
-	if g.VMID <= 0 || g.BeginID == 0 {
-		return fmt.Errorf("record created guest: vmid %d and audit row %d must both be set", g.VMID, g.BeginID)
+	if g.VMID <= 0 || g.BeginID == 0 || g.Marker == "" {
+		return fmt.Errorf("record created guest: vmid %d, its id tag %q and audit row %d must all be set", g.VMID, g.Marker, g.BeginID)
 	}
-	rec := createdGuestRecord{VMID: g.VMID, Node: g.Node, Tool: g.Tool, Principal: g.Principal, BeginID: g.BeginID, CreatedNS: s.now().UnixNano()}
+	rec := createdGuestRecord{VMID: g.VMID, Node: g.Node, Tool: g.Tool, Principal: g.Principal, Marker: g.Marker, BeginID: g.BeginID, CreatedNS: s.now().UnixNano()}
 	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{UpdateAll: true}).Create(&rec).Error
 	if err != nil {
 		return fmt.Errorf("record created guest %d: %w", g.VMID, err)
@@ -57,10 +61,11 @@ func (s *Store) ForgetCreatedGuest(ctx context.Context, vmid int) error {
 	return nil
 }
 
-// CreatedByJarvis reports whether Jarvis created guest vmid: a record exists
-// and the audit log holds the creating call, ended ok. Both are needed; a
-// record without its audit rows does not count.
-func (s *Store) CreatedByJarvis(ctx context.Context, vmid int) (bool, error) {
+// CreatedByJarvis reports whether Jarvis created guest vmid, which carries the
+// id tag marker: a record exists for that VMID with that id tag, and the audit
+// log holds the creating call, ended ok. All are needed; a record without its
+// audit rows does not count, nor a guest with another (or no) id tag.
+func (s *Store) CreatedByJarvis(ctx context.Context, vmid int, marker string) (bool, error) {
 	var rec createdGuestRecord
 	err := s.db.WithContext(ctx).Where("vmid = ?", vmid).Take(&rec).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
@@ -68,6 +73,9 @@ func (s *Store) CreatedByJarvis(ctx context.Context, vmid int) (bool, error) {
 	}
 	if err != nil {
 		return false, fmt.Errorf("read created guest %d: %w", vmid, err)
+	}
+	if rec.Marker == "" || rec.Marker != marker {
+		return false, nil
 	}
 	var n int64
 	err = s.db.WithContext(ctx).Model(&auditRecord{}).
@@ -87,7 +95,7 @@ func (s *Store) ListCreatedGuests(ctx context.Context) ([]CreatedGuest, error) {
 	}
 	out := make([]CreatedGuest, len(recs))
 	for i, r := range recs {
-		out[i] = CreatedGuest{VMID: r.VMID, Node: r.Node, Tool: r.Tool, Principal: r.Principal, BeginID: r.BeginID}
+		out[i] = CreatedGuest{VMID: r.VMID, Node: r.Node, Tool: r.Tool, Principal: r.Principal, Marker: r.Marker, BeginID: r.BeginID}
 	}
 	return out, nil
 }

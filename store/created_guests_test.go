@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"testing"
 )
 
@@ -10,6 +11,7 @@ import (
 func TestCreatedByJarvis(t *testing.T) {
 	ctx := context.Background()
 	s, path := openTemp(t)
+	marker := func(vmid int) string { return fmt.Sprintf("jarvis-id-%016x", vmid) }
 	call := func(tool, status string, end bool) uint64 {
 		t.Helper()
 		id, err := s.AuditBegin(ctx, AuditEntry{Principal: "agent:bot", Tool: tool, Args: "{}", Tier: "yellow", Decision: "allow"})
@@ -41,13 +43,20 @@ func TestCreatedByJarvis(t *testing.T) {
 	}
 	for _, c := range cases {
 		if c.record {
-			if err := s.RecordCreatedGuest(ctx, CreatedGuest{VMID: c.vmid, Node: "pve", Tool: c.tool, Principal: "agent:bot", BeginID: c.begin}); err != nil {
+			if err := s.RecordCreatedGuest(ctx, CreatedGuest{VMID: c.vmid, Node: "pve", Tool: c.tool, Principal: "agent:bot", Marker: marker(c.vmid), BeginID: c.begin}); err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}
 		}
-		got, err := s.CreatedByJarvis(ctx, c.vmid)
+		got, err := s.CreatedByJarvis(ctx, c.vmid, marker(c.vmid))
 		if err != nil || got != c.want {
 			t.Errorf("%s: CreatedByJarvis(%d) = %v, %v; want %v", c.name, c.vmid, got, err, c.want)
+		}
+	}
+	// The same VMID with another id tag (a guest a person made, that copied
+	// Jarvis's tags) or none is not Jarvis's.
+	for _, m := range []string{"jarvis-id-ffff", ""} {
+		if got, err := s.CreatedByJarvis(ctx, 120, m); err != nil || got {
+			t.Errorf("CreatedByJarvis(120, %q) = %v, %v; want false", m, got, err)
 		}
 	}
 	list, err := s.ListCreatedGuests(ctx)
@@ -57,15 +66,18 @@ func TestCreatedByJarvis(t *testing.T) {
 	if err := s.ForgetCreatedGuest(ctx, 120); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := s.CreatedByJarvis(ctx, 120); got {
+	if got, _ := s.CreatedByJarvis(ctx, 120, marker(120)); got {
 		t.Error("a forgotten guest still counts as created by Jarvis")
 	}
-	if err := s.RecordCreatedGuest(ctx, CreatedGuest{VMID: 130}); err == nil {
+	if err := s.RecordCreatedGuest(ctx, CreatedGuest{VMID: 130, Marker: marker(130)}); err == nil {
 		t.Error("a record without its audit row was accepted")
+	}
+	if err := s.RecordCreatedGuest(ctx, CreatedGuest{VMID: 130, BeginID: call("clone_guest", OutcomeOK, true)}); err == nil {
+		t.Error("a record without the guest's id tag was accepted")
 	}
 	// Another process on the same database file sees them.
 	s2 := openAt(t, path, testKey)
-	if got, _ := s2.CreatedByJarvis(ctx, 121); !got {
+	if got, _ := s2.CreatedByJarvis(ctx, 121, marker(121)); !got {
 		t.Error("the record of guest 121 did not survive a reopen")
 	}
 }

@@ -82,19 +82,21 @@ type Call struct {
 
 // GuestCreated is implemented by the result of a call that created a guest
 // (clone_guest, restore_backup into a new VMID): the server records it, so
-// delete_guest can later check that Jarvis made it.
+// delete_guest can later check that Jarvis made it. marker is the guest's id
+// tag (jarvis-id-…), kept with the record.
 type GuestCreated interface {
-	CreatedGuest() (node string, vmid int)
+	CreatedGuest() (node string, vmid int, marker string)
 }
 
 // GuestDeleted is implemented by the result of delete_guest: the server forgets
 // the record, so a later guest with the same VMID is not taken for Jarvis's.
 type GuestDeleted interface{ DeletedGuest() (vmid int) }
 
-// CreatedGuests answers whether Jarvis's own records say it created a guest;
-// the server provides it from the store (tools do no database I/O).
+// CreatedGuests answers whether Jarvis's own records say it created the
+// guest vmid that carries the id tag marker; the server provides it from the
+// store (tools do no database I/O).
 type CreatedGuests interface {
-	CreatedByJarvis(ctx context.Context, vmid int) (bool, error)
+	CreatedByJarvis(ctx context.Context, vmid int, marker string) (bool, error)
 }
 
 // read wraps a read-only fetch into a Call.

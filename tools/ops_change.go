@@ -194,17 +194,6 @@ func freeWords(b int64) string {
 	return fmt.Sprintf("%d GiB", b/gibibyte)
 }
 
-// hasTag reports whether PVE's tag list ("prod;web", also ',' or ' '
-// separated) holds tag.
-func hasTag(tags, tag string) bool {
-	for _, t := range strings.FieldsFunc(tags, func(r rune) bool { return r == ';' || r == ',' || r == ' ' }) {
-		if strings.EqualFold(strings.TrimSpace(t), tag) {
-			return true
-		}
-	}
-	return false
-}
-
 // refuseLocked refuses a guest that holds a lock: PVE would refuse the change too.
 func refuseLocked(r *pve.Resource) error {
 	if r.Lock == "" {

@@ -400,10 +400,10 @@ func prepareDeleteGuest(ctx context.Context, env *Env, in DeleteGuestInput) (*Ca
 	if tags == "" {
 		tags = r.Tags
 	}
-	tagged := hasTag(tags, createdTag)
+	tagged, id := createdMarks(guestTags(tags))
 	recorded, recordErr := false, error(nil)
-	if env.Created != nil {
-		recorded, recordErr = env.Created.CreatedByJarvis(ctx, in.VMID)
+	if env.Created != nil && id != "" {
+		recorded, recordErr = env.Created.CreatedByJarvis(ctx, in.VMID, id)
 		recorded = recorded && recordErr == nil
 	}
 	// The plan says "created by Jarvis" only of a guest that was.
@@ -446,8 +446,10 @@ func prepareDeleteGuest(ctx context.Context, env *Env, in DeleteGuestInput) (*Ca
 		why = fmt.Sprintf("%s was not created by Jarvis (it has no %s tag)", noun, createdTag)
 	case recordErr != nil:
 		why = fmt.Sprintf("%s has the %s tag, but Jarvis could not read its own records to confirm it created it (%v)", noun, createdTag, recordErr)
+	case id == "":
+		why = fmt.Sprintf("%s was not created by Jarvis: it has the %s tag but not the one %s… id tag Jarvis gives each guest it creates (a tag copied by a clone made in Proxmox?)", noun, createdTag, createdIDPrefix)
 	case !recorded:
-		why = fmt.Sprintf("%s was not created by Jarvis: its tag says so, but Jarvis has no record of creating it", noun)
+		why = fmt.Sprintf("%s was not created by Jarvis: its tags say so, but Jarvis has no record of creating this guest (its id tag %s is not the one recorded for VMID %d)", noun, id, in.VMID)
 	}
 	if why != "" {
 		call.Tier, call.TierReason = safety.Black, why

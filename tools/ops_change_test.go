@@ -57,13 +57,19 @@ func prepareOp(t *testing.T, env *Env, tool string, args map[string]any) (*Call,
 	return nil, nil
 }
 
-// createdRecords stands in for the store's records of created guests.
+// testCreatedID is the id tag the fake records below hold for every guest.
+const testCreatedID = "jarvis-id-00aa11bb22cc33dd"
+
+// createdRecords stands in for the store's records of created guests: with
+// yes, a record of every VMID with testCreatedID as its id tag.
 type createdRecords struct {
 	yes bool
 	err error
 }
 
-func (c createdRecords) CreatedByJarvis(context.Context, int) (bool, error) { return c.yes, c.err }
+func (c createdRecords) CreatedByJarvis(_ context.Context, _ int, marker string) (bool, error) {
+	return c.yes && marker == testCreatedID, c.err
+}
 
 // createdRecordsWithDetails also tells which tool created a guest, and when.
 type createdRecordsWithDetails struct{ createdRecords }
@@ -137,13 +143,13 @@ func TestOpsChangePlans(t *testing.T) {
 			"Convert stopped container 204 'dev-ct' on node agent1 into a template; this cannot be undone — it can never be started again, only cloned"},
 		{"delete a guest Jarvis created", "delete_guest", map[string]any{"vmid": 106},
 			func(t *testing.T, env *Env, sim *pvesim.Sim) {
-				_ = sim.TagGuest(106, "lab;jarvis-created")
+				_ = sim.TagGuest(106, "lab;jarvis-created;"+testCreatedID)
 				env.Created = createdRecords{yes: true}
 			},
 			"Delete VM 106 'test-vm' on node home, created by Jarvis, with its disks (16 GiB on local-lvm); this cannot be undone"},
 		{"the store tells when and how", "delete_guest", map[string]any{"vmid": 204, "purge": true, "destroy_unreferenced_disks": true},
 			func(t *testing.T, env *Env, sim *pvesim.Sim) {
-				_ = sim.TagGuest(204, "jarvis-created")
+				_ = sim.TagGuest(204, "jarvis-created;"+testCreatedID)
 				env.Created = createdRecordsWithDetails{createdRecords{yes: true}}
 			},
 			"Delete container 204 'dev-ct' on node agent1, created by Jarvis on 2026-12-06 (clone_guest), with its disks (16 GiB on local-lvm); this cannot be undone; every other disk with VMID 204 on the enabled storages is deleted too; it is also removed from backup jobs, replication jobs and HA"},
@@ -214,7 +220,7 @@ func TestDeleteBackupPlans(t *testing.T) {
 	// A backup of a guest that is gone still names its VMID.
 	gone := backupOf(t, env, 106, true)
 	env2, sim2 := changeEnv(t)
-	_ = sim2.TagGuest(106, "jarvis-created")
+	_ = sim2.TagGuest(106, "jarvis-created;"+testCreatedID)
 	env2.Created = createdRecords{yes: true}
 	del, err := prepareOp(t, env2, "delete_guest", map[string]any{"vmid": 106})
 	if err != nil {
@@ -348,14 +354,23 @@ func TestDeleteGuestOnlyWhatJarvisCreated(t *testing.T) {
 		black   string // TierReason; "" for RED
 	}{
 		{"neither", "lab", nil, "VM 106 'test-vm' was not created by Jarvis (it has no jarvis-created tag)"},
-		{"record only", "lab", createdRecords{yes: true}, "has no jarvis-created tag, though Jarvis has a record of creating VMID 106"},
-		{"tag only", "lab;jarvis-created", createdRecords{yes: false},
-			"VM 106 'test-vm' was not created by Jarvis: its tag says so, but Jarvis has no record of creating it"},
-		{"tag only, no store", "jarvis-created", nil, "its tag says so, but Jarvis has no record of creating it"},
-		{"tag, and the store fails", "jarvis-created", createdRecords{yes: true, err: errors.New("database is locked")},
+		{"record only", "lab", createdRecords{yes: true}, "VM 106 'test-vm' was not created by Jarvis (it has no jarvis-created tag)"},
+		{"id tag only", "lab;" + testCreatedID, createdRecords{yes: true}, "has no jarvis-created tag, though Jarvis has a record of creating VMID 106"},
+		{"tags only", "lab;jarvis-created;" + testCreatedID, createdRecords{yes: false},
+			"VM 106 'test-vm' was not created by Jarvis: its tags say so, but Jarvis has no record of creating this guest (its id tag " + testCreatedID + " is not the one recorded for VMID 106)"},
+		{"tags only, no store", "jarvis-created;" + testCreatedID, nil, "Jarvis has no record of creating this guest"},
+		// A clone made in Proxmox of a guest Jarvis made copies its tags, and
+		// may get a VMID Jarvis once used: the id tag is another guest's.
+		{"another guest's id tag", "jarvis-created;jarvis-id-ffffffffffffffff", createdRecords{yes: true},
+			"its id tag jarvis-id-ffffffffffffffff is not the one recorded for VMID 106"},
+		{"the created tag without an id tag", "lab;jarvis-created", createdRecords{yes: true},
+			"it has the jarvis-created tag but not the one jarvis-id-… id tag Jarvis gives each guest it creates"},
+		{"two id tags", "jarvis-created;" + testCreatedID + ";jarvis-id-0123456789abcdef", createdRecords{yes: true},
+			"not the one jarvis-id-… id tag"},
+		{"tags, and the store fails", "jarvis-created;" + testCreatedID, createdRecords{yes: true, err: errors.New("database is locked")},
 			"Jarvis could not read its own records to confirm it created it (database is locked)"},
-		{"a tag that only looks alike", "jarvis-created-not", createdRecords{yes: true}, "has no jarvis-created tag"},
-		{"both", "lab;jarvis-created", createdRecords{yes: true}, ""},
+		{"a tag that only looks alike", "jarvis-created-not;" + testCreatedID, createdRecords{yes: true}, "has no jarvis-created tag"},
+		{"both", "lab;jarvis-created;" + testCreatedID, createdRecords{yes: true}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env, sim := changeEnv(t)
@@ -507,7 +522,7 @@ func TestOpsChangeRuns(t *testing.T) {
 	})
 	t.Run("delete_guest", func(t *testing.T) {
 		env, sim := changeEnv(t)
-		_ = sim.TagGuest(204, "jarvis-created")
+		_ = sim.TagGuest(204, "jarvis-created;"+testCreatedID)
 		env.Created = createdRecords{yes: true}
 		out := run(t, env, "delete_guest", map[string]any{"vmid": 204, "purge": true})
 		deleted, ok := out.(GuestDeleted)
@@ -568,7 +583,7 @@ func TestOpsChangeKeepsPVEsWords(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			env, sim := changeEnv(t)
 			for _, vmid := range []int{106, 204} {
-				_ = sim.TagGuest(vmid, "jarvis-created")
+				_ = sim.TagGuest(vmid, "jarvis-created;"+testCreatedID)
 			}
 			env.Created = createdRecords{yes: true}
 			if c.tool == "delete_backup" {
@@ -615,7 +630,7 @@ func TestOpsChangeLostAnswerIsUnknown(t *testing.T) {
 		for _, f := range []pvesim.Fault{pvesim.FaultReset, pvesim.FaultHangAfter} {
 			t.Run(c.tool+"/"+f.String(), func(t *testing.T) {
 				env, sim := changeEnv(t)
-				_ = sim.TagGuest(106, "jarvis-created")
+				_ = sim.TagGuest(106, "jarvis-created;"+testCreatedID)
 				env.Created = createdRecords{yes: true}
 				if c.args == nil {
 					c.args = map[string]any{"volid": backupOf(t, env, 101, true).VolID}
@@ -679,8 +694,20 @@ func TestPVESizes(t *testing.T) {
 	if d := parseGuestDisk("mp1", "/srv/data,mp=/data"); d.storage != "" {
 		t.Errorf("bind mount %+v has a storage", d)
 	}
-	if !hasTag("lab;jarvis-created", "jarvis-created") || hasTag("jarvis-created-x", "jarvis-created") || !hasTag("a, Jarvis-Created b", "jarvis-created") {
-		t.Error("hasTag")
+	for _, c := range []struct {
+		tags   string
+		tagged bool
+		id     string
+	}{
+		{"lab;jarvis-created;jarvis-id-00aa", true, "jarvis-id-00aa"},
+		{"jarvis-created-x;jarvis-id-00aa", false, "jarvis-id-00aa"},
+		{"a, Jarvis-Created b", true, ""},
+		{"jarvis-created;jarvis-id-01;jarvis-id-02", true, ""},
+		{"", false, ""},
+	} {
+		if tagged, id := createdMarks(guestTags(c.tags)); tagged != c.tagged || id != c.id {
+			t.Errorf("createdMarks(%q) = %v, %q; want %v, %q", c.tags, tagged, id, c.tagged, c.id)
+		}
 	}
 }
 

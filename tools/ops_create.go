@@ -10,6 +10,8 @@ package tools
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -62,6 +64,47 @@ var opsCreateAccess = map[string]toolAccess{
 // removes it.
 const createdTag = "jarvis-created"
 
+// createdIDPrefix starts the second tag on a guest Jarvis created: a random id
+// that the store keeps with its record. Proxmox copies tags into clones and
+// hands freed VMIDs out again, so the plain tag and a VMID alone could make a
+// guest a person made look like Jarvis's; the id cannot.
+const createdIDPrefix = "jarvis-id-"
+
+// newCreatedID is a fresh id tag for a guest Jarvis creates.
+func newCreatedID() string {
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		panic(fmt.Sprintf("no randomness for a guest's id tag: %v", err))
+	}
+	return createdIDPrefix + hex.EncodeToString(b)
+}
+
+// createdMarks reads Jarvis's marks from a guest's tags: whether it carries
+// createdTag, and its id tag ("" when it has none, or more than one).
+func createdMarks(tags []string) (tagged bool, id string) {
+	n := 0
+	for _, t := range tags {
+		t = strings.ToLower(strings.TrimSpace(t))
+		switch {
+		case t == createdTag:
+			tagged = true
+		case strings.HasPrefix(t, createdIDPrefix):
+			id = t
+			n++
+		}
+	}
+	if n != 1 {
+		id = ""
+	}
+	return tagged, id
+}
+
+// isJarvisMark reports whether a tag is one of the marks only Jarvis sets.
+func isJarvisMark(tag string) bool {
+	tag = strings.ToLower(tag)
+	return tag == createdTag || strings.HasPrefix(tag, createdIDPrefix)
+}
+
 // ---- tags ----
 
 // guestTagRE is a tag as Jarvis sets one: PVE's tag, lower case.
@@ -97,26 +140,26 @@ func tagsWords(tags []string) string {
 
 // ---- the mark on what Jarvis creates ----
 
-// markCreated adds createdTag to a guest's tags, with extra (cloud-init
-// settings) in the same write, on the guest's config as it is now. It answers
-// the tags it set.
-func markCreated(ctx context.Context, env *Env, node, kind string, vmid int, extra url.Values) (string, error) {
+// markCreated adds createdTag and a new id tag to a guest's tags (replacing
+// an id tag it inherited from what it was cloned or restored from), with
+// extra (cloud-init settings) in the same write, on the guest's config as it
+// is now. It answers the tags it set and the id.
+func markCreated(ctx context.Context, env *Env, node, kind string, vmid int, extra url.Values) (tags, id string, err error) {
 	cfg, err := env.PVE.GuestConfig(Fresh(ctx), node, kind, vmid)
 	if err != nil {
-		return "", fmt.Errorf("reading its config: %w", err)
+		return "", "", fmt.Errorf("reading its config: %w", err)
 	}
-	tags := guestTags(confText(cfg, "tags"))
-	if !slices.Contains(tags, createdTag) {
-		tags = append(tags, createdTag)
-	}
-	set := url.Values{"tags": {tagList(tags)}}
+	id = newCreatedID()
+	list := slices.DeleteFunc(guestTags(confText(cfg, "tags")), isJarvisMark)
+	list = append(list, createdTag, id)
+	set := url.Values{"tags": {tagList(list)}}
 	for k, v := range extra {
 		set[k] = v
 	}
 	if err := env.PVE.SetGuestMeta(ctx, node, kind, vmid, set, nil, confText(cfg, "digest")); err != nil {
-		return "", err
+		return "", "", err
 	}
-	return tagList(tags), nil
+	return tagList(list), id, nil
 }
 
 // unmarkedError is a guest Jarvis created but could not tag as its own: the

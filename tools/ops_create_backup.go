@@ -266,10 +266,13 @@ type RestoreBackupResult struct {
 // restoredGuest is the result of a restore that created a guest and tagged
 // it: the server records it as created by Jarvis (GuestCreated). A restore
 // over an existing guest returns the plain RestoreBackupResult.
-type restoredGuest struct{ RestoreBackupResult }
+type restoredGuest struct {
+	RestoreBackupResult
+	marker string
+}
 
 // CreatedGuest tells the server which guest Jarvis created.
-func (r restoredGuest) CreatedGuest() (string, int) { return r.Node, int(r.VMID) }
+func (r restoredGuest) CreatedGuest() (string, int, string) { return r.Node, int(r.VMID), r.marker }
 
 // vzdumpVolRE is a vzdump archive's volume id.
 var vzdumpVolRE = regexp.MustCompile(`^([a-zA-Z][a-zA-Z0-9._-]{0,99}):backup/vzdump-(qemu|lxc)-(\d{3,9})-(\d{4}_\d{2}_\d{2}-\d{2}_\d{2}_\d{2})\.(vma|tar)(\.(zst|lzo|gz))?$`)
@@ -541,12 +544,12 @@ func restoreNew(ctx context.Context, env *Env, in RestoreBackupInput, ownerGuest
 				return nil, err
 			}
 			res.NewGuest = true
-			tags, err := markCreated(ctx, env, target, kind, in.VMID, nil)
+			tags, marker, err := markCreated(ctx, env, target, kind, in.VMID, nil)
 			if err != nil {
 				return nil, markError(err, newNoun, target, res.UPID, false)
 			}
 			res.Tags = tags
-			return restoredGuest{res}, nil
+			return restoredGuest{res, marker}, nil
 		}}
 	return call, target, nil
 }

@@ -50,6 +50,8 @@ type CloneGuestResult struct {
 	GuestStatus   string  `json:"guest_status" jsonschema:"the clone's state: stopped, until started"`
 	ExitStatus    string  `json:"exit_status"`
 	WaitedSeconds float64 `json:"waited_seconds"`
+	// marker is the clone's id tag, for the server's record.
+	marker string
 }
 
 // TaskUPID lets the audit log record the task id.
@@ -57,7 +59,9 @@ func (r CloneGuestResult) TaskUPID() string { return r.UPID }
 
 // CreatedGuest tells the server which guest Jarvis created. Only a clone that
 // was made and tagged is ever returned.
-func (r CloneGuestResult) CreatedGuest() (string, int) { return r.NewNode, int(r.NewVMID) }
+func (r CloneGuestResult) CreatedGuest() (string, int, string) {
+	return r.NewNode, int(r.NewVMID), r.marker
+}
 
 var (
 	// dnsNameRE is PVE's dns-name: labels of letters, digits and inner '-'.
@@ -320,13 +324,13 @@ func prepareClone(ctx context.Context, env *Env, in CloneGuestInput) (*Call, err
 			if err != nil {
 				return nil, err
 			}
-			tags, err := markCreated(ctx, env, target, r.Type, newID, ci)
+			tags, marker, err := markCreated(ctx, env, target, r.Type, newID, ci)
 			if err != nil {
 				return nil, markError(err, newNoun, target, upid, cloudInit)
 			}
 			out := CloneGuestResult{UPID: upid, Node: r.Node, SourceVMID: int64(in.VMID), NewVMID: int64(newID), NewNode: target,
 				Name: in.Name, Kind: r.Type, Full: in.Full, Storage: dest, Tags: tags, CloudInit: cloudInit, GuestStatus: "stopped",
-				ExitStatus: res.ExitStatus, WaitedSeconds: res.WaitedSeconds}
+				ExitStatus: res.ExitStatus, WaitedSeconds: res.WaitedSeconds, marker: marker}
 			if st, err := env.PVE.GuestStatus(Fresh(ctx), target, r.Type, newID); err == nil {
 				out.GuestStatus = st.Status
 			}

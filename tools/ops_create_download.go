@@ -85,6 +85,10 @@ func checkDownloadURL(raw string) (*url.URL, error) {
 	if strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return nil, inputErrorf("url contains spaces or control characters; percent-encode them")
 	}
+	// First, so that no message below repeats a credential.
+	if safety.RedactURL(raw) != raw {
+		return nil, inputErrorf("url %q carries a credential; Jarvis keeps every plan in its audit log and Proxmox writes the URL into the task log, so it does not download from signed or token URLs, or with a password: use a public link", safety.RedactURL(raw))
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return nil, inputErrorf("url %q is not a URL: %v", raw, err)

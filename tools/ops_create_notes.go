@@ -88,17 +88,21 @@ func prepareNotesTags(ctx context.Context, env *Env, in NotesTagsInput) (*Call, 
 	}
 	before := guestTags(confText(cfg, "tags"))
 	slices.Sort(before)
-	marked := slices.ContainsFunc(before, func(t string) bool { return strings.EqualFold(t, createdTag) })
+	// Jarvis's marks (jarvis-created and the jarvis-id-… tag) stay as they
+	// are: never added by hand, never removed.
+	marks := slices.DeleteFunc(slices.Clone(before), func(t string) bool { return !isJarvisMark(t) })
+	marked := len(marks) > 0
 	set, del := url.Values{}, []string{}
 	var parts []string
 	after := before
 	if in.Tags != nil {
-		if slices.Contains(wanted, createdTag) && !marked {
-			return nil, inputErrorf("%s marks guests Jarvis created; it cannot be set by hand (%s does not have it)", createdTag, noun)
+		for _, t := range wanted {
+			if isJarvisMark(t) && !slices.ContainsFunc(marks, func(m string) bool { return strings.EqualFold(m, t) }) {
+				return nil, inputErrorf("%s is one of the tags that mark guests Jarvis created; it cannot be set by hand (%s does not have it)", t, noun)
+			}
 		}
-		if marked && !slices.Contains(wanted, createdTag) {
-			wanted = append(wanted, createdTag)
-		}
+		wanted = slices.DeleteFunc(wanted, isJarvisMark)
+		wanted = append(wanted, marks...)
 		after = slices.Clone(wanted)
 		slices.Sort(after)
 		if !slices.Equal(after, before) {
@@ -109,7 +113,7 @@ func prepareNotesTags(ctx context.Context, env *Env, in NotesTagsInput) (*Call, 
 			}
 			s := fmt.Sprintf("tags %s → %s", tagsWords(before), tagsWords(after))
 			if marked {
-				s += " (" + createdTag + " is kept)"
+				s += " (Jarvis's " + strings.Join(marks, ", ") + " kept)"
 			}
 			parts = append(parts, s)
 		}

@@ -323,7 +323,7 @@ func TestCreateRefusals(t *testing.T) {
 		// download_to_storage
 		{name: "http", tool: "download_to_storage", args: fixed(map[string]any{"url": "http://example.org/a.iso", "storage": "local", "content": "iso"}), want: "url"},
 		{name: "credentials", tool: "download_to_storage", args: fixed(map[string]any{"url": "https://me:secret@example.org/a.iso", "storage": "local", "content": "iso"}),
-			want: "carries credentials"},
+			want: "carries a credential"},
 		{name: "wrong extension", tool: "download_to_storage", args: fixed(map[string]any{"url": "https://example.org/a.tar.gz", "storage": "local", "content": "iso"}),
 			want: `file name "a.tar.gz": iso files must end in .iso, .img`},
 		{name: "template extension", tool: "download_to_storage", args: fixed(map[string]any{"url": "https://example.org/a.iso", "storage": "local", "content": "vztmpl"}),
@@ -343,7 +343,9 @@ func TestCreateRefusals(t *testing.T) {
 		{name: "upper-case tag", tool: "set_guest_notes_tags", args: fixed(map[string]any{"vmid": 101, "tags": []string{"Prod"}}), want: "tags"},
 		{name: "tag with a space", tool: "set_guest_notes_tags", args: fixed(map[string]any{"vmid": 101, "tags": []string{"a b"}}), want: "tags"},
 		{name: "the created tag by hand", tool: "set_guest_notes_tags", args: fixed(map[string]any{"vmid": 101, "tags": []string{"prod", "jarvis-created"}}),
-			want: "jarvis-created marks guests Jarvis created; it cannot be set by hand (VM 101 'web01' does not have it)"},
+			want: "jarvis-created is one of the tags that mark guests Jarvis created; it cannot be set by hand (VM 101 'web01' does not have it)"},
+		{name: "an id tag by hand", tool: "set_guest_notes_tags", args: fixed(map[string]any{"vmid": 101, "tags": []string{"prod", "jarvis-id-00aa11bb22cc33dd"}}),
+			want: "jarvis-id-00aa11bb22cc33dd is one of the tags that mark guests Jarvis created; it cannot be set by hand"},
 		{name: "nothing to change", tool: "set_guest_notes_tags", args: fixed(map[string]any{"vmid": 101, "tags": []string{"web", "prod"}}),
 			want: "already has these notes and tags; nothing would change"},
 		{name: "nothing given", tool: "set_guest_notes_tags", args: fixed(map[string]any{"vmid": 101}), want: "give notes, tags or both"},
@@ -387,8 +389,11 @@ func TestDownloadURLs(t *testing.T) {
 		{"file:///etc/passwd", "only https URLs"},
 		{"data:text/plain;base64,SGVsbG8=", "only https URLs"},
 		{"//example.org/a.iso", "only https URLs"},
-		{"https://user:pass@example.org/a.iso", "carries credentials"},
+		{"https://user:pass@example.org/a.iso", "carries a credential"},
 		{"https://user@example.org/a.iso", "carries credentials"},
+		{"https://b.s3.example/a.iso?X-Amz-Credential=AKIA&X-Amz-Signature=abc", "carries a credential"},
+		{"https://dl.example/a.iso?token=s3cr3t", "carries a credential"},
+		{"https://mirror.example/a.iso?arch=amd64", ""},
 		{"https:///a.iso", "has no host"},
 		{"https:a.iso", "has no host"},
 		{"https://exa_mple.org/a.iso", "neither a DNS name nor an IP address"},
@@ -432,18 +437,19 @@ func TestCloneCreatesAndMarks(t *testing.T) {
 	if !ok {
 		t.Fatalf("result %T does not tell the server a guest was created", out)
 	}
-	if node, vmid := g.CreatedGuest(); node != "home" || vmid != 107 {
-		t.Errorf("CreatedGuest = %s, %d", node, vmid)
+	node, vmid, marker := g.CreatedGuest()
+	if node != "home" || vmid != 107 || !regexp.MustCompile(`^jarvis-id-[0-9a-f]{16}$`).MatchString(marker) {
+		t.Errorf("CreatedGuest = %s, %d, %q", node, vmid, marker)
 	}
 	res := out.(CloneGuestResult)
-	if res.Tags != "jarvis-created;template" || !res.CloudInit || res.GuestStatus != "stopped" || !strings.HasPrefix(res.UPID, "UPID:home:") {
+	if res.Tags != "jarvis-created;"+marker+";template" || !res.CloudInit || res.GuestStatus != "stopped" || !strings.HasPrefix(res.UPID, "UPID:home:") {
 		t.Errorf("result %+v", res)
 	}
 	set, ok := sim.Settings(107)
 	if !ok {
 		t.Fatal("no guest 107")
 	}
-	if set.Tags != "jarvis-created;template" || set.CIUser != "debian" || set.IPConfig0 != "ip=dhcp" || set.Storage != "local-lvm" {
+	if set.Tags != "jarvis-created;"+marker+";template" || set.CIUser != "debian" || set.IPConfig0 != "ip=dhcp" || set.Storage != "local-lvm" {
 		t.Errorf("clone's settings %+v", set)
 	}
 	if keys, err := url.PathUnescape(set.SSHKeys); err != nil || keys != testKey || strings.ContainsAny(set.SSHKeys, " +") {
@@ -661,11 +667,12 @@ func TestRestoreRuns(t *testing.T) {
 		if !ok {
 			t.Fatalf("result %T does not tell the server a guest was created", out)
 		}
-		if node, vmid := g.CreatedGuest(); node != "pve" || vmid != 130 {
-			t.Errorf("CreatedGuest = %s, %d", node, vmid)
+		node, vmid, marker := g.CreatedGuest()
+		if node != "pve" || vmid != 130 || !strings.HasPrefix(marker, "jarvis-id-") {
+			t.Errorf("CreatedGuest = %s, %d, %q", node, vmid, marker)
 		}
 		set, _ := sim.Settings(130)
-		if set.Tags != "jarvis-created;prod;web" {
+		if set.Tags != "jarvis-created;"+marker+";prod;web" {
 			t.Errorf("tags %q", set.Tags)
 		}
 		if info, _ := sim.Guest(130); info.Name != "web01" || info.Status != "stopped" || len(info.Snapshots) != 0 {
@@ -747,22 +754,27 @@ func TestNotesTagsKeepTheMark(t *testing.T) {
 		t.Fatal(err)
 	}
 	before, _ := sim.Settings(107)
+	_, id := createdMarks(guestTags(before.Tags))
+	if id == "" {
+		t.Fatalf("the clone has no id tag: %q", before.Tags)
+	}
+	// Neither mark can be dropped: "web" alone keeps both.
 	call, err := prepCreate(t, env, "set_guest_notes_tags", map[string]any{"vmid": 107, "tags": []string{"web"}, "notes": "front end"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(call.Effect, "tags [jarvis-created, template] → [jarvis-created, web] (jarvis-created is kept)") {
-		t.Errorf("plan %q", call.Effect)
+	if want := "tags [jarvis-created, " + id + ", template] → [jarvis-created, " + id + ", web] (Jarvis's jarvis-created, " + id + " kept)"; !strings.Contains(call.Effect, want) {
+		t.Errorf("plan %q, want it to contain %q", call.Effect, want)
 	}
 	out, err := call.Run(context.Background(), noProgress)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res := out.(NotesTagsResult); strings.Join(res.TagsAfter, ";") != "jarvis-created;web" || !res.NotesChanged {
+	if res := out.(NotesTagsResult); strings.Join(res.TagsAfter, ";") != "jarvis-created;"+id+";web" || !res.NotesChanged {
 		t.Errorf("result %+v", res)
 	}
 	after, _ := sim.Settings(107)
-	if after.Tags != "jarvis-created;web" || after.Description != "front end" {
+	if after.Tags != "jarvis-created;"+id+";web" || after.Description != "front end" {
 		t.Errorf("settings %+v", after)
 	}
 	after.Tags, after.Description = before.Tags, before.Description
@@ -777,7 +789,7 @@ func TestNotesTagsKeepTheMark(t *testing.T) {
 	if _, err := call.Run(context.Background(), noProgress); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := sim.Settings(107); s.Tags != "jarvis-created" || s.Description != "" {
+	if s, _ := sim.Settings(107); s.Tags != "jarvis-created;"+id || s.Description != "" {
 		t.Errorf("after clearing: %+v", s)
 	}
 	// A guest without the mark loses all its tags with [].

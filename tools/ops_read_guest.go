@@ -86,9 +86,9 @@ func getGuestConfig() *Tool {
 				return nil, guestReadError(ctx, env, r, err)
 			}
 			out := guestConfigOut(r, cfg)
-			if slices.Contains(out.Tags, createdTag) && env.Created != nil {
+			if tagged, id := createdMarks(out.Tags); tagged && id != "" && env.Created != nil {
 				// An unreadable record counts as no record, as for delete_guest.
-				out.CreatedByJarvis, _ = env.Created.CreatedByJarvis(ctx, in.VMID)
+				out.CreatedByJarvis, _ = env.Created.CreatedByJarvis(ctx, in.VMID, id)
 			}
 			return out, nil
 		}), nil

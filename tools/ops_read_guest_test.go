@@ -142,13 +142,14 @@ func TestGuestConfigOut(t *testing.T) {
 	}
 }
 
-type createdRecord map[int]bool
+// createdRecord is Jarvis's record of the guests it created: VMID → id tag.
+type createdRecord map[int]string
 
-func (r createdRecord) CreatedByJarvis(_ context.Context, vmid int) (bool, error) {
+func (r createdRecord) CreatedByJarvis(_ context.Context, vmid int, marker string) (bool, error) {
 	if vmid == 666 {
 		return true, errors.New("store unreadable")
 	}
-	return r[vmid], nil
+	return r[vmid] != "" && r[vmid] == marker, nil
 }
 
 // Jarvis made a guest only when the guest says so and Jarvis's record agrees.
@@ -176,10 +177,12 @@ func TestGuestConfigCreatedByJarvis(t *testing.T) {
 		created CreatedGuests
 		want    bool
 	}{
-		{"tag and record", createdTag + ";web", createdRecord{101: true}, true},
-		{"tag without record", createdTag, createdRecord{}, false},
-		{"record without tag", "web", createdRecord{101: true}, false},
-		{"tag, no record kept", createdTag, nil, false},
+		{"tags and record", createdTag + ";jarvis-id-0a0b;web", createdRecord{101: "jarvis-id-0a0b"}, true},
+		{"tags without record", createdTag + ";jarvis-id-0a0b", createdRecord{}, false},
+		{"record without tags", "web", createdRecord{101: "jarvis-id-0a0b"}, false},
+		{"the created tag without the id tag", createdTag, createdRecord{101: "jarvis-id-0a0b"}, false},
+		{"another guest's id tag (a copy made in Proxmox)", createdTag + ";jarvis-id-ffff", createdRecord{101: "jarvis-id-0a0b"}, false},
+		{"tags, no record kept", createdTag + ";jarvis-id-0a0b", nil, false},
 	} {
 		env, _ := readEnv(t, nil, tagged(c.tags))
 		env.Created = c.created

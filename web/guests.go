@@ -134,10 +134,10 @@ func (a *App) getGuest(c echo.Context) error {
 	var cfg struct {
 		CreatedByJarvis *bool `json:"created_by_jarvis"`
 	}
+	// Only the config can tell (its id tag against Jarvis's record); without
+	// it the badge is not shown.
 	if len(out.Config.Data) > 0 && json.Unmarshal(out.Config.Data, &cfg) == nil && cfg.CreatedByJarvis != nil {
 		out.CreatedByJarvis = *cfg.CreatedByJarvis
-	} else if made, err := a.opts.Store.CreatedByJarvis(ctx, vmid); err == nil {
-		out.CreatedByJarvis = made
 	}
 	out.Protection = a.guestProtection(vmid, out.Node, out.Kind)
 	return c.JSON(http.StatusOK, out)
