@@ -457,13 +457,15 @@ describe('weekly operations', { concurrency: 2 }, () => {
         assert.equal(set.vmid, NEW.clone);
         assert.equal(set.notes_changed, true);
         assert.ok(set.tags_before.includes('jarvis-created'));
-        assert.deepEqual([...set.tags_after].sort(), ['ci', 'jarvis-created', 'lab'], 'jarvis-created is kept');
+        const idTag = set.tags_before.find((t) => /^jarvis-id-[0-9a-f]{16}$/.test(t));
+        assert.ok(idTag, `the clone carries its own jarvis-id tag: ${set.tags_before}`);
+        assert.deepEqual([...set.tags_after].sort(), ['ci', 'jarvis-created', idTag, 'lab'], 'jarvis-created and the id tag are kept');
         const after = await c.call('get_guest_config', { vmid: NEW.clone });
         assert.equal(after.notes, 'weekly-ops CI clone');
-        assert.deepEqual([...after.tags].sort(), ['ci', 'jarvis-created', 'lab']);
+        assert.deepEqual([...after.tags].sort(), ['ci', 'jarvis-created', idTag, 'lab']);
         assert.equal(after.created_by_jarvis, true);
         const cleared = await c.call('set_guest_notes_tags', { vmid: NEW.clone, tags: [] });
-        assert.deepEqual(cleared.tags_after, ['jarvis-created'], 'removing every tag keeps jarvis-created');
+        assert.deepEqual([...cleared.tags_after].sort(), ['jarvis-created', idTag], 'removing every tag keeps Jarvis\'s marks');
         assert.equal(cleared.notes_changed, false);
         assert.equal((await c.call('get_guest_config', { vmid: NEW.clone })).created_by_jarvis, true);
         assert.equal(c.elicitations.length, 0, 'nobody was asked');
