@@ -6,6 +6,7 @@ package tools
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 )
+
+// cloudInitVolRE is a cloud-init drive's volume, as QemuMigrate knows one.
+var cloudInitVolRE = regexp.MustCompile(`vm-\d+-cloudinit`)
 
 type MigrateInput struct {
 	VMID       int    `json:"vmid" jsonschema:"the guest's numeric id; Jarvis finds its node"`
@@ -97,6 +101,15 @@ func prepareMigrate(ctx context.Context, env *Env, in MigrateInput) (*Call, erro
 			continue
 		}
 		src, ok := view.storageOn(r.Node, d.storage)
+		// A cloud-init drive is no CD-ROM to eject: Proxmox copies it to the
+		// same storage on the target (QemuMigrate: a "generated" volume, copied
+		// before a live migration too, needing no with-local-disks).
+		if d.cdrom && cloudInitVolRE.MatchString(d.volid) {
+			if _, there := view.storageOn(in.TargetNode, d.storage); !there {
+				return nil, inputErrorf("storage %s (the cloud-init drive %s of %s) is not available on node %s; Proxmox cannot migrate the guest there", d.storage, d.key, noun, in.TargetNode)
+			}
+			continue
+		}
 		if d.cdrom {
 			if ok && !bool(src.Shared) {
 				return nil, inputErrorf("%s of %s holds %s from storage %s, which is local to node %s; eject it first (Proxmox cannot migrate a local CD-ROM)", d.key, noun, d.volid, d.storage, r.Node)
@@ -121,6 +134,10 @@ func prepareMigrate(ctx context.Context, env *Env, in MigrateInput) (*Call, erro
 		}
 	}
 	effect := migrateEffect(r, view, in.TargetNode, mode, local)
+	ha := r.HAState != ""
+	if ha {
+		effect += "; it is HA-managed, so the move goes through the HA manager"
+	}
 	m := pve.Migration{Target: in.TargetNode}
 	switch mode {
 	case "online":
@@ -137,9 +154,18 @@ func prepareMigrate(ctx context.Context, env *Env, in MigrateInput) (*Call, erro
 		}
 		// Copying disks takes as long as it takes; the call's own deadline
 		// ends the wait first, and then the outcome is unknown, never failed.
+		start := time.Now()
 		res, err := waitForTask(ctx, env, upid, time.Hour, progress, w)
 		if err != nil {
 			return nil, err
+		}
+		// An HA-managed guest's migration is only handed to the HA manager:
+		// its task ("hamigrate") ends OK at once, and the guest moves later.
+		if id, _ := pve.ParseUPID(upid); ha || id.Type == "hamigrate" {
+			if err := awaitHAMove(ctx, env, w, upid, r, in.TargetNode, start.Add(time.Hour), progress); err != nil {
+				return nil, err
+			}
+			res.WaitedSeconds = round1(time.Since(start).Seconds())
 		}
 		res.Node, res.VMID, res.Kind, res.Action = in.TargetNode, int64(in.VMID), r.Type, "migrate"
 		if st, err := env.PVE.GuestStatus(pve.WithFresh(ctx), in.TargetNode, r.Type, in.VMID); err == nil {
@@ -147,6 +173,58 @@ func prepareMigrate(ctx context.Context, env *Env, in MigrateInput) (*Call, erro
 		}
 		return MigrateResult{TaskResult: res, SourceNode: r.Node, TargetNode: in.TargetNode, Mode: mode}, nil
 	}}, nil
+}
+
+// awaitHAMove waits, on fresh reads with a short backoff as a task wait
+// polls, until the HA manager has moved the guest: on node target and not
+// locked for a migration. It gives up at the call's deadline (or until), and
+// then the outcome is unknown: the HA manager was asked, and may still move
+// the guest, or may have given up.
+func awaitHAMove(ctx context.Context, env *Env, w guestWrite, upid string, r *pve.Resource, target string, until time.Time, progress Progress) error {
+	start := time.Now()
+	wctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	if d, ok := wctx.Deadline(); ok {
+		until = d
+	}
+	noun := guestNoun(r)
+	where, lastErr := fmt.Sprintf("on node %s", r.Node), error(nil)
+	wait := 25 * time.Millisecond
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-wctx.Done():
+			why := fmt.Sprintf("Proxmox handed the %s to the HA manager (task %s ended OK), but %s was still %s when Jarvis stopped waiting after %.0f s",
+				w.what, upid, noun, where, time.Since(start).Seconds())
+			if lastErr != nil {
+				why = fmt.Sprintf("Proxmox handed the %s to the HA manager (task %s ended OK), but where %s is could not be read before Jarvis stopped waiting after %.0f s",
+					w.what, upid, noun, time.Since(start).Seconds())
+			}
+			return &OutcomeUnknownError{What: w.what, UPID: upid, Cause: lastErr, Why: why,
+				Check: fmt.Sprintf("Before retrying, check get_guest_status for VMID %d (its node and HA state) and get_cluster_health (the HA manager's view): the HA manager may still move it, or may have given up", w.vmid)}
+		case <-timer.C:
+		}
+		g, err := env.PVE.FindGuest(Fresh(wctx), w.vmid)
+		switch {
+		case err != nil && wctx.Err() != nil:
+			continue // the deadline: answered above
+		case err != nil:
+			lastErr = err
+		default:
+			lastErr = nil
+			if g.Node == target && g.Lock != "migrate" {
+				return nil
+			}
+			where = "on node " + g.Node
+			if g.Lock == "migrate" {
+				where += ", locked by a migration under way"
+			}
+		}
+		progress(fmt.Sprintf("the HA manager is moving %s to node %s: it is %s", noun, target, where), time.Since(start).Seconds(), until.Sub(start).Seconds())
+		timer.Reset(wait)
+		wait = min(2*wait, 500*time.Millisecond)
+	}
 }
 
 // migrateEffect is the sentence a person approves.

@@ -129,8 +129,8 @@ func TestOpsChangePlans(t *testing.T) {
 			"Grow disk scsi0 of VM 101 'web01' on node pve from 64 GiB to 80 GiB on storage local-lvm (16 GiB more; 750 GiB free). This cannot be undone: disks can grow, never shrink; the partition and file system inside the VM must then be grown from within it"},
 		{"grow a container's disk by an amount", "resize_disk", map[string]any{"vmid": 201, "disk": "rootfs", "size": "+8G"}, nil,
 			"Grow disk rootfs of container 201 'nginx-proxy' on node pve from 8 GiB to 16 GiB on storage local-lvm (8 GiB more; 750 GiB free). This cannot be undone: disks can grow, never shrink"},
-		{"live migration copies local disks", "migrate_guest", map[string]any{"vmid": 101, "target_node": "home"}, nil,
-			"Live-migrate running VM 101 'web01' (8.0 GiB RAM) from node pve to node home (27.5 GiB of its 32.0 GiB RAM not assigned to running guests), copying its 64 GiB local disk (scsi0 on local-lvm) while it runs"},
+		{"live migration copies local disks", "migrate_guest", map[string]any{"vmid": 105, "target_node": "home"}, nil,
+			"Live-migrate running VM 105 'k3s-worker' (8.0 GiB RAM) from node agent to node home (27.5 GiB of its 32.0 GiB RAM not assigned to running guests), copying its 64 GiB local disk (scsi0 on local-lvm) while it runs"},
 		{"a running container moves by restart", "migrate_guest", map[string]any{"vmid": 201, "target_node": "home"}, nil,
 			"Restart-migrate running container 201 'nginx-proxy' (1.0 GiB RAM) from node pve to node home (27.5 GiB of its 32.0 GiB RAM not assigned to running guests): it is shut down (up to 180 s), moved with its 8 GiB local disk (rootfs on local-lvm) and started again on home; its services are down meanwhile"},
 		{"a stopped VM moves offline", "migrate_guest", map[string]any{"vmid": 104, "target_node": "home"}, nil,
@@ -657,13 +657,13 @@ func TestOpsChangeLostAnswerIsUnknown(t *testing.T) {
 	// The write got through, but the task could not be checked to its end.
 	t.Run("migration task unreadable", func(t *testing.T) {
 		env, sim := changeEnv(t)
-		call, err := prepareOp(t, env, "migrate_guest", map[string]any{"vmid": 101, "target_node": "home"})
+		call, err := prepareOp(t, env, "migrate_guest", map[string]any{"vmid": 104, "target_node": "home"})
 		if err != nil {
 			t.Fatal(err)
 		}
-		sim.InjectFault(http.MethodGet, "/nodes/pve/tasks/", pvesim.FaultReset, 0)
+		sim.InjectFault(http.MethodGet, "/nodes/agent/tasks/", pvesim.FaultReset, 0)
 		_, err = call.Run(context.Background(), noProgress)
-		if unk := unknownOf(t, err); !strings.HasPrefix(unk.UPID, "UPID:pve:") || !strings.Contains(unk.UPID, ":qmigrate:101:") {
+		if unk := unknownOf(t, err); !strings.HasPrefix(unk.UPID, "UPID:agent:") || !strings.Contains(unk.UPID, ":qmigrate:104:") {
 			t.Errorf("unknown outcome without the migration's task id: %q", unk.UPID)
 		}
 	})

@@ -4,9 +4,9 @@ package tools
 // exists, YELLOW: a clone (ops_create_clone.go), a backup now and a restore
 // into a new VMID (ops_create_backup.go), a download into a storage
 // (ops_create_download.go), a guest's notes and tags (ops_create_notes.go).
-// A backup that stops a running guest, and a restore over an existing guest,
-// are RED: those two tools decide their tier per call. This file holds what
-// they share.
+// A stop-mode backup, and a restore over an existing guest (or one started
+// beside its running original), are RED: those two tools decide their tier
+// per call. This file holds what they share.
 
 import (
 	"context"

@@ -1,8 +1,9 @@
 package tools
 
-// create_backup and restore_backup. A backup is YELLOW, but one that stops a
-// running guest is RED; a restore into a new VMID is YELLOW, one over an
-// existing guest RED: both tools are RED with YELLOW calls.
+// create_backup and restore_backup. A backup is YELLOW, but one in stop mode
+// is RED (it shuts down the guest if it runs when vzdump starts); a restore
+// into a new VMID is YELLOW, one over an existing guest RED: both tools are
+// RED with YELLOW calls.
 
 import (
 	"context"
@@ -43,7 +44,7 @@ type CreateBackupResult struct {
 func createBackup() *Tool {
 	return define[CreateBackupInput, CreateBackupResult](spec{
 		name: "create_backup", title: "Back up a guest now", tier: safety.Red, minTier: safety.Yellow,
-		description: "Back up one VM or container by VMID now (vzdump) to a backup storage, reporting progress; older backups are never pruned. Snapshot mode (default) keeps the guest running; mode stop on a running guest shuts it down for the backup and needs a person's approval.",
+		description: "Back up one VM or container by VMID now (vzdump) to a backup storage, reporting progress; older backups are never pruned. Snapshot mode (default) keeps the guest running; mode stop shuts a running guest down for the backup, and always needs a person's approval (a stopped guest may be started before the backup runs).",
 		adjust: func(s *jsonschema.Schema) {
 			vmidSchema(property(s, "vmid"))
 			property(s, "storage").Pattern = storageRE.String()
@@ -112,6 +113,11 @@ func prepareBackup(ctx context.Context, env *Env, in CreateBackupInput) (*Call, 
 	effect := fmt.Sprintf("Back up %s on node %s to storage %s", what, r.Node, st.Storage)
 	tier := safety.Yellow
 	switch {
+	case in.Mode == "stop" && !running:
+		// vzdump shuts down whatever runs when it starts: the guest may have
+		// been started since this plan, so stop mode always needs a person.
+		effect += " in stop mode: a running guest is shut down for the backup and started again after (it is stopped now)"
+		tier = safety.Red
 	case !running:
 		effect += " (it stays stopped)"
 	case in.Mode == "snapshot":
@@ -418,18 +424,18 @@ func findArchive(ctx context.Context, env *Env, all []pve.Resource, online map[s
 	switch {
 	case len(found) == 0:
 		return nil, inputErrorf("there is no backup %s on storage %s (see get_backups)", in.VolID, sid)
-	case len(found) > 1 && in.Node != "":
-		for _, f := range found {
-			if f.node == in.Node {
-				return f, nil
-			}
-		}
 	case len(found) == 1:
 		return found[0], nil
 	}
 	var on []string
 	for _, f := range found {
+		if f.node == in.Node {
+			return f, nil
+		}
 		on = append(on, f.node)
+	}
+	if in.Node != "" {
+		return nil, inputErrorf("backup %s is not on node %s; it is on nodes %s (storage %s is each node's own): restore it on one of those", in.VolID, in.Node, strings.Join(on, ", "), sid)
 	}
 	return nil, inputErrorf("backup %s is on nodes %s (storage %s is each node's own); say which with node", in.VolID, strings.Join(on, ", "), sid)
 }
@@ -540,6 +546,10 @@ func restoreNew(ctx context.Context, env *Env, in RestoreBackupInput, ownerGuest
 	call := &Call{Target: safety.Target{Node: target, VMID: in.VMID, Kind: kind}, Tier: tier, Effect: effect,
 		Run: func(ctx context.Context, progress Progress) (any, error) {
 			res, err := runRestore(ctx, env, target, kind, in, pve.RestoreOptions{Archive: in.VolID, VMID: in.VMID, Storage: in.Storage, Unique: unique, Start: in.Start}, progress)
+			if unk := (*OutcomeUnknownError)(nil); errors.As(err, &unk) && unk.UPID != "" {
+				// The restore task could not be followed to its end.
+				return nil, notMarked(err, newNoun, unk.UPID, false)
+			}
 			if err != nil {
 				return nil, err
 			}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"net/url"
@@ -26,7 +27,7 @@ type CloneGuestInput struct {
 	NewVMID      int    `json:"new_vmid,omitempty" jsonschema:"VMID of the clone; Proxmox's next free one when left out"`
 	Name         string `json:"name" jsonschema:"the clone's name (a VM's name, a container's hostname): DNS labels of letters, digits and '-' (1-63 each), joined by '.'"`
 	TargetNode   string `json:"target_node,omitempty" jsonschema:"node to create the clone on (default: the source's); another node needs the source's disks on shared storage"`
-	Storage      string `json:"storage,omitempty" jsonschema:"full clones: the storage for the clone's disks (default: the source's)"`
+	Storage      string `json:"storage,omitempty" jsonschema:"full clones: one storage for all the clone's disks (default: each disk onto the storage it is on now)"`
 	Full         bool   `json:"full,omitempty" jsonschema:"true: an independent full copy; false (default): a linked clone, which Proxmox makes only from a template"`
 	CIUser       string `json:"ci_user,omitempty" jsonschema:"VMs with cloud-init: the user to set up"`
 	SSHPublicKey string `json:"ssh_public_key,omitempty" jsonschema:"VMs with cloud-init: one OpenSSH public key, e.g. 'ssh-ed25519 AAAAC3… me@laptop'"`
@@ -44,7 +45,7 @@ type CloneGuestResult struct {
 	Name          string  `json:"name"`
 	Kind          string  `json:"kind" jsonschema:"qemu or lxc"`
 	Full          bool    `json:"full" jsonschema:"false for a linked clone"`
-	Storage       string  `json:"storage" jsonschema:"the storage of the clone's disks"`
+	Storage       string  `json:"storage" jsonschema:"the storage of the clone's disks (of its boot disk, when they are on several)"`
 	Tags          string  `json:"tags" jsonschema:"the clone's tags; jarvis-created marks it as made by Jarvis"`
 	CloudInit     bool    `json:"cloud_init" jsonschema:"true when the cloud-init user, key or address were set"`
 	GuestStatus   string  `json:"guest_status" jsonschema:"the clone's state: stopped, until started"`
@@ -142,6 +143,94 @@ func cloneSizeBytes(s string) int64 {
 	return int64(f * float64(mult))
 }
 
+// clonePlace is a storage the clone's disks go to: what they need there and
+// what it has free on the target node.
+type clonePlace struct {
+	storage     string
+	need, avail int64
+}
+
+// cloneStorageWords says in the plan where the clone's disks go.
+func cloneStorageWords(full bool, places []clonePlace) string {
+	if len(places) == 1 {
+		pl := places[0]
+		if full {
+			return fmt.Sprintf("full clone onto storage %s (needs %s; %s free)", pl.storage, humanBytes(pl.need), humanBytes(pl.avail))
+		}
+		return fmt.Sprintf("linked clone on storage %s (it shares the template's disks; %s free)", pl.storage, humanBytes(pl.avail))
+	}
+	var names, needs, free []string
+	for _, pl := range places {
+		names = append(names, pl.storage)
+		needs = append(needs, fmt.Sprintf("%s on %s (%s free)", humanBytes(pl.need), pl.storage, humanBytes(pl.avail)))
+		free = append(free, fmt.Sprintf("%s free on %s", humanBytes(pl.avail), pl.storage))
+	}
+	if full {
+		return "full clone, each disk onto the storage it is on now: needs " + andWords(needs)
+	}
+	return fmt.Sprintf("linked clone on storages %s (it shares the template's disks; %s)", andWords(names), strings.Join(free, ", "))
+}
+
+// andWords joins "a", "b" and "c" as "a, b and c".
+func andWords(items []string) string {
+	if len(items) < 2 {
+		return strings.Join(items, "")
+	}
+	return strings.Join(items[:len(items)-1], ", ") + " and " + items[len(items)-1]
+}
+
+// bootDisk is the disk named when one storage stands for the source's: a
+// container's rootfs; a VM's first disk in its boot order, else its
+// bootdisk, else the first of scsi0, virtio0, sata0 and ide0 it has, else
+// its first disk that is neither an EFI disk nor a TPM state.
+func bootDisk(kind string, cfg map[string]any, disks []cloneDisk) cloneDisk {
+	find := func(key string) (cloneDisk, bool) {
+		for _, d := range disks {
+			if d.key == key {
+				return d, true
+			}
+		}
+		return cloneDisk{}, false
+	}
+	var keys []string
+	if kind == "lxc" {
+		keys = []string{"rootfs"}
+	} else {
+		for _, o := range strings.Split(confText(cfg, "boot"), ",") {
+			if order, ok := strings.CutPrefix(strings.TrimSpace(o), "order="); ok {
+				keys = append(keys, strings.Split(order, ";")...)
+			}
+		}
+		keys = append(keys, confText(cfg, "bootdisk"), "scsi0", "virtio0", "sata0", "ide0")
+	}
+	for _, k := range keys {
+		if d, ok := find(strings.TrimSpace(k)); ok {
+			return d
+		}
+	}
+	for _, d := range disks {
+		if d.key != "efidisk0" && d.key != "tpmstate0" {
+			return d
+		}
+	}
+	return disks[0]
+}
+
+// hasCloudInitDrive reports whether a VM's config has a cloud-init drive
+// ("ide2: local-lvm:vm-9000-cloudinit,media=cdrom"): without one, Proxmox
+// keeps cloud-init settings but no guest ever reads them.
+func hasCloudInitDrive(cfg map[string]any) bool {
+	for key := range cfg {
+		if cloneDiskKeyRE["qemu"].MatchString(key) {
+			volid, _, _ := strings.Cut(confText(cfg, key), ",")
+			if strings.Contains(strings.TrimPrefix(volid, "volume="), "cloudinit") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 func prepareClone(ctx context.Context, env *Env, in CloneGuestInput) (*Call, error) {
 	if !dnsNameRE.MatchString(in.Name) || len(in.Name) > 253 {
 		return nil, inputErrorf("name %q is not a DNS name: letters, digits and '-' (not first or last), up to 63 per label, labels joined by '.'", in.Name)
@@ -225,15 +314,15 @@ func prepareClone(ctx context.Context, env *Env, in CloneGuestInput) (*Call, err
 	if len(disks) == 0 {
 		return nil, inputErrorf("%s has no disk Jarvis can read in its config; clone it in the Proxmox UI", noun)
 	}
-	srcStorage := disks[0].storage
-	dest := in.Storage
-	if dest == "" {
-		dest = srcStorage
+	if cloudInit && !hasCloudInitDrive(cfg) {
+		return nil, inputErrorf("%s has no cloud-init drive, so ci_user, ssh_public_key and ip_config would do nothing: add one in Proxmox first (the VM's Hardware → Add → CloudInit Drive, or qm set %d --ide2 <storage>:cloudinit on its node), or leave those settings out",
+			noun, in.VMID)
 	}
+	boot := bootDisk(r.Type, cfg, disks)
 
 	// Another node: Proxmox copies only from and to shared storage.
 	if target != r.Node {
-		_, srcList, err := storageOnNode(ctx, env, r.Node, srcStorage)
+		_, srcList, err := storageOnNode(ctx, env, r.Node, boot.storage)
 		if err != nil {
 			return nil, err
 		}
@@ -248,29 +337,62 @@ func prepareClone(ctx context.Context, env *Env, in CloneGuestInput) (*Call, err
 			}
 		}
 	}
+
+	// Where the clone's disks go: all onto storage when it is given, else
+	// each onto the storage of the source's disk (as Proxmox does), the boot
+	// disk's first.
+	dest := in.Storage
+	if dest == "" {
+		dest = boot.storage
+	}
+	var places []clonePlace
+	placeOf := func(name string) *clonePlace {
+		for i := range places {
+			if places[i].storage == name {
+				return &places[i]
+			}
+		}
+		places = append(places, clonePlace{storage: name})
+		return &places[len(places)-1]
+	}
+	placeOf(dest)
+	for _, d := range disks {
+		name := in.Storage
+		if name == "" {
+			name = d.storage
+		}
+		placeOf(name).need += d.size
+	}
+	slices.SortStableFunc(places[1:], func(a, b clonePlace) int { return strings.Compare(a.storage, b.storage) })
+
 	content := map[string]string{"qemu": "images", "lxc": "rootdir"}[r.Type]
-	st, list, err := storageOnNode(ctx, env, target, dest)
+	_, list, err := storageOnNode(ctx, env, target, dest)
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case st == nil:
-		return nil, inputErrorf("storage %s is not available on node %s; storages there for %s disks: %s", dest, target, kindWord(r.Type), storagesFor(list, content))
-	case !storageHolds(st.Content, content):
-		return nil, inputErrorf("storage %s on node %s does not hold %s disks (its content: %s); choose one of: %s", dest, target, kindWord(r.Type), st.Content, storagesFor(list, content))
-	case !bool(st.Enabled) || !bool(st.Active):
-		return nil, inputErrorf("storage %s is not active on node %s now", dest, target)
-	case target != r.Node && !bool(st.Shared):
-		return nil, inputErrorf("storage %s is local to node %s: Proxmox clones to another node only onto shared storage", dest, target)
-	}
-	var need int64
-	for _, d := range disks {
-		need += d.size
-	}
-	avail := int64(st.Avail)
-	if in.Full && need > avail {
-		return nil, inputErrorf("a full clone of %s needs %s on storage %s, and it has only %s free on node %s; choose another storage, or free space first",
-			noun, humanBytes(need), dest, humanBytes(avail), target)
+	for i := range places {
+		pl := &places[i]
+		var st *pve.StorageEntry
+		for j := range list {
+			if list[j].Storage == pl.storage {
+				st = &list[j]
+			}
+		}
+		switch {
+		case st == nil:
+			return nil, inputErrorf("storage %s is not available on node %s; storages there for %s disks: %s", pl.storage, target, kindWord(r.Type), storagesFor(list, content))
+		case !storageHolds(st.Content, content):
+			return nil, inputErrorf("storage %s on node %s does not hold %s disks (its content: %s); choose one of: %s", pl.storage, target, kindWord(r.Type), st.Content, storagesFor(list, content))
+		case !bool(st.Enabled) || !bool(st.Active):
+			return nil, inputErrorf("storage %s is not active on node %s now", pl.storage, target)
+		case target != r.Node && !bool(st.Shared):
+			return nil, inputErrorf("storage %s is local to node %s: Proxmox clones to another node only onto shared storage", pl.storage, target)
+		}
+		pl.avail = int64(st.Avail)
+		if in.Full && pl.need > pl.avail {
+			return nil, inputErrorf("a full clone of %s needs %s on storage %s, and it has only %s free on node %s; choose another storage, or free space first",
+				noun, humanBytes(pl.need), pl.storage, humanBytes(pl.avail), target)
+		}
 	}
 
 	newID := in.NewVMID
@@ -288,11 +410,7 @@ func prepareClone(ctx context.Context, env *Env, in CloneGuestInput) (*Call, err
 	}
 	newNoun := fmt.Sprintf("%s %d '%s'", kindWord(r.Type), newID, in.Name)
 	effect := fmt.Sprintf("Clone %s on node %s into new %s on node %s, ", source, r.Node, newNoun, target)
-	if in.Full {
-		effect += fmt.Sprintf("full clone onto storage %s (needs %s; %s free)", dest, humanBytes(need), humanBytes(avail))
-	} else {
-		effect += fmt.Sprintf("linked clone on storage %s (it shares the template's disks; %s free)", dest, humanBytes(avail))
-	}
+	effect += cloneStorageWords(in.Full, places)
 	if cloudInit {
 		var set []string
 		if in.CIUser != "" {
@@ -322,7 +440,7 @@ func prepareClone(ctx context.Context, env *Env, in CloneGuestInput) (*Call, err
 			}
 			res, err := waitForTask(ctx, env, upid, 30*time.Minute, logProgress(ctx, env, upid, "cloning", progress), w)
 			if err != nil {
-				return nil, err
+				return nil, notMarked(err, newNoun, upid, cloudInit)
 			}
 			tags, marker, err := markCreated(ctx, env, target, r.Type, newID, ci)
 			if err != nil {
@@ -337,6 +455,25 @@ func prepareClone(ctx context.Context, env *Env, in CloneGuestInput) (*Call, err
 			return out, nil
 		},
 	}, nil
+}
+
+// notMarked adds to the unknown outcome of a task that creates a guest (a
+// clone, a restore into a new VMID) what Jarvis did not do because it never
+// saw the task end: the marks that make the guest Jarvis's and, for a clone,
+// the cloud-init settings; and what to do about them. Other errors pass.
+func notMarked(err error, noun, upid string, cloudInit bool) error {
+	var unk *OutcomeUnknownError
+	if !errors.As(err, &unk) {
+		return err
+	}
+	missing, fix := fmt.Sprintf("the %s and %s… tags", createdTag, createdIDPrefix), ""
+	if cloudInit {
+		missing += " or the cloud-init settings"
+		fix = " set its cloud-init user, SSH key and address by hand in Proxmox (its Cloud-Init tab), and"
+	}
+	unk.Why += fmt.Sprintf("; Jarvis did NOT apply %s, so %s, if it appears, is not recorded as Jarvis's and delete_guest will refuse it", missing, noun)
+	unk.Check = fmt.Sprintf("Before retrying, check get_task_status with upid %s; if the task ended OK,%s know that Jarvis's tags cannot be added afterwards (set_guest_notes_tags does not set them): keep the guest as your own, or remove it in Proxmox if it is not wanted", upid, fix)
+	return err
 }
 
 // checkSSHPublicKey accepts one OpenSSH public key on one line: its type,

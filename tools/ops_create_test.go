@@ -22,7 +22,9 @@ import (
 // its whole job on a fresh demo cluster with exactly the privileges
 // opsCreateAccess lists (cloud-init and the tag included).
 func init() {
-	privilegeRuns["clone_guest"] = map[string]any{"vmid": 9000, "name": "priv-clone", "full": true, "ci_user": "debian", "ip_config": "ip=dhcp"}
+	// Without cloud-init: pvesim's template has no cloud-init drive (the run
+	// with it is TestClonePrivilegesWithCloudInit's).
+	privilegeRuns["clone_guest"] = map[string]any{"vmid": 9000, "name": "priv-clone", "full": true}
 	privilegeRuns["create_backup"] = map[string]any{"vmid": 101}
 	privilegeRuns["restore_backup"] = map[string]any{"volid": nightlyVolid{vmid: 101, index: 1}, "vmid": 130}
 	privilegeRuns["download_to_storage"] = map[string]any{"url": "https://example.org/images/alpine-3.22.iso", "storage": "local", "content": "iso"}
@@ -41,10 +43,11 @@ func (v nightlyVolid) MarshalJSON() ([]byte, error) {
 	return json.Marshal(fmt.Sprintf("nfs-backup:backup/vzdump-qemu-%d-%s.vma.zst", v.vmid, ct.Format("2006_01_02-15_04_05")))
 }
 
-// createEnv is a tool environment on a fresh simulated cluster.
+// createEnv is a tool environment on a fresh simulated cluster, its
+// template 9000 with the cloud-init drive it has in Proxmox (cloudInitDrive).
 func createEnv(t *testing.T) (*Env, *pvesim.Sim) {
 	t.Helper()
-	return outcomeEnv(t, 40*time.Millisecond)
+	return fakeEnv(t, 40*time.Millisecond, nil, cloudInitDrive)
 }
 
 // prepCreate prepares a call as dispatch does, and returns its error.
@@ -137,9 +140,16 @@ func TestCreatePlans(t *testing.T) {
 			want: func(*testing.T, *Env) string {
 				return `^Back up running container 201 'nginx-proxy' on node pve to storage nfs-backup in stop mode: the guest is SHUT DOWN for the whole backup and started again afterwards; its services are down meanwhile, uncompressed, with notes "before the upgrade"; no older backup is removed$`
 			}, tier: safety.Red},
-		{name: "stop mode on a stopped guest stops nothing", tool: "create_backup",
+		{name: "stop mode on a stopped guest needs a person too: it may be started first", tool: "create_backup",
 			args: func(*testing.T, *Env) map[string]any {
 				return map[string]any{"vmid": 104, "mode": "stop", "storage": "local"}
+			},
+			want: func(*testing.T, *Env) string {
+				return `^Back up stopped VM 104 'win11' on node agent to storage local in stop mode: a running guest is shut down for the backup and started again after \(it is stopped now\), zstd-compressed; no older backup is removed$`
+			}, tier: safety.Red},
+		{name: "a stopped guest in snapshot mode stays stopped", tool: "create_backup",
+			args: func(*testing.T, *Env) map[string]any {
+				return map[string]any{"vmid": 104, "storage": "local"}
 			},
 			want: func(*testing.T, *Env) string {
 				return `^Back up stopped VM 104 'win11' on node agent to storage local \(it stays stopped\), zstd-compressed; no older backup is removed$`
@@ -893,8 +903,12 @@ func TestCreateMissingPrivilegeFails(t *testing.T) {
 			if len(short) == 0 || !strings.Contains(short[0].Privilege.Names(), c.without) {
 				t.Fatalf("MissingPrivileges(%s) without %s = %+v", c.tool, c.without, short)
 			}
-			env := privilegeEnv(t, []pvesim.ACL{{Path: "/", Privileges: held, Propagate: true}})
-			err := runTool(t, env, c.tool, privilegeRuns[c.tool])
+			env, _ := fakeEnv(t, 20*time.Millisecond, []pvesim.ACL{{Path: "/", Privileges: held, Propagate: true}}, cloudInitDrive)
+			args := privilegeRuns[c.tool]
+			if c.tool == "clone_guest" {
+				args = cloudInitCloneRun
+			}
+			err := runTool(t, env, c.tool, args)
 			if err == nil || !strings.Contains(err.Error(), "Permission check failed ("+c.path) || !strings.Contains(err.Error(), c.without) {
 				t.Errorf("err = %v, want PVE's permission error on %s naming %s", err, c.path, c.without)
 			}

@@ -34,8 +34,9 @@ func TestGetGuestConfig(t *testing.T) {
 			[]string{"sockets", "balloon_mib", "cloud_init"}},
 		{9000, GuestConfigOut{VMID: 9000, Node: "home", Kind: "qemu", Name: "debian13-cloudinit", Template: true, Cores: 2, Sockets: 1,
 			MemoryMiB: 2048, Tags: []string{"template"}, OSType: "l26",
-			Disks: []GuestDiskOut{{Slot: "scsi0", Storage: "local-lvm", Volume: "base-9000-disk-0", Size: "8G", SizeBytes: 8 << 30}},
-			NICs:  []GuestNICOut{{Slot: "net0", Model: "virtio", MAC: "BC:24:11:2B:1A:0E", Bridge: "vmbr0", Firewall: true}}},
+			Disks:     []GuestDiskOut{{Slot: "scsi0", Storage: "local-lvm", Volume: "base-9000-disk-0", Size: "8G", SizeBytes: 8 << 30}},
+			NICs:      []GuestNICOut{{Slot: "net0", Model: "virtio", MAC: "BC:24:11:2B:1A:0E", Bridge: "vmbr0", Firewall: true}},
+			CloudInit: &CloudInitOut{IPConfig: []string{}}}, // its cloud-init drive, nothing set yet
 			nil},
 	} {
 		got, js := readInto[GuestConfigOut](t, env, "get_guest_config", map[string]any{"vmid": c.vmid})

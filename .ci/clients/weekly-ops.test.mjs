@@ -62,7 +62,7 @@ const YELLOW = {
   download_to_storage: ['url', 'storage', 'node', 'content', 'filename', 'checksum', 'checksum_algorithm'],
   set_guest_notes_tags: ['vmid', 'notes', 'tags'],
 };
-// YELLOW for most calls, RED for some (stop-mode backup of a running guest, restore over an
+// YELLOW for most calls, RED for some (a stop-mode backup, a restore over an
 // existing guest): the annotations follow the most a call can do.
 const YELLOW_OR_RED = {
   create_backup: ['vmid', 'storage', 'mode', 'compress', 'notes'],

@@ -66,8 +66,10 @@ func TestOpsChangeSchemaConformance(t *testing.T) {
 	upid, err = c.ResizeGuestDisk(ctx, "pve", "lxc", 201, "rootfs", "+4G", digestOf("pve", "lxc", 201))
 	waitOK("ResizeGuestDisk lxc", upid, err)
 
-	upid, err = c.MigrateGuest(ctx, "pve", "qemu", 101, Migration{Target: "home", Online: true, WithLocalDisks: true})
+	upid, err = c.MigrateGuest(ctx, "agent", "qemu", 105, Migration{Target: "home", Online: true, WithLocalDisks: true})
 	waitOK("MigrateGuest qemu online", upid, err)
+	upid, err = c.MigrateGuest(ctx, "pve", "qemu", 101, Migration{Target: "home", Online: true, WithLocalDisks: true})
+	waitOK("MigrateGuest qemu online through the HA manager", upid, err)
 	upid, err = c.MigrateGuest(ctx, "pve", "lxc", 201, Migration{Target: "home", Restart: true, Timeout: 180})
 	waitOK("MigrateGuest lxc restart", upid, err)
 	upid, err = c.MigrateGuest(ctx, "agent", "qemu", 104, Migration{Target: "pve"})
@@ -174,12 +176,14 @@ func TestOpsChangeSimulatorRefusals(t *testing.T) {
 	apiErr("migrate a running VM offline", err, 500, "can't migrate running VM without --online")
 	_, err = c.MigrateGuest(ctx, "pve", "lxc", 201, Migration{Target: "home"})
 	apiErr("migrate a running CT", err, 500, "can't migrate running container without --online or --restart")
-	upid, err = c.MigrateGuest(ctx, "pve", "qemu", 101, Migration{Target: "home", Online: true})
+	// 105 is not under HA: PVE migrates it itself (101 and 102 go through
+	// the HA manager, TestHAMigration).
+	upid, err = c.MigrateGuest(ctx, "agent", "qemu", 105, Migration{Target: "home", Online: true})
 	taskErr("live migration without local disks", upid, err, "can't live migrate attached local disks without with-local-disks option")
-	if g, _ := sim.Guest(101); g.Node != "pve" || g.Lock != "" {
+	if g, _ := sim.Guest(105); g.Node != "agent" || g.Lock != "" {
 		t.Errorf("after an aborted migration the guest is %+v", g)
 	}
-	upid, err = c.MigrateGuest(ctx, "pve", "qemu", 101, Migration{Target: "home", Online: true, WithLocalDisks: true})
+	upid, err = c.MigrateGuest(ctx, "agent", "qemu", 105, Migration{Target: "home", Online: true, WithLocalDisks: true})
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -187,14 +191,14 @@ func TestOpsChangeSimulatorRefusals(t *testing.T) {
 		}
 	}
 	must(err)
-	if g, _ := sim.Guest(101); g.Lock != "migrate" {
+	if g, _ := sim.Guest(105); g.Lock != "migrate" {
 		t.Errorf("a migrating guest is locked %q, want migrate", g.Lock)
 	}
 	_, err = c.WaitTask(ctx, upid, 10*time.Millisecond, nil)
 	must(err)
-	lines, err := c.TaskLog(ctx, "pve", upid, 0, 50)
+	lines, err := c.TaskLog(ctx, "agent", upid, 0, 50)
 	must(err)
-	if len(lines) < 3 || !strings.Contains(lines[0].T, "starting migration of VM 101 to node 'home'") ||
+	if len(lines) < 3 || !strings.Contains(lines[0].T, "starting migration of VM 105 to node 'home'") ||
 		!strings.HasPrefix(lines[len(lines)-2].T, "migration finished successfully") {
 		t.Errorf("migration log %+v", lines)
 	}
@@ -235,6 +239,39 @@ func TestOpsChangeSimulatorRefusals(t *testing.T) {
 		for _, p := range schema.checkResponse(schemaPath(r)) {
 			t.Error(p)
 		}
+	}
+}
+
+// An HA resource's migration answers an "hamigrate" task that ends OK while
+// the guest is still where it was: the HA manager moves it afterwards.
+func TestHAMigration(t *testing.T) {
+	sim, srv := startSim(t)
+	c := newClient(t, testTokenID, testSecret, srv.URL)
+	ctx := WithFresh(context.Background())
+	upid, err := c.MigrateGuest(ctx, "pve", "qemu", 101, Migration{Target: "home", Online: true, WithLocalDisks: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := ParseUPID(upid)
+	if err != nil || id.Type != "hamigrate" || id.Node != "pve" {
+		t.Fatalf("upid %q (%v), want an hamigrate task on pve", upid, err)
+	}
+	if _, err := c.WaitTask(ctx, upid, 10*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := sim.Guest(101); g.Node != "pve" {
+		t.Fatalf("when the hamigrate task ended the guest was already %+v", g)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r, err := c.FindGuest(ctx, 101)
+		if err == nil && r.Node == "home" && r.Lock == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the HA manager never moved the guest: %+v, %v", r, err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

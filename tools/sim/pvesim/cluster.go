@@ -61,6 +61,7 @@ type guest struct {
 	storage     string // the storage of its disk (scsi0 or rootfs)
 	// cloud-init (qemu): set on clones from the template.
 	ciuser, cipassword, sshkeys, ipconfig0 string
+	cloudinit                              bool // qemu: has a cloud-init drive (ide2)
 }
 
 func (g *guest) setStatus(status string, now time.Time) {
@@ -158,6 +159,7 @@ func (s *Sim) seed(now time.Time) {
 		lxc(204, "dev-ct", "agent1", "stopped", 2, 2048, 16, 0, 0, 0, "lab"),
 	}
 	guests[7].template = true
+	guests[7].cloudinit = true
 	s.guests = map[int]*guest{}
 	for _, g := range guests {
 		if g.status == "running" {

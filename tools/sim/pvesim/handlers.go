@@ -56,6 +56,9 @@ func (s *Sim) nodeResource(n *node) map[string]any {
 func (s *Sim) guestResource(g *guest) map[string]any {
 	m := map[string]any{"id": fmt.Sprintf("%s/%d", g.kind, g.vmid), "type": g.kind, "vmid": g.vmid, "name": g.name,
 		"node": g.node, "status": g.status, "template": b01(g.template)}
+	if s.haManaged(g) {
+		m["hastate"] = s.haState(g)
+	}
 	if g.tags != "" {
 		m["tags"] = g.tags
 	}
@@ -397,6 +400,9 @@ func (s *Sim) getGuestStatus(c *call) response {
 	}
 	m := s.guestStatusJSON(g)
 	m["ha"] = map[string]any{"managed": 0}
+	if s.haManaged(g) {
+		m["ha"] = map[string]any{"managed": 1, "state": s.haState(g)}
+	}
 	if g.kind == "qemu" {
 		m["agent"] = 1
 	}
@@ -420,6 +426,9 @@ func (s *Sim) guestConfigJSON(g *guest) map[string]any {
 			"net0":         fmt.Sprintf("name=eth0,bridge=vmbr0,firewall=1,hwaddr=%s,ip=dhcp,type=veth", g.mac),
 			"unprivileged": 1, "features": "nesting=1", "onboot": b01(g.onboot),
 		}
+	}
+	if g.kind == "qemu" && g.cloudinit {
+		m["ide2"] = fmt.Sprintf("%s:vm-%d-cloudinit,media=cdrom", g.storage, g.vmid)
 	}
 	if g.kind == "qemu" && g.balloon > 0 {
 		m["balloon"] = g.balloon / mib

@@ -1,14 +1,16 @@
 package pvesim
 
 // Changing and removing what exists, as PVE 9.1 does it: growing a disk,
-// migrating a guest to another node, deleting a volume (a backup), turning a
-// guest into a template and destroying a guest. The config write (cores,
+// migrating a guest to another node (an HA resource through the HA manager),
+// deleting a volume (a backup), turning a guest into a template and
+// destroying a guest. The config write (cores,
 // memory, …) is ops_create.go's.
 
 import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -212,9 +214,9 @@ func (s *Sim) postMigrate(c *call) response {
 	}
 	running := g.status == "running"
 	online, restart := c.params["online"] == "1", c.params["restart"] == "1"
-	word, typ := "VM", "qmigrate"
+	typ := "qmigrate"
 	if g.kind == "lxc" {
-		word, typ = "CT", "vzmigrate"
+		typ = "vzmigrate"
 		if running && !online && !restart {
 			return errorResponse(http.StatusInternalServerError, "can't migrate running container without --online or --restart")
 		}
@@ -226,6 +228,18 @@ func (s *Sim) postMigrate(c *call) response {
 			return errorResponse(http.StatusInternalServerError, "can't migrate running VM without --online")
 		}
 	}
+	if s.haManaged(g) {
+		// PVE hands an HA resource's migration to the HA manager.
+		return taskResponse(s.haMigrate(g, n, tn, c.user))
+	}
+	return taskResponse(s.migrationTask(g, n, tn, typ, c.user, online, c.params["with-local-disks"] == "1"))
+}
+
+// migrationTask is the worker that moves g from n to tn (qmigrate or
+// vzmigrate): it holds the guest's lock while it runs and moves the guest
+// when it ends.
+func (s *Sim) migrationTask(g *guest, n, tn *node, typ, user string, online, localDisks bool) *task {
+	word := g.guestWord()
 	lockBefore := g.lock
 	if lockBefore == "" {
 		g.lock = "migrate"
@@ -235,9 +249,8 @@ func (s *Sim) postMigrate(c *call) response {
 	if g.kind == "qemu" {
 		startLog = append(startLog, fmt.Sprintf("found local disk '%s' (attached)", volid))
 	}
-	localDisks := c.params["with-local-disks"] == "1"
 	start := s.now()
-	t := s.startTask(n, typ, strconv.Itoa(g.vmid), c.user, startLog, func() (string, []string) {
+	t := s.startTask(n, typ, strconv.Itoa(g.vmid), user, startLog, func() (string, []string) {
 		took := migrationDuration(s.now().Sub(start))
 		aborted := func(why string) (string, []string) {
 			if lockBefore == "" {
@@ -273,7 +286,38 @@ func (s *Sim) postMigrate(c *call) response {
 	})
 	// A migration takes longer than the other tasks.
 	t.end = t.start.Add(2 * s.opts.TaskDuration)
-	return taskResponse(t)
+	return t
+}
+
+// haManaged reports whether g is an HA resource (haVMIDs, ops_read.go).
+func (s *Sim) haManaged(g *guest) bool {
+	return slices.Contains(haVMIDs, g.vmid) && s.guests[g.vmid] == g
+}
+
+// haMigrate is what PVE does with a migration of an HA resource: the API
+// forks an "hamigrate" worker that only hands the request to the HA manager
+// (ha-manager migrate) and ends OK at once. The guest moves later, when the
+// HA manager has the guest's node run the migration itself (as root@pam,
+// live for a running VM, with its local disks, as pve-ha-manager asks): a
+// migration task that starts when the request has been handed over. The HA
+// manager ignores a request for a node that is not online.
+func (s *Sim) haMigrate(g *guest, n, tn *node, user string) *task {
+	typ := "qmigrate"
+	if g.kind == "lxc" {
+		typ = "vzmigrate"
+	}
+	t := s.startTask(n, "hamigrate", strconv.Itoa(g.vmid), user,
+		[]string{fmt.Sprintf("Requesting HA migration for %s %d to node %s", g.guestWord(), g.vmid, tn.name)},
+		func() (string, []string) {
+			src := s.node(g.node)
+			if s.guests[g.vmid] != g || src == nil || src == tn || s.offline[tn.name] {
+				return "OK", nil
+			}
+			s.migrationTask(g, src, tn, typ, "root@pam", g.kind == "qemu" && g.status == "running", true)
+			return "OK", nil
+		})
+	t.end = t.start.Add(s.opts.TaskDuration / 5)
+	return t
 }
 
 // ---- template ----

@@ -24,26 +24,26 @@ func TestEveryPatternServedOnce(t *testing.T) {
 // A migration holds the guest's lock while it runs and moves it when it ends.
 func TestMigrationTakesItsTime(t *testing.T) {
 	h := newHarness(t)
-	r := h.post("/nodes/pve/qemu/101/migrate", url.Values{"target": {"home"}, "online": {"1"}, "with-local-disks": {"1"}})
+	r := h.post("/nodes/agent/qemu/105/migrate", url.Values{"target": {"home"}, "online": {"1"}, "with-local-disks": {"1"}})
 	var upid string
-	if r.status != 200 || json.Unmarshal(r.env.Data, &upid) != nil || !strings.Contains(upid, ":qmigrate:101:") {
+	if r.status != 200 || json.Unmarshal(r.env.Data, &upid) != nil || !strings.Contains(upid, ":qmigrate:105:") {
 		t.Fatalf("migrate = %d %s", r.status, r.body)
 	}
 	h.clock.Add(2 * time.Second)
-	if g, _ := h.sim.Guest(101); g.Node != "pve" || g.Lock != "migrate" {
-		t.Fatalf("half-way the guest is %+v, want still on pve, locked migrate", g)
+	if g, _ := h.sim.Guest(105); g.Node != "agent" || g.Lock != "migrate" {
+		t.Fatalf("half-way the guest is %+v, want still on agent, locked migrate", g)
 	}
-	if r := h.post("/nodes/pve/qemu/101/migrate", url.Values{"target": {"agent"}, "online": {"1"}}); r.status != 500 || r.reason != "VM is locked (migrate)" {
+	if r := h.post("/nodes/agent/qemu/105/migrate", url.Values{"target": {"pve"}, "online": {"1"}}); r.status != 500 || r.reason != "VM is locked (migrate)" {
 		t.Errorf("a second migration = %d %q", r.status, r.reason)
 	}
 	h.clock.Add(2 * time.Second)
 	if st := h.taskStatus(upid); st["exitstatus"] != "OK" {
 		t.Fatalf("migration ended %v", st)
 	}
-	if g, _ := h.sim.Guest(101); g.Node != "home" || g.Lock != "" || g.Status != "running" {
+	if g, _ := h.sim.Guest(105); g.Node != "home" || g.Lock != "" || g.Status != "running" {
 		t.Fatalf("after the migration the guest is %+v", g)
 	}
-	if r := h.get("/nodes/pve/qemu/101/status/current", nil); r.status != 500 || !strings.Contains(r.reason, "does not exist") {
+	if r := h.get("/nodes/agent/qemu/105/status/current", nil); r.status != 500 || !strings.Contains(r.reason, "does not exist") {
 		t.Errorf("the guest still answers on its old node: %d %q", r.status, r.reason)
 	}
 
@@ -56,6 +56,56 @@ func TestMigrationTakesItsTime(t *testing.T) {
 	}
 	if exit := h.runTaskFor("/nodes/home/lxc/200/migrate", url.Values{"target": {"pve"}, "online": {"1"}}, 4*time.Second); !strings.Contains(exit, "lxc live migration is currently not implemented") {
 		t.Errorf("online container migration = %s", exit)
+	}
+}
+
+// An HA resource's migration is handed to the HA manager, as PVE does: an
+// "hamigrate" task that ends OK at once, then the HA manager's own migration
+// (by root@pam, live, with the local disks) that moves the guest later. A
+// request for a node that is not online is ignored: the guest never moves.
+func TestHAMigrationMovesTheGuestLater(t *testing.T) {
+	h := newHarness(t) // tasks of 2 s
+	r := h.post("/nodes/pve/qemu/101/migrate", url.Values{"target": {"home"}, "online": {"1"}})
+	var upid string
+	if r.status != 200 || json.Unmarshal(r.env.Data, &upid) != nil || !strings.Contains(upid, ":hamigrate:101:") {
+		t.Fatalf("migrate = %d %s", r.status, r.body)
+	}
+	if g, _ := h.sim.Guest(101); g.Node != "pve" || g.Lock != "" {
+		t.Fatalf("with the request only queued the guest is %+v", g)
+	}
+	h.clock.Add(400 * time.Millisecond)
+	if st := h.taskStatus(upid); st["exitstatus"] != "OK" {
+		t.Fatalf("hamigrate ended %v", st)
+	}
+	if g, _ := h.sim.Guest(101); g.Node != "pve" || g.Lock != "migrate" {
+		t.Fatalf("after the hamigrate task the guest is %+v, want still on pve, locked migrate by the HA manager's migration", g)
+	}
+	var tasks []map[string]any
+	h.readData("/nodes/pve/tasks", url.Values{"vmid": {"101"}, "source": {"all"}}, &tasks)
+	found := false
+	for _, tk := range tasks {
+		found = found || (tk["type"] == "qmigrate" && tk["user"] == "root@pam")
+	}
+	if !found {
+		t.Errorf("no migration by the HA manager among the tasks of 101: %v", tasks)
+	}
+	h.clock.Add(4 * time.Second)
+	if g, _ := h.sim.Guest(101); g.Node != "home" || g.Lock != "" || g.Status != "running" {
+		t.Fatalf("after the HA manager's migration the guest is %+v", g)
+	}
+
+	h.sim.SetNodeOffline("agent", true)
+	r = h.post("/nodes/pve/qemu/102/migrate", url.Values{"target": {"agent"}, "online": {"1"}})
+	if r.status != 200 || json.Unmarshal(r.env.Data, &upid) != nil || !strings.Contains(upid, ":hamigrate:102:") {
+		t.Fatalf("migrate = %d %s", r.status, r.body)
+	}
+	h.clock.Add(time.Second)
+	if st := h.taskStatus(upid); st["exitstatus"] != "OK" {
+		t.Fatalf("hamigrate to an offline node ended %v", st)
+	}
+	h.clock.Add(10 * time.Second)
+	if g, _ := h.sim.Guest(102); g.Node != "pve" || g.Lock != "" {
+		t.Fatalf("a request for an offline node moved the guest: %+v", g)
 	}
 }
 

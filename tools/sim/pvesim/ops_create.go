@@ -130,7 +130,7 @@ type backupOf struct {
 	kind, name, tags, description, ostype, storage string
 	cores                                          int
 	maxmem, maxdisk, balloon                       int64
-	onboot                                         bool
+	onboot, cloudinit                              bool
 	ciuser, cipassword, sshkeys, ipconfig0         string
 	memFrac, cpuBase                               float64
 }
@@ -138,7 +138,8 @@ type backupOf struct {
 func backupOfGuest(g *guest) backupOf {
 	return backupOf{kind: g.kind, name: g.name, tags: g.tags, description: g.description, ostype: g.ostype, storage: g.storage,
 		cores: g.cores, maxmem: g.maxmem, maxdisk: g.maxdisk, balloon: g.balloon, onboot: g.onboot,
-		ciuser: g.ciuser, cipassword: g.cipassword, sshkeys: g.sshkeys, ipconfig0: g.ipconfig0, memFrac: g.memFrac, cpuBase: g.cpuBase}
+		ciuser: g.ciuser, cipassword: g.cipassword, sshkeys: g.sshkeys, ipconfig0: g.ipconfig0, cloudinit: g.cloudinit,
+		memFrac: g.memFrac, cpuBase: g.cpuBase}
 }
 
 // createStates holds each simulator's createState, keyed weakly so that a

@@ -418,7 +418,7 @@ func (s *Sim) postCreateGuest(c *call) response {
 		}
 		g.name, g.tags, g.description, g.ostype, g.storage = saved.name, saved.tags, saved.description, saved.ostype, dest
 		g.cores, g.maxmem, g.maxdisk, g.balloon, g.onboot = saved.cores, saved.maxmem, saved.maxdisk, saved.balloon, saved.onboot
-		g.ciuser, g.cipassword, g.sshkeys, g.ipconfig0 = saved.ciuser, saved.cipassword, saved.sshkeys, saved.ipconfig0
+		g.ciuser, g.cipassword, g.sshkeys, g.ipconfig0, g.cloudinit = saved.ciuser, saved.cipassword, saved.sshkeys, saved.ipconfig0, saved.cloudinit
 		g.memFrac, g.cpuBase = saved.memFrac, saved.cpuBase
 		if g.memFrac == 0 {
 			g.memFrac, g.cpuBase = 0.35, 0.04

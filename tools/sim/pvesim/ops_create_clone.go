@@ -119,7 +119,7 @@ func (s *Sim) postClone(c *call) response {
 	clone := &guest{vmid: newid, name: name, node: dstNode, kind: g.kind, status: "stopped", tags: g.tags, cores: g.cores,
 		maxmem: g.maxmem, maxdisk: g.maxdisk, memFrac: g.memFrac, cpuBase: g.cpuBase, ostype: g.ostype,
 		description: g.description, onboot: g.onboot, balloon: g.balloon, storage: dest,
-		ciuser: g.ciuser, cipassword: g.cipassword, sshkeys: g.sshkeys, ipconfig0: g.ipconfig0,
+		ciuser: g.ciuser, cipassword: g.cipassword, sshkeys: g.sshkeys, ipconfig0: g.ipconfig0, cloudinit: g.cloudinit,
 		mac: fmt.Sprintf("BC:24:11:%02X:%02X:%02X", sum[0], sum[1], sum[2]), lock: "clone"}
 	if clone.memFrac == 0 {
 		clone.memFrac, clone.cpuBase = 0.35, 0.04
