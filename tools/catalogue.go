@@ -301,7 +301,7 @@ func define[In, Out any](sp spec, prepare func(ctx context.Context, env *Env, in
 }
 
 // Catalogue returns every tool Jarvis offers, in a stable order: the order
-// clients list them in, pinned by server/testdata/tools.golden.json. BLACK tools
+// clients list them in, pinned by server/testdata/toolsets/*.golden.json. BLACK tools
 // are not here: they are never registered, and dispatch refuses them by name.
 func Catalogue() []*Tool {
 	all := []*Tool{
