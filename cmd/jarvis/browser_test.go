@@ -27,62 +27,13 @@ const chromiumPath = "/usr/bin/chromium"
 // demo Jarvis: log in, see the cluster, watch an agent's stop_vm wait for approval,
 // approve it in the page, and see the agent's retry succeed on the feed.
 func TestConsoleInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; CI must install it with .ci/browser.sh", chromiumPath)
-		}
-		t.Skipf("%s is missing; run .ci/browser.sh to install it", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("the browser test starts Jarvis and Chromium; skipped with -short")
-	}
-	root := browserRepoRoot(t)
-
-	const password = "browser-test-operator-password"
-	port := browserFreePort(t)
-	t.Setenv("PORT", strconv.Itoa(port))
-	t.Setenv("JARVIS_LISTEN", "127.0.0.1")
-	t.Setenv("JARVIS_PASSWORD", password)
-	t.Setenv("JWT_SECRET", "browser-test-jwt-secret-0123456789abcdef")
-	t.Setenv("DB_PATH", filepath.Join(t.TempDir(), "jarvis.db"))
-	t.Setenv("JARVIS_APPROVAL_WAIT", "1s")
-	t.Setenv("LOG_LEVEL", "warn")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-
 	// Jarvis in-process, in demo mode (simulated cluster and node shells). It is
 	// started twice: the second start checks that the page reconnects by itself.
-	var logs lockedBuffer
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	server := browserStartJarvis(t, ctx, base, &logs, "serve", "--demo")
-	t.Cleanup(func() {
-		server.stop(t)
-		if t.Failed() {
-			t.Logf("jarvis log:\n%s", logs.String())
-		}
-	})
-
 	// Every console message of the page is kept; script errors and CSP
 	// violations fail the test at the end.
-	tab, pageConsole := startBrowser(t, ctx)
-
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, scancel := context.WithTimeout(tab, 20*time.Second)
-		defer scancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	eval := func(what, expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(tab, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
+	cs := startConsoleSession(t, "browser-test-operator-password", 90*time.Second)
+	ctx, base, password, root, tab, pageConsole := cs.ctx, cs.base, cs.password, cs.root, cs.tab, cs.pageConsole
+	step, eval := cs.step, cs.eval
 
 	// Not logged in: the page asks for the password, with the cursor in the field.
 	step("open the console",
@@ -240,9 +191,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	// A dropped connection: the server goes away and comes back on the same port and
 	// database. The page shows it and reconnects without a reload, replaying what it
 	// missed from Last-Event-ID.
-	server.stop(t)
+	cs.jarvis.stop(t)
 	step("see the connection drop", chromedp.Poll[chromedp.Void](`['reconnecting', 'offline'].includes(document.getElementById('conn').dataset.state)`))
-	server = browserStartJarvis(t, ctx, base, &logs, "serve", "--demo")
+	cs.jarvis = browserStartJarvis(t, ctx, base, cs.logs, "serve", "--demo")
 	step("see the page reconnect",
 		chromedp.WaitVisible(chromedp.CSS(`#conn[data-state="live"]`)),
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('[data-testid="feed-item"][data-type="system"]')].some(li => li.textContent.includes('Jarvis stopping'))`),
@@ -282,6 +233,82 @@ type browserJarvis struct {
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+}
+
+// consoleSession is a demo Jarvis on a free loopback port and a Chromium tab
+// for its console: what every browser test starts the same way.
+type consoleSession struct {
+	t        *testing.T
+	ctx      context.Context
+	base     string // http://127.0.0.1:PORT
+	password string // the operator's
+	root     string // the repository, for artifacts/
+	logs     *lockedBuffer
+	// jarvis is the running server; a test may stop and start it again.
+	jarvis *browserJarvis
+	tab    context.Context
+	// pageConsole returns every console message of the page so far.
+	pageConsole func() []chromedp.ConsoleMessage
+}
+
+// startConsoleSession skips the test without Chromium (and fails it in CI,
+// which must have it), starts `jarvis serve --demo` with the given operator
+// password and a fresh database, and opens a tab. Everything stops, and the
+// log is shown on failure, when the test ends.
+func startConsoleSession(t *testing.T, password string, timeout time.Duration) *consoleSession {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing; CI must install it with .ci/browser.sh", chromiumPath)
+		}
+		t.Skipf("%s is missing; run .ci/browser.sh to install it", chromiumPath)
+	}
+	if testing.Short() {
+		t.Skip("the browser test starts Jarvis and Chromium; skipped with -short")
+	}
+	port := browserFreePort(t)
+	t.Setenv("PORT", strconv.Itoa(port))
+	t.Setenv("JARVIS_LISTEN", "127.0.0.1")
+	t.Setenv("JARVIS_PASSWORD", password)
+	t.Setenv("JWT_SECRET", "browser-test-jwt-secret-0123456789abcdef")
+	t.Setenv("DB_PATH", filepath.Join(t.TempDir(), "jarvis.db"))
+	t.Setenv("JARVIS_APPROVAL_WAIT", "1s")
+	t.Setenv("LOG_LEVEL", "warn")
+
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	s := &consoleSession{t: t, ctx: ctx, base: fmt.Sprintf("http://127.0.0.1:%d", port), password: password,
+		root: browserRepoRoot(t), logs: &lockedBuffer{}}
+	s.jarvis = browserStartJarvis(t, ctx, s.base, s.logs, "serve", "--demo")
+	t.Cleanup(func() {
+		s.jarvis.stop(t)
+		if t.Failed() {
+			t.Logf("jarvis log:\n%s", s.logs.String())
+		}
+	})
+	s.tab, s.pageConsole = startBrowser(t, ctx)
+	return s
+}
+
+// step runs browser actions, failing the test (with what) if they do not
+// finish within 20 s.
+func (s *consoleSession) step(what string, actions ...chromedp.Action[chromedp.Void]) {
+	s.t.Helper()
+	sctx, scancel := context.WithTimeout(s.tab, 20*time.Second)
+	defer scancel()
+	if err := chromedp.Do(sctx, actions...); err != nil {
+		s.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression whose value is a string.
+func (s *consoleSession) eval(what, expr string) string {
+	s.t.Helper()
+	v, err := chromedp.Run(s.tab, chromedp.Evaluate[string](expr))
+	if err != nil {
+		s.t.Fatalf("%s: %v", what, err)
+	}
+	return v
 }
 
 // browserStartJarvis runs jarvis in-process with args (serve, or serve --demo) and

@@ -21,59 +21,11 @@ import (
 // agent and drawn charts; a protected guest's badge; the approvals decided;
 // and the audit log narrowed by tool. Every section is a tool call through
 // dispatch, so this also needs get_guest_config, get_guest_agent_info and
-// get_metrics_history in the catalogue; the protected badge is checked once
-// the server tells the console its policy (server.Server.Policy).
+// get_metrics_history in the catalogue.
 func TestConsoleGuestDetailHistoryAndAuditInBrowser(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; CI must install it with .ci/browser.sh", chromiumPath)
-		}
-		t.Skipf("%s is missing; run .ci/browser.sh to install it", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("the browser test starts Jarvis and Chromium; skipped with -short")
-	}
-	root := browserRepoRoot(t)
-
-	const password = "console-views-test-operator-password"
-	port := browserFreePort(t)
-	t.Setenv("PORT", strconv.Itoa(port))
-	t.Setenv("JARVIS_LISTEN", "127.0.0.1")
-	t.Setenv("JARVIS_PASSWORD", password)
-	t.Setenv("JWT_SECRET", "console-views-test-jwt-secret-0123456789abcdef")
-	t.Setenv("DB_PATH", filepath.Join(t.TempDir(), "jarvis.db"))
-	t.Setenv("JARVIS_APPROVAL_WAIT", "1s")
-	t.Setenv("LOG_LEVEL", "warn")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	defer cancel()
-	var logs lockedBuffer
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	jarvis := browserStartJarvis(t, ctx, base, &logs, "serve", "--demo")
-	t.Cleanup(func() {
-		jarvis.stop(t)
-		if t.Failed() {
-			t.Logf("jarvis log:\n%s", logs.String())
-		}
-	})
-	tab, pageConsole := startBrowser(t, ctx)
-
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, scancel := context.WithTimeout(tab, 20*time.Second)
-		defer scancel()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	eval := func(what, expr string) string {
-		t.Helper()
-		v, err := chromedp.Run(tab, chromedp.Evaluate[string](expr))
-		if err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-		return v
-	}
+	cs := startConsoleSession(t, "console-views-test-operator-password", 120*time.Second)
+	ctx, base, password, root, tab, pageConsole := cs.ctx, cs.base, cs.password, cs.root, cs.tab, cs.pageConsole
+	step, eval := cs.step, cs.eval
 	text := func(sel string) string {
 		return eval("read "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : '<missing>'; })()`, sel))
 	}
