@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -52,13 +50,6 @@ func deleteBackup() *Tool {
 	}, prepareDeleteBackup)
 }
 
-// foundBackup is the backup to delete, and where.
-type foundBackup struct {
-	item  pve.StorageItem
-	node  string // the node the DELETE is sent to
-	local bool   // the storage is each node's own: the backup lies on node
-}
-
 func prepareDeleteBackup(ctx context.Context, env *Env, in DeleteBackupInput) (*Call, error) {
 	m := backupVolRE.FindStringSubmatch(in.VolID)
 	if m == nil || strings.Contains(in.VolID, "..") {
@@ -72,7 +63,8 @@ func prepareDeleteBackup(ctx context.Context, env *Env, in DeleteBackupInput) (*
 	if err != nil {
 		return nil, err
 	}
-	b, err := findBackup(ctx, env, view, sid, in)
+	online := func(n string) bool { return view.nodes[n].Status == "online" }
+	b, err := findBackupCopy(ctx, env, view.storage, online, sid, in.VolID, in.Node, "delete")
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +94,7 @@ func prepareDeleteBackup(ctx context.Context, env *Env, in DeleteBackupInput) (*
 	}
 	var also []safety.Target
 	where := "storage " + sid
-	if b.local {
+	if !b.shared {
 		// The backup lies on that node's own disk: protection of the node applies.
 		where += " on node " + b.node
 		if target.Node == "" {
@@ -133,64 +125,10 @@ func prepareDeleteBackup(ctx context.Context, env *Env, in DeleteBackupInput) (*
 	}}, nil
 }
 
-// findBackup finds the backup on its storage: on any online node for shared
-// storage, on each node that has the storage otherwise.
-func findBackup(ctx context.Context, env *Env, view *clusterView, sid string, in DeleteBackupInput) (*foundBackup, error) {
-	var nodes []string
-	shared, known := false, false
-	for _, s := range view.storage {
-		if s.Storage != sid {
-			continue
-		}
-		known = true
-		shared = shared || bool(s.Shared)
-		if n, ok := view.nodes[s.Node]; ok && n.Status == "online" && s.Status != "unknown" {
-			nodes = append(nodes, s.Node)
-		}
-	}
-	sort.Strings(nodes)
-	switch {
-	case !known:
-		return nil, inputErrorf("there is no storage %q in this cluster (see get_storage)", sid)
-	case in.Node != "":
-		if !slices.Contains(nodes, in.Node) {
-			return nil, inputErrorf("storage %s is not available on an online node %s (it is on: %s)", sid, in.Node, orWord(strings.Join(nodes, ", "), "no online node"))
-		}
-		nodes = []string{in.Node}
-	case len(nodes) == 0:
-		return nil, inputErrorf("no online node reaches storage %s now", sid)
-	case shared:
-		nodes = nodes[:1]
-	}
-	var found []*foundBackup
-	for _, n := range nodes {
-		items, err := env.PVE.StorageContent(ctx, n, sid, "backup")
-		if err != nil {
-			return nil, nodeError(ctx, env, n, err)
-		}
-		for _, it := range items {
-			if it.VolID == in.VolID {
-				found = append(found, &foundBackup{item: it, node: n, local: !shared})
-			}
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, inputErrorf("there is no backup %s on storage %s (see get_backups)", in.VolID, sid)
-	case 1:
-		return found[0], nil
-	}
-	var on []string
-	for _, f := range found {
-		on = append(on, f.node)
-	}
-	return nil, inputErrorf("backup %s is on nodes %s (storage %s is each node's own); say which with node", in.VolID, strings.Join(on, ", "), sid)
-}
-
 // backupStanding says where the backup stands among the guest's backups in
 // the cluster: its only one, or the newest of several. "" when that is not
 // worth saying, or when not every backup storage could be read.
-func backupStanding(ctx context.Context, env *Env, view *clusterView, b *foundBackup, owner int, kind string) string {
+func backupStanding(ctx context.Context, env *Env, view *clusterView, b *backupCopy, owner int, kind string) string {
 	seen := map[string]bool{}
 	count, newer := 0, 0
 	for _, s := range view.storage {

@@ -297,13 +297,6 @@ func restoreBackup() *Tool {
 	}, prepareRestore)
 }
 
-// foundArchive is a backup found on its storage, and the node it is read from.
-type foundArchive struct {
-	item   pve.StorageItem
-	node   string // a node that reads it
-	shared bool   // on shared storage: every node with the storage reads it
-}
-
 func prepareRestore(ctx context.Context, env *Env, in RestoreBackupInput) (*Call, error) {
 	m := vzdumpVolRE.FindStringSubmatch(in.VolID)
 	if m == nil {
@@ -343,7 +336,7 @@ func prepareRestore(ctx context.Context, env *Env, in RestoreBackupInput) (*Call
 		}
 	}
 	sort.Strings(names)
-	arch, err := findArchive(ctx, env, all, online, sid, in)
+	arch, err := findBackupCopy(ctx, env, all, func(n string) bool { return online[n] }, sid, in.VolID, in.Node, "restore")
 	if err != nil {
 		return nil, err
 	}
@@ -385,63 +378,8 @@ func prepareRestore(ctx context.Context, env *Env, in RestoreBackupInput) (*Call
 	return call, nil
 }
 
-// findArchive finds the backup on its storage: on one online node for shared
-// storage, on each node that has the storage otherwise.
-func findArchive(ctx context.Context, env *Env, all []pve.Resource, online map[string]bool, sid string, in RestoreBackupInput) (*foundArchive, error) {
-	var nodes []string
-	known, shared := false, false
-	for _, s := range all {
-		if s.Type != "storage" || s.Storage != sid {
-			continue
-		}
-		known = true
-		shared = shared || bool(s.Shared)
-		if online[s.Node] && s.Status == "available" {
-			nodes = append(nodes, s.Node)
-		}
-	}
-	sort.Strings(nodes)
-	switch {
-	case !known:
-		return nil, inputErrorf("there is no storage %q in this cluster (see get_storage)", sid)
-	case len(nodes) == 0:
-		return nil, inputErrorf("no online node reaches storage %s now", sid)
-	case shared:
-		nodes = nodes[:1]
-	}
-	var found []*foundArchive
-	for _, n := range nodes {
-		items, err := env.PVE.StorageContent(ctx, n, sid, "backup")
-		if err != nil {
-			return nil, nodeError(ctx, env, n, err)
-		}
-		for _, it := range items {
-			if it.VolID == in.VolID {
-				found = append(found, &foundArchive{item: it, node: n, shared: shared})
-			}
-		}
-	}
-	switch {
-	case len(found) == 0:
-		return nil, inputErrorf("there is no backup %s on storage %s (see get_backups)", in.VolID, sid)
-	case len(found) == 1:
-		return found[0], nil
-	}
-	var on []string
-	for _, f := range found {
-		if f.node == in.Node {
-			return f, nil
-		}
-		on = append(on, f.node)
-	}
-	if in.Node != "" {
-		return nil, inputErrorf("backup %s is not on node %s; it is on nodes %s (storage %s is each node's own): restore it on one of those", in.VolID, in.Node, strings.Join(on, ", "), sid)
-	}
-	return nil, inputErrorf("backup %s is on nodes %s (storage %s is each node's own); say which with node", in.VolID, strings.Join(on, ", "), sid)
-}
-
 // restoreOver prepares a restore that replaces an existing guest: RED.
-func restoreOver(ctx context.Context, env *Env, in RestoreBackupInput, g *pve.Resource, arch *foundArchive, kind string, owner int,
+func restoreOver(ctx context.Context, env *Env, in RestoreBackupInput, g *pve.Resource, arch *backupCopy, kind string, owner int,
 	when string, online map[string]bool, names []string) (*Call, string, error) {
 	noun := guestNoun(g)
 	switch {
@@ -505,7 +443,7 @@ func restoreOver(ctx context.Context, env *Env, in RestoreBackupInput, g *pve.Re
 }
 
 // restoreNew prepares a restore into a free VMID: YELLOW, it creates a guest.
-func restoreNew(ctx context.Context, env *Env, in RestoreBackupInput, ownerGuest *pve.Resource, arch *foundArchive, kind, backupOf, when string,
+func restoreNew(ctx context.Context, env *Env, in RestoreBackupInput, ownerGuest *pve.Resource, arch *backupCopy, kind, backupOf, when string,
 	online map[string]bool, names []string, all []pve.Resource) (*Call, string, error) {
 	if err := vmidFree(ctx, env, in.VMID); err != nil {
 		return nil, "", err
