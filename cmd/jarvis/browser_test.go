@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,7 +33,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Every console message of the page is kept; script errors and CSP
 	// violations fail the test at the end.
 	cs := startConsoleSession(t, "browser-test-operator-password", 90*time.Second)
-	ctx, base, password, root, tab, pageConsole := cs.ctx, cs.base, cs.password, cs.root, cs.tab, cs.pageConsole
+	ctx, base, password, root, tab := cs.ctx, cs.base, cs.password, cs.root, cs.tab
 	step, eval := cs.step, cs.eval
 
 	// Not logged in: the page asks for the password, with the cursor in the field.
@@ -203,29 +204,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		t.Errorf("after the reconnect the page shows %s nodes, want 4", got)
 	}
 
-	console := pageConsole()
-	defer func() {
-		if t.Failed() {
-			for _, m := range console {
-				t.Logf("page console: %s [%s] %s:%d", m, m.Source, m.URL, m.Line+1)
-			}
-		}
-	}()
-	// The 401 before login always reaches the console; seeing nothing means the
-	// listener is broken and the checks below would pass vacuously.
-	if len(console) == 0 {
-		t.Errorf("no console message was captured, not even the 401 before login")
-	}
-	for _, m := range console {
-		switch {
-		case m.IsException(), m.Type == chromedp.ConsoleError && m.Source != "network":
-			t.Errorf("the page logged %s (%s:%d)", m, m.URL, m.Line+1)
-		case m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "401") && !strings.Contains(m.Text, "ERR_CONNECTION_REFUSED"):
-			// Expected failed requests: the 401 that shows the login, and the
-			// refused reconnects while the server was down.
-			t.Errorf("the page logged %s (%s)", m, m.URL)
-		}
-	}
+	// Expected failed requests: the 401 that shows the login, and the refused
+	// reconnects while the server was down.
+	cs.checkPageConsole("401", "ERR_CONNECTION_REFUSED")
 }
 
 // browserJarvis is one in-process `jarvis serve --demo`.
@@ -298,6 +279,35 @@ func (s *consoleSession) step(what string, actions ...chromedp.Action[chromedp.V
 	defer scancel()
 	if err := chromedp.Do(sctx, actions...); err != nil {
 		s.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// checkPageConsole fails the test for every script error or CSP violation the
+// page logged, and every failed request whose message contains none of
+// expected (the 401 before login, say). The 401 before login always reaches
+// the console; seeing nothing means the listener is broken and the checks
+// would pass vacuously.
+func (s *consoleSession) checkPageConsole(expected ...string) {
+	t := s.t
+	t.Helper()
+	console := s.pageConsole()
+	defer func() {
+		if t.Failed() {
+			for _, m := range console {
+				t.Logf("page console: %s [%s] %s:%d", m, m.Source, m.URL, m.Line+1)
+			}
+		}
+	}()
+	if len(console) == 0 {
+		t.Errorf("no console message was captured, not even the 401 before login")
+	}
+	for _, m := range console {
+		switch {
+		case m.IsException(), m.Type == chromedp.ConsoleError && m.Source != "network":
+			t.Errorf("the page logged %s (%s:%d)", m, m.URL, m.Line+1)
+		case m.Type == chromedp.ConsoleError && !slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(m.Text, e) }):
+			t.Errorf("the page logged %s (%s)", m, m.URL)
+		}
 	}
 }
 

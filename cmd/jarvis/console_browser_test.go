@@ -24,7 +24,7 @@ import (
 // get_metrics_history in the catalogue.
 func TestConsoleGuestDetailHistoryAndAuditInBrowser(t *testing.T) {
 	cs := startConsoleSession(t, "console-views-test-operator-password", 120*time.Second)
-	ctx, base, password, root, tab, pageConsole := cs.ctx, cs.base, cs.password, cs.root, cs.tab, cs.pageConsole
+	ctx, base, password, root, tab := cs.ctx, cs.base, cs.password, cs.root, cs.tab
 	step, eval := cs.step, cs.eval
 	text := func(sel string) string {
 		return eval("read "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : '<missing>'; })()`, sel))
@@ -223,25 +223,7 @@ func TestConsoleGuestDetailHistoryAndAuditInBrowser(t *testing.T) {
 	}
 	browserScreenshot(t, tab, 1280, 900, filepath.Join(artifacts, "console-audit.png"))
 
-	console := pageConsole()
-	defer func() {
-		if t.Failed() {
-			for _, m := range console {
-				t.Logf("page console: %s [%s] %s:%d", m, m.Source, m.URL, m.Line+1)
-			}
-		}
-	}()
-	if len(console) == 0 {
-		t.Errorf("no console message was captured, not even the 401 before login")
-	}
-	for _, m := range console {
-		switch {
-		case m.IsException(), m.Type == chromedp.ConsoleError && m.Source != "network":
-			t.Errorf("the page logged %s (%s:%d)", m, m.URL, m.Line+1)
-		case m.Type == chromedp.ConsoleError && !strings.Contains(m.Text, "401") && !strings.Contains(m.Text, "400"):
-			// Expected failed requests: the 401 before login and the 400 of
-			// the bad search above.
-			t.Errorf("the page logged %s (%s)", m, m.URL)
-		}
-	}
+	// Expected failed requests: the 401 before login and the 400 of the bad
+	// search above.
+	cs.checkPageConsole("401", "400")
 }
