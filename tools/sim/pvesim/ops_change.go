@@ -485,26 +485,12 @@ func (s *Sim) deleteVolume(c *call) response {
 
 // LockGuest sets or clears (lock "") a guest's lock, as a running backup would.
 func (s *Sim) LockGuest(vmid int, lock string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.guests[vmid]
-	if !ok {
-		return fmt.Errorf("pvesim: no guest %d", vmid)
-	}
-	g.lock = lock
-	return nil
+	return s.changeGuest(vmid, false, func(g *guest) { g.lock = lock })
 }
 
 // TagGuest replaces a guest's tags ("lab;jarvis-created").
 func (s *Sim) TagGuest(vmid int, tags string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	g, ok := s.guests[vmid]
-	if !ok {
-		return fmt.Errorf("pvesim: no guest %d", vmid)
-	}
-	g.tags = tags
-	return nil
+	return s.changeGuest(vmid, false, func(g *guest) { g.tags = tags })
 }
 
 // GuestDiskBytes is the size of a guest's disk (scsi0 or rootfs).

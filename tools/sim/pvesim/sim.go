@@ -214,27 +214,28 @@ func (s *Sim) SetGuestStatus(vmid int, status string) error {
 	if status != "running" && status != "stopped" {
 		return fmt.Errorf("pvesim: status %q is neither running nor stopped", status)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.advance()
-	g, ok := s.guests[vmid]
-	if !ok {
-		return fmt.Errorf("pvesim: no guest %d", vmid)
-	}
-	g.setStatus(status, s.now())
-	return nil
+	return s.changeGuest(vmid, true, func(g *guest) { g.setStatus(status, s.now()) })
 }
 
 // RenameGuest changes a guest's name, as a restore or a re-created guest with
 // the same VMID would (tests of approvals bound to what a person saw).
 func (s *Sim) RenameGuest(vmid int, name string) error {
+	return s.changeGuest(vmid, false, func(g *guest) { g.name = name })
+}
+
+// changeGuest applies change to guest vmid under the lock, after moving the
+// clock and its tasks on when advance is set; a test's setter in one line.
+func (s *Sim) changeGuest(vmid int, advance bool, change func(*guest)) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if advance {
+		s.advance()
+	}
 	g, ok := s.guests[vmid]
 	if !ok {
 		return fmt.Errorf("pvesim: no guest %d", vmid)
 	}
-	g.name = name
+	change(g)
 	return nil
 }
 
