@@ -1,10 +1,6 @@
 // The official TypeScript MCP SDK (the client inside Claude Desktop, VS Code and most
 // agents) driving Jarvis over stdio and streamable HTTP. Run by .ci/clients.sh with
-// `node --test`; it needs:
-//   JARVIS_BIN        the jarvis binary
-//   JARVIS_HTTP_URL   base URL of a running `jarvis serve --demo` (http://127.0.0.1:PORT)
-//   JARVIS_HTTP_DB    that server's DB_PATH (for `jarvis approve`)
-//   JARVIS_PASSWORD, JWT_SECRET  the values that server was started with
+// `node --test`, with the environment harness.mjs names.
 // Each stdio client starts its own `jarvis stdio --demo` (own simulated cluster, own
 // database file). The HTTP clients share one server, so every test changes a different
 // guest: 101 (elicitation accepted), 102 (declined), 105 (operator approval), 100
@@ -14,29 +10,10 @@
 // tool's outputSchema from tools/list — refusals included — exactly as agents do.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-
-const run = promisify(execFile);
-
-function required(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set; run this test through .ci/clients.sh`);
-  return v;
-}
-const BIN = required('JARVIS_BIN');
-const HTTP_URL = required('JARVIS_HTTP_URL');
-const HTTP_DB = required('JARVIS_HTTP_DB');
-const PASSWORD = required('JARVIS_PASSWORD');
-const JWT_SECRET = required('JWT_SECRET');
+import {
+  BIN, HTTP_URL, jarvisEnv, login, openClient, refusalOf, run,
+} from './harness.mjs';
 
 const RED_TOOLS = [
   'stop_vm', 'start_vm', 'shutdown_vm', 'restart_vm',
@@ -49,60 +26,7 @@ const READ_TOOLS = [
   'get_task_status', 'list_snapshots', 'get_node_temperature', 'get_service_status', 'get_node_logs',
 ];
 
-const scratch = mkdtempSync(path.join(tmpdir(), 'jarvis-sdk-test-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
-
-// Environment of every jarvis child: the known secrets, a quick needs_approval answer and
-// rate limits that let one test run make a dozen RED calls.
-function jarvisEnv(dbPath) {
-  return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME ?? scratch,
-    JARVIS_PASSWORD: PASSWORD,
-    JWT_SECRET,
-    DB_PATH: dbPath,
-    JARVIS_APPROVAL_WAIT: '1s',
-    JARVIS_RATE_RED_PER_MIN: '600',
-    JARVIS_RATE_YELLOW_PER_MIN: '600',
-    LOG_LEVEL: 'warn',
-  };
-}
-
 let httpToken;
-async function login() {
-  const res = await fetch(new URL('/api/auth/login', HTTP_URL), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ password: PASSWORD }),
-  });
-  assert.equal(res.status, 200, `POST /api/auth/login answered ${res.status}`);
-  const body = await res.json();
-  assert.equal(typeof body.token, 'string');
-  assert.ok(body.expiresIn > 0, 'expiresIn must be a positive number of seconds');
-  return body.token;
-}
-
-let stdioCount = 0;
-const transports = {
-  // A fresh `jarvis stdio --demo` per client, with its own database file.
-  stdio: () => {
-    const dbPath = path.join(scratch, `stdio-${++stdioCount}.db`);
-    const transport = new StdioClientTransport({
-      command: BIN,
-      args: ['stdio', '--demo'],
-      env: jarvisEnv(dbPath),
-      stderr: 'pipe',
-    });
-    return { transport, dbPath };
-  },
-  http: () => {
-    const transport = new StreamableHTTPClientTransport(new URL('/mcp', HTTP_URL), {
-      requestInit: { headers: { Authorization: `Bearer ${httpToken}` } },
-    });
-    return { transport, dbPath: HTTP_DB };
-  },
-};
-
 const clients = [];
 after(async () => {
   for (const c of clients) await c.close().catch(() => {});
@@ -110,36 +34,9 @@ after(async () => {
 
 // connect opens a client; onElicit, when given, declares the elicitation capability.
 async function connect(kind, onElicit) {
-  const { transport, dbPath } = transports[kind]();
-  const client = new Client(
-    { name: 'jarvis-ci-sdk-client', version: '1.0.0' },
-    { capabilities: onElicit ? { elicitation: { form: {} } } : {} },
-  );
-  const elicitations = [];
-  if (onElicit) {
-    client.setRequestHandler(ElicitRequestSchema, async (req) => {
-      elicitations.push(req.params);
-      return onElicit(req.params);
-    });
-  }
-  await client.connect(transport);
-  clients.push(client);
-  // tools/list first: the SDK validates later results against the schemas it lists.
-  const { tools } = await client.listTools();
-  return { client, tools, dbPath, elicitations };
-}
-
-function refusalOf(result) {
-  assert.equal(result.isError, true, `expected a refusal, got ${JSON.stringify(result)}`);
-  const sc = result.structuredContent;
-  assert.ok(sc && typeof sc === 'object', `a refusal carries structuredContent: ${JSON.stringify(result)}`);
-  assert.equal(typeof sc.decision, 'string');
-  assert.equal(typeof sc.tier, 'string');
-  assert.equal(typeof sc.reason, 'string');
-  assert.ok(sc.reason.length > 0);
-  const text = result.content?.find((c) => c.type === 'text')?.text ?? '';
-  assert.ok(text.length > 0, 'a refusal says in words why');
-  return sc;
+  const c = await openClient({ name: 'jarvis-ci-sdk-client', kind, httpToken, onElicit });
+  clients.push(c.client);
+  return c;
 }
 
 async function guestStatus(client, vmid) {
@@ -185,16 +82,8 @@ test('HTTP /mcp stays authenticated: no token or a forged one is answered 401', 
 // --max-tier yellow, or JARVIS_STDIO_MAX_TIER=yellow) sees execute_ssh and runs them;
 // a command above the ceiling is refused with the refusal shape.
 test('yellow ceiling: execute_ssh is listed, df -h runs, a change is refused above the ceiling', async () => {
-  const transport = new StdioClientTransport({
-    command: BIN,
-    args: ['stdio', '--demo'],
-    env: { ...jarvisEnv(path.join(scratch, 'stdio-yellow.db')), JARVIS_STDIO_MAX_TIER: 'yellow' },
-    stderr: 'pipe',
-  });
-  const client = new Client({ name: 'jarvis-ci-yellow', version: '1.0.0' }, { capabilities: {} });
-  await client.connect(transport);
+  const { client, tools } = await openClient({ name: 'jarvis-ci-yellow', kind: 'stdio', env: { JARVIS_STDIO_MAX_TIER: 'yellow' } });
   clients.push(client);
-  const { tools } = await client.listTools();
   const ssh = tools.find((t) => t.name === 'execute_ssh');
   assert.ok(ssh, 'execute_ssh is listed for a yellow ceiling');
   assert.equal(ssh.annotations?.destructiveHint, true, 'its RED commands keep it destructive');

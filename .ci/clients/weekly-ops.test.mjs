@@ -2,11 +2,7 @@
 // cluster health; clones, backups, restores, downloads, notes and tags; resources, disks,
 // migration, backup deletion, templates, deleting guests Jarvis created) driven by the
 // official TypeScript MCP SDK over stdio and streamable HTTP. Run by .ci/clients.sh beside
-// jarvis-clients.test.mjs, with the same environment:
-//   JARVIS_BIN        the jarvis binary
-//   JARVIS_HTTP_URL   base URL of a running `jarvis serve --demo` (http://127.0.0.1:PORT)
-//   JARVIS_HTTP_DB    that server's DB_PATH (for `jarvis approve`)
-//   JARVIS_PASSWORD, JWT_SECRET  the values that server was started with
+// jarvis-clients.test.mjs, with the same environment (harness.mjs).
 //
 // Each stdio client starts its own `jarvis stdio --demo` (own simulated cluster, own
 // database). The HTTP clients share one server with jarvis-clients.test.mjs, which changes
@@ -22,29 +18,10 @@
 // outputSchema from tools/list, refusals included.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { promisify } from 'node:util';
 
-import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
-import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-
-const run = promisify(execFile);
-
-function required(name) {
-  const v = process.env[name];
-  if (!v) throw new Error(`${name} is not set; run this test through .ci/clients.sh`);
-  return v;
-}
-const BIN = required('JARVIS_BIN');
-const HTTP_URL = required('JARVIS_HTTP_URL');
-const HTTP_DB = required('JARVIS_HTTP_DB');
-const PASSWORD = required('JARVIS_PASSWORD');
-const JWT_SECRET = required('JWT_SECRET');
+import {
+  BIN, HTTP_DB, jarvisEnv, login, openClient, refusalOf, run, textOf,
+} from './harness.mjs';
 
 // The weekly-operations tools and the input properties each must take (from the brief and
 // tools/ops_*.go); approval_id is added by Jarvis to every tool a call of which can be RED.
@@ -82,59 +59,7 @@ const SSH_KEY_BLOB = 'AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi
 const SSH_KEY = `ssh-ed25519 ${SSH_KEY_BLOB} ci@weekly-ops`;
 const GiB = 1024 ** 3;
 
-const scratch = mkdtempSync(path.join(tmpdir(), 'jarvis-weekly-ops-'));
-after(() => rmSync(scratch, { recursive: true, force: true }));
-
-// Environment of every jarvis child: the known secrets, a quick needs_approval answer and
-// rate limits that let one run make a few dozen YELLOW and RED calls.
-function jarvisEnv(dbPath) {
-  return {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME ?? scratch,
-    JARVIS_PASSWORD: PASSWORD,
-    JWT_SECRET,
-    DB_PATH: dbPath,
-    JARVIS_APPROVAL_WAIT: '1s',
-    JARVIS_RATE_RED_PER_MIN: '600',
-    JARVIS_RATE_YELLOW_PER_MIN: '600',
-    LOG_LEVEL: 'warn',
-  };
-}
-
 let httpToken;
-async function login() {
-  const res = await fetch(new URL('/api/auth/login', HTTP_URL), {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ password: PASSWORD }),
-  });
-  assert.equal(res.status, 200, `POST /api/auth/login answered ${res.status}`);
-  const body = await res.json();
-  assert.equal(typeof body.token, 'string');
-  return body.token;
-}
-
-let stdioCount = 0;
-const transports = {
-  // A fresh `jarvis stdio --demo` per client, with its own database file.
-  stdio: () => {
-    const dbPath = path.join(scratch, `stdio-${++stdioCount}.db`);
-    const transport = new StdioClientTransport({
-      command: BIN,
-      args: ['stdio', '--demo'],
-      env: jarvisEnv(dbPath),
-      stderr: 'pipe',
-    });
-    return { transport, dbPath };
-  },
-  http: () => {
-    const transport = new StreamableHTTPClientTransport(new URL('/mcp', HTTP_URL), {
-      requestInit: { headers: { Authorization: `Bearer ${httpToken}` } },
-    });
-    return { transport, dbPath: HTTP_DB };
-  },
-};
-
 const clients = [];
 after(async () => {
   for (const c of clients) await c.close().catch(() => {});
@@ -143,31 +68,15 @@ after(async () => {
 // connect opens a client for test t (closed, and its HTTP session ended, when t ends; for
 // the whole file when t is null); onElicit, when given, declares the elicitation capability.
 async function connect(t, kind, onElicit) {
-  const { transport, dbPath } = transports[kind]();
-  const client = new Client(
-    { name: 'jarvis-ci-weekly-ops', version: '1.0.0' },
-    { capabilities: onElicit ? { elicitation: { form: {} } } : {} },
-  );
-  const elicitations = [];
-  if (onElicit) {
-    client.setRequestHandler(ElicitRequestSchema, async (req) => {
-      elicitations.push(req.params);
-      return onElicit(req.params);
-    });
-  }
-  await client.connect(transport);
+  const { client, transport, tools, dbPath, elicitations } = await openClient({ name: 'jarvis-ci-weekly-ops', kind, httpToken, onElicit });
   const close = async () => {
     await transport.terminateSession?.().catch(() => {});
     await client.close().catch(() => {});
   };
   if (t) t.after(close);
   else clients.push({ close });
-  // tools/list first: the SDK validates later results against the schemas it lists.
-  const { tools } = await client.listTools();
   return { client, tools, dbPath, elicitations, call: caller(client) };
 }
-
-const textOf = (result) => (result.content ?? []).map((c) => c.text ?? '').join(' ');
 
 // caller(client)(name, args) runs a call that must succeed and returns its structured content.
 function caller(client) {
@@ -177,18 +86,6 @@ function caller(client) {
     assert.ok(r.structuredContent && typeof r.structuredContent === 'object', `${name} returns structured content`);
     return r.structuredContent;
   };
-}
-
-function refusalOf(result) {
-  assert.equal(result.isError, true, `expected a refusal, got ${JSON.stringify(result)}`);
-  const sc = result.structuredContent;
-  assert.ok(sc && typeof sc === 'object', `a refusal carries structuredContent: ${JSON.stringify(result)}`);
-  assert.equal(typeof sc.decision, 'string');
-  assert.equal(typeof sc.tier, 'string');
-  assert.equal(typeof sc.reason, 'string');
-  assert.ok(sc.reason.length > 0);
-  assert.ok(textOf(result).length > 0, 'a refusal says in words why');
-  return sc;
 }
 
 // inputErrorOf: a call refused for its arguments or its target, before any decision:
