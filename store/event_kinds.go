@@ -12,6 +12,7 @@ package store
 //	cluster   ClusterDetails  server/watch: a snapshot of nodes, guests or storage
 //	alert     AlertDetails    server/watch (raised/resolved), server (interrupted call)
 //	safety    SafetyDetails   server: a safety switch turned on or off
+//	rule      RuleDetails     server: a standing approval created, changed, revoked, used, exhausted or stopped
 //	system    SystemDetails   store (audit checkpoint)
 //	          DependencyDetails server/watch: the cluster cannot be read, or can again
 //	          (other system events, start and stop, have no details)
@@ -21,6 +22,7 @@ package store
 
 import (
 	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -32,6 +34,7 @@ const (
 	EventAlert    = "alert"
 	EventSafety   = "safety"
 	EventSystem   = "system"
+	EventRule     = "rule"
 )
 
 // Jarvis is the actor and source of what Jarvis does by itself: an approval
@@ -86,6 +89,9 @@ type ToolDetails struct {
 	DurationMS int64  `json:"duration_ms"`
 	Outcome    string `json:"outcome"`
 	Reason     string `json:"reason"`
+	// Rule names the standing approval a RED call ran under ("r_…/v2"),
+	// empty when a person approved it or none was needed.
+	Rule string `json:"rule"`
 }
 
 // Kind is EventTool.
@@ -177,15 +183,50 @@ const (
 	AlertResolved = "resolved"
 )
 
+// Alert kinds (AlertDetails.Kind): what an alert is about. A standing
+// approval's trigger names one of them.
+const (
+	// A guest that was running stopped, and no task (Jarvis's or anyone's)
+	// stopped it: it crashed, or was killed from inside.
+	AlertGuestStoppedUnexpectedly = "guest_stopped_unexpectedly"
+	// A guest that was running was stopped by a task.
+	AlertGuestStopped    = "guest_stopped"
+	AlertNodeUnreachable = "node_unreachable"
+	AlertNodeMemory      = "node_memory"
+	AlertStorageFull     = "storage_full"
+	// A systemd unit on a node is in the failed state.
+	AlertServiceFailed   = "service_failed"
+	AlertInterruptedCall = "interrupted_call"
+)
+
+// AlertKinds lists the alert kinds a standing approval's trigger may name.
+func AlertKinds() []string {
+	return []string{AlertGuestStoppedUnexpectedly, AlertGuestStopped, AlertNodeUnreachable, AlertNodeMemory,
+		AlertStorageFull, AlertServiceFailed}
+}
+
+// Alert subjects (AlertDetails.Subject) name what an alert is about, one
+// form per kind of thing: "guest/101", "node/pve1", "service/pve1/nginx",
+// "storage/pve1/local" ("storage//local" for shared storage).
+func GuestSubject(vmid int64) string             { return fmt.Sprintf("guest/%d", vmid) }
+func NodeSubject(node string) string             { return "node/" + node }
+func ServiceSubject(node, service string) string { return "service/" + node + "/" + service }
+func StorageSubject(node, storage string) string { return "storage/" + node + "/" + storage }
+
 // AlertDetails is the payload of an alert event. The watcher's alerts carry
-// Key (what the alert is about, e.g. "node-offline:pve1") and State; the
-// notice that an alert cleared is stored resolved and names the raised alert's
-// event in AlertID (absent when raised). An alert for a call interrupted by a
-// stop of Jarvis carries the InterruptedCall fields instead, inline.
+// Key (what the alert is about, e.g. "node-offline:pve1"), State, Kind and
+// Subject (and VMID or Service where they apply); AlertKind is the kind; the notice that an alert
+// cleared is stored resolved and names the raised alert's event in AlertID
+// (absent when raised). An alert for a call interrupted by a stop of Jarvis
+// carries the InterruptedCall fields instead, inline.
 type AlertDetails struct {
-	Key     string `json:"key,omitempty"`
-	State   string `json:"state,omitempty"` // raised|resolved
-	AlertID uint64 `json:"alert_id,omitempty"`
+	Key       string `json:"key,omitempty"`
+	State     string `json:"state,omitempty"` // raised|resolved
+	AlertID   uint64 `json:"alert_id,omitempty"`
+	AlertKind string `json:"kind,omitempty"`
+	Subject   string `json:"subject,omitempty"`
+	VMID      int64  `json:"vmid,omitempty"`
+	Service   string `json:"service,omitempty"`
 	// A pointer, so watcher alerts carry none of its fields.
 	*InterruptedCall
 }
@@ -212,6 +253,38 @@ type SafetyDetails struct {
 
 // Kind is EventSafety.
 func (SafetyDetails) Kind() string { return EventSafety }
+
+// Rule phases (RuleDetails.Phase).
+const (
+	RuleCreated   = "created"   // an operator created a rule
+	RuleUpdated   = "updated"   // an operator made a new version
+	RuleRevoked   = "revoked"   // an operator revoked it
+	RuleUsed      = "used"      // a call ran under it (Outcome says how it ended)
+	RuleExhausted = "exhausted" // a call fell back to a person: the hourly budget for its target is spent
+	RuleStopped   = "stopped"   // K calls in a row under it did not end ok: it lets nothing through until changed
+)
+
+// RuleDetails is the payload of a rule event. Target is the subject a call
+// acted on (guest/101), empty for created, updated and revoked; Outcome is
+// the call's (ok, failed, unknown) when used; UsesLeft is what the hourly
+// budget for Target still allows; Actor is the operator (created, updated,
+// revoked) or the calling principal. Every field is always present.
+type RuleDetails struct {
+	Phase     string `json:"phase"`
+	RuleID    string `json:"rule_id"`
+	Version   int    `json:"version"`
+	Principal string `json:"principal"` // whom the rule lets act
+	Tool      string `json:"tool"`
+	Target    string `json:"target"`
+	Plan      string `json:"plan"`
+	Outcome   string `json:"outcome"`
+	UsesLeft  int    `json:"uses_left"`
+	Actor     string `json:"actor"`
+	Reason    string `json:"reason"`
+}
+
+// Kind is EventRule.
+func (RuleDetails) Kind() string { return EventRule }
 
 // SystemDetails is the payload of the audit checkpoint's system event: the
 // anchor file's new checkpoint (Row and Hash of the last anchored audit row,

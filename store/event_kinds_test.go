@@ -26,13 +26,15 @@ func TestEventDetailsWireNames(t *testing.T) {
 		kind string
 		want []string
 	}{
-		{ToolDetails{}, EventTool, []string{"decision", "duration_ms", "outcome", "phase", "plan", "principal", "reason", "tier", "tool"}},
+		{ToolDetails{}, EventTool, []string{"decision", "duration_ms", "outcome", "phase", "plan", "principal", "reason", "rule", "tier", "tool"}},
 		{ApprovalDetails{}, EventApproval, []string{"actor", "approval_id", "expires_at", "phase", "plan", "principal", "status", "tier", "tool"}},
 		{ClusterDetails{What: ClusterNodes, Nodes: []NodeSnapshot{}}, EventCluster, []string{"nodes", "what"}},
 		{ClusterDetails{What: ClusterGuests, Guests: []GuestSnapshot{}}, EventCluster, []string{"guests", "what"}},
 		{ClusterDetails{What: ClusterStorage, Storage: []StorageSnapshot{{}}}, EventCluster, []string{"storage", "what"}},
 		{AlertDetails{Key: "k", State: AlertRaised}, EventAlert, []string{"key", "state"}},
 		{AlertDetails{Key: "k", State: AlertResolved, AlertID: 7}, EventAlert, []string{"alert_id", "key", "state"}},
+		{AlertDetails{Key: "k", State: AlertRaised, AlertKind: AlertGuestStoppedUnexpectedly, Subject: GuestSubject(101), VMID: 101}, EventAlert, []string{"key", "kind", "state", "subject", "vmid"}},
+		{RuleDetails{}, EventRule, []string{"actor", "outcome", "phase", "plan", "principal", "reason", "rule_id", "target", "tool", "uses_left", "version"}},
 		{AlertDetails{InterruptedCall: &InterruptedCall{AuditID: 3}}, EventAlert, []string{"audit_id", "began", "plan", "principal", "tool"}},
 		{SafetyDetails{}, EventSafety, []string{"by", "on", "switch"}},
 		{SystemDetails{}, EventSystem, []string{"hash", "installation", "mac", "row", "time"}},

@@ -30,7 +30,7 @@ type Event struct {
 
 // Event types and severities accepted by Publish.
 var (
-	eventTypes = map[string]bool{EventTool: true, EventApproval: true, EventCluster: true,
+	eventTypes = map[string]bool{EventTool: true, EventApproval: true, EventCluster: true, EventRule: true,
 		EventAlert: true, EventSafety: true, EventSystem: true}
 	eventSeverities = map[string]bool{SeverityInfo: true, SeverityWarning: true, SeverityCritical: true}
 )
