@@ -21,10 +21,10 @@ const module = "github.com/jarvis-homelab/jarvis"
 // fails the test, so a new one is placed on purpose.
 var rooms = map[string][]string{
 	"":                 {},
-	"cmd/jarvis":       {"web", "server", "server/watch", "tools", "tools/pve", "tools/pve/pveid", "tools/ssh", "tools/sim/pvesim", "tools/sim/sshsim", "safety", "store", "metrics"},
+	"cmd/jarvis":       {"web", "server", "server/watch", "tools", "tools/pve", "tools/pve/pveid", "tools/ssh", "tools/sim/pvesim", "tools/sim/sshsim", "safety", "store", "metrics", "notify"},
 	"web":              {"server", "server/watch", "safety", "store", "tools/pve/pveid"},
 	"server":           {"tools", "safety", "store"},
-	"server/watch":     {"tools", "tools/pve", "safety", "store"},
+	"server/watch":     {"tools", "tools/pve", "tools/ssh", "safety", "store"},
 	"tools":            {"tools/pve", "tools/pve/pveid", "tools/ssh", "safety"},
 	"tools/pve":        {"tools/pve/pveid"},
 	"tools/pve/pveid":  {},
@@ -36,6 +36,9 @@ var rooms = map[string][]string{
 	// Prometheus collectors: a leaf, so any room can be handed one without an
 	// import pointing the wrong way; only cmd/jarvis wires it.
 	"metrics": {},
+	// Notifications to people away from the desk: reads the feed's events
+	// (store) and redacts with safety; only cmd/jarvis wires it.
+	"notify": {"store", "safety"},
 	// The load tool measures a running Jarvis from outside, as a client does.
 	"cmd/jarvis-load": {},
 }

@@ -192,7 +192,8 @@ func (s *Store) migrate() error {
 		fresh := !m.HasTable(&auditRecord{}) && !m.HasTable(&auditHeadRecord{}) && !m.HasTable(&auditGenesisRecord{})
 		upgrade := m.HasTable(&auditRecord{}) && !m.HasTable(&auditGenesisRecord{})
 		if err := tx.AutoMigrate(&eventRecord{}, &auditRecord{}, &auditHeadRecord{}, &auditGenesisRecord{},
-			&spentNonceRecord{}, &approvalRecord{}, &preferenceRecord{}, &tokenRecord{}, &createdGuestRecord{}); err != nil {
+			&spentNonceRecord{}, &approvalRecord{}, &preferenceRecord{}, &tokenRecord{}, &createdGuestRecord{},
+			&ruleRecord{}, &ruleUseRecord{}); err != nil {
 			return fmt.Errorf("migrate schema: %w", err)
 		}
 		if !fresh && !upgrade {
