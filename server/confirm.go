@@ -207,9 +207,12 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 }
 
 func (s *Server) needsApproval(ctx context.Context, c Call, v safety.Verdict, id string) *mcp.CallToolResult {
-	return s.refuse(context.WithoutCancel(ctx), c, v.Tier, safety.Verdict{Decision: safety.NeedsApproval, Tier: v.Tier, Plan: v.Plan,
-		Reason: fmt.Sprintf("a person must approve this first: %s. Ask the operator to approve %s %s, then call %s again with the same arguments and approval_id %q",
-			v.Plan, id, s.opts.ApproveWhere(id), c.Tool, id)}, id)
+	reason := fmt.Sprintf("a person must approve this first: %s. Ask the operator to approve %s %s, then call %s again with the same arguments and approval_id %q",
+		v.Plan, id, s.opts.ApproveWhere(id), c.Tool, id)
+	if c.ruleNote != "" {
+		reason += ". No standing approval covered it: " + c.ruleNote
+	}
+	return s.refuse(context.WithoutCancel(ctx), c, v.Tier, safety.Verdict{Decision: safety.NeedsApproval, Tier: v.Tier, Plan: v.Plan, Reason: reason}, id)
 }
 
 // consume takes the approval, exactly once, and maps every way it can fail to a

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -28,6 +29,10 @@ import (
 	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 )
+
+// DecisionRule is the audit decision of a RED call a standing approval let
+// run; the row's approval id names the rule version ("rule:r_…/v1").
+const DecisionRule = "rule"
 
 // Preference keys under which the live safety switches are persisted.
 const (
@@ -96,6 +101,8 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers map[serverKey]*mcp.Server
+	// alertSubs counts subscriptions to jarvis://alerts (alerts.go).
+	alertSubs atomic.Int64
 }
 
 // serverKey names one prebuilt MCP server: HTTP callers share one per ceiling
@@ -140,6 +147,10 @@ func New(opts Options) (*Server, error) {
 		opts.Env.Created = opts.Store
 	}
 	s := &Server{opts: opts, byName: map[string]*tools.Tool{}, unregistered: map[string]safety.Tier{}, servers: map[serverKey]*mcp.Server{}}
+	if opts.Env.Alerts == nil {
+		// list_alerts: the watcher's alerts and this server's rules.
+		opts.Env.Alerts = s
+	}
 	for _, t := range tools.Catalogue() {
 		if opts.ReadOnly && t.Tier != safety.Green {
 			s.unregistered[t.Name] = t.Tier
@@ -217,6 +228,10 @@ type Call struct {
 	start     time.Time
 	args      *tools.Args
 	auditArgs string
+	// Set when the call needed approval: the standing approval that let it
+	// run, or why none did (for the needs_approval answer).
+	rule     *ruleGrant
+	ruleNote string
 }
 
 // parseArgs parses the call's arguments once, for every step after it.
@@ -235,6 +250,8 @@ func (c *Call) parseArgs() error {
 // and never returns nil; refusals have one shape (ARCHITECTURE.md, "The refusal shape").
 func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult) {
 	c.start = s.opts.Now()
+	// Tools that answer per caller (list_alerts) read it from ctx.
+	ctx = tools.WithCaller(ctx, c.Principal)
 	defer func() {
 		if r := recover(); r != nil {
 			s.opts.Logger.Error("tool call panicked", "tool", c.Tool, "panic", fmt.Sprint(r))
@@ -287,6 +304,14 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 
 	approvalID := ""
 	if verdict.Decision == safety.NeedsApproval {
+		// A rule an operator made in advance may let this call run now. It is
+		// looked at only here, after every refusal above: it can never let
+		// through what the policy, a switch or the rate limit refused.
+		if in.ApprovalID() == "" && c.RequestState == "" {
+			if c.rule, c.ruleNote = s.standing(ctx, c, tool, in, call, verdict); c.rule != nil {
+				return s.execute(ctx, c, tool, tier, verdict, call, "")
+			}
+		}
 		var refusal *mcp.CallToolResult
 		approvalID, refusal = s.confirm(ctx, c, in, verdict)
 		if refusal != nil {
@@ -389,8 +414,15 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	if v.Decision == safety.NeedsApproval {
 		entry.Decision = store.ApprovalApproved
 	}
+	if c.rule != nil {
+		// The audit row names the rule version that stood in for a person.
+		entry.Decision, entry.ApprovalID = DecisionRule, "rule:"+c.rule.rule.Ref()
+	}
 	beginID, err := s.opts.Store.AuditBegin(ctx, entry)
 	if err != nil {
+		if c.rule != nil {
+			s.endStanding(context.WithoutCancel(ctx), c, c.rule, 0, store.OutcomeRefused, v.Plan)
+		}
 		s.opts.Logger.Error("audit log write failed; refusing the call", "tool", tool.Name, "err", err)
 		s.observe(c, tier, string(safety.Blocked), store.OutcomeRefused)
 		return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: v.Plan,
@@ -428,6 +460,9 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	}
 	if runErr == nil {
 		s.noteGuestRecords(endCtx, c, tool, beginID, out)
+	}
+	if c.rule != nil {
+		s.endStanding(endCtx, c, c.rule, beginID, outcome.Status, v.Plan)
 	}
 	s.publishTool(endCtx, c, tier, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 	s.observe(c, tier, entry.Decision, outcome.Status)

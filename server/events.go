@@ -23,10 +23,14 @@ func (s *Server) publishTool(ctx context.Context, c Call, tier safety.Tier, phas
 
 // toolEvent is the feed event of one phase of a tool call.
 func toolEvent(c Call, tier safety.Tier, phase, decision, plan, node string, d time.Duration, outcome, reason string) *store.Event {
-	details := store.EncodeDetails(store.ToolDetails{
+	td := store.ToolDetails{
 		Phase: phase, Principal: c.Principal.ID, Tool: c.Tool, Tier: tier.String(),
 		Decision: decision, Plan: plan, DurationMS: d.Milliseconds(), Outcome: outcome, Reason: reason,
-	})
+	}
+	if c.rule != nil {
+		td.Rule = c.rule.rule.Ref()
+	}
+	details := store.EncodeDetails(td)
 	severity := store.SeverityInfo
 	switch {
 	case phase == store.ToolRefused:

@@ -40,7 +40,8 @@ func (s *Server) MCP(p safety.Principal, local *safety.Principal) *mcp.Server {
 		return srv
 	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "jarvis", Title: "Jarvis for Proxmox VE", Version: s.opts.Version},
-		&mcp.ServerOptions{Instructions: instructions, Logger: s.opts.Logger})
+		&mcp.ServerOptions{Instructions: instructions, Logger: s.opts.Logger,
+			SubscribeHandler: s.subscribeAlerts, UnsubscribeHandler: s.unsubscribeAlerts})
 
 	principalOf := func(ti *auth.TokenInfo) (safety.Principal, bool) {
 		if local != nil {
@@ -232,7 +233,7 @@ func (s *Server) refuseUnregistered(shape safety.Principal, principalOf func(*au
 // addResources exposes the cluster summary and each node's status as resources. A
 // read goes through Dispatch as the matching GREEN tool, so it is audited like a call.
 func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo) (safety.Principal, bool)) {
-	read := func(ctx context.Context, req *mcp.ReadResourceRequest, tool string, args map[string]any) (*mcp.ReadResourceResult, error) {
+	var read readResource = func(ctx context.Context, req *mcp.ReadResourceRequest, tool string, args map[string]any) (*mcp.ReadResourceResult, error) {
 		var ti *auth.TokenInfo
 		if req.Extra != nil {
 			ti = req.Extra.TokenInfo
@@ -272,7 +273,11 @@ func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo)
 		}
 		return read(ctx, req, "get_node_status", map[string]any{"node": node})
 	})
+	s.addAlerts(srv, principalOf, read)
 }
+
+// readResource reads a resource as a call of a GREEN tool with args.
+type readResource func(ctx context.Context, req *mcp.ReadResourceRequest, tool string, args map[string]any) (*mcp.ReadResourceResult, error)
 
 // promptStep is one step of a prompt: a tool, how to call it, the output
 // fields it reads and what to ask of them. A prompt asks only for what the

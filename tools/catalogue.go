@@ -37,6 +37,8 @@ type Env struct {
 	// Created tells whether Jarvis created a guest (delete_guest); nil means
 	// no record is available, and every guest counts as not created by Jarvis.
 	Created CreatedGuests
+	// Alerts answers list_alerts; nil: no alerts are available.
+	Alerts Alerts
 }
 
 // Fresh marks ctx so the cluster reads made under it skip the short read cache:
@@ -319,6 +321,8 @@ func Catalogue() []*Tool {
 	all = append(all, opsReadTools()...)
 	all = append(all, opsCreateTools()...)
 	all = append(all, opsChangeTools()...)
+	// The watcher's open alerts and the rules that cover them (alerts.go).
+	all = append(all, listAlerts())
 	for _, t := range all {
 		t.Toolset = toolsetOf(t.Name)
 	}

@@ -103,6 +103,8 @@ var toolPrivileges = func() map[string]toolAccess {
 		// Wake-on-LAN; it reads /cluster/status only to refuse waking a node
 		// that is online, and sends the packet when it cannot.
 		"wake_node": {"wake-on-LAN", nil},
+		// Jarvis's own alerts and rules: nothing is asked of PVE.
+		"list_alerts": {"alerts", nil},
 	}
 	for _, kind := range []string{"vm", "container"} {
 		for _, action := range []string{"start", "stop", "shutdown", "restart"} {
