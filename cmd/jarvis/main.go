@@ -28,12 +28,15 @@ Usage:
                                show or set the live safety switches
   jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d] [--toolsets LIST]
   jarvis token list | jarvis token revoke ID
+  jarvis rule create --for AGENT|operators --tool TOOL [--arg NAME=V1,V2]... [--trigger KIND]
+                               standing approval: one caller, one RED tool, within a budget
+  jarvis rule list [--all] | jarvis rule show|update|revoke ID
   jarvis audit verify          check the audit log's hash chain
   jarvis doctor                check configuration, cluster API, node names, token privileges, SSH
   jarvis healthcheck           exit 0 when the local server's /api/health answers (Docker HEALTHCHECK)
   jarvis version
 
-The host commands (approvals … audit) take --demo to work on the demo's state.
+The host commands (approvals … rule, audit) take --demo to work on the demo's state.
 Every command answers --help. Configuration comes from the environment; see .env.example.
 `
 
@@ -92,6 +95,7 @@ call that is not a GREEN read; read-only on stops every change. A switch holds
 at once for every jarvis process on the same database, calls already waiting
 for an approval included.
 ` + demoNote,
+	"rule": ruleHelp + demoNote,
 	"token": `Usage: jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d] [--toolsets LIST] [--demo]
        jarvis token list [--demo]
        jarvis token revoke ID [--demo]
@@ -174,6 +178,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runSafety(ctx, demo, rest, stdout)
 	case "token":
 		return runToken(ctx, demo, rest, stdout)
+	case "rule":
+		return runRule(ctx, demo, rest, stdout)
 	case "audit":
 		return runAudit(ctx, demo, rest, stdout)
 	case "doctor", "healthcheck":
