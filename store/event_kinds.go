@@ -189,7 +189,8 @@ const (
 	// A guest that was running stopped, and no task (Jarvis's or anyone's)
 	// stopped it: it crashed, or was killed from inside.
 	AlertGuestStoppedUnexpectedly = "guest_stopped_unexpectedly"
-	// A guest that was running was stopped by a task.
+	// A guest that was running was stopped by a task, or stopped and its
+	// tasks could not be read to tell (never claimed a crash then).
 	AlertGuestStopped    = "guest_stopped"
 	AlertNodeUnreachable = "node_unreachable"
 	AlertNodeMemory      = "node_memory"

@@ -101,14 +101,15 @@ func (w *Watcher) problemsLocked() []Problem {
 }
 
 // Problems returns what the polls currently find wrong with the cluster. While
-// nobody follows the feed the watcher does not poll and returns nil: it has not
-// looked lately (health pings the API itself for that).
+// the watcher does not poll (nobody follows the feed and nobody away must be
+// told) it returns nil: it has not looked lately (health pings the API itself
+// for that).
 func (w *Watcher) Problems() []Problem {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.listeners <= 0 {
+	if !w.polling() {
 		return nil
 	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	return w.problemsLocked()
 }
 

@@ -1,10 +1,13 @@
-// Package watch reads the cluster while anyone follows the feed (and pings it
-// once at start, to say at once whether it can be read) and publishes
-// what it sees into the store: snapshots of nodes, guests and storage, alerts
-// raised once and resolved when their condition clears, and a system event when
-// the cluster cannot be read (and when it can again). The web app only serves
-// those events; it never talks to the cluster itself, except for the health
-// check's ping.
+// Package watch reads the cluster while anyone follows the feed, or while
+// someone away from the desk must hear of trouble (SetUnattended), and pings it
+// once at start, to say at once whether it can be read. It publishes what it
+// sees into the store: snapshots of nodes, guests and storage, alerts raised
+// once and resolved when their condition clears (each with a kind and a
+// subject: store.AlertDetails), and a system event when the cluster cannot be
+// read (and when it can again). A guest that stops is told apart by whether a
+// task stopped it (guests.go); failed systemd units are read over SSH when
+// given a runner (services.go). The web app only serves those events; it never
+// talks to the cluster itself, except for the health check's ping.
 package watch
 
 import (
@@ -37,9 +40,9 @@ const (
 // source is the Source of every event the watcher publishes.
 const source = "poller"
 
-// Watcher publishes cluster snapshots while at least one feed subscriber listens —
-// one shared poll, whatever the number of subscribers — and raises alerts once,
-// resolving them when the condition clears.
+// Watcher publishes cluster snapshots while at least one feed subscriber listens
+// or the unattended check says so — one shared poll, whatever the number of
+// subscribers — and raises alerts once, resolving them when the condition clears.
 type Watcher struct {
 	pve   *pve.Client
 	store *store.Store
@@ -49,12 +52,25 @@ type Watcher struct {
 
 	mu        sync.Mutex
 	listeners int
-	wake      chan struct{}
+	// unattended says whether to poll with nobody listening (SetUnattended); guarded by mu.
+	unattended func() bool
+	wake       chan struct{}
+
+	// The fields below belong to Run's goroutine.
 
 	// alert key → id of the open alert event
 	open map[string]uint64
-	// last seen state of each guest, to notice a guest that stopped
-	guests map[int64]string
+	// the last definite state of each guest (guests.go), to notice one that stopped
+	guests map[int64]guestSeen
+	// each node's status from the last nodes poll that worked; nil before one did
+	nodeStatus map[string]string
+
+	// The failed-services check (services.go): the runner, the nodes to ask,
+	// how often; sshFailing holds the nodes whose last check could not run.
+	svc        ServiceRunner
+	svcNodes   []string
+	svcEvery   time.Duration
+	sshFailing map[string]bool
 
 	// What the polls found wrong, by part (start, nodes, guests, storage), and
 	// the causes last reported; guarded by mu, as health reads them (Problems).
@@ -76,7 +92,8 @@ func New(c *pve.Client, st *store.Store, log *slog.Logger) *Watcher {
 		log = slog.Default()
 	}
 	return &Watcher{pve: c, store: st, log: log, every: DefaultIntervals, tick: time.Second,
-		wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]string{}, failing: map[string]Problem{}}
+		wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]guestSeen{}, failing: map[string]Problem{},
+		sshFailing: map[string]bool{}}
 }
 
 // SetIntervals changes the poll intervals (tests use short ones). Call before Run.
@@ -85,11 +102,30 @@ func (w *Watcher) SetIntervals(every Intervals) {
 	w.tick = min(every.Nodes, every.Guests, every.Storage, time.Second)
 }
 
+// SetUnattended makes the watcher poll, and so raise alerts, while f returns
+// true though nobody follows the feed: someone away from the desk is to be
+// told (notifications configured, a standing approval waiting for an alert,
+// an MCP client subscribed to alerts). f is called about once a second and
+// whenever health asks for Problems, from other goroutines than the caller's:
+// it must be cheap and safe for concurrent use. nil turns it off. It may be
+// called at any time.
+func (w *Watcher) SetUnattended(f func() bool) {
+	w.mu.Lock()
+	w.unattended = f
+	w.mu.Unlock()
+	w.nudge()
+}
+
 // Acquire registers a listener; polling starts with the first.
 func (w *Watcher) Acquire() {
 	w.mu.Lock()
 	w.listeners++
 	w.mu.Unlock()
+	w.nudge()
+}
+
+// nudge wakes Run to look at once whether to poll.
+func (w *Watcher) nudge() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
@@ -103,13 +139,18 @@ func (w *Watcher) Release() {
 	w.mu.Unlock()
 }
 
-func (w *Watcher) listening() bool {
+// polling reports whether the watcher polls now: someone listens, or the
+// unattended check says someone must hear of trouble.
+func (w *Watcher) polling() bool {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.listeners > 0
+	listeners, unattended := w.listeners, w.unattended
+	w.mu.Unlock()
+	// Called without the lock: f may take locks of its own.
+	return listeners > 0 || unattended != nil && unattended()
 }
 
-// Run polls until ctx ends.
+// Run polls until ctx ends, and returns when nothing it started still runs
+// (the service runner may be closed then).
 func (w *Watcher) Run(ctx context.Context) {
 	if w.pve == nil {
 		return
@@ -117,9 +158,17 @@ func (w *Watcher) Run(ctx context.Context) {
 	w.loadOpenAlerts(ctx)
 	w.loadOpenProblem(ctx)
 	w.checkAtStart(ctx)
-	var nextNodes, nextGuests, nextStorage time.Time
-	tick := time.NewTicker(w.tick)
+	var nextNodes, nextGuests, nextStorage, nextServices time.Time
+	every := w.tick
+	if w.svc != nil {
+		every = min(every, w.svcEvery)
+	}
+	tick := time.NewTicker(every)
 	defer tick.Stop()
+	// A round of service checks runs beside the polls (SSH to a node that does
+	// not answer takes its time); its reports come back here, one round at a time.
+	services := make(chan []serviceReport, 1)
+	checking := false
 	// A call that changed the cluster makes the guests poll sooner, so the
 	// console shows a stopped VM as stopped right after the approval.
 	sub := w.store.Subscribe(64)
@@ -127,7 +176,14 @@ func (w *Watcher) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			if checking {
+				<-services // ends at once with ctx; then the runner is no longer used
+			}
 			return
+		case reports := <-services:
+			checking = false
+			w.noteServices(ctx, reports)
+			continue
 		case <-tick.C:
 		case <-w.wake:
 		case ev, ok := <-sub.C():
@@ -144,7 +200,7 @@ func (w *Watcher) Run(ctx context.Context) {
 			w.pve.Invalidate()
 			nextGuests = time.Time{}
 		}
-		if !w.listening() {
+		if !w.polling() {
 			continue
 		}
 		now := time.Now()
@@ -159,6 +215,14 @@ func (w *Watcher) Run(ctx context.Context) {
 		if now.After(nextStorage) {
 			nextStorage = now.Add(w.every.Storage)
 			w.pollStorage(ctx)
+		}
+		// After the nodes poll, which says which nodes are online to ask.
+		if w.svc != nil && !checking && now.After(nextServices) {
+			nextServices = now.Add(w.svcEvery)
+			if nodes := w.nodesToAsk(); len(nodes) > 0 {
+				checking = true
+				go w.checkServices(ctx, nodes, services)
+			}
 		}
 	}
 }
@@ -204,22 +268,34 @@ func (w *Watcher) pollNodes(ctx context.Context) {
 	}
 	snaps := []store.NodeSnapshot{}
 	present := map[string]bool{}
+	status := map[string]string{}
 	for _, n := range nodes {
 		present["node-offline:"+n.Node], present["node-memory:"+n.Node] = true, true
+		status[n.Node] = n.Status
 		s := nodeSnapshot(n)
 		snaps = append(snaps, s)
-		w.alert(ctx, "node-offline:"+n.Node, n.Status != "online", store.SeverityCritical, n.Node,
-			fmt.Sprintf("node %s is %s", n.Node, n.Status), fmt.Sprintf("node %s is online again", n.Node))
-		w.alert(ctx, "node-memory:"+n.Node, n.Status == "online" && s.MemPercent > memoryAlertPercent, store.SeverityWarning, n.Node,
-			fmt.Sprintf("node %s memory at %.1f %%", n.Node, s.MemPercent), fmt.Sprintf("node %s memory back below %d %%", n.Node, memoryAlertPercent))
+		w.alert(ctx, alertSpec{key: "node-offline:" + n.Node, kind: store.AlertNodeUnreachable, subject: store.NodeSubject(n.Node),
+			severity: store.SeverityCritical, node: n.Node,
+			raise: fmt.Sprintf("node %s is %s", n.Node, n.Status), resolve: fmt.Sprintf("node %s is online again", n.Node)},
+			n.Status != "online")
+		w.alert(ctx, alertSpec{key: "node-memory:" + n.Node, kind: store.AlertNodeMemory, subject: store.NodeSubject(n.Node),
+			severity: store.SeverityWarning, node: n.Node,
+			raise:   fmt.Sprintf("node %s memory at %.1f %%", n.Node, s.MemPercent),
+			resolve: fmt.Sprintf("node %s memory back below %d %%", n.Node, memoryAlertPercent)},
+			n.Status == "online" && s.MemPercent > memoryAlertPercent)
 	}
+	w.nodeStatus = status
 	w.resolveGone(ctx, "node-", present)
+	w.resolveUnasked(ctx)
 	w.publish(ctx, store.ClusterDetails{What: store.ClusterNodes, Nodes: snaps})
 }
 
 func (w *Watcher) pollGuests(ctx context.Context) {
 	cctx, cancel := context.WithTimeout(ctx, 8*time.Second)
 	defer cancel()
+	// Taken before the read: "seen running at" errs early, which widens the
+	// window a stopping task is looked for in, never narrows it.
+	polled := time.Now()
 	res, err := w.pve.ClusterResources(cctx, "vm")
 	w.note(ctx, store.ClusterGuests, err)
 	if err != nil {
@@ -227,22 +303,19 @@ func (w *Watcher) pollGuests(ctx context.Context) {
 	}
 	snaps := []store.GuestSnapshot{}
 	present := map[string]bool{}
+	tasks := &taskView{pve: w.pve} // read once per poll, and only if a guest stopped
 	for _, r := range res {
 		s := guestSnapshot(r)
-		id := s.VMID
-		key := fmt.Sprintf("guest-stopped:%d", id)
-		present[key] = true
+		present[guestStoppedKey(s.VMID)], present[guestCrashedKey(s.VMID)] = true, true
 		snaps = append(snaps, s)
-		prev, seen := w.guests[id]
-		w.guests[id] = r.Status
-		switch {
-		case seen && prev == "running" && r.Status == "stopped":
-			w.alert(ctx, key, true, store.SeverityWarning, r.Node, fmt.Sprintf("guest %d '%s' on %s stopped", id, r.Name, r.Node), "")
-		case r.Status == "running":
-			w.alert(ctx, key, false, store.SeverityInfo, r.Node, "", fmt.Sprintf("guest %d '%s' is running again", id, r.Name))
-		}
+		w.noteGuest(ctx, r, polled, tasks)
 	}
 	w.resolveGone(ctx, "guest-", present)
+	for id := range w.guests {
+		if !present[guestStoppedKey(id)] {
+			delete(w.guests, id) // gone: a guest made later under its VMID starts afresh
+		}
+	}
 	w.publish(ctx, store.ClusterDetails{What: store.ClusterGuests, Guests: snaps})
 }
 
@@ -265,9 +338,11 @@ func (w *Watcher) pollStorage(ctx context.Context) {
 			where, node = "(shared)", ""
 		}
 		present["storage-full:"+node+"/"+r.Storage] = true
-		w.alert(ctx, "storage-full:"+node+"/"+r.Storage, s.UsedPercent > storageAlertPercent, store.SeverityWarning, node,
-			fmt.Sprintf("storage %s %s is %.1f %% full", r.Storage, where, s.UsedPercent),
-			fmt.Sprintf("storage %s %s back below %d %%", r.Storage, where, storageAlertPercent))
+		w.alert(ctx, alertSpec{key: "storage-full:" + node + "/" + r.Storage, kind: store.AlertStorageFull,
+			subject: store.StorageSubject(node, r.Storage), severity: store.SeverityWarning, node: node,
+			raise:   fmt.Sprintf("storage %s %s is %.1f %% full", r.Storage, where, s.UsedPercent),
+			resolve: fmt.Sprintf("storage %s %s back below %d %%", r.Storage, where, storageAlertPercent)},
+			s.UsedPercent > storageAlertPercent)
 	}
 	w.resolveGone(ctx, "storage-", present)
 	w.publish(ctx, store.ClusterDetails{What: store.ClusterStorage, Storage: snaps})
@@ -281,25 +356,44 @@ func (w *Watcher) publish(ctx context.Context, d store.ClusterDetails) {
 	}
 }
 
-// alert raises (once) or resolves the alert named key.
-func (w *Watcher) alert(ctx context.Context, key string, firing bool, severity, node, raise, resolve string) {
-	id, open := w.open[key]
+// alertSpec is one alert the watcher keeps: its key (what a restart finds it
+// by), its kind and subject (store.AlertDetails), and the summaries of the
+// alert and of the notice that it cleared.
+type alertSpec struct {
+	key      string
+	kind     string // store.AlertNodeUnreachable, …
+	subject  string // store.NodeSubject(…), …
+	vmid     int64  // for a guest's alert
+	service  string // for a service's alert: the unit without ".service"
+	severity string
+	node     string
+	raise    string // the alert's summary
+	resolve  string // the summary of the notice that it cleared; "" for no notice
+}
+
+func (a alertSpec) details(state string, alertID uint64) json.RawMessage {
+	return store.EncodeDetails(store.AlertDetails{Key: a.key, State: state, AlertID: alertID,
+		AlertKind: a.kind, Subject: a.subject, VMID: a.vmid, Service: a.service})
+}
+
+// alert raises (once) or resolves the alert a.key.
+func (w *Watcher) alert(ctx context.Context, a alertSpec, firing bool) {
+	id, open := w.open[a.key]
 	switch {
 	case firing && !open:
-		details := store.EncodeDetails(store.AlertDetails{Key: key, State: store.AlertRaised})
-		ev := &store.Event{Type: store.EventAlert, Severity: severity, Source: source, Node: node, Summary: raise, Details: details}
+		ev := &store.Event{Type: store.EventAlert, Severity: a.severity, Source: source, Node: a.node, Summary: a.raise,
+			Details: a.details(store.AlertRaised, 0)}
 		if err := w.store.Publish(ctx, ev); err == nil {
-			w.open[key] = ev.ID
+			w.open[a.key] = ev.ID
 		}
 	case !firing && open:
-		delete(w.open, key)
+		delete(w.open, a.key)
 		_, _ = w.store.ResolveEvent(ctx, id, store.Jarvis)
-		if resolve != "" {
-			details := store.EncodeDetails(store.AlertDetails{Key: key, State: store.AlertResolved, AlertID: id})
+		if a.resolve != "" {
 			// The notice that it cleared needs no action: it is stored resolved.
 			now := time.Now()
-			_ = w.store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityInfo, Source: source, Node: node,
-				Summary: resolve, Details: details, Resolved: true, ResolvedAt: &now, ResolvedBy: store.Jarvis})
+			_ = w.store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityInfo, Source: source, Node: a.node,
+				Summary: a.resolve, Details: a.details(store.AlertResolved, id), Resolved: true, ResolvedAt: &now, ResolvedBy: store.Jarvis})
 		}
 	}
 }

@@ -2,23 +2,32 @@ package watch
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	gossh "golang.org/x/crypto/ssh"
+
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
+	"github.com/jarvis-homelab/jarvis/tools/sim/sshsim"
+	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
 )
 
 type harness struct {
@@ -656,5 +665,627 @@ func TestWatcherSaysAtStartWhenTheClusterCannotBeRead(t *testing.T) {
 	}
 	if ps := w.Problems(); ps != nil {
 		t.Errorf("Problems() without listeners = %+v: the watcher is not looking, health must ping itself", ps)
+	}
+}
+
+// ---- alert kinds and subjects, guests that stop, unattended polling, failed services ----
+
+// newSimHarness is newHarness over a simulator built with opts (its token
+// and task timing are the harness's).
+func newSimHarness(t *testing.T, opts pvesim.Options) *harness {
+	t.Helper()
+	opts.TokenID, opts.TokenSecret, opts.TaskDuration = "jarvis@pve!t", "s", 50*time.Millisecond
+	sim := pvesim.New(opts)
+	h := newHarness(t, sim)
+	h.sim = sim
+	return h
+}
+
+// fast are intervals short enough for a test to see many polls.
+var fast = Intervals{Nodes: 30 * time.Millisecond, Guests: 30 * time.Millisecond, Storage: 30 * time.Millisecond}
+
+// run starts w and returns a stop that waits until Run has returned.
+func run(t *testing.T, w *Watcher) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { w.Run(ctx); close(done) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
+}
+
+// feed follows the store's events for a test, keeping those it has read.
+type feed struct {
+	t    *testing.T
+	sub  *store.Subscription
+	past []store.Event
+}
+
+func follow(t *testing.T, st *store.Store) *feed {
+	sub := st.Subscribe(10000)
+	t.Cleanup(sub.Close)
+	return &feed{t: t, sub: sub}
+}
+
+// next returns the next event match accepts, failing the test after 10 s.
+func (f *feed) next(what string, match func(store.Event) bool) store.Event {
+	f.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-f.sub.C():
+			f.past = append(f.past, *ev)
+			if match(*ev) {
+				return *ev
+			}
+		case <-deadline:
+			f.t.Fatalf("no %s event", what)
+		}
+	}
+}
+
+// seen returns the first event since follow that match accepts, waiting for
+// it if it has not come yet: for events whose order the test does not fix.
+func (f *feed) seen(what string, match func(store.Event) bool) store.Event {
+	f.t.Helper()
+	for _, ev := range f.past {
+		if match(ev) {
+			return ev
+		}
+	}
+	return f.next(what, match)
+}
+
+// alertOf decodes an alert event's details; ok is false for other events.
+func alertOf(ev store.Event) (store.AlertDetails, bool) {
+	var d store.AlertDetails
+	if ev.Type != store.EventAlert || json.Unmarshal(ev.Details, &d) != nil {
+		return d, false
+	}
+	return d, true
+}
+
+// raised matches the raising of the alert key; resolved the notice that it cleared.
+func raised(key string) func(store.Event) bool {
+	return func(ev store.Event) bool {
+		d, ok := alertOf(ev)
+		return ok && d.Key == key && d.State == store.AlertRaised
+	}
+}
+func resolved(key string) func(store.Event) bool {
+	return func(ev store.Event) bool {
+		d, ok := alertOf(ev)
+		return ok && d.Key == key && d.State == store.AlertResolved
+	}
+}
+
+// guestPolls waits for n guests snapshots: every guest in them has been looked at.
+func (f *feed) guestPolls(n int) {
+	f.t.Helper()
+	for range n {
+		f.next("guests snapshot", func(ev store.Event) bool {
+			return ev.Type == store.EventCluster && strings.Contains(string(ev.Details), `"what":"guests"`)
+		})
+	}
+}
+
+// alertEvents lists the stored alert events about key (raised and resolved), oldest first.
+func alertEvents(t *testing.T, st *store.Store, key string) []store.Event {
+	t.Helper()
+	evs, err := st.ListEvents(context.Background(), store.EventFilter{Type: store.EventAlert, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []store.Event
+	for i := len(evs) - 1; i >= 0; i-- {
+		if d, ok := alertOf(evs[i]); ok && d.Key == key {
+			out = append(out, evs[i])
+		}
+	}
+	return out
+}
+
+// openAlertKeys lists the keys of the unresolved alerts.
+func openAlertKeys(t *testing.T, st *store.Store) []string {
+	t.Helper()
+	evs, err := st.ListEvents(context.Background(), store.EventFilter{Type: store.EventAlert, UnresolvedOnly: true, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, ev := range evs {
+		if d, ok := alertOf(ev); ok {
+			keys = append(keys, d.Key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// A guest that was running and stopped is told apart by the tasks: no task
+// means it crashed; a task means someone stopped it; tasks that cannot be
+// read, or a token that may not see everyone's, mean it cannot be told, and
+// that is never reported as a crash. Running again resolves either alert.
+func TestGuestStopsAreToldApartByTheirTasks(t *testing.T) {
+	noSysAudit := []pvesim.ACL{{Path: "/", Privileges: []string{"VM.Audit", "VM.PowerMgmt", "Datastore.Audit"}, Propagate: true}}
+	for _, c := range []struct {
+		name     string
+		acl      []pvesim.ACL
+		stop     func(h *harness) error
+		key      string
+		kind     string
+		severity string
+		summary  string
+	}{
+		{"crash", nil, func(h *harness) error { return h.sim.CrashGuest(101) },
+			"guest-crashed:101", store.AlertGuestStoppedUnexpectedly, store.SeverityCritical,
+			"guest 101 'web01' on pve stopped unexpectedly (no task stopped it)"},
+		{"stopped through the API", nil, func(h *harness) error {
+			_, err := h.pve.GuestAction(context.Background(), "pve", "qemu", 101, "stop", nil)
+			return err
+		}, "guest-stopped:101", store.AlertGuestStopped, store.SeverityWarning,
+			"guest 101 'web01' on pve stopped (task qmstop by jarvis@pve!t)"},
+		{"shut down from the node's own shell, by root", nil, func(h *harness) error {
+			_, err := h.sim.ShutdownGuestAsRoot(101)
+			return err
+		}, "guest-stopped:101", store.AlertGuestStopped, store.SeverityWarning,
+			"guest 101 'web01' on pve stopped (task qmshutdown by root@pam)"},
+		{"tasks cannot be read", nil, func(h *harness) error {
+			h.sim.FailNext("/cluster/tasks", 500, "pmxcfs is not ready")
+			return h.sim.CrashGuest(101)
+		}, "guest-stopped:101", store.AlertGuestStopped, store.SeverityWarning,
+			"it could not be told whether a task stopped it (the cluster's tasks could not be read"},
+		{"the token sees only its own tasks", noSysAudit, func(h *harness) error { return h.sim.CrashGuest(101) },
+			"guest-stopped:101", store.AlertGuestStopped, store.SeverityWarning,
+			"it could not be told whether a task stopped it (the API token lacks Sys.Audit on /, so it sees only the tasks it started itself)"},
+		{"its own stop, though it sees only its own tasks", noSysAudit, func(h *harness) error {
+			_, err := h.pve.GuestAction(context.Background(), "pve", "qemu", 101, "shutdown", nil)
+			return err
+		}, "guest-stopped:101", store.AlertGuestStopped, store.SeverityWarning,
+			"guest 101 'web01' on pve stopped (task qmshutdown by jarvis@pve!t)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newSimHarness(t, pvesim.Options{ACL: c.acl})
+			f := follow(t, h.store)
+			w := New(h.pve, h.store, h.log)
+			w.SetIntervals(fast)
+			run(t, w)
+			w.Acquire()
+			f.guestPolls(1) // 101 is known to run
+			if err := c.stop(h); err != nil {
+				t.Fatal(err)
+			}
+			ev := f.next("guest alert", func(ev store.Event) bool {
+				d, ok := alertOf(ev)
+				return ok && d.VMID == 101 && d.State == store.AlertRaised
+			})
+			d, _ := alertOf(ev)
+			if d.Key != c.key || d.AlertKind != c.kind || d.Subject != "guest/101" || ev.Severity != c.severity ||
+				ev.Node != "pve" || !strings.Contains(ev.Summary, c.summary) {
+				t.Fatalf("alert %q (%s, node %s), details %s\nwant key %s, kind %s, %s, summary with %q",
+					ev.Summary, ev.Severity, ev.Node, ev.Details, c.key, c.kind, c.severity, c.summary)
+			}
+			f.guestPolls(3) // more polls of the stopped guest raise nothing more
+			if keys := openAlertKeys(t, h.store); !slices.Equal(keys, []string{c.key}) {
+				t.Fatalf("open alerts %v, want only %s", keys, c.key)
+			}
+			if err := h.sim.SetGuestStatus(101, "running"); err != nil {
+				t.Fatal(err)
+			}
+			notice := f.next("resolution", resolved(c.key))
+			nd, _ := alertOf(notice)
+			if nd.AlertID != ev.ID || nd.AlertKind != c.kind || nd.Subject != "guest/101" || nd.VMID != 101 || !notice.Resolved ||
+				notice.Summary != "guest 101 'web01' is running again" {
+				t.Errorf("resolution %+v, details %s", notice, notice.Details)
+			}
+			if keys := openAlertKeys(t, h.store); len(keys) != 0 {
+				t.Errorf("open alerts after it runs again: %v", keys)
+			}
+		})
+	}
+}
+
+// A guest that was stopped when the watcher started raises nothing: the
+// first poll only learns. A guest that is deleted while stopped resolves its alert.
+func TestGuestAlertsLearnFirstAndGoWithTheGuest(t *testing.T) {
+	h := newHarness(t, nil)
+	f := follow(t, h.store)
+	w := New(h.pve, h.store, h.log)
+	w.SetIntervals(fast)
+	run(t, w)
+	w.Acquire()
+	f.guestPolls(3)
+	if keys := openAlertKeys(t, h.store); len(keys) != 0 {
+		t.Fatalf("alerts for guests that were stopped before the watcher started: %v", keys)
+	}
+	if err := h.sim.CrashGuest(105); err != nil {
+		t.Fatal(err)
+	}
+	f.next("crash alert", raised("guest-crashed:105"))
+	upid, err := h.pve.DestroyGuest(context.Background(), "agent", "qemu", 105, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.pve.WaitTask(context.Background(), upid, 10*time.Millisecond, nil); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(openAlertKeys(t, h.store)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the alert of a deleted guest stays open: %v", openAlertKeys(t, h.store))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Every watcher alert names its kind and subject.
+func TestNodeAndStorageAlertsCarryKindAndSubject(t *testing.T) {
+	rows := map[string]string{
+		"/api2/json/version": `{"version":"8.2.4","release":"8.2","repoid":"faa83925"}`,
+		"/api2/json/nodes": `[{"node":"pve1","status":"online","cpu":0.1,"mem":99,"maxmem":100,"disk":1,"maxdisk":10,"uptime":42},` +
+			`{"node":"pve2","status":"offline"}]`,
+		"/api2/json/cluster/resources?type=vm": `[]`,
+		"/api2/json/cluster/resources?type=storage": `[{"storage":"local","node":"pve1","plugintype":"dir","shared":0,"status":"available","disk":95,"maxdisk":100},` +
+			`{"storage":"nfs","node":"pve1","plugintype":"nfs","shared":1,"status":"available","disk":97,"maxdisk":100},` +
+			`{"storage":"nfs","node":"pve2","plugintype":"nfs","shared":1,"status":"available","disk":97,"maxdisk":100}]`,
+	}
+	h := newHarness(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := rows[r.URL.RequestURI()]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"data":`+data+`}`)
+	}))
+	f := follow(t, h.store)
+	w := New(h.pve, h.store, h.log)
+	w.SetIntervals(fast)
+	run(t, w)
+	w.Acquire()
+	for _, c := range []struct {
+		key, kind, subject, severity, node string
+	}{
+		{"node-offline:pve2", store.AlertNodeUnreachable, "node/pve2", store.SeverityCritical, "pve2"},
+		{"node-memory:pve1", store.AlertNodeMemory, "node/pve1", store.SeverityWarning, "pve1"},
+		{"storage-full:pve1/local", store.AlertStorageFull, "storage/pve1/local", store.SeverityWarning, "pve1"},
+		{"storage-full:/nfs", store.AlertStorageFull, "storage//nfs", store.SeverityWarning, ""},
+	} {
+		ev := f.seen(c.key, raised(c.key))
+		d, _ := alertOf(ev)
+		if d.AlertKind != c.kind || d.Subject != c.subject || ev.Severity != c.severity || ev.Node != c.node || d.VMID != 0 || d.Service != "" {
+			t.Errorf("%s: %+v, details %s", c.key, ev, ev.Details)
+		}
+	}
+	f.guestPolls(3)
+	if keys := openAlertKeys(t, h.store); len(keys) != 4 {
+		t.Errorf("open alerts %v, want the four once each", keys)
+	}
+}
+
+// With nobody following the feed the watcher polls, and raises alerts, while
+// the unattended check says someone away must be told; it asks at every tick.
+func TestUnattendedPollingWithoutListeners(t *testing.T) {
+	h := newHarness(t, nil)
+	f := follow(t, h.store)
+	w := New(h.pve, h.store, h.log)
+	w.SetIntervals(fast)
+	var away atomic.Bool
+	var asked atomic.Int64
+	w.SetUnattended(func() bool { asked.Add(1); return away.Load() })
+	run(t, w)
+	quiet := func(what string) {
+		t.Helper()
+		for len(f.sub.C()) > 0 {
+			<-f.sub.C()
+		}
+		select {
+		case ev := <-f.sub.C():
+			t.Fatalf("%s: %s event %q", what, ev.Type, ev.Summary)
+		case <-time.After(300 * time.Millisecond):
+		}
+	}
+	quiet("nobody listens, nobody away")
+	if asked.Load() == 0 {
+		t.Fatal("the unattended check was never asked")
+	}
+	if ps := w.Problems(); ps != nil {
+		t.Errorf("Problems() while not polling = %+v", ps)
+	}
+	away.Store(true)
+	f.guestPolls(1)
+	if err := h.sim.CrashGuest(102); err != nil {
+		t.Fatal(err)
+	}
+	f.next("crash alert without a listener", raised("guest-crashed:102"))
+	away.Store(false)
+	time.Sleep(100 * time.Millisecond) // a poll under way ends
+	quiet("the operator is back at the desk, and closed the console")
+}
+
+// sshNodes runs the demo's node shells with an executor for them.
+func sshNodes(t *testing.T) (*sshsim.Sim, *sshexec.Executor) {
+	t.Helper()
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := gossh.NewSignerFromKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := sshsim.Start(sshsim.Options{Nodes: sshsim.DemoFacts(), AuthorizedKey: signer.PublicKey()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	if err := os.WriteFile(kh, sim.KnownHosts(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nodes := map[string]string{}
+	for _, n := range sim.Nodes() {
+		nodes[n] = sim.Addr(n)
+	}
+	e, err := sshexec.New(sshexec.Config{Nodes: nodes, Signer: signer, KnownHostsPath: kh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return sim, e
+}
+
+// cutRunner is a ServiceRunner whose SSH to some nodes can be cut; it counts
+// the commands each node was sent.
+type cutRunner struct {
+	inner ServiceRunner
+	mu    sync.Mutex
+	cut   map[string]bool
+	asked map[string]int
+}
+
+func (r *cutRunner) Run(ctx context.Context, node, command string, timeout time.Duration) (*sshexec.Result, error) {
+	r.mu.Lock()
+	r.asked[node]++
+	cut := r.cut[node]
+	r.mu.Unlock()
+	if cut {
+		return nil, errors.New("connecting to node " + node + ": connection refused")
+	}
+	return r.inner.Run(ctx, node, command, timeout)
+}
+
+func (r *cutRunner) setCut(node string, cut bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cut[node] = cut
+}
+
+func (r *cutRunner) count(node string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.asked[node]
+}
+
+// waitAsked waits until node has been asked n more times.
+func (r *cutRunner) waitAsked(t *testing.T, node string, n int) {
+	t.Helper()
+	want := r.count(node) + n
+	deadline := time.Now().Add(10 * time.Second)
+	for r.count(node) < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s asked %d times, want %d", node, r.count(node), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Failed units are read over SSH on each online node: one alert per node and
+// unit, with kind and subject, resolved when the unit runs again. A node that
+// cannot be asked keeps its alerts and is logged once; an offline node is not asked.
+func TestFailedServicesRaisedAndResolved(t *testing.T) {
+	h := newHarness(t, nil)
+	nodes, exec := sshNodes(t)
+	runner := &cutRunner{inner: exec, cut: map[string]bool{}, asked: map[string]int{}}
+	logs := &records{}
+	f := follow(t, h.store)
+	w := New(h.pve, h.store, slog.New(logs))
+	w.SetIntervals(fast)
+	w.SetServiceCheck(runner, nodes.Nodes(), 40*time.Millisecond)
+	run(t, w)
+	w.Acquire()
+
+	// The demo's agent has smartd failed from the start.
+	smartd := f.seen("smartd alert", raised("service-failed:agent/smartd.service"))
+	d, _ := alertOf(smartd)
+	if d.AlertKind != store.AlertServiceFailed || d.Subject != "service/agent/smartd" || d.Service != "smartd" ||
+		smartd.Node != "agent" || smartd.Severity != store.SeverityWarning || smartd.Summary != "service smartd.service on agent has failed" {
+		t.Fatalf("smartd alert %+v, details %s", smartd, smartd.Details)
+	}
+	if got := nodes.Ran("agent"); len(got) == 0 || got[0] != "timeout -k 5 15 sh -c 'systemctl list-units --state=failed --type=service --plain --no-legend --no-pager --full'" {
+		t.Errorf("agent ran %q", got)
+	}
+
+	if err := nodes.FailService("pve", "pveproxy"); err != nil {
+		t.Fatal(err)
+	}
+	proxy := f.next("pveproxy alert", raised("service-failed:pve/pveproxy.service"))
+	if d, _ := alertOf(proxy); d.Subject != "service/pve/pveproxy" || d.Service != "pveproxy" || proxy.Node != "pve" {
+		t.Errorf("pveproxy alert %+v, details %s", proxy, proxy.Details)
+	}
+	runner.waitAsked(t, "pve", 3) // more rounds raise nothing more
+	if keys := openAlertKeys(t, h.store); !slices.Equal(keys, []string{"service-failed:agent/smartd.service", "service-failed:pve/pveproxy.service"}) {
+		t.Fatalf("open alerts %v", keys)
+	}
+	if err := nodes.RecoverService("pve", "pveproxy"); err != nil {
+		t.Fatal(err)
+	}
+	notice := f.next("pveproxy resolution", resolved("service-failed:pve/pveproxy.service"))
+	if d, _ := alertOf(notice); d.AlertID != proxy.ID || d.Subject != "service/pve/pveproxy" || !notice.Resolved {
+		t.Errorf("resolution %+v, details %s", notice, notice.Details)
+	}
+
+	// SSH to agent fails: nothing is known, so smartd's alert stays, though it
+	// was restarted meanwhile; the failure is logged once, however many rounds.
+	runner.setCut("agent", true)
+	if err := nodes.RecoverService("agent", "smartd"); err != nil {
+		t.Fatal(err)
+	}
+	runner.waitAsked(t, "agent", 4)
+	if keys := openAlertKeys(t, h.store); !slices.Equal(keys, []string{"service-failed:agent/smartd.service"}) {
+		t.Fatalf("open alerts while agent cannot be asked: %v", keys)
+	}
+	const warn, info = "cannot read the failed services of a node over SSH; its service alerts stay as they are",
+		"the failed services of a node can be read over SSH again"
+	if n, _ := logs.count(slog.LevelWarn, warn); n != 1 {
+		t.Errorf("%d WARN records for agent's SSH, want 1", n)
+	}
+	runner.setCut("agent", false)
+	f.next("smartd resolution", resolved("service-failed:agent/smartd.service"))
+	if n, _ := logs.count(slog.LevelInfo, info); n != 1 {
+		t.Errorf("%d INFO records for agent's SSH again, want 1", n)
+	}
+
+	// An offline node is not asked, and its alerts stay: its units are unknown, not fixed.
+	if err := nodes.FailService("home", "docker"); err != nil {
+		t.Fatal(err)
+	}
+	f.seen("docker alert", raised("service-failed:home/docker.service"))
+	h.sim.SetNodeOffline("home", true)
+	f.seen("home offline", raised("node-offline:home"))
+	runner.waitAsked(t, "pve", 2) // a round that began before the nodes poll has ended
+	before := runner.count("home")
+	runner.waitAsked(t, "pve", 3)
+	if n := runner.count("home"); n != before {
+		t.Errorf("offline home was asked %d more times", n-before)
+	}
+	if keys := openAlertKeys(t, h.store); !slices.Contains(keys, "service-failed:home/docker.service") {
+		t.Errorf("docker's alert was resolved while home is offline: %v", keys)
+	}
+}
+
+// A restart loads the open alerts by key: the guest still down and the unit
+// still failed raise nothing again, and the new run resolves them when they clear.
+func TestRestartDoesNotRaiseOpenAlertsTwice(t *testing.T) {
+	h := newHarness(t, nil)
+	nodes, exec := sshNodes(t)
+	start := func() (*Watcher, func()) {
+		w := New(h.pve, h.store, h.log)
+		w.SetIntervals(fast)
+		w.SetServiceCheck(exec, nodes.Nodes(), 40*time.Millisecond)
+		stop := run(t, w)
+		w.Acquire()
+		return w, stop
+	}
+	f := follow(t, h.store)
+	_, stop := start()
+	f.guestPolls(1)
+	if err := h.sim.CrashGuest(101); err != nil {
+		t.Fatal(err)
+	}
+	crash := f.seen("crash alert", raised("guest-crashed:101"))
+	smartd := f.seen("smartd alert", raised("service-failed:agent/smartd.service"))
+	stop()
+
+	_, _ = start()
+	f.guestPolls(4)
+	n := len(nodes.Ran("agent"))
+	deadline := time.Now().Add(10 * time.Second)
+	for len(nodes.Ran("agent")) < n+3 { // three more rounds of the new run
+		if time.Now().After(deadline) {
+			t.Fatal("the new run does not check agent's services")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, key := range []string{"guest-crashed:101", "service-failed:agent/smartd.service"} {
+		if evs := alertEvents(t, h.store, key); len(evs) != 1 {
+			t.Errorf("%s: %d events after the restart, want the one raised before", key, len(evs))
+		}
+	}
+	if err := h.sim.SetGuestStatus(101, "running"); err != nil {
+		t.Fatal(err)
+	}
+	if err := nodes.RecoverService("agent", "smartd"); err != nil {
+		t.Fatal(err)
+	}
+	for key, id := range map[string]uint64{"guest-crashed:101": crash.ID, "service-failed:agent/smartd.service": smartd.ID} {
+		notice := f.seen(key+" resolution", resolved(key))
+		if d, _ := alertOf(notice); d.AlertID != id {
+			t.Errorf("%s resolved alert %d, want the one raised before the restart (%d)", key, d.AlertID, id)
+		}
+	}
+	if keys := openAlertKeys(t, h.store); len(keys) != 0 {
+		t.Errorf("open alerts: %v", keys)
+	}
+}
+
+// Service alerts of a node that will not be asked again (not configured for
+// the check, or no check at all) are resolved: nothing else would clear them.
+func TestServiceAlertsOfNodesNotAskedAreResolved(t *testing.T) {
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	for _, key := range []string{"service-failed:agent/smartd.service", "service-failed:gone/x.service"} {
+		prev := &store.Event{Type: store.EventAlert, Severity: store.SeverityWarning, Summary: key,
+			Details: store.EncodeDetails(store.AlertDetails{Key: key, State: store.AlertRaised, AlertKind: store.AlertServiceFailed})}
+		if err := h.store.Publish(ctx, prev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := follow(t, h.store)
+	w := New(h.pve, h.store, h.log)
+	w.SetIntervals(fast)
+	run(t, w)
+	w.Acquire()
+	f.guestPolls(2)
+	if keys := openAlertKeys(t, h.store); len(keys) != 0 {
+		t.Errorf("service alerts left open without a service check: %v", keys)
+	}
+}
+
+func TestParseFailedUnits(t *testing.T) {
+	for _, c := range []struct {
+		name, out string
+		want      []string
+	}{
+		{"none", "", nil},
+		{"plain", "smartd.service loaded failed failed Self Monitoring and Reporting Technology (SMART) Daemon\n", []string{"smartd.service"}},
+		{"aligned", "nginx.service    loaded failed failed nginx.service\npveproxy.service loaded failed failed PVE API Proxy Server\n",
+			[]string{"nginx.service", "pveproxy.service"}},
+		{"with the glyph", "● pve-container@101.service loaded failed failed PVE LXC Container: 101", []string{"pve-container@101.service"}},
+		{"not failed, not a service, not a row", "cron.service loaded active running Cron\nfoo.timer loaded failed failed x\n0 loaded units listed.\n", nil},
+	} {
+		if got := parseFailedUnits(c.out); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+func TestFindStopTask(t *testing.T) {
+	seen := time.Unix(1_800_000_000, 0)
+	ended := func(typ, id, node string, end time.Time) pve.Task {
+		return pve.Task{Type: typ, ID: id, Node: node, Status: "OK", StartTime: pve.Int(end.Unix() - 5), EndTime: pve.Int(end.Unix())}
+	}
+	for _, c := range []struct {
+		name string
+		task pve.Task
+		want bool
+	}{
+		{"stop after it was seen running", ended("qmstop", "101", "pve", seen.Add(10*time.Second)), true},
+		{"shutdown that began before and ended after", ended("vzshutdown", "101", "pve", seen.Add(time.Second)), true},
+		{"within the slack", ended("qmstop", "101", "pve", seen.Add(-taskSlack+time.Second)), true},
+		{"ended long before", ended("qmstop", "101", "pve", seen.Add(-time.Hour)), false},
+		{"another guest", ended("qmstop", "102", "pve", seen.Add(10*time.Second)), false},
+		{"a task that stops nothing", ended("qmsnapshot", "101", "pve", seen.Add(10*time.Second)), false},
+		{"still running", pve.Task{Type: "hastop", ID: "101", Node: "home", StartTime: pve.Int(seen.Unix() - 3600)}, true},
+		{"the node shutting down", ended("stopall", "", "pve", seen.Add(10*time.Second)), true},
+		{"another node shutting down", ended("stopall", "", "home", seen.Add(10*time.Second)), false},
+		{"a backup of many", ended("vzdump", "", "pve", seen.Add(10*time.Second)), true},
+		{"a migration that moved it", ended("qmigrate", "101", "agent", seen.Add(10*time.Second)), true},
+	} {
+		got := findStopTask([]pve.Task{c.task}, 101, []string{"pve"}, seen) != nil
+		if got != c.want {
+			t.Errorf("%s: found %t, want %t", c.name, got, c.want)
+		}
 	}
 }

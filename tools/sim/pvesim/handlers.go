@@ -254,10 +254,13 @@ func (s *Sim) tasksNewestFirst(nodeName string) []*task {
 	return out
 }
 
-func (s *Sim) getClusterTasks(*call) response {
+func (s *Sim) getClusterTasks(c *call) response {
 	out := []map[string]any{}
+	all := s.seesAllTasks(c.user, "")
 	for _, t := range s.tasksNewestFirst("") {
-		out = append(out, t.listJSON())
+		if all || t.user == c.user {
+			out = append(out, t.listJSON())
+		}
 	}
 	return dataResponse(out)
 }
@@ -270,8 +273,11 @@ func (s *Sim) getNodeTasks(c *call) response {
 		limit, _ = strconv.Atoi(v)
 	}
 	var matched []map[string]any
+	all := s.seesAllTasks(c.user, c.vars["node"])
 	for _, t := range s.tasksNewestFirst(c.vars["node"]) {
 		switch {
+		case !all && t.user != c.user:
+			continue
 		case p["vmid"] != "" && t.id != p["vmid"],
 			p["typefilter"] != "" && t.typ != p["typefilter"],
 			p["userfilter"] != "" && !strings.Contains(t.user, p["userfilter"]),

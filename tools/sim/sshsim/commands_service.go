@@ -3,10 +3,12 @@ package sshsim
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 var unitDescriptions = map[string]string{
@@ -72,6 +74,9 @@ func (n *simNode) journal() []journalEntry {
 			add(boot.Add(10*time.Second), 6, unit, "systemd", "Started "+unit+".service - "+desc+".")
 		case "failed":
 			add(boot.Add(10*time.Second), 6, unit, "systemd", "Started "+unit+".service - "+desc+".")
+			if n.facts.Services[unit] != "failed" {
+				break // failed during the simulation (FailService): its lines are in extra
+			}
 			for _, d := range n.facts.Disks {
 				if !d.Healthy {
 					add(now.Add(-3*time.Hour), 2, unit, unit, fmt.Sprintf("Device: /dev/%s [SAT], FAILED SMART self-check. BACK UP DATA NOW!", d.Name))
@@ -253,16 +258,29 @@ func cmdJournalctl(p *proc) int {
 func cmdSystemctl(p *proc) int {
 	var verb string
 	var units, props []string
-	valueOnly, failedOnly := false, false
+	valueOnly := false
+	list := unitListing{legend: true}
 	args := p.args[1:]
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
-		case a == "--no-pager" || a == "-l" || a == "--full" || a == "--no-legend" || a == "--plain" || a == "-q" || a == "--quiet" || strings.HasPrefix(a, "--type"):
+		case a == "--no-pager" || a == "-l" || a == "--full" || a == "-q" || a == "--quiet":
+		case a == "--no-legend" || a == "--legend=no" || a == "--legend=false":
+			list.legend = false
+		case a == "--plain":
+			list.plain = true
+		case a == "-a" || a == "--all":
+			list.all = true
 		case a == "--value":
 			valueOnly = true
-		case a == "--failed" || a == "--state=failed":
-			failedOnly = true
+		case a == "--failed":
+			list.states = append(list.states, "failed")
+		case (a == "--state" || a == "--type" || a == "-t") && i+1 < len(args):
+			i++
+			list.filter(a, args[i])
+		case strings.HasPrefix(a, "--state=") || strings.HasPrefix(a, "--type="):
+			name, v, _ := strings.Cut(a, "=")
+			list.filter(name, v)
 		case a == "-p" && i+1 < len(args):
 			i++
 			props = append(props, strings.Split(args[i], ",")...)
@@ -346,7 +364,7 @@ func cmdSystemctl(p *proc) int {
 		}
 		return 0
 	case "list-units":
-		p.listUnits(failedOnly)
+		p.listUnits(list)
 		return 0
 	case "restart", "start", "stop", "reload", "try-restart", "reload-or-restart":
 		for _, u := range units {
@@ -457,35 +475,100 @@ func (p *proc) unitShow(unit string, props []string, valueOnly bool) {
 	}
 }
 
-func (p *proc) listUnits(failedOnly bool) {
+// unitListing is what list-units was asked for.
+type unitListing struct {
+	plain  bool     // --plain: no status glyph column
+	legend bool     // the header and the footer (--no-legend drops them)
+	all    bool     // --all: inactive units too
+	states []string // --state (and --failed): ACTIVE, SUB or LOAD states to show
+	types  []string // --type: unit types to show
+}
+
+func (o *unitListing) filter(option, value string) {
+	values := strings.Split(value, ",")
+	if option == "--state" {
+		o.states = append(o.states, values...)
+	} else {
+		o.types = append(o.types, values...)
+	}
+}
+
+// listUnits prints list-units as systemd's table does: each column as wide as
+// its widest cell (the header's too when it is shown), one space between
+// columns, the last one unpadded; the status glyph column (● for a failed
+// unit) unless --plain; the header and the count unless --no-legend. Without
+// --all or --state, inactive units are left out. Every unit here is a service.
+func (p *proc) listUnits(o unitListing) {
 	n := p.node
 	n.mu.Lock()
-	units := make([]string, 0, len(n.services))
-	for u := range n.services {
-		units = append(units, u)
-	}
-	states := make(map[string]string, len(units))
-	for _, u := range units {
-		states[u] = n.services[u]
+	states := make(map[string]string, len(n.services))
+	for u, s := range n.services {
+		states[u] = s
 	}
 	n.mu.Unlock()
-	slices.Sort(units)
-	p.printf("  %-28s %-7s %-7s %-8s %s\n", "UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION")
-	shown := 0
+	units := slices.Sorted(maps.Keys(states))
+	if len(o.types) > 0 && !slices.Contains(o.types, "service") {
+		units = nil
+	}
+	var rows [][]string
 	for _, u := range units {
 		s := states[u]
-		if failedOnly && s != "failed" {
+		sub := map[string]string{"active": "running", "inactive": "dead", "failed": "failed"}[s]
+		switch {
+		case len(o.states) > 0 && !slices.Contains(o.states, s) && !slices.Contains(o.states, sub) && !slices.Contains(o.states, "loaded"):
+			continue
+		case len(o.states) == 0 && !o.all && s == "inactive":
 			continue
 		}
-		sub := map[string]string{"active": "running", "inactive": "dead", "failed": "failed"}[s]
-		mark := " "
+		glyph := ""
 		if s == "failed" {
-			mark = "●"
+			glyph = "●"
 		}
-		p.printf("%s %-28s %-7s %-7s %-8s %s\n", mark, u+".service", "loaded", s, sub, unitDescriptions[u])
-		shown++
+		desc := unitDescriptions[u]
+		if desc == "" {
+			desc = u + ".service" // systemd's description of a unit without one
+		}
+		rows = append(rows, []string{glyph, u + ".service", "loaded", s, sub, desc})
 	}
-	p.printf("\n%d loaded units listed.\n", shown)
+	header := []string{"", "UNIT", "LOAD", "ACTIVE", "SUB", "DESCRIPTION"}
+	first := 0
+	if o.plain {
+		first = 1
+	}
+	widths := make([]int, len(header))
+	measure := func(row []string) {
+		for i, cell := range row {
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	if o.legend {
+		measure(header)
+	}
+	for _, r := range rows {
+		measure(r)
+	}
+	line := func(row []string) {
+		var b strings.Builder
+		for i := first; i < len(row); i++ {
+			if i > first {
+				b.WriteByte(' ')
+			}
+			b.WriteString(row[i])
+			if i < len(row)-1 {
+				b.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(row[i])))
+			}
+		}
+		p.printf("%s\n", b.String())
+	}
+	if o.legend {
+		line(header)
+	}
+	for _, r := range rows {
+		line(r)
+	}
+	if o.legend {
+		p.printf("\n%d loaded units listed.\n", len(rows))
+	}
 }
 
 func shortDuration(d time.Duration) string {
