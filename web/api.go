@@ -139,7 +139,7 @@ func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
 	}
 	if v := c.QueryParam("type"); v != "" {
 		if !store.IsEventKind(v) {
-			problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system")
+			problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system, rule")
 		}
 		f.Type = v
 	}
@@ -200,7 +200,7 @@ func (a *App) createEvent(c echo.Context) error {
 	}
 	var problems []string
 	if !store.IsEventKind(req.Type) {
-		problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system")
+		problems = append(problems, "type must be one of tool, approval, cluster, alert, safety, system, rule")
 	}
 	if req.Severity == "" {
 		req.Severity = store.SeverityInfo

@@ -67,6 +67,10 @@ type Options struct {
 	// Metrics, when set, is served at GET /metrics to operator tokens only: the
 	// Prometheus exposition (metrics.Metrics.Handler). Nil: no route.
 	Metrics http.Handler
+	// Demo, when set, is the simulated cluster of `jarvis serve --demo`: the
+	// operator may crash its guests (POST /api/demo/guests/:vmid/crash) to try
+	// crash detection and standing approvals. Nil: no such route.
+	Demo DemoCluster
 }
 
 // App is the echo application.
@@ -168,6 +172,8 @@ func New(opts Options) *App {
 	api.GET("/approvals/history", a.approvalHistory)
 	api.GET("/guests/:vmid", a.getGuest)
 	api.GET("/guests/:vmid/metrics", a.getGuestMetrics)
+	a.mountRules(api)
+	a.mountDemo(api)
 
 	a.mountConsole()
 	a.mountMetrics()

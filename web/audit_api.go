@@ -15,6 +15,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/store"
 )
 
@@ -80,11 +81,12 @@ func searchLimit(v string, q *queryProblems) int {
 var auditToolRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
 
 // auditDecisions are the decisions the dispatch path records: the policy's,
-// and its own for a call that was invalid or waits for an input request.
+// and its own for a call that was invalid, waits for an input request, ran
+// after a person approved it, or ran under a standing approval.
 var auditDecisions = []string{
 	string(safety.Allow), string(safety.NeedsApproval), string(safety.Blocked), string(safety.Denied),
 	string(safety.Expired), string(safety.RateLimited), string(safety.KillSwitch), string(safety.ReadOnlyMode),
-	string(safety.Protected), "invalid", "confirmation_requested",
+	string(safety.Protected), "invalid", "confirmation_requested", store.ApprovalApproved, server.DecisionRule,
 }
 
 var auditTiers = []string{"green", "yellow", "red", "black"}

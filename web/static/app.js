@@ -4,12 +4,12 @@
 // parsed as HTML: plans, summaries and names are untrusted text.
 //
 // Feed events: the fields of each kind's `details` (tool, approval, cluster,
-// alert, safety, system) are defined, with their json names, in
+// alert, safety, rule, system) are defined, with their json names, in
 // store/event_kinds.go. Read them there before using a new one.
 'use strict';
 
 (() => {
-  const FEED_TYPES = ['tool', 'approval', 'cluster', 'alert', 'safety', 'system'];
+  const FEED_TYPES = ['tool', 'approval', 'cluster', 'alert', 'safety', 'rule', 'system'];
   const FEED_CAP = 300;          // events kept in the activity list
   const RECENT_LIMIT = 50;       // events fetched on load and after a reconnect
   const MAX_BACKOFF_MS = 30000;  // longest wait between our own reconnect attempts
@@ -39,7 +39,7 @@
     approvalsLoad: null,
     approvalsAgain: false,
     noticeTimer: 0,
-    view: 'overview',         // overview | guest | history | audit (from the location hash)
+    view: 'overview',         // overview | guest | history | audit | rules | approval (from the location hash)
     guestInfo: new Map(),     // vmid → the newest cluster snapshot's row (name, node, status)
     guest: null,              // {vmid, seq, detail} of the open guest view
     guestSeq: 0,              // bumps on every guest load, so a late answer for another guest loses
@@ -50,6 +50,11 @@
     audit: { rows: [], next: 0, loading: false, seq: 0, query: '' },
     toolNamesLoaded: false,
     historyTimer: 0,
+    demo: false,              // the server runs the simulated cluster (GET /api/demo)
+    // The rules view: the list, what the form offers, the rule being changed.
+    rules: { list: [], seq: 0, options: null, editing: null, timer: 0 },
+    // The approval a #approval/<id> link opened: its id and the server's answer.
+    linked: { id: '', seq: 0, data: null, focused: false },
   };
 
   // ---------- small helpers ----------
@@ -264,6 +269,12 @@
     $('cluster-banner').hidden = true;
     $('login-view').hidden = false;
     $('login-error').textContent = message || '';
+    // A link to an approval (from a notification) survives the login: the
+    // hash is kept, and the page says where it goes next.
+    const r = parseRoute();
+    const next = $('login-next');
+    next.textContent = r.view === 'approval' ? `After you log in: approval ${r.id}.` : '';
+    next.hidden = r.view !== 'approval';
     setConn('offline');
     $('login-password').focus();
   }
@@ -319,6 +330,7 @@
     loadApprovals();
     loadRecent();
     loadClusterSnapshots();
+    loadDemo();
     state.tick = setInterval(tickCountdowns, 1000);
   }
 
@@ -372,7 +384,8 @@
       showConsole();
       applySafety(s);
       startSession();
-      $('main').focus();
+      // A page (an approval link, say) moved the focus to its own heading.
+      if (state.view === 'overview') $('main').focus();
     } catch (err) {
       if (err.status === 401) error.textContent = 'Wrong password.';
       else if (err.status === 429) error.textContent = 'Too many attempts; wait a minute and try again.';
@@ -461,7 +474,11 @@
         if (live) {
           loadApprovals();
           refreshHistorySoon();
+          refreshLinkedApproval(details(ev).approval_id);
         }
+        break;
+      case 'rule':
+        if (live) refreshRulesSoon();
         break;
       case 'safety':
         if (live) loadSafety();
@@ -555,6 +572,15 @@
     }
     if (ev.type === 'tool') {
       if (d.principal) parts.push(d.principal);
+      // Who let a RED call run: a standing approval, or a person.
+      if (d.rule) {
+        li.dataset.rule = d.rule;
+        const b = el('span', 'badge badge-rule', `by rule ${d.rule}`);
+        b.dataset.testid = 'feed-rule';
+        meta.append(b, ' ');
+      } else if (d.decision === 'approved' && d.phase !== 'refused') {
+        parts.push('approved by a person');
+      }
       if (d.outcome === 'unknown') {
         // A write that may or may not have happened: it must stand out, and its
         // reason (what to check before retrying) is shown, not only hovered.
@@ -565,6 +591,20 @@
       if (typeof d.duration_ms === 'number' && d.phase === 'ended') parts.push(`${d.duration_ms} ms`);
     } else if (ev.type === 'approval') {
       if (d.principal) parts.push(`asked by ${d.principal}`);
+    } else if (ev.type === 'rule') {
+      if (d.phase) {
+        li.dataset.phase = d.phase;
+        meta.append(el('span', `badge rule-phase phase-${d.phase}`, d.phase), ' ');
+      }
+      if (d.principal) parts.push(`for ${d.principal}`);
+      if (d.phase === 'used') {
+        if (d.outcome) parts.push(d.outcome);
+        if (d.target) parts.push(`${d.uses_left} left this hour for ${d.target}`);
+      } else if (d.target) {
+        parts.push(d.target);
+      }
+      if (d.actor && ['created', 'updated', 'revoked'].includes(d.phase)) parts.push(`by ${d.actor}`);
+      if (d.reason) parts.push(d.reason);
     } else if (ev.source) {
       parts.push(ev.source);
     }
@@ -684,6 +724,7 @@
     renderApprovalCount();
     holdApprovals();
     tickCountdowns();
+    markLinkedApproval();
   }
 
   // holdApprovals disables Approve while a safety switch is on: the server refuses
@@ -1008,6 +1049,14 @@
     if (m) return { view: 'guest', vmid: m[1] };
     if (h === 'approvals') return { view: 'history' };
     if (h === 'audit') return { view: 'audit' };
+    if (h === 'rules') return { view: 'rules' };
+    // #approval/apr_… is where notifications point (#/approval/… works too).
+    m = /^approval\/(.+)$/.exec(h);
+    if (m) {
+      let id = m[1];
+      try { id = decodeURIComponent(id); } catch (_) { /* the server says what is wrong with it */ }
+      return { view: 'approval', id };
+    }
     m = /^guest\/(.*)$/.exec(h);
     if (m) return { view: 'guest', vmid: m[1] }; // the server says what is wrong with it
     return { view: 'overview' };
@@ -1025,11 +1074,14 @@
     $('guest-view').hidden = r.view !== 'guest';
     $('history-view').hidden = r.view !== 'history';
     $('audit-view').hidden = r.view !== 'audit';
+    $('rules-view').hidden = r.view !== 'rules';
+    $('approval-view').hidden = r.view !== 'approval';
     for (const a of document.querySelectorAll('#views .view-link')) {
       if (a.dataset.view === r.view) a.setAttribute('aria-current', 'page');
       else a.removeAttribute('aria-current');
     }
     if (r.view !== 'guest') closeGuest();
+    if (r.view !== 'approval') closeLinkedApproval();
     if (r.view === 'guest') openGuest(r.vmid);
     if (r.view === 'history' && before !== 'history') {
       loadHistory(false);
@@ -1040,6 +1092,12 @@
       loadAudit(false);
       $('audit-title').focus();
     }
+    if (r.view === 'rules' && before !== 'rules') {
+      loadRuleOptions();
+      loadRules();
+      $('rules-title').focus();
+    }
+    if (r.view === 'approval') openLinkedApproval(r.id);
   }
 
   // clearPages forgets what the pages showed: a next login starts empty.
@@ -1056,6 +1114,14 @@
     $('audit-more').hidden = true;
     $('audit-count').textContent = '';
     $('audit-error').textContent = '';
+    clearTimeout(state.rules.timer);
+    state.rules = { list: [], seq: state.rules.seq + 1, options: null, editing: null, timer: 0 };
+    $('rules-rows').replaceChildren();
+    $('rules-error').textContent = '';
+    resetRuleForm();
+    closeLinkedApproval();
+    state.demo = false;
+    $('guest-demo').hidden = true;
     state.view = 'overview';
   }
 
@@ -1149,6 +1215,9 @@
     $('guest-metrics-error').textContent = '';
     $('guest-metrics-summary').textContent = '';
     $('guest-protection').hidden = true;
+    $('guest-demo').hidden = !state.demo;
+    $('guest-crash').disabled = false;
+    $('guest-crash-result').textContent = '';
     $('guest-badges').replaceChildren();
     $('guest-status').textContent = `Reading guest ${vmid} from the cluster…`;
     $('guest-view').dataset.vmid = vmid;
@@ -1691,6 +1760,528 @@
     $('audit-count').textContent = n ? `${n} calls shown${state.audit.next ? ' · older ones exist' : ''}` : '';
   }
 
+  // ---------- demo ----------
+
+  // loadDemo asks once whether this is `jarvis serve --demo`: only then does
+  // the guest view offer to crash a simulated guest.
+  async function loadDemo() {
+    try {
+      const d = await api('GET', '/api/demo');
+      state.demo = !!(d && d.demo);
+    } catch (_) {
+      state.demo = false;
+    }
+    if (state.view === 'guest' && state.guest) $('guest-demo').hidden = !state.demo;
+  }
+
+  async function crashGuest() {
+    const g = state.guest;
+    if (!g || !state.demo) return;
+    const button = $('guest-crash');
+    const out = $('guest-crash-result');
+    button.disabled = true;
+    out.textContent = `Crashing guest ${g.vmid}…`;
+    delete out.dataset.state;
+    try {
+      await api('POST', `/api/demo/guests/${encodeURIComponent(g.vmid)}/crash`);
+      if (state.guest !== g) return;
+      out.textContent = `Guest ${g.vmid} crashed in the simulated cluster. The watcher notices on its next poll and raises an alert; a rule with that trigger may then restart it.`;
+      out.dataset.state = 'ok';
+    } catch (err) {
+      if (state.guest !== g) return;
+      out.textContent = err.message;
+      out.dataset.state = 'error';
+    } finally {
+      if (state.guest === g) button.disabled = false;
+    }
+  }
+
+  // ---------- confirm dialog ----------
+
+  // confirmDialog asks a yes/no question in a modal dialog (keyboard: Tab
+  // between the buttons, Escape cancels; Cancel has the focus first). It
+  // resolves true for OK.
+  function confirmDialog(title, text, okLabel) {
+    const dlg = $('confirm-dialog');
+    $('confirm-title').textContent = title;
+    $('confirm-text').textContent = text;
+    $('confirm-ok').textContent = okLabel;
+    const opener = document.activeElement;
+    return new Promise((resolve) => {
+      const done = (yes) => {
+        $('confirm-ok').removeEventListener('click', onOK);
+        $('confirm-cancel').removeEventListener('click', onCancel);
+        dlg.removeEventListener('close', onClose);
+        if (dlg.open) dlg.close();
+        if (opener && opener.isConnected && typeof opener.focus === 'function') opener.focus();
+        resolve(yes);
+      };
+      const onOK = () => done(true);
+      const onCancel = () => done(false);
+      const onClose = () => done(false);
+      $('confirm-ok').addEventListener('click', onOK);
+      $('confirm-cancel').addEventListener('click', onCancel);
+      dlg.addEventListener('close', onClose);
+      dlg.showModal();
+      $('confirm-cancel').focus();
+    });
+  }
+
+  // ---------- rules (standing approvals) ----------
+
+  const TRIGGER_WORDS = {
+    guest_stopped_unexpectedly: 'the guest stopped unexpectedly (crashed)',
+    guest_stopped: 'the guest was stopped',
+    node_unreachable: 'its node is unreachable',
+    node_memory: 'its node is short of memory',
+    storage_full: 'a storage is nearly full',
+    service_failed: 'the service failed',
+  };
+
+  function refreshRulesSoon() {
+    if (state.view !== 'rules') return;
+    clearTimeout(state.rules.timer);
+    state.rules.timer = setTimeout(() => loadRules(), 400);
+  }
+
+  async function loadRuleOptions() {
+    try {
+      const o = await api('GET', '/api/rules/options');
+      state.rules.options = o;
+      fillRuleForm(o);
+    } catch (err) {
+      if (err.status !== 401) $('rule-form-error').textContent = `Could not read what a rule can name: ${err.message}`;
+    }
+  }
+
+  function option(value, text, disabled) {
+    const o = el('option', '', text);
+    o.value = value;
+    if (disabled) o.disabled = true;
+    return o;
+  }
+
+  // fillRuleForm puts the callers, the RED tools and the triggers in the
+  // form's lists, keeping what is chosen.
+  function fillRuleForm(o) {
+    const forSel = $('rule-for');
+    const keepFor = forSel.value;
+    forSel.replaceChildren(...(o.callers || []).map((c) => option(c.for,
+      c.can_call_red ? c.label : `${c.label}: ceiling ${c.max_tier}, cannot make RED calls`, !c.can_call_red)));
+    if (keepFor) selectValue(forSel, keepFor);
+    const toolSel = $('rule-tool');
+    const keepTool = toolSel.value;
+    const tools = o.tools || [];
+    toolSel.replaceChildren(...tools.map((t) => option(t.name, t.title ? `${t.name} · ${t.title}` : t.name)));
+    if (!tools.length) toolSel.append(option('', 'no RED tools here (read-only?)', true));
+    if (keepTool) selectValue(toolSel, keepTool);
+    const trigSel = $('rule-trigger');
+    const keepTrig = trigSel.value;
+    trigSel.replaceChildren(option('', 'no trigger: any time'),
+      ...(o.triggers || []).map((k) => option(k, `${k}: ${TRIGGER_WORDS[k] || 'an alert of this kind'}`)));
+    selectValue(trigSel, keepTrig);
+    describeToolArgs();
+  }
+
+  // selectValue chooses value in a select, adding it when the list lacks it
+  // (a rule for a token that has since been revoked, say).
+  function selectValue(sel, value) {
+    if (![...sel.options].some((o) => o.value === value)) sel.append(option(value, value));
+    sel.value = value;
+  }
+
+  // describeToolArgs says which arguments the chosen tool takes.
+  function describeToolArgs() {
+    const o = state.rules.options;
+    const t = o && (o.tools || []).find((x) => x.name === $('rule-tool').value);
+    const out = $('rule-tool-args');
+    if (!t) {
+      out.textContent = '';
+      return;
+    }
+    const names = (t.args || []).map((a) => (a.required ? `${a.name} (required)` : a.name));
+    out.textContent = names.length ? `${t.name} takes: ${names.join(', ')}.` : `${t.name} takes no arguments.`;
+  }
+
+  // Arguments are written one per line, name=value1,value2, with \, for a
+  // comma inside a value; the same name on two lines adds values.
+  function parseRuleArgs(text) {
+    const args = {};
+    const lines = text.split('\n');
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].trim();
+      if (!line) continue;
+      const eq = line.indexOf('=');
+      if (eq <= 0) throw new Error(`Arguments, line ${i + 1}: write name=value1,value2 (got "${line}").`);
+      const name = line.slice(0, eq).trim();
+      const values = [];
+      let cur = '';
+      const rest = line.slice(eq + 1);
+      for (let j = 0; j < rest.length; j++) {
+        if (rest[j] === '\\' && rest[j + 1] === ',') {
+          cur += ',';
+          j++;
+        } else if (rest[j] === ',') {
+          values.push(cur.trim());
+          cur = '';
+        } else {
+          cur += rest[j];
+        }
+      }
+      values.push(cur.trim());
+      const clean = values.filter((v) => v !== '');
+      if (!clean.length) throw new Error(`Arguments, line ${i + 1}: ${name} needs at least one value (* allows any).`);
+      args[name] = (args[name] || []).concat(clean);
+    }
+    return args;
+  }
+
+  function ruleArgsText(args) {
+    return Object.keys(args || {}).sort()
+      .map((k) => `${k}=${(args[k] || []).map((v) => String(v).replace(/,/g, '\\,')).join(',')}`).join('\n');
+  }
+
+  function resetRuleForm() {
+    state.rules.editing = null;
+    $('rule-form').reset();
+    $('rule-form-title').textContent = 'New rule';
+    $('rule-submit').textContent = 'Create rule';
+    $('rule-cancel').hidden = true;
+    $('rule-form-error').textContent = '';
+    $('rule-form').removeAttribute('data-editing');
+    describeToolArgs();
+  }
+
+  // The field a 400 names, to put the cursor in.
+  const RULE_FIELDS = {
+    for: 'rule-for', tool: 'rule-tool', args: 'rule-args', trigger: 'rule-trigger', per_target_per_hour: 'rule-per-hour',
+    max_failures: 'rule-max-failures', expires_in: 'rule-expires', expires_at: 'rule-expires', note: 'rule-note',
+  };
+
+  function countValue(id) {
+    const v = $(id).value.trim();
+    return /^\d+$/.test(v) ? Number(v) : v;
+  }
+
+  async function onRuleSubmit(e) {
+    e.preventDefault();
+    const error = $('rule-form-error');
+    const status = $('rule-form-status');
+    error.textContent = '';
+    status.textContent = '';
+    let args;
+    try {
+      args = parseRuleArgs($('rule-args').value);
+    } catch (err) {
+      error.textContent = err.message;
+      $('rule-args').focus();
+      return;
+    }
+    const body = {
+      for: $('rule-for').value,
+      tool: $('rule-tool').value,
+      args,
+      trigger: $('rule-trigger').value,
+      per_target_per_hour: countValue('rule-per-hour'),
+      max_failures: countValue('rule-max-failures'),
+      expires_in: $('rule-expires').value.trim(),
+      note: $('rule-note').value.trim(),
+    };
+    const editing = state.rules.editing;
+    const button = $('rule-submit');
+    button.disabled = true;
+    try {
+      const r = editing
+        ? await api('PUT', `/api/rules/${encodeURIComponent(editing.id)}`, body)
+        : await api('POST', '/api/rules', body);
+      resetRuleForm();
+      status.textContent = editing
+        ? `Rule ${r.id} is now version ${r.version}: ${r.tool} for ${r.principal}.`
+        : `Rule ${r.id} created: ${r.tool} for ${r.principal}, until ${fmtDateTime(r.expires_at)}.`;
+      await loadRules();
+    } catch (err) {
+      if (err.status === 401) return;
+      error.textContent = err.message;
+      const d = err.data && err.data.details;
+      const field = d && typeof d === 'object' ? d.field : '';
+      if (field && RULE_FIELDS[field]) $(RULE_FIELDS[field]).focus();
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  async function loadRules() {
+    const seq = ++state.rules.seq;
+    $('rules-error').textContent = '';
+    $('rules-view').setAttribute('aria-busy', 'true');
+    try {
+      const data = await api('GET', '/api/rules?all=1');
+      if (seq !== state.rules.seq) return;
+      state.rules.list = data.rules || [];
+      renderRules(state.rules.list);
+    } catch (err) {
+      if (seq === state.rules.seq && err.status !== 401) $('rules-error').textContent = err.message;
+    } finally {
+      if (seq === state.rules.seq) $('rules-view').removeAttribute('aria-busy');
+    }
+  }
+
+  const RULE_STATUS_WORDS = {
+    active: 'lets calls through',
+    stopped: 'stopped after failures in a row: change or revoke it',
+    expired: 'expired',
+    revoked: 'revoked',
+  };
+
+  // relative says how far a time is from now, in words.
+  function relative(iso) {
+    const ms = Date.parse(iso) - now();
+    if (Number.isNaN(ms)) return '';
+    return ms >= 0 ? `in ${duration(ms / 1000)}` : `${duration(-ms / 1000)} ago`;
+  }
+
+  function renderRules(list) {
+    const rows = list.map((r) => {
+      const tr = el('tr');
+      tr.dataset.testid = 'rule-row';
+      tr.dataset.ruleId = r.id;
+      tr.dataset.status = r.status;
+      const st = el('td');
+      const b = badge(r.status, `rule-status rule-${r.status}`);
+      b.dataset.testid = 'rule-status';
+      b.title = RULE_STATUS_WORDS[r.status] || r.status;
+      st.append(b);
+      tr.append(st);
+      tr.append(el('td', 'who', r.principal));
+      const tool = el('td', 'rule-tool');
+      tool.append(el('code', '', r.tool), el('span', 'muted small', ` v${r.version}`), el('br'), el('span', 'rule-id muted small', r.id));
+      if (r.note) tool.append(el('br'), el('span', 'rule-note muted small', r.note));
+      tr.append(tool);
+      const args = el('td', 'rule-args');
+      const names = Object.keys(r.args || {}).sort();
+      if (!names.length) args.append(el('span', 'muted', 'no arguments'));
+      for (const n of names) {
+        const vs = r.args[n] || [];
+        args.append(el('div', '', `${n} = ${vs.includes('*') ? 'any' : vs.join(', ')}`));
+      }
+      tr.append(args);
+      const trig = el('td');
+      if (r.trigger) {
+        trig.append(el('code', '', r.trigger));
+        trig.title = `only while an alert says ${TRIGGER_WORDS[r.trigger] || r.trigger}`;
+      } else trig.append(el('span', 'muted', 'any time'));
+      tr.append(trig);
+      const budget = el('td', 'rule-budget');
+      budget.append(el('div', '', `${r.per_target_per_hour} per hour per target`),
+        el('div', 'muted small', `stops after ${r.max_failures} failures in a row`));
+      tr.append(budget);
+      tr.append(spentCell(r));
+      const exp = el('td', 'when');
+      if (r.revoked_at) {
+        exp.append(el('span', '', `revoked ${fmtDateTime(r.revoked_at)}`), el('br'), el('span', 'muted small', `by ${r.revoked_by || '?'}`));
+      } else {
+        const t = el('time', '', fmtDateTime(r.expires_at));
+        t.dateTime = r.expires_at;
+        exp.append(t, el('br'), el('span', 'muted small', relative(r.expires_at)));
+      }
+      tr.append(exp);
+      const act = el('td', 'rule-actions-cell');
+      if (r.status !== 'revoked') {
+        const edit = el('button', 'btn btn-small', 'Change');
+        edit.type = 'button';
+        edit.dataset.testid = 'rule-edit';
+        edit.setAttribute('aria-label', `Change rule ${r.id}: ${r.tool} for ${r.principal}`);
+        edit.addEventListener('click', () => editRule(r));
+        const rev = el('button', 'btn btn-deny btn-small', 'Revoke');
+        rev.type = 'button';
+        rev.dataset.testid = 'rule-revoke';
+        rev.setAttribute('aria-label', `Revoke rule ${r.id}: ${r.tool} for ${r.principal}`);
+        rev.addEventListener('click', () => revokeRule(r, rev));
+        act.append(edit, rev);
+      }
+      tr.append(act);
+      return tr;
+    });
+    $('rules-rows').replaceChildren(...rows);
+    $('rules-empty').hidden = list.length > 0;
+  }
+
+  function spentCell(r) {
+    const td = el('td', 'rule-spent');
+    const sp = r.spend || {};
+    const uses = sp.uses_last_hour || {};
+    const targets = Object.keys(uses).sort();
+    for (const t of targets) td.append(el('div', '', `${t}: ${uses[t]} of ${r.per_target_per_hour} this hour`));
+    const fails = sp.failures_in_a_row || 0;
+    const f = el('div', fails ? 'rule-fails' : 'muted', `${fails} of ${r.max_failures} failures in a row`);
+    f.dataset.testid = 'rule-failures';
+    td.append(f);
+    if (sp.running) td.append(el('div', 'muted', `${sp.running} running`));
+    td.append(el('div', 'muted small', sp.total_uses ? `${sp.total_uses} uses, last ${fmtDateTime(sp.last_used)}` : 'not used yet'));
+    return td;
+  }
+
+  function editRule(r) {
+    state.rules.editing = r;
+    const form = $('rule-form');
+    form.dataset.editing = r.id;
+    $('rule-form-title').textContent = `Change rule ${r.id} (makes version ${r.version + 1})`;
+    $('rule-submit').textContent = `Save version ${r.version + 1}`;
+    $('rule-cancel').hidden = false;
+    $('rule-form-error').textContent = '';
+    $('rule-form-status').textContent = '';
+    // The form names a token by its id; the rule carries its principal id.
+    const callers = (state.rules.options && state.rules.options.callers) || [];
+    const who = callers.find((c) => c.principal === r.principal);
+    selectValue($('rule-for'), who ? who.for : r.principal);
+    selectValue($('rule-tool'), r.tool);
+    selectValue($('rule-trigger'), r.trigger || '');
+    $('rule-args').value = ruleArgsText(r.args);
+    $('rule-per-hour').value = String(r.per_target_per_hour);
+    $('rule-max-failures').value = String(r.max_failures);
+    $('rule-note').value = r.note || '';
+    describeToolArgs();
+    form.scrollIntoView({ block: 'start', behavior: 'smooth' });
+    $('rule-for').focus({ preventScroll: true });
+  }
+
+  async function revokeRule(r, button) {
+    const yes = await confirmDialog(`Revoke rule ${r.id}?`,
+      `${r.tool} for ${r.principal} will wait for a person again, at once. A revoked rule cannot be brought back; you can create a new one.`, 'Revoke');
+    if (!yes) return;
+    button.disabled = true;
+    $('rules-error').textContent = '';
+    try {
+      await api('DELETE', `/api/rules/${encodeURIComponent(r.id)}`);
+      $('rule-form-status').textContent = `Rule ${r.id} revoked.`;
+      if (state.rules.editing && state.rules.editing.id === r.id) resetRuleForm();
+    } catch (err) {
+      if (err.status !== 401) $('rules-error').textContent = err.message;
+      button.disabled = false;
+    }
+    await loadRules();
+    // The row was drawn again: the focus goes back to the view, not to nowhere.
+    if (!document.activeElement || document.activeElement === document.body) $('rules-title').focus();
+  }
+
+  // ---------- one approval, from a link ----------
+
+  function closeLinkedApproval() {
+    for (const [, item] of state.approvals) delete item.el.dataset.linked;
+    state.linked = { id: '', seq: state.linked.seq + 1, data: null, focused: false };
+  }
+
+  function openLinkedApproval(id) {
+    if (state.linked.id === id) return;
+    closeLinkedApproval();
+    state.linked.id = id;
+    const view = $('approval-view');
+    view.dataset.approvalId = id;
+    view.dataset.status = 'loading';
+    $('approval-title').textContent = `Approval ${id}`;
+    $('approval-badge').replaceChildren();
+    $('approval-facts').replaceChildren();
+    $('approval-status').textContent = `Reading approval ${id}…`;
+    $('approval-title').focus();
+    loadLinkedApproval();
+  }
+
+  function refreshLinkedApproval(id) {
+    if (state.view === 'approval' && state.linked.id && id === state.linked.id) loadLinkedApproval();
+  }
+
+  async function loadLinkedApproval() {
+    const id = state.linked.id;
+    const seq = state.linked.seq;
+    let a;
+    try {
+      a = await api('GET', `/api/approvals/${encodeURIComponent(id)}`);
+    } catch (err) {
+      if (seq !== state.linked.seq || err.status === 401) return;
+      $('approval-view').dataset.status = err.status === 404 ? 'missing' : 'error';
+      $('approval-status').textContent = err.status === 404
+        ? `There is no approval ${id}: the link may be from another Jarvis, or the request was never stored.`
+        : err.message;
+      return;
+    }
+    if (seq !== state.linked.seq) return;
+    state.linked.data = a;
+    renderLinkedApproval(a);
+  }
+
+  // linkedStatus is the approval's status as it stands now: a pending one past
+  // its expiry is expired even before Jarvis's sweeper marks it.
+  function linkedStatus(a) {
+    return a.status === 'pending' && Date.parse(a.expires_at) <= now() ? 'expired' : a.status;
+  }
+
+  function renderLinkedApproval(a) {
+    const status = linkedStatus(a);
+    const view = $('approval-view');
+    view.dataset.status = status;
+    $('approval-title').textContent = `Approval ${a.id}`;
+    const word = { consumed: 'approved, used', approved: 'approved' }[status] || status;
+    const b = badge(word, status === 'pending' ? 'badge-warn' : `decision-${status}`);
+    b.dataset.testid = 'approval-view-status';
+    $('approval-badge').replaceChildren(b);
+    let text;
+    switch (status) {
+      case 'pending':
+        text = `Waiting for you: ${a.principal} asks to run ${a.tool}. Approve or deny it in the highlighted card above, before ${fmtDateTime(a.expires_at)}.`;
+        break;
+      case 'approved':
+        text = `Approved by ${a.decided_by || 'someone'} at ${fmtDateTime(a.decided_at)}. The caller may now repeat the call once with this approval id.`;
+        break;
+      case 'consumed':
+        text = `Approved by ${a.decided_by || 'someone'} at ${fmtDateTime(a.decided_at)}, and used at ${fmtDateTime(a.consumed_at)}.`;
+        break;
+      case 'denied':
+        text = `Denied by ${a.decided_by || 'someone'} at ${fmtDateTime(a.decided_at)}. Nothing ran.`;
+        break;
+      case 'expired':
+        text = `Expired at ${fmtDateTime(a.expires_at)} without a decision. Nothing ran; the caller must ask again.`;
+        break;
+      default:
+        text = `Status: ${status}.`;
+    }
+    $('approval-status').textContent = text;
+    let args = a.args || '';
+    const cut = args.lastIndexOf(' sha256:');
+    const json = cut >= 0 ? args.slice(0, cut) : args;
+    try { args = JSON.stringify(JSON.parse(json), null, 2); } catch (_) { /* show as stored */ }
+    const pre = el('pre', '', args);
+    const tier = tierName(a.tier);
+    $('approval-facts').replaceChildren(dl([
+      ['Tool', a.tool],
+      ['Tier', tier ? badge(tier, `tier tier-${tier}`) : a.tier],
+      ['Plan', a.plan],
+      ['Asked by', a.principal],
+      ['Asked at', fmtDateTime(a.created_at)],
+      [status === 'pending' ? 'Expires' : 'Expiry', fmtDateTime(a.expires_at)],
+      ['Decided by', a.decided_by],
+      ['Decided at', fmtDateTime(a.decided_at)],
+      ['Used at', fmtDateTime(a.consumed_at)],
+      ['Arguments', pre],
+    ]));
+    markLinkedApproval();
+  }
+
+  // markLinkedApproval highlights the linked request in the pending list and,
+  // the first time it is there, scrolls to it and puts the focus on it.
+  function markLinkedApproval() {
+    const id = state.view === 'approval' ? state.linked.id : '';
+    for (const [aid, item] of state.approvals) {
+      if (aid === id) item.el.dataset.linked = '';
+      else delete item.el.dataset.linked;
+    }
+    const item = id && state.approvals.get(id);
+    if (!item || state.linked.focused) return;
+    state.linked.focused = true;
+    item.el.tabIndex = -1;
+    item.el.scrollIntoView({ block: 'center' });
+    item.el.focus({ preventScroll: true });
+  }
+
   // ---------- wiring ----------
 
   function wire() {
@@ -1718,6 +2309,13 @@
     // Clearing the form lists everything again (after the browser resets the fields).
     $('audit-filters').addEventListener('reset', () => setTimeout(() => loadAudit(false), 0));
     $('audit-more').addEventListener('click', () => loadAudit(true));
+    $('rule-form').addEventListener('submit', onRuleSubmit);
+    $('rule-tool').addEventListener('change', describeToolArgs);
+    $('rule-cancel').addEventListener('click', () => {
+      resetRuleForm();
+      $('rule-form-status').textContent = 'Change cancelled; the rule is as it was.';
+    });
+    $('guest-crash').addEventListener('click', crashGuest);
     // Coming back online or to the tab: reconnect at once instead of waiting out the backoff.
     const nudge = () => {
       if (state.session && !state.es) {
