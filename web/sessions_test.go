@@ -278,6 +278,13 @@ func TestSessionCapMakesRoomFromIdleSessions(t *testing.T) {
 		s := c.mustOpen(tok, false) // no GET stream: idle between calls
 		old = append(old, s)
 	}
+	// One call each, in order, so they went idle in that order: a client's
+	// initialized notification may still be in flight when the next opens.
+	for i, s := range old {
+		if _, err := s.ListTools(ctx, nil); err != nil {
+			t.Fatalf("session %d: %v", i, err)
+		}
+	}
 	busy := c.mustOpen(tok, true) // evicts old[0], the longest idle
 	fresh := c.mustOpen(tok, false)
 	if got := h.app.OpenSessions(); got != 3 {

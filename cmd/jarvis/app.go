@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -15,6 +16,7 @@ import (
 	"github.com/jarvis-homelab/jarvis/metrics"
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
+	"github.com/jarvis-homelab/jarvis/server/watch"
 	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
@@ -34,7 +36,39 @@ type app struct {
 	tokens   *web.Tokens
 	metrics  *metrics.Metrics
 	password string
+	// demoCluster is the simulated cluster of --demo (web's demo routes).
+	demoCluster web.DemoCluster
+	// notifyOn: notifications go out (some JARVIS_NOTIFY_* channel is set).
+	notifyOn bool
 	cleanup  []func()
+}
+
+// watchIntervals are the watcher's poll intervals: guests every
+// JARVIS_WATCH_INTERVAL, nodes and storage at their defaults or as often.
+func (c *Config) watchIntervals() watch.Intervals {
+	d := watch.DefaultIntervals
+	return watch.Intervals{Nodes: min(d.Nodes, c.WatchInterval), Guests: c.WatchInterval, Storage: min(d.Storage, c.WatchInterval)}
+}
+
+// unattended says when the watcher polls with nobody at the console: while
+// notifications go out, a standing approval is active (its trigger needs
+// fresh alerts) or an MCP client follows jarvis://alerts. Active rules are
+// read from the database at most every 10 s.
+func (a *app) unattended(ctx context.Context) func() bool {
+	var mu sync.Mutex
+	var checked time.Time
+	var rules bool
+	return func() bool {
+		if a.notifyOn || a.srv.AlertSubscribers() > 0 {
+			return true
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(checked) > 10*time.Second {
+			checked, rules = time.Now(), a.srv.HasActiveRules(ctx)
+		}
+		return rules
+	}
 }
 
 func (a *app) Close() {

@@ -47,10 +47,12 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	defer a.Close()
 
 	watcher := watch.New(a.pve, a.store, a.logger)
+	watcher.SetIntervals(a.cfg.watchIntervals())
 	app := web.New(web.Options{
 		Server: a.srv, Store: a.store, Tokens: a.tokens, Password: a.password, Version: version,
 		Logger: a.logger, PVEPing: a.pve.Ping, Watcher: watcher, TrustedProxies: a.cfg.proxies,
 		SessionIdle: a.cfg.SessionIdle, MaxSessionsPerPrincipal: a.cfg.MaxSessions, Metrics: a.metrics.Handler(),
+		Demo: a.demoCluster,
 	})
 	a.gauges(app)
 	addr := net.JoinHostPort(a.cfg.ListenAddr, strconv.Itoa(a.cfg.Port))
@@ -68,7 +70,26 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	go a.srv.RunSweeper(bg, 15*time.Second)
 	// Approvals decided with `jarvis approve` and calls from stdio sessions reach the feed too.
 	go a.store.FollowOtherWriters(bg, time.Second)
-	go watcher.Run(bg)
+	// With nobody at the console, the watcher still polls while anything
+	// acts on what it sees: notifications, rules, subscribed agents.
+	a.notifyOn = a.cfg.notifyConfigured()
+	watcher.SetUnattended(a.unattended(bg))
+	stopNotify := a.startNotifier(bg, &a.cfg.NotifyEnv)
+	defer stopNotify()
+	if a.ssh != nil {
+		// Failed systemd units become service_failed alerts.
+		var nodes []string
+		for _, n := range a.cfg.sshNodeList {
+			nodes = append(nodes, n.Name)
+		}
+		watcher.SetServiceCheck(a.ssh, nodes, 0)
+	}
+	// The watcher may be running a command over SSH: it ends before the
+	// executor closes (a.Close).
+	watched := make(chan struct{})
+	go func() { watcher.Run(bg); close(watched) }()
+	defer func() { stopBG(); <-watched }()
+	go a.srv.RunAlertUpdates(bg)
 
 	a.publishSystem(ctx, fmt.Sprintf("Jarvis %s started (demo=%t) on %s", version, demo, addr))
 	a.logger.Info("jarvis serving", "addr", "http://"+addr, "mcp", "http://"+addr+"/mcp", "demo", demo)
@@ -144,6 +165,9 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 	srv := a.srv.MCP(p, &p)
 	// Expire approvals and close calls a crashed process left open, as serve does.
 	go a.srv.RunSweeper(ctx, 15*time.Second)
+	// Alerts a jarvis serve sharing the database raises reach subscribers here too.
+	go a.store.FollowOtherWriters(ctx, time.Second)
+	go a.srv.RunAlertUpdates(ctx)
 	a.logger.Info("jarvis stdio ready", "demo", demo, "max_tier", p.MaxTier.String())
 	err = srv.Run(ctx, &mcp.StdioTransport{})
 	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)) {

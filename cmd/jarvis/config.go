@@ -67,6 +67,12 @@ type Config struct {
 	SSHOutputCap  int           `env:"SSH_OUTPUT_CAP" envDefault:"1048576"`
 	WakeMACs      string        `env:"JARVIS_WOL_MACS"`
 	WakeBroadcast string        `env:"JARVIS_WOL_BROADCAST" envDefault:"255.255.255.255:9"`
+	// How often the watcher reads the guests (and at most how often nodes
+	// and storage): a crash is noticed within this.
+	WatchInterval time.Duration `env:"JARVIS_WATCH_INTERVAL" envDefault:"15s"`
+
+	// JARVIS_NOTIFY_*: the channels notifications go out on (notify.go).
+	NotifyEnv
 
 	// Parsed forms, filled by Load.
 	nodeList    []nodeAddr
@@ -210,6 +216,8 @@ func LoadConfig(demo bool) (*Config, error) {
 			problems = append(problems, fmt.Sprintf("%s=%s: must be above 0 (calls per minute)", r.name, shown(r.name, r.v)))
 		}
 	}
+	inRange("JARVIS_WATCH_INTERVAL", cfg.WatchInterval, time.Second, 10*time.Minute,
+		" (how soon a crashed guest is noticed; every poll reads the cluster)")
 	inRange("SSH_TIMEOUT", cfg.SSHTimeout, time.Second, 300*time.Second, "")
 	inRange("JARVIS_READ_CACHE", cfg.ReadCache, 0, 10*time.Second,
 		" (0 turns the cache off; reads older than that are too stale to act on)")
@@ -234,6 +242,8 @@ func LoadConfig(demo bool) (*Config, error) {
 		}
 		cfg.wake = wake
 	}
+
+	problems = append(problems, cfg.notifyProblems(bad)...)
 
 	if !demo {
 		if placeholderSecrets[strings.ToLower(cfg.JWTSecret)] || len(cfg.JWTSecret) < 32 {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 	"github.com/jarvis-homelab/jarvis/tools/sim/sshsim"
@@ -52,6 +53,7 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 
 	tokenID, tokenSecret := "jarvis@pve!demo", randomHex(16)
 	sim := pvesim.New(pvesim.Options{TokenID: tokenID, TokenSecret: tokenSecret})
+	a.demoCluster = demoCluster{sim}
 	ts := httptest.NewUnstartedServer(sim)
 	ts.StartTLS()
 	a.cleanup = append(a.cleanup, ts.Close)
@@ -109,6 +111,17 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 		cfg.WakeBroadcast = "127.0.0.1:9"
 	}
 	return nil
+}
+
+// demoCluster lets the console crash a guest of the simulated cluster (web's
+// demo routes), to try crash detection and standing approvals.
+type demoCluster struct{ sim *pvesim.Sim }
+
+func (d demoCluster) CrashGuest(vmid int) error {
+	if _, ok := d.sim.Guest(vmid); !ok {
+		return fmt.Errorf("no guest %d: %w", vmid, store.ErrNotFound)
+	}
+	return d.sim.CrashGuest(vmid)
 }
 
 // demoStateDir is where the demo keeps its database and secret between runs:

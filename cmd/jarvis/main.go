@@ -31,6 +31,7 @@ Usage:
   jarvis rule create --for AGENT|operators --tool TOOL [--arg NAME=V1,V2]... [--trigger KIND]
                                standing approval: one caller, one RED tool, within a budget
   jarvis rule list [--all] | jarvis rule show|update|revoke ID
+  jarvis notify test           send a test notification to each configured channel
   jarvis audit verify          check the audit log's hash chain
   jarvis doctor                check configuration, cluster API, node names, token privileges, SSH
   jarvis healthcheck           exit 0 when the local server's /api/health answers (Docker HEALTHCHECK)
@@ -96,6 +97,12 @@ at once for every jarvis process on the same database, calls already waiting
 for an approval included.
 ` + demoNote,
 	"rule": ruleHelp + demoNote,
+	"notify": `Usage: jarvis notify test
+
+Sends one test message to each notification channel configured with
+JARVIS_NOTIFY_* (ntfy, webhook, e-mail), at once, and says for each whether it
+arrived or why not and what to fix. Exits 1 when one failed or none is set up.
+`,
 	"token": `Usage: jarvis token create --name NAME --max-tier green|yellow|red [--ttl 30d] [--toolsets LIST] [--demo]
        jarvis token list [--demo]
        jarvis token revoke ID [--demo]
@@ -180,6 +187,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runToken(ctx, demo, rest, stdout)
 	case "rule":
 		return runRule(ctx, demo, rest, stdout)
+	case "notify":
+		if len(rest) != 1 || rest[0] != "test" || demo {
+			return usageError{"usage: jarvis notify test (see jarvis notify --help)"}
+		}
+		cfg, err := LoadConfig(true)
+		if err != nil {
+			return err
+		}
+		return runNotifyTest(ctx, &cfg.NotifyEnv, cfg.consoleURL(), stdout, stderr)
 	case "audit":
 		return runAudit(ctx, demo, rest, stdout)
 	case "doctor", "healthcheck":
