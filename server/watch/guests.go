@@ -6,10 +6,18 @@ package watch
 // cluster's tasks tell: a crash leaves none. Only when the tasks could be read,
 // and the token may see everyone's, does the watcher say "unexpectedly"; a
 // check that could not run is not a pass.
+//
+// The same holds for an alert that outlived what the watcher knew: after a
+// restart, or a pause in polling, the guest is learnt afresh, and a stop alert
+// still open for it stays open only while the tasks show nobody acted on the
+// guest since it was raised (reconfirm). Otherwise a standing approval
+// triggered by "stopped unexpectedly" could start a guest a person has since
+// started and stopped on purpose.
 
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"time"
@@ -58,7 +66,8 @@ func guestCrashedKey(vmid int64) string { return fmt.Sprintf("guest-crashed:%d",
 
 // noteGuest compares a guest's row with what the watcher last knew of it and
 // raises or resolves its alerts. A guest not seen before (the first poll after
-// start) is only learnt. A status other than running or stopped (unknown while
+// start or after a pause) is only learnt, and a stop alert still open for it
+// re-checked (reconfirm). A status other than running or stopped (unknown while
 // its node is offline) is no state to compare with: the last definite one is
 // kept, so a guest a node's crash took down is noticed when the node is back.
 func (w *Watcher) noteGuest(ctx context.Context, r pve.Resource, polled time.Time, tasks *taskView) {
@@ -73,7 +82,11 @@ func (w *Watcher) noteGuest(ctx context.Context, r pve.Resource, polled time.Tim
 		w.alert(ctx, crashed, false)
 	case "stopped":
 		w.guests[id] = guestSeen{status: "stopped", node: r.Node, running: prev.running}
-		if !seen || prev.status != "running" {
+		if !seen {
+			w.reconfirm(ctx, r, tasks, stopped, crashed)
+			return
+		}
+		if prev.status != "running" {
 			return
 		}
 		nodes := []string{r.Node}
@@ -98,6 +111,45 @@ func (w *Watcher) noteGuest(ctx context.Context, r pve.Resource, polled time.Tim
 			crashed.raise = fmt.Sprintf("guest %d '%s' on %s stopped unexpectedly (no task stopped it)", id, r.Name, r.Node)
 			w.alert(ctx, crashed, true)
 		}
+	}
+}
+
+// reconfirm re-checks the stop alerts left open for a stopped guest the
+// watcher sees for the first time in this run or since a pause (loadOpenAlerts
+// keeps them): they describe a stop nobody has watched since. An alert stays
+// open only when the tasks show that none acted on the guest since it was
+// raised, and the guest is where it was: still the same stop. A task that did
+// (a person started it and stopped it again, a migration, a restore) means the
+// alert no longer describes it; tasks that cannot be read, or a token that may
+// not see everyone's, mean it cannot be re-confirmed. Either way it is resolved,
+// with a notice that says why.
+func (w *Watcher) reconfirm(ctx context.Context, r pve.Resource, tasks *taskView, alerts ...alertSpec) {
+	id := int64(r.VMID)
+	for _, a := range alerts {
+		o, open := w.open[a.key]
+		if !open {
+			continue
+		}
+		what := map[string]string{store.AlertGuestStoppedUnexpectedly: "crash", store.AlertGuestStopped: "stop"}[a.kind]
+		var why string
+		if o.node != "" && o.node != r.Node {
+			why = fmt.Sprintf("guest %d '%s' is on %s now, not on %s; the %s alert no longer describes it", id, r.Name, r.Node, o.node, what)
+		} else {
+			c := tasks.touchedSince(ctx, id, []string{r.Node}, o.at)
+			switch {
+			case c.task != nil:
+				why = fmt.Sprintf("guest %d '%s' was acted on by a task since the alert (task %s by %s); the %s alert no longer describes it",
+					id, r.Name, c.task.Type, c.task.User, what)
+			case c.unknown != "":
+				w.log.Warn("cannot re-confirm a guest's open stop alert; it is resolved", "vmid", id, "key", a.key, "cause", c.unknown)
+				why = fmt.Sprintf("whether a task acted on guest %d '%s' since the alert could not be told (%s); the %s alert cannot be re-confirmed",
+					id, r.Name, c.unknown, what)
+			default:
+				continue // no task touched it: still the same stop
+			}
+		}
+		a.resolve = why
+		w.alert(ctx, a, false)
 	}
 }
 
@@ -138,6 +190,20 @@ type taskView struct {
 // every read worked and the token may see every user's tasks: without
 // Sys.Audit PVE lists only the token's own.
 func (v *taskView) stopCause(ctx context.Context, vmid int64, nodes []string, since time.Time) stopCause {
+	return v.look(ctx, vmid, nodes, func(list []pve.Task) *pve.Task { return findStopTask(list, vmid, nodes, since) })
+}
+
+// touchedSince looks, as stopCause does, for any task that acted on guest vmid
+// (on nodes) and was running at, or ended after, the moment at: in its answer
+// the task is one that did, unknown why that could not be told, and both
+// empty mean none did.
+func (v *taskView) touchedSince(ctx context.Context, vmid int64, nodes []string, at time.Time) stopCause {
+	return v.look(ctx, vmid, nodes, func(list []pve.Task) *pve.Task { return findTouchTask(list, vmid, nodes, at) })
+}
+
+// look searches the tasks of guest vmid for one find returns; "none" is only
+// concluded when every read worked and the token may see every user's tasks.
+func (v *taskView) look(ctx context.Context, vmid int64, nodes []string, find func([]pve.Task) *pve.Task) stopCause {
 	var unread []string
 	if !v.clusterRead {
 		v.clusterRead = true
@@ -145,7 +211,7 @@ func (v *taskView) stopCause(ctx context.Context, vmid int64, nodes []string, si
 	}
 	if v.clusterErr != nil {
 		unread = append(unread, "the cluster's tasks could not be read: "+cause(v.clusterErr))
-	} else if t := findStopTask(v.cluster, vmid, nodes, since); t != nil {
+	} else if t := find(v.cluster); t != nil {
 		return stopCause{task: t}
 	}
 	for _, node := range nodes {
@@ -154,7 +220,7 @@ func (v *taskView) stopCause(ctx context.Context, vmid int64, nodes []string, si
 			unread = append(unread, fmt.Sprintf("node %s's tasks could not be read: %s", node, cause(err)))
 			continue
 		}
-		if t := findStopTask(list, vmid, nodes, since); t != nil {
+		if t := find(list); t != nil {
 			return stopCause{task: t}
 		}
 	}
@@ -183,13 +249,40 @@ func (v *taskView) stopCause(ctx context.Context, vmid int64, nodes []string, si
 // them) that stops guest vmid and was running at, or ended after, since less
 // taskSlack; nil when none does.
 func findStopTask(list []pve.Task, vmid int64, nodes []string, since time.Time) *pve.Task {
+	return findTask(list, vmid, nodes, since.Add(-taskSlack), guestStopTasks, nodeStopTasks)
+}
+
+// findTouchTask returns the newest task in list that acted on guest vmid —
+// any task naming it, or a task of a whole node (nodes) that may have stopped
+// or started it — and was running at, or ended after, at (to the second: a
+// task's times are whole seconds). No slack: at is when an alert was raised,
+// after the stop it describes, and a task that stopped the guest then is no
+// news; a task ending in that same second counts all the same, which errs
+// towards resolving an alert, never towards keeping one.
+func findTouchTask(list []pve.Task, vmid int64, nodes []string, at time.Time) *pve.Task {
+	return findTask(list, vmid, nodes, at.Truncate(time.Second), nil, nodeTouchTasks)
+}
+
+// nodeTouchTasks are the tasks of a whole node, with an empty id, that may
+// have stopped or started any of its guests: nodeStopTasks, and the start of
+// the guests to start at boot.
+var nodeTouchTasks = func() map[string]bool {
+	m := map[string]bool{"startall": true}
+	maps.Copy(m, nodeStopTasks)
+	return m
+}()
+
+// findTask returns the newest task in list (newest first, as PVE lists them)
+// that names guest vmid and is of a type in guestTypes (nil: of any type), or
+// runs over a whole node of nodes and is of a type in nodeTypes, and was
+// running at, or ended after, from; nil when none does.
+func findTask(list []pve.Task, vmid int64, nodes []string, from time.Time, guestTypes, nodeTypes map[string]bool) *pve.Task {
 	id := strconv.FormatInt(vmid, 10)
-	from := since.Add(-taskSlack)
 	for i := range list {
 		t := &list[i]
 		switch {
-		case t.ID == id && guestStopTasks[t.Type]:
-		case t.ID == "" && nodeStopTasks[t.Type] && slices.Contains(nodes, t.Node):
+		case t.ID == id && (guestTypes == nil || guestTypes[t.Type]):
+		case t.ID == "" && nodeTypes[t.Type] && slices.Contains(nodes, t.Node):
 		default:
 			continue
 		}

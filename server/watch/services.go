@@ -203,7 +203,7 @@ func (w *Watcher) noteServices(ctx context.Context, reports []serviceReport) {
 // the cluster — after a nodes poll that worked: nothing else would clear them.
 // Those of an offline node stay: its units are unknown, not fixed.
 func (w *Watcher) resolveUnasked(ctx context.Context) {
-	for key, id := range w.open {
+	for key, o := range w.open {
 		node, ok := serviceKeyNode(key)
 		if !ok {
 			continue
@@ -212,6 +212,6 @@ func (w *Watcher) resolveUnasked(ctx context.Context) {
 			continue
 		}
 		delete(w.open, key)
-		_, _ = w.store.ResolveEvent(ctx, id, store.Jarvis)
+		_, _ = w.store.ResolveEvent(ctx, o.id, store.Jarvis)
 	}
 }

@@ -58,9 +58,10 @@ type Watcher struct {
 
 	// The fields below belong to Run's goroutine.
 
-	// alert key → id of the open alert event
-	open map[string]uint64
-	// the last definite state of each guest (guests.go), to notice one that stopped
+	// alert key → the open alert event
+	open map[string]openAlert
+	// the last definite state of each guest (guests.go), to notice one that
+	// stopped; learnt afresh after a restart and after a pause in polling
 	guests map[int64]guestSeen
 	// each node's status from the last nodes poll that worked; nil before one did
 	nodeStatus map[string]string
@@ -92,7 +93,7 @@ func New(c *pve.Client, st *store.Store, log *slog.Logger) *Watcher {
 		log = slog.Default()
 	}
 	return &Watcher{pve: c, store: st, log: log, every: DefaultIntervals, tick: time.Second,
-		wake: make(chan struct{}, 1), open: map[string]uint64{}, guests: map[int64]guestSeen{}, failing: map[string]Problem{},
+		wake: make(chan struct{}, 1), open: map[string]openAlert{}, guests: map[int64]guestSeen{}, failing: map[string]Problem{},
 		sshFailing: map[string]bool{}}
 }
 
@@ -169,6 +170,10 @@ func (w *Watcher) Run(ctx context.Context) {
 	// not answer takes its time); its reports come back here, one round at a time.
 	services := make(chan []serviceReport, 1)
 	checking := false
+	// polled: the last round polled. What the watcher knew of the guests goes
+	// when polling pauses: nobody watched meanwhile, so resuming learns their
+	// states afresh, and an alert left open is re-checked (guests.go).
+	polled := false
 	// A call that changed the cluster makes the guests poll sooner, so the
 	// console shows a stopped VM as stopped right after the approval.
 	sub := w.store.Subscribe(64)
@@ -201,8 +206,13 @@ func (w *Watcher) Run(ctx context.Context) {
 			nextGuests = time.Time{}
 		}
 		if !w.polling() {
+			if polled {
+				polled = false
+				clear(w.guests)
+			}
 			continue
 		}
+		polled = true
 		now := time.Now()
 		if now.After(nextNodes) {
 			nextNodes = now.Add(w.every.Nodes)
@@ -376,15 +386,24 @@ func (a alertSpec) details(state string, alertID uint64) json.RawMessage {
 		AlertKind: a.kind, Subject: a.subject, VMID: a.vmid, Service: a.service})
 }
 
+// openAlert is an alert the watcher keeps open: its event's id, when it was
+// raised and on which node ("" for none).
+type openAlert struct {
+	id   uint64
+	at   time.Time
+	node string
+}
+
 // alert raises (once) or resolves the alert a.key.
 func (w *Watcher) alert(ctx context.Context, a alertSpec, firing bool) {
-	id, open := w.open[a.key]
+	o, open := w.open[a.key]
+	id := o.id
 	switch {
 	case firing && !open:
 		ev := &store.Event{Type: store.EventAlert, Severity: a.severity, Source: source, Node: a.node, Summary: a.raise,
 			Details: a.details(store.AlertRaised, 0)}
 		if err := w.store.Publish(ctx, ev); err == nil {
-			w.open[a.key] = ev.ID
+			w.open[a.key] = openAlert{id: ev.ID, at: ev.Time, node: ev.Node}
 		}
 	case !firing && open:
 		delete(w.open, a.key)
@@ -399,7 +418,8 @@ func (w *Watcher) alert(ctx context.Context, a alertSpec, firing bool) {
 }
 
 // loadOpenAlerts picks up the alerts a previous run raised and nobody resolved,
-// so a restart neither raises them again nor leaves them open for ever.
+// so a restart neither raises them again nor leaves them open for ever (a
+// guest's is re-checked when the guest is first seen: guests.go).
 func (w *Watcher) loadOpenAlerts(ctx context.Context) {
 	open, err := w.store.ListEvents(ctx, store.EventFilter{Type: store.EventAlert, UnresolvedOnly: true, Limit: 1000})
 	if err != nil {
@@ -410,7 +430,7 @@ func (w *Watcher) loadOpenAlerts(ctx context.Context) {
 		var d store.AlertDetails
 		if json.Unmarshal(ev.Details, &d) == nil && d.State == store.AlertRaised && d.Key != "" {
 			if _, seen := w.open[d.Key]; !seen {
-				w.open[d.Key] = ev.ID
+				w.open[d.Key] = openAlert{id: ev.ID, at: ev.Time, node: ev.Node}
 			}
 		}
 	}
@@ -419,10 +439,10 @@ func (w *Watcher) loadOpenAlerts(ctx context.Context) {
 // resolveGone resolves open alerts under prefix whose subject a successful poll
 // no longer lists (a deleted guest, a removed storage): nothing will clear them.
 func (w *Watcher) resolveGone(ctx context.Context, prefix string, present map[string]bool) {
-	for key, id := range w.open {
+	for key, o := range w.open {
 		if strings.HasPrefix(key, prefix) && !present[key] {
 			delete(w.open, key)
-			_, _ = w.store.ResolveEvent(ctx, id, store.Jarvis)
+			_, _ = w.store.ResolveEvent(ctx, o.id, store.Jarvis)
 		}
 	}
 }

@@ -1289,3 +1289,215 @@ func TestFindStopTask(t *testing.T) {
 		}
 	}
 }
+
+// A crash alert left open across a restart, or across a pause in polling, is
+// re-checked the first time the guest is seen again stopped: a task that acted
+// on the guest since (a person started it and shut it down) means the alert no
+// longer describes it, and tasks that cannot be read mean it cannot be
+// re-confirmed; either way it is resolved, so a standing approval triggered by
+// it does not start a guest a person stopped on purpose. Only when no task
+// touched the guest since does it stay open: still the same stop.
+func TestCrashAlertIsReconfirmedAfterARestartOrAPause(t *testing.T) {
+	startAndShutDownAsRoot := func(t *testing.T, h *harness) {
+		t.Helper()
+		ctx := context.Background()
+		upid, err := h.pve.GuestAction(ctx, "pve", "qemu", 101, "start", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.pve.WaitTask(ctx, upid, 10*time.Millisecond, nil); err != nil {
+			t.Fatal(err)
+		}
+		// Later, as root in the node's shell: a real qmshutdown task.
+		if upid, err = h.sim.ShutdownGuestAsRoot(101); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.pve.WaitTask(ctx, upid, 10*time.Millisecond, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name     string
+		pause    bool // a pause in polling within one run; else a restart
+		meantime func(t *testing.T, h *harness)
+		open     bool   // the crash alert stays open
+		notice   string // what the notice that it was resolved says
+	}{
+		{"restart, started and shut down by a person meanwhile", false, startAndShutDownAsRoot, false,
+			"guest 101 'web01' was acted on by a task since the alert (task qmshutdown by root@pam); the crash alert no longer describes it"},
+		{"pause, started and shut down by a person meanwhile", true, startAndShutDownAsRoot, false,
+			"guest 101 'web01' was acted on by a task since the alert (task qmshutdown by root@pam); the crash alert no longer describes it"},
+		{"restart, nothing done meanwhile", false, func(*testing.T, *harness) {}, true, ""},
+		{"pause, nothing done meanwhile", true, func(*testing.T, *harness) {}, true, ""},
+		{"restart, the tasks cannot be read", false, func(_ *testing.T, h *harness) {
+			h.sim.FailNext("/cluster/tasks", 500, "pmxcfs is not ready")
+		}, false, "whether a task acted on guest 101 'web01' since the alert could not be told (the cluster's tasks could not be read"},
+		{"pause, the tasks cannot be read", true, func(_ *testing.T, h *harness) {
+			h.sim.FailNext("/cluster/tasks", 500, "pmxcfs is not ready")
+		}, false, "whether a task acted on guest 101 'web01' since the alert could not be told (the cluster's tasks could not be read"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, nil)
+			f := follow(t, h.store)
+			var away atomic.Bool
+			away.Store(true)
+			start := func() func() {
+				w := New(h.pve, h.store, h.log)
+				w.SetIntervals(fast)
+				w.SetUnattended(away.Load)
+				return run(t, w)
+			}
+			stop := start()
+			f.guestPolls(1) // 101 is known to run
+			if err := h.sim.CrashGuest(101); err != nil {
+				t.Fatal(err)
+			}
+			crash := f.next("crash alert", raised("guest-crashed:101"))
+			f.guestPolls(2)
+			if c.pause {
+				away.Store(false)
+				time.Sleep(150 * time.Millisecond) // a poll under way ends
+			} else {
+				stop()
+			}
+			for len(f.sub.C()) > 0 {
+				f.past = append(f.past, *<-f.sub.C())
+			}
+			c.meantime(t, h)
+			if c.pause {
+				select {
+				case ev := <-f.sub.C():
+					t.Fatalf("the watcher polled during the pause: %s %q", ev.Type, ev.Summary)
+				default:
+				}
+				away.Store(true)
+			} else {
+				start()
+			}
+			f.guestPolls(4)
+			keys := openAlertKeys(t, h.store)
+			if c.open {
+				if !slices.Equal(keys, []string{"guest-crashed:101"}) {
+					t.Fatalf("open alerts %v, want the crash alert still open", keys)
+				}
+				if evs := alertEvents(t, h.store, "guest-crashed:101"); len(evs) != 1 {
+					t.Errorf("%d guest-crashed:101 events, want the one raised", len(evs))
+				}
+				return
+			}
+			if len(keys) != 0 {
+				t.Fatalf("open alerts %v, want none: the crash alert no longer describes guest 101", keys)
+			}
+			notice := f.seen("resolution", resolved("guest-crashed:101"))
+			d, _ := alertOf(notice)
+			if d.AlertID != crash.ID || d.AlertKind != store.AlertGuestStoppedUnexpectedly || d.VMID != 101 || !notice.Resolved ||
+				!strings.Contains(notice.Summary, c.notice) {
+				t.Errorf("resolution %q, details %s\nwant a summary with %q", notice.Summary, notice.Details, c.notice)
+			}
+			// Nothing is raised again while it stays stopped.
+			f.guestPolls(3)
+			if evs := alertEvents(t, h.store, "guest-crashed:101"); len(evs) != 2 {
+				t.Errorf("%d guest-crashed:101 events, want the alert and its resolution", len(evs))
+			}
+		})
+	}
+}
+
+// An open stop alert a previous run raised is re-checked by what it says: a
+// guest now on another node was moved since; a token that may not see
+// everyone's tasks cannot re-confirm it; an ordinary stop alert goes like a
+// crash alert when a task acted on the guest since, and stays when none did.
+func TestOpenGuestAlertsOfAPreviousRunAreReconfirmed(t *testing.T) {
+	noSysAudit := []pvesim.ACL{{Path: "/", Privileges: []string{"VM.Audit", "VM.PowerMgmt", "Datastore.Audit"}, Propagate: true}}
+	for _, c := range []struct {
+		name     string
+		acl      []pvesim.ACL
+		key      string
+		kind     string
+		node     string // where the previous run saw the guest
+		meantime func(t *testing.T, h *harness)
+		notice   string // "" when it stays open
+	}{
+		{"moved to another node", nil, "guest-crashed:101", store.AlertGuestStoppedUnexpectedly, "home", nil,
+			"guest 101 'web01' is on pve now, not on home; the crash alert no longer describes it"},
+		{"the token sees only its own tasks", noSysAudit, "guest-crashed:101", store.AlertGuestStoppedUnexpectedly, "pve", nil,
+			"whether a task acted on guest 101 'web01' since the alert could not be told (the API token lacks Sys.Audit on /"},
+		{"a stop alert, a snapshot since", nil, "guest-stopped:101", store.AlertGuestStopped, "pve", func(t *testing.T, h *harness) {
+			upid, err := h.pve.CreateSnapshot(context.Background(), "pve", "qemu", 101, "before-upgrade", "", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := h.pve.WaitTask(context.Background(), upid, 10*time.Millisecond, nil); err != nil {
+				t.Fatal(err)
+			}
+		}, "guest 101 'web01' was acted on by a task since the alert (task qmsnapshot by jarvis@pve!t); the stop alert no longer describes it"},
+		{"a stop alert, nothing since", nil, "guest-stopped:101", store.AlertGuestStopped, "pve", nil, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newSimHarness(t, pvesim.Options{ACL: c.acl})
+			ctx := context.Background()
+			if err := h.sim.SetGuestStatus(101, "stopped"); err != nil {
+				t.Fatal(err)
+			}
+			prev := &store.Event{Type: store.EventAlert, Severity: store.SeverityCritical, Source: "poller", Node: c.node,
+				Summary: "guest 101 stopped", Details: store.EncodeDetails(store.AlertDetails{Key: c.key, State: store.AlertRaised,
+					AlertKind: c.kind, Subject: store.GuestSubject(101), VMID: 101})}
+			if err := h.store.Publish(ctx, prev); err != nil {
+				t.Fatal(err)
+			}
+			if c.meantime != nil {
+				c.meantime(t, h)
+			}
+			f := follow(t, h.store)
+			w := New(h.pve, h.store, h.log)
+			w.SetIntervals(fast)
+			run(t, w)
+			w.Acquire()
+			f.guestPolls(3)
+			keys := openAlertKeys(t, h.store)
+			if c.notice == "" {
+				if !slices.Equal(keys, []string{c.key}) {
+					t.Fatalf("open alerts %v, want %s still open", keys, c.key)
+				}
+				return
+			}
+			if len(keys) != 0 {
+				t.Fatalf("open alerts %v, want none", keys)
+			}
+			notice := f.seen("resolution", resolved(c.key))
+			if d, _ := alertOf(notice); d.AlertID != prev.ID || d.AlertKind != c.kind || !strings.Contains(notice.Summary, c.notice) {
+				t.Errorf("resolution %q, details %s\nwant a summary with %q", notice.Summary, notice.Details, c.notice)
+			}
+		})
+	}
+}
+
+func TestFindTouchTask(t *testing.T) {
+	raised := time.Unix(1_800_000_000, 0).Add(400 * time.Millisecond)
+	ended := func(typ, id, node string, end time.Time) pve.Task {
+		return pve.Task{Type: typ, ID: id, Node: node, Status: "OK", StartTime: pve.Int(end.Unix() - 5), EndTime: pve.Int(end.Unix())}
+	}
+	for _, c := range []struct {
+		name string
+		task pve.Task
+		want bool
+	}{
+		{"a start since", ended("qmstart", "101", "pve", raised.Add(time.Minute)), true},
+		{"a shutdown since", ended("qmshutdown", "101", "pve", raised.Add(time.Hour)), true},
+		{"a snapshot since", ended("qmsnapshot", "101", "pve", raised.Add(time.Minute)), true},
+		{"a failed start since", pve.Task{Type: "qmstart", ID: "101", Node: "pve", Status: "command failed", EndTime: pve.Int(raised.Unix() + 60)}, true},
+		{"ended in the second the alert was raised", ended("qmstop", "101", "pve", raised), true},
+		{"the stop before the alert", ended("qmstop", "101", "pve", raised.Add(-2*time.Second)), false},
+		{"still running", pve.Task{Type: "qmconfig", ID: "101", Node: "pve", StartTime: pve.Int(raised.Unix() - 3600)}, true},
+		{"another guest", ended("qmstart", "102", "pve", raised.Add(time.Minute)), false},
+		{"its node shut down", ended("stopall", "", "pve", raised.Add(time.Minute)), true},
+		{"its node started its guests", ended("startall", "", "pve", raised.Add(time.Minute)), true},
+		{"another node started its guests", ended("startall", "", "home", raised.Add(time.Minute)), false},
+		{"a task of its node that touches no guest", ended("aptupdate", "", "pve", raised.Add(time.Minute)), false},
+	} {
+		got := findTouchTask([]pve.Task{c.task}, 101, []string{"pve"}, raised) != nil
+		if got != c.want {
+			t.Errorf("%s: found %t, want %t", c.name, got, c.want)
+		}
+	}
+}
