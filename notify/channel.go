@@ -10,7 +10,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/jarvis-homelab/jarvis/safety"
 )
@@ -114,34 +116,119 @@ func checkHTTPURL(s string) (*url.URL, error) {
 	return u, nil
 }
 
-// post sends body to target and classifies the answer: 2xx is delivered; 408,
+// endpoint is where an HTTP channel posts, and what its errors may say of it:
+// the channel's name and the host, nothing else. An ntfy topic is the only
+// thing that keeps others from reading it, a webhook's path or query often
+// holds a token, and Go's errors quote the whole URL.
+type endpoint struct {
+	name    string // ntfy, webhook
+	target  *url.URL
+	secrets []string // scrubbed from every error text, longest first
+}
+
+func newEndpoint(name string, target *url.URL, secrets ...string) endpoint {
+	return endpoint{name: name, target: target, secrets: append(urlSecrets(target), secrets...)}
+}
+
+// The shortest parts of an address scrubbed from error texts: a whole path,
+// query, password or fragment, and a path segment, query value or user name
+// on its own. Shorter ones would mangle the text and guard nothing.
+const (
+	minURLWhole = 4
+	minURLPart  = 6
+)
+
+// urlSecrets are the forms in which u's login, path, query and fragment may
+// come back in an error or a server's answer, longest first so that no
+// part of a longer one is left behind. What the host also holds is left
+// alone: the host is shown anyway.
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	add := func(s string, minLen int) {
+		if len(s) >= minLen && !strings.Contains(u.Host, s) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	add(u.String(), 1)
+	if u.User != nil {
+		add(u.User.String(), minURLWhole)
+		add(u.User.Username(), minURLPart)
+		if pw, ok := u.User.Password(); ok {
+			add(pw, minURLWhole)
+		}
+	}
+	for _, p := range []string{u.EscapedPath(), u.Path} {
+		if p = strings.Trim(p, "/"); p != "" {
+			add(p, minURLWhole)
+			for seg := range strings.SplitSeq(p, "/") {
+				add(seg, minURLPart)
+			}
+		}
+	}
+	if u.RawQuery != "" {
+		add(u.RawQuery, minURLWhole)
+		if q, err := url.QueryUnescape(u.RawQuery); err == nil {
+			add(q, minURLWhole)
+		}
+		for _, vs := range u.Query() {
+			for _, v := range vs {
+				add(v, minURLPart)
+			}
+		}
+	}
+	add(u.Fragment, minURLWhole)
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// where is how errors name the endpoint: "ntfy at ntfy.sh".
+func (e endpoint) where() string { return e.name + " at " + e.target.Host }
+
+// error is err's text, without the URL Go's url.Error quotes and with every
+// secret scrubbed, after where: "ntfy at ntfy.sh: dial tcp …: connection refused".
+func (e endpoint) error(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) && ue.Err != nil {
+		err = ue.Err
+	}
+	return errors.New(e.where() + ": " + scrubbed(err, e.secrets...).Error())
+}
+
+// answerHead is how much of a refusal's body is read to say why.
+const answerHead = 4 << 10
+
+// post sends body to ep and classifies the answer: 2xx is delivered; 408,
 // 429 and 5xx may pass later; every other answer will not, and fixes (by
-// status; 0 for any other) say what to change. secrets are scrubbed from
-// every error text.
-func post(ctx context.Context, client *http.Client, target *url.URL, header http.Header, body []byte,
-	fixes map[int]string, secrets ...string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target.String(), bytes.NewReader(body))
+// status; 0 for any other) say what to change. No error text holds the
+// endpoint's path, query or secrets.
+func post(ctx context.Context, client *http.Client, ep endpoint, header http.Header, body []byte, fixes map[int]string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.target.String(), bytes.NewReader(body))
 	if err != nil {
-		return &DeliveryError{Err: scrubbed(err, secrets...), Permanent: true}
+		return &DeliveryError{Err: ep.error(err), Permanent: true}
 	}
 	req.Header = header
 	req.Header.Set("User-Agent", userAgent)
 	resp, err := client.Do(req)
 	if err != nil {
-		return transportError(err, target.Host, secrets...)
+		return transportError(err, ep)
 	}
 	defer resp.Body.Close()
-	// A few hundred bytes say why; the rest is read so the connection can be reused.
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+	// The head says why; the rest is read so the connection can be reused.
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, answerHead))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	why := fmt.Errorf("%s answered %s", target.Host, resp.Status)
-	if text := oneLine(string(head)); text != "" {
+	text := string(head)
+	if len(head) == answerHead { // the last word may be part of a secret cut in two: scrubbing would miss it
+		text = text[:max(0, strings.LastIndexFunc(text, unicode.IsSpace))]
+	}
+	// Scrubbed before it is clipped, for the same reason.
+	text = oneLine(scrubbed(errors.New(text), ep.secrets...).Error())
+	why := errors.New(ep.where() + " answered " + resp.Status)
+	if text != "" {
 		why = fmt.Errorf("%w: %s", why, clip(text, 200))
 	}
-	why = scrubbed(why, secrets...)
 	code := resp.StatusCode
 	switch {
 	case code >= 300 && code < 400:
@@ -169,16 +256,17 @@ func post(ctx context.Context, client *http.Client, target *url.URL, header http
 
 // transportError classifies a request that got no answer: a certificate that
 // is not trusted will not become trusted by retrying; a network failure may pass.
-func transportError(err error, host string, secrets ...string) error {
+func transportError(err error, ep endpoint) error {
+	host := ep.target.Host
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var verify *tls.CertificateVerificationError
 	if errors.As(err, &unknownCA) || errors.As(err, &hostname) || errors.As(err, &verify) {
-		return &DeliveryError{Err: scrubbed(err, secrets...), Permanent: true,
+		return &DeliveryError{Err: ep.error(err), Permanent: true,
 			Fix: host + "'s certificate is not trusted by this system: use the name on its certificate, or a certificate from a public or installed CA"}
 	}
 	if errors.Is(err, context.Canceled) {
-		return &DeliveryError{Err: scrubbed(err, secrets...)}
+		return &DeliveryError{Err: ep.error(err)}
 	}
-	return &DeliveryError{Err: scrubbed(err, secrets...), Fix: "check that " + host + " can be reached from the Jarvis host"}
+	return &DeliveryError{Err: ep.error(err), Fix: "check that " + host + " can be reached from the Jarvis host"}
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/mail"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -161,22 +162,31 @@ func (e *Email) options(ctx context.Context) []gomail.Option {
 }
 
 // secrets are the forms the password takes on the wire (PLAIN and LOGIN
-// send it base64-encoded), none of which an error may repeat.
+// send it base64-encoded, with or without padding) or in a quoted error,
+// none of which an error may repeat; longest first, so no part of one is
+// left behind.
 func (e *Email) secrets() []string {
-	if e.cfg.Password == "" {
+	pw := e.cfg.Password
+	if pw == "" {
 		return nil
 	}
-	b64 := base64.StdEncoding.EncodeToString
-	return []string{e.cfg.Password, b64([]byte("\x00" + e.cfg.Username + "\x00" + e.cfg.Password)), b64([]byte(e.cfg.Password))}
+	plain := []byte("\x00" + e.cfg.Username + "\x00" + pw)
+	out := []string{pw, base64.StdEncoding.EncodeToString(plain), base64.RawStdEncoding.EncodeToString(plain),
+		base64.StdEncoding.EncodeToString([]byte(pw)), base64.RawStdEncoding.EncodeToString([]byte(pw))}
+	if q := strconv.Quote(pw); q[1:len(q)-1] != pw {
+		out = append(out, q[1:len(q)-1])
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }
 
 // classify says whether another attempt can help and what to change. SMTP
 // replies 4xx are temporary, 5xx permanent; a refused login, a server
 // without the TLS asked for, or an untrusted certificate stay so.
 func (e *Email) classify(err error) error {
-	clean := scrubbed(err, e.secrets()...)
-	text := err.Error()
 	addr := net.JoinHostPort(e.cfg.Host, strconv.Itoa(e.cfg.Port))
+	clean := errors.New("email at " + addr + ": " + scrubbed(err, e.secrets()...).Error())
+	text := err.Error()
 	var unknownCA x509.UnknownAuthorityError
 	var hostname x509.HostnameError
 	var verify *tls.CertificateVerificationError

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"io"
 	"log"
 	"math/big"
@@ -16,6 +17,7 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -244,5 +246,35 @@ func TestEmailRefusesBadSettings(t *testing.T) {
 	e, _ = NewEmail(SMTPConfig{Host: "smtp.example.com", From: "a@b.c", To: []string{"d@e.f"}})
 	if e.cfg.Port != 587 || e.cfg.TLS != SMTPStartTLS {
 		t.Errorf("defaults: %+v", e.cfg)
+	}
+}
+
+// A refused login names the server, and no form of the password: not as it
+// is, nor base64-encoded as PLAIN and LOGIN send it, even when the server
+// quotes what it got.
+func TestEmailErrorsNeverCarryThePassword(t *testing.T) {
+	const password = `pa"ss\wörd-0123456789`
+	cert, pool := selfSigned(t)
+	port := echoingSMTP(t, cert)
+	ch, err := NewEmail(SMTPConfig{Host: "127.0.0.1", Port: port, From: "jarvis@home.example", To: []string{"me@home.example"},
+		TLS: SMTPImplicitTLS, Username: "jarvis", Password: password, TLSConfig: &tls.Config{RootCAs: pool}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ch.Send(context.Background(), sampleMessage())
+	if !IsPermanent(err) || !strings.Contains(err.Error(), "refused the login") {
+		t.Fatalf("err = %v", err)
+	}
+	if want := "email at 127.0.0.1:" + strconv.Itoa(port) + ": "; !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("error does not start with %q: %v", want, err)
+	}
+	if !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("the echoed credentials are not marked as hidden: %v", err)
+	}
+	b64 := base64.StdEncoding.EncodeToString
+	for _, secret := range []string{password, b64([]byte("\x00jarvis\x00" + password)), b64([]byte(password)), "ss\\w", "0123456789"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error carries %q: %v", secret, err)
+		}
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
 	"mime"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,9 +18,9 @@ import (
 
 // request is what an HTTP receiver got.
 type request struct {
-	Method, Path string
-	Header       http.Header
-	Body         []byte
+	Method, Path, Query string
+	Header              http.Header
+	Body                []byte
 }
 
 // receiver is an HTTP server on 127.0.0.1 that keeps what it gets and
@@ -35,7 +37,7 @@ func newReceiver(t *testing.T, answer func(n int, r request) (int, string)) *rec
 	rc := &receiver{answer: answer}
 	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		req := request{Method: r.Method, Path: r.URL.Path, Header: r.Header.Clone(), Body: body}
+		req := request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Header: r.Header.Clone(), Body: body}
 		rc.mu.Lock()
 		rc.got = append(rc.got, req)
 		n := len(rc.got)
@@ -185,6 +187,113 @@ func TestUnreachableReceiverIsTemporary(t *testing.T) {
 	err := ch.Send(context.Background(), sampleMessage())
 	if err == nil || IsPermanent(err) || !strings.Contains(err.Error(), "can be reached") {
 		t.Errorf("err = %v", err)
+	}
+}
+
+// closedAddr is a loopback host:port nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// Secrets a channel's address carries: an ntfy topic, a webhook's path and
+// the token in its query.
+const (
+	secretTopic     = "jarvis-secret-topic-7f3a9c"
+	secretHookPath  = "/services/T0001/B0002/hookpathsecret"
+	secretHookToken = "qtok-0123456789secret"
+)
+
+// secretURLParts are what no error or log line may show of those addresses.
+var secretURLParts = []string{secretTopic, "hookpathsecret", "services/T0001", secretHookToken, "token="}
+
+// secretChannels are an ntfy topic and a webhook at base (http://host:port).
+func secretChannels(t *testing.T, base string) []Channel {
+	t.Helper()
+	ntfy, err := NewNtfy(base+"/"+secretTopic, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook, err := NewWebhook(base+secretHookPath+"?token="+secretHookToken, "0123456789abcdef-webhook")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []Channel{ntfy, hook}
+}
+
+func assertNoURLSecret(t *testing.T, what, text string) {
+	t.Helper()
+	for _, secret := range secretURLParts {
+		if strings.Contains(text, secret) {
+			t.Errorf("%s shows %q of the channel's address:\n%s", what, secret, text)
+		}
+	}
+}
+
+// A channel that cannot be reached names its host, never the address's path
+// or query: Go's errors quote the whole URL, and an ntfy topic or a webhook's
+// path is as good as a password.
+func TestUnreachableErrorsNameTheHostOnly(t *testing.T) {
+	addr := closedAddr(t)
+	for _, ch := range secretChannels(t, "http://"+addr) {
+		err := ch.Send(context.Background(), sampleMessage())
+		if err == nil || IsPermanent(err) {
+			t.Fatalf("%s: err = %v", ch.Name(), err)
+		}
+		if want := ch.Name() + " at " + addr + ": "; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: error does not start with %q: %v", ch.Name(), want, err)
+		}
+		if !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), "can be reached") {
+			t.Errorf("%s: error does not say why or what to check: %v", ch.Name(), err)
+		}
+		assertNoURLSecret(t, ch.Name()+"'s error", err.Error())
+	}
+
+	// Nor when the attempt times out, or the certificate is not trusted.
+	hang := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+	defer slow.Close()
+	defer close(hang)
+	for _, ch := range secretChannels(t, slow.URL) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		err := ch.Send(ctx, sampleMessage())
+		cancel()
+		if err == nil {
+			t.Fatalf("%s: no error from a server that never answers", ch.Name())
+		}
+		assertNoURLSecret(t, ch.Name()+"'s timeout", err.Error())
+	}
+	tlsSrv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	tlsSrv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes
+	tlsSrv.StartTLS()
+	defer tlsSrv.Close()
+	for _, ch := range secretChannels(t, tlsSrv.URL) {
+		err := ch.Send(context.Background(), sampleMessage())
+		if !IsPermanent(err) || !strings.Contains(err.Error(), "not trusted") {
+			t.Errorf("%s: untrusted certificate: %v", ch.Name(), err)
+		}
+		assertNoURLSecret(t, ch.Name()+"'s certificate error", err.Error())
+	}
+}
+
+// A receiver that echoes the request's path and query in its refusal (as
+// many frameworks do: "Cannot POST /hooks/…") does not put them in Jarvis's errors.
+func TestEchoedAddressIsScrubbed(t *testing.T) {
+	rc := newReceiver(t, func(_ int, r request) (int, string) {
+		return http.StatusNotFound, "Cannot POST " + r.Path + "?" + r.Query + " (topic " + strings.TrimPrefix(r.Path, "/") + ")"
+	})
+	for _, ch := range secretChannels(t, rc.URL) {
+		err := ch.Send(context.Background(), sampleMessage())
+		if !IsPermanent(err) || !strings.Contains(err.Error(), "404 Not Found") || !strings.Contains(err.Error(), "Cannot POST") {
+			t.Errorf("%s: err = %v", ch.Name(), err)
+		}
+		assertNoURLSecret(t, ch.Name()+"'s error", err.Error())
 	}
 }
 

@@ -43,7 +43,8 @@ type Options struct {
 	// Poll is how often the store is read without a wake-up [5s]: events of
 	// other processes sharing the database arrive at the latest then.
 	Poll time.Duration
-	// DrainTimeout is how long Close waits for queued messages [5s].
+	// DrainTimeout is how long Close waits for queued messages, and how long
+	// Run's last read, when its context has ended, may take [5s].
 	DrainTimeout time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
@@ -105,6 +106,7 @@ type Notifier struct {
 	readErr string               // the last failure to read the feed, said once
 
 	cancel    context.CancelFunc // the lanes'
+	stopping  func()             // tests: called when Run's context has ended, before the last read
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -136,7 +138,10 @@ func New(opts Options) (*Notifier, error) {
 
 // Run follows the feed until ctx ends. It reads the store in id order after
 // its cursor — a live subscription only wakes it — so it sees the events of
-// every process sharing the database and misses none when it is slow.
+// every process sharing the database and misses none when it is slow. When
+// ctx ends it reads once more, for up to DrainTimeout, queues what it finds
+// for Close to send, and saves its cursor; end ctx only once what should
+// still be announced (calls the shutdown cut short) has been published.
 func (n *Notifier) Run(ctx context.Context) {
 	tick := time.NewTicker(n.opts.Poll)
 	defer tick.Stop()
@@ -158,7 +163,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			if started {
-				n.saveCursor(context.WithoutCancel(ctx), true)
+				n.finalCatchUp(context.WithoutCancel(ctx))
 			}
 			return
 		case _, ok := <-wake:
@@ -176,6 +181,20 @@ func (n *Notifier) Run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// finalCatchUp queues what was published after the last read — the end of
+// calls cut short by the shutdown, a wake-up that lost the race with the stop
+// — for Close to send, and saves the cursor. It reads for at most
+// DrainTimeout: what it misses waits for the next start, as before.
+func (n *Notifier) finalCatchUp(ctx context.Context) {
+	if n.stopping != nil {
+		n.stopping()
+	}
+	rctx, cancel := context.WithTimeout(ctx, n.opts.DrainTimeout)
+	defer cancel()
+	n.catchUp(rctx)
+	n.saveCursor(ctx, true) // even when the read ran out of time
 }
 
 // start reads the cursor. Without one, the notifier starts at the feed's
@@ -278,6 +297,9 @@ func (n *Notifier) saveCursor(ctx context.Context, now bool) {
 		return
 	}
 	if err := n.st.SetPreference(ctx, CursorKey, strconv.FormatUint(n.cursor, 10)); err != nil {
+		if ctx.Err() != nil {
+			return // cut short by the stop: Run saves it once more as it ends
+		}
 		n.log.Warn("could not save the notification cursor; a restart may repeat messages", "err", err)
 		return
 	}
@@ -303,8 +325,9 @@ func (n *Notifier) readOK() {
 	}
 }
 
-// Close lets each channel send what is queued, for up to DrainTimeout, then
-// stops it. Call it after Run has returned.
+// Close lets each channel send what is queued, including what Run's last
+// read found, for up to DrainTimeout, then stops it. Call it after Run has
+// returned.
 func (n *Notifier) Close() {
 	n.closeOnce.Do(func() {
 		for _, l := range n.lanes {

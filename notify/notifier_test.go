@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"log/slog"
 	"net"
 	"net/textproto"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -242,6 +244,24 @@ func TestNoSecretReachesAChannelOrTheLog(t *testing.T) {
 	}
 }
 
+// A channel that cannot be reached is logged by its host alone: no log line
+// shows the ntfy topic or the webhook's path or query.
+func TestLogNamesTheChannelsHostOnly(t *testing.T) {
+	addr := closedAddr(t)
+	st := openStore(t)
+	log, logs := newLogger()
+	startNotifier(t, st, Options{Channels: secretChannels(t, "http://"+addr), Logger: log})
+	publish(t, st, store.SeverityCritical, "node pve2 is offline", store.AlertDetails{Key: "node-offline:pve2", State: store.AlertRaised})
+	waitFor(t, "both channels to give up", func() bool { return strings.Count(logs.String(), "notification not delivered") == 2 })
+	text := logs.String()
+	for _, want := range []string{"ntfy at " + addr, "webhook at " + addr, "trying again"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the log lacks %q:\n%s", want, text)
+		}
+	}
+	assertNoURLSecret(t, "the log", text)
+}
+
 func TestNewNeedsAStoreAndAChannel(t *testing.T) {
 	if _, err := New(Options{Channels: []Channel{&recorder{}}}); err == nil {
 		t.Error("no store accepted")
@@ -268,6 +288,91 @@ func TestCloseDrains(t *testing.T) {
 	stop()
 	if n := len(slow.got()); n != 5 {
 		t.Errorf("%d of 5 sent before Close returned", n)
+	}
+}
+
+// runUntilStopped runs n on a context the test ends with stop, which, as
+// serve's does, ends Run, waits for it and drains. Run has read its starting
+// point when it returns.
+func runUntilStopped(t *testing.T, n *Notifier, st *store.Store) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(ctx)
+	}()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+			n.Close()
+		}
+	}
+	t.Cleanup(stop)
+	waitFor(t, "the notifier to store its cursor", func() bool {
+		_, found, _ := st.GetPreference(context.Background(), CursorKey)
+		return found
+	})
+	return stop
+}
+
+// What is published after Run's context has ended but before the stop is
+// over — the end of calls the shutdown cut short — is still sent, and the
+// cursor moves past it: at the next start, perhaps hours later, it would be
+// stale and lost.
+func TestStopSendsWhatWasPublishedAsItStopped(t *testing.T) {
+	st := openStore(t)
+	rec := &recorder{}
+	n, err := New(Options{Store: st, Channels: []Channel{rec}, Retry: fastRetry, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := store.Event{Type: store.EventTool, Severity: store.SeverityWarning, Source: "test", Summary: "agent stop_vm ended (unknown)",
+		Details: store.EncodeDetails(store.ToolDetails{Phase: store.ToolEnded, Principal: "agent:a", Tool: "stop_vm",
+			Outcome: store.OutcomeUnknown, Reason: "Jarvis stopped before the answer"})}
+	var lateErr error
+	n.stopping = func() { lateErr = st.Publish(context.Background(), &late) } // Run's context has ended
+	stop := runUntilStopped(t, n, st)
+	stop()
+	if lateErr != nil {
+		t.Fatal(lateErr)
+	}
+	got := rec.got()
+	if len(got) != 1 || got[0].EventID != late.ID || got[0].Kind != "tool.unknown" {
+		t.Fatalf("sent %+v, want the tool.unknown of event %d", got, late.ID)
+	}
+	if v, _, _ := st.GetPreference(context.Background(), CursorKey); v != strconv.FormatUint(late.ID, 10) {
+		t.Errorf("cursor %s, want %d", v, late.ID)
+	}
+}
+
+// An event the notifier was not woken for (another process wrote it, or the
+// wake-up lost the race with the stop) is read once more as Run ends.
+func TestStopReadsWhatItWasNotWokenFor(t *testing.T) {
+	dir := t.TempDir()
+	open := func() *store.Store {
+		st, err := store.Open(filepath.Join(dir, "jarvis.db"), store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	st := open()
+	other := open() // another process's: its events wake nobody here
+	rec := &recorder{}
+	n, err := New(Options{Store: st, Channels: []Channel{rec}, Retry: fastRetry, Poll: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runUntilStopped(t, n, st)
+	ev := publish(t, other, store.SeverityCritical, "node pve2 is offline", store.AlertDetails{Key: "node-offline:pve2", State: store.AlertRaised})
+	stop()
+	if got := rec.got(); len(got) != 1 || got[0].EventID != ev.ID {
+		t.Fatalf("sent %+v, want the alert of event %d", got, ev.ID)
 	}
 }
 

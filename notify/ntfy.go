@@ -5,7 +5,6 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"net/url"
 	"path"
 	"regexp"
 	"strconv"
@@ -16,7 +15,7 @@ import (
 // message is the request body, and the headers Title, Priority (1–5), Tags
 // and Click carry the rest (https://docs.ntfy.sh/publish/).
 type Ntfy struct {
-	topic  *url.URL
+	topic  endpoint
 	token  string
 	client *http.Client
 }
@@ -25,9 +24,9 @@ type Ntfy struct {
 var ntfyTopicName = regexp.MustCompile(`^[-_A-Za-z0-9]{1,64}$`)
 
 // NewNtfy publishes to topicURL (e.g. https://ntfy.sh/jarvis-7f3a9c), with
-// token as the bearer token when the topic needs a login. The errors never
-// repeat the URL: on ntfy.sh the topic name is the only thing that keeps
-// others from reading it.
+// token as the bearer token when the topic needs a login. No error, of the
+// constructor or of Send, repeats the URL beyond its host: on ntfy.sh the
+// topic name is the only thing that keeps others from reading it.
 func NewNtfy(topicURL, token string) (*Ntfy, error) {
 	u, err := checkHTTPURL(topicURL)
 	if err != nil {
@@ -46,7 +45,7 @@ func NewNtfy(topicURL, token string) (*Ntfy, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	return &Ntfy{topic: u, token: token, client: newHTTPClient()}, nil
+	return &Ntfy{topic: newEndpoint("ntfy", u, token), token: token, client: newHTTPClient()}, nil
 }
 
 // Name is "ntfy".
@@ -77,7 +76,7 @@ func (n *Ntfy) Send(ctx context.Context, m Message) error {
 	if n.token != "" {
 		h.Set("Authorization", "Bearer "+n.token)
 	}
-	return post(ctx, n.client, n.topic, h, []byte(m.Body), ntfyFixes, n.token)
+	return post(ctx, n.client, n.topic, h, []byte(m.Body), ntfyFixes)
 }
 
 // headerText is s as a header value: as it is when it is printable ASCII,

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -33,7 +32,7 @@ import (
 // X-Jarvis-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body,
 // keyed with the shared secret>. VerifySignature checks one.
 type Webhook struct {
-	target *url.URL
+	target endpoint
 	secret string
 	client *http.Client
 	now    func() time.Time
@@ -61,7 +60,8 @@ type webhookBody struct {
 }
 
 // NewWebhook posts to target, signing with secret (at least MinWebhookSecret
-// characters). The errors never repeat the URL, which may hold a token.
+// characters). No error, of the constructor or of Send, repeats the URL
+// beyond its host: its path or query may hold a token.
 func NewWebhook(target, secret string) (*Webhook, error) {
 	u, err := checkHTTPURL(target)
 	if len(secret) < MinWebhookSecret {
@@ -70,7 +70,7 @@ func NewWebhook(target, secret string) (*Webhook, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Webhook{target: u, secret: secret, client: newHTTPClient(), now: time.Now}, nil
+	return &Webhook{target: newEndpoint("webhook", u, secret), secret: secret, client: newHTTPClient(), now: time.Now}, nil
 }
 
 // Name is "webhook".
@@ -96,7 +96,7 @@ func (w *Webhook) Send(ctx context.Context, m Message) error {
 	h.Set("Content-Type", "application/json")
 	h.Set(EventHeader, m.Kind)
 	h.Set(SignatureHeader, Sign(w.secret, w.now(), body))
-	return post(ctx, w.client, w.target, h, body, webhookFixes, w.secret)
+	return post(ctx, w.client, w.target, h, body, webhookFixes)
 }
 
 // Sign is the X-Jarvis-Signature value for body sent at t.

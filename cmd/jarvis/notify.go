@@ -198,7 +198,12 @@ func appendChannel[C notify.Channel](out []notify.Channel, errs []error, ch C, e
 }
 
 // startNotifier follows the feed and notifies the configured channels until
-// stop is called; call stop before the store closes. Without channels it does
+// ctx ends or stop is called. stop ends it, reads the events published up
+// to then once more, and waits up to a few seconds each for that read and
+// for the channels to send what is queued; call it after the last event that
+// should be announced (the end of calls the shutdown cut short) and before
+// the store closes. ctx should not end before then: pass one that outlives
+// the server's shutdown and let stop end it. Without channels it does
 // nothing. Alerts are raised only while the watcher polls: with channels set
 // up, keep it polling though nobody is at the console.
 func (a *app) startNotifier(ctx context.Context, n *NotifyEnv) (stop func()) {

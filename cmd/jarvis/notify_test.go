@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -188,6 +190,40 @@ func TestNotifyTestCommand(t *testing.T) {
 	}
 }
 
+// A channel that cannot be reached is reported by its host alone: the ntfy
+// topic, the webhook's path and query and the SMTP password stay unsaid.
+func TestNotifyTestHidesTheChannelsAddress(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now
+	host, port, _ := net.SplitHostPort(addr)
+	portN, _ := strconv.Atoi(port)
+
+	n := &NotifyEnv{NtfyURL: "http://" + addr + "/jarvis-secret-topic-7f3a9c",
+		WebhookURL: "http://" + addr + "/services/T0001/B0002/hookpathsecret?token=qtok-0123456789secret", WebhookSecret: "0123456789abcdef0123",
+		SMTPHost: host, SMTPPort: portN, SMTPTLS: "tls", SMTPUsername: "jarvis", SMTPPassword: "smtp-pass-9876543210",
+		SMTPFrom: "jarvis@home.example", SMTPTo: []string{"me@home.example"}, NotifyRatePerMin: 20}
+	var stdout, stderr bytes.Buffer
+	err = runNotifyTest(context.Background(), n, "http://127.0.0.1:4000/", &stdout, &stderr)
+	if err == nil || !strings.Contains(err.Error(), "3 of 3") {
+		t.Errorf("err = %v", err)
+	}
+	out := stdout.String() + stderr.String() + err.Error()
+	for _, want := range []string{"ntfy: failed: ntfy at " + addr, "webhook: failed: webhook at " + addr, "email: failed: ", "refused"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, secret := range []string{"jarvis-secret-topic-7f3a9c", "hookpathsecret", "services/T0001", "qtok-0123456789secret", "token=", "smtp-pass-9876543210"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("output shows %q:\n%s", secret, out)
+		}
+	}
+}
+
 func TestNotifyTestWithoutChannels(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	err := runNotifyTest(context.Background(), &NotifyEnv{}, "", &stdout, &stderr)
@@ -262,6 +298,55 @@ func TestNotifyStartNotifier(t *testing.T) {
 	}
 	stop()
 	stop() // twice is safe
+}
+
+// What is published as the notifier stops — the end of calls the shutdown
+// cut short — is still sent before stop returns.
+func TestNotifyStopSendsTheLastEvents(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	ntfy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Title"))
+		mu.Unlock()
+	}))
+	defer ntfy.Close()
+	st, err := store.Open(filepath.Join(t.TempDir(), "jarvis.db"), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	a := &app{cfg: &Config{Port: 4000, ListenAddr: "0.0.0.0"}, store: st, logger: slog.New(slog.DiscardHandler)}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := a.startNotifier(ctx, &NotifyEnv{NtfyURL: ntfy.URL + "/jarvis", NotifyRatePerMin: 20})
+	deadline := time.Now().Add(10 * time.Second)
+	for { // the notifier starts at the feed's head: wait until it has read it
+		if _, found, _ := st.GetPreference(context.Background(), notify.CursorKey); found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the notifier never started")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	ev := store.Event{Type: store.EventTool, Severity: store.SeverityWarning, Summary: "agent stop_vm ended (unknown)",
+		Details: store.EncodeDetails(store.ToolDetails{Phase: store.ToolEnded, Principal: "agent:a", Tool: "stop_vm",
+			Outcome: store.OutcomeUnknown, Reason: "Jarvis stopped before the answer"})}
+	if err := st.Publish(context.Background(), &ev); err != nil {
+		t.Fatal(err)
+	}
+	cancel() // at once: the notifier may not have read it yet
+	stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || !strings.Contains(got[0], "stop_vm") {
+		t.Errorf("sent %q, want the unknown end of stop_vm", got)
+	}
+	if v, _, _ := st.GetPreference(context.Background(), notify.CursorKey); v != strconv.FormatUint(ev.ID, 10) {
+		t.Errorf("cursor %s, want %d", v, ev.ID)
+	}
 }
 
 // loadNotifyEnv reads only the notification settings and lists their
