@@ -42,15 +42,29 @@ func (s *Server) OpenAlertsFor(ctx context.Context, caller safety.Principal) (*t
 		oa := tools.OpenAlert{ID: a.ID, Kind: a.Kind, Subject: a.Subject, Node: a.Node, VMID: a.VMID, Service: a.Service,
 			Severity: a.Severity, Summary: a.Summary, Since: a.Since.UTC().Format(time.RFC3339), Rules: []tools.AlertRule{}}
 		for _, r := range rules {
-			if !r.Applies(caller.ID, caller.Kind == safety.Operator) || (r.Trigger != "" && r.Trigger != a.Kind) || !ruleCovers(r, a) {
+			// A rule is listed under the alerts of its trigger, and one
+			// without a trigger under alerts about what its tool acts on.
+			tool, ok := s.byName[r.Tool]
+			if !ok || !r.Applies(caller.ID, caller.Kind == safety.Operator) || !ruleCovers(r, a) {
+				continue
+			}
+			kinds := toolSubjectKinds(tool)
+			if (r.Trigger != "" && r.Trigger != a.Kind) || (r.Trigger == "" && alertSubjectKind(a.Kind) != kinds[0]) ||
+				!slices.Contains(kinds, alertSubjectKind(a.Kind)) {
 				continue
 			}
 			sp, err := s.opts.Store.SpendOf(ctx, r, now, s.staleAfter())
 			if err != nil || sp.Stopped {
 				continue
 			}
+			// The budget is per target (a guest, a service): for an alert
+			// about one, what is left for it; for a node alert, per target.
+			left := r.PerTargetPerHour
+			if alertSubjectKind(a.Kind) == kinds[0] {
+				left = sp.UsesLeft(r, a.Subject)
+			}
 			oa.Rules = append(oa.Rules, tools.AlertRule{Rule: r.Ref(), Tool: r.Tool, Args: r.Args,
-				UsesLeft: sp.UsesLeft(r, a.Subject), Expires: r.ExpiresAt.UTC().Format(time.RFC3339)})
+				UsesLeft: left, Expires: r.ExpiresAt.UTC().Format(time.RFC3339)})
 		}
 		out.Alerts = append(out.Alerts, oa)
 	}
@@ -58,7 +72,8 @@ func (s *Server) OpenAlertsFor(ctx context.Context, caller safety.Principal) (*t
 }
 
 // ruleCovers reports whether a rule's argument constraints allow acting on
-// the alert's subject: its vmid, node and service, where it names them.
+// the alert's subject: its vmid, node and service, where it names them. The
+// caller has checked that the rule's tool acts on that kind of subject.
 func ruleCovers(r store.Rule, a OpenAlert) bool {
 	allows := func(name, value string) bool {
 		vals, named := r.Args[name]
@@ -83,7 +98,11 @@ func suggestedArgs(r store.Rule, a tools.OpenAlert) map[string]any {
 		case name == "node" && a.Node != "":
 			out[name] = a.Node
 		case name == "service" && a.Service != "":
+			// The unit as the rule spells it, with or without ".service".
 			out[name] = a.Service
+			if !slices.Contains(vals, a.Service) && slices.Contains(vals, a.Service+".service") {
+				out[name] = a.Service + ".service"
+			}
 		case len(vals) == 1 && vals[0] != "*":
 			out[name] = vals[0]
 		}
@@ -91,22 +110,46 @@ func suggestedArgs(r store.Rule, a tools.OpenAlert) map[string]any {
 	return out
 }
 
-// AlertSubscribers is how many subscriptions to jarvis://alerts were made
-// and not ended; the watcher polls while there are any. A session that ends
-// without unsubscribing keeps counting, which only keeps the watcher polling.
-func (s *Server) AlertSubscribers() int64 { return s.alertSubs.Load() }
+// AlertSubscribers is how many MCP sessions follow jarvis://alerts now; the
+// watcher polls while there are any. A session that ended without
+// unsubscribing (the SDK does not say) stops counting once it is gone.
+func (s *Server) AlertSubscribers() int {
+	live := map[*mcp.ServerSession]bool{}
+	s.mu.Lock()
+	for _, srv := range s.servers {
+		for ss := range srv.Sessions() {
+			live[ss] = true
+		}
+	}
+	s.mu.Unlock()
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	for ss := range s.alertSubs {
+		if !live[ss] {
+			delete(s.alertSubs, ss)
+		}
+	}
+	return len(s.alertSubs)
+}
 
 func (s *Server) subscribeAlerts(_ context.Context, req *mcp.SubscribeRequest) error {
 	if req.Params.URI != AlertsURI {
 		return mcp.ResourceNotFoundError(req.Params.URI)
 	}
-	s.alertSubs.Add(1)
+	s.subsMu.Lock()
+	defer s.subsMu.Unlock()
+	if s.alertSubs == nil {
+		s.alertSubs = map[*mcp.ServerSession]bool{}
+	}
+	s.alertSubs[req.Session] = true
 	return nil
 }
 
 func (s *Server) unsubscribeAlerts(_ context.Context, req *mcp.UnsubscribeRequest) error {
-	if req.Params.URI == AlertsURI && s.alertSubs.Load() > 0 {
-		s.alertSubs.Add(-1)
+	if req.Params.URI == AlertsURI {
+		s.subsMu.Lock()
+		delete(s.alertSubs, req.Session)
+		s.subsMu.Unlock()
 	}
 	return nil
 }
@@ -123,7 +166,14 @@ func (s *Server) RunAlertUpdates(ctx context.Context) {
 			return
 		case ev, ok := <-sub.C():
 			if !ok {
-				sub = s.opts.Store.Subscribe(256) // dropped for being slow: follow again
+				// Dropped for being slow, or the store closed: follow again
+				// after a pause (a closed store's subscription is closed at once).
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(time.Second):
+				}
+				sub = s.opts.Store.Subscribe(256)
 				s.alertsUpdated(ctx)
 				continue
 			}

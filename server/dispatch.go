@@ -20,7 +20,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -101,8 +100,9 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers map[serverKey]*mcp.Server
-	// alertSubs counts subscriptions to jarvis://alerts (alerts.go).
-	alertSubs atomic.Int64
+	// alertSubs are the sessions subscribed to jarvis://alerts (alerts.go).
+	subsMu    sync.Mutex
+	alertSubs map[*mcp.ServerSession]bool
 }
 
 // serverKey names one prebuilt MCP server: HTTP callers share one per ceiling

@@ -58,6 +58,12 @@ func (s *Server) checkRule(ctx context.Context, r *store.Rule) error {
 			return errors.New("a rule for execute_ssh must list the exact commands it allows (command=...)")
 		}
 	}
+	// The trigger must be about what the tool's calls act on, or it could
+	// never be open for one of them.
+	if kinds := toolSubjectKinds(tool); r.Trigger != "" && !slices.Contains(kinds, alertSubjectKind(r.Trigger)) {
+		return fmt.Errorf("a %s alert is about a %s, and %s acts on a %s, so the trigger could never be open for its calls; choose an alert about a %s, or none",
+			r.Trigger, alertSubjectKind(r.Trigger), r.Tool, strings.Join(kinds, " on a "), strings.Join(kinds, " or a "))
+	}
 	who, err := s.rulePrincipal(ctx, r.Principal)
 	if err != nil {
 		return err
@@ -203,20 +209,46 @@ func (s *Server) HasActiveRules(ctx context.Context) bool {
 	return err == nil && len(rules) > 0
 }
 
-// subjectsOf names what a call acts on, most specific first, as alerts name
-// their subjects: the guest, the service, the node.
-func subjectsOf(t safety.Target) []string {
-	var out []string
-	if t.VMID > 0 {
-		out = append(out, store.GuestSubject(int64(t.VMID)))
+// subjectOf names what a call acts on as alerts name their subjects, for
+// each kind of subject: "guest" (its guest), "service" (its service on its
+// node), "node" (its node); "" when it names none of that kind.
+func subjectOf(t safety.Target, kind string) string {
+	switch {
+	case kind == "guest" && t.VMID > 0:
+		return store.GuestSubject(int64(t.VMID))
+	case kind == "service" && t.Service != "" && t.Node != "":
+		return store.ServiceSubject(t.Node, strings.TrimSuffix(t.Service, ".service"))
+	case kind == "node" && t.Node != "":
+		return store.NodeSubject(t.Node)
 	}
-	if t.Service != "" && t.Node != "" {
-		out = append(out, store.ServiceSubject(t.Node, strings.TrimSuffix(t.Service, ".service")))
+	return ""
+}
+
+// toolSubjectKinds are the kinds of thing a tool's calls act on, its own
+// first (the target of a rule's budget): a guest and its node for tools
+// that take a vmid, a service and its node for those that take a service,
+// else a node.
+func toolSubjectKinds(t *tools.Tool) []string {
+	switch props := t.InputSchema.Properties; {
+	case props["vmid"] != nil:
+		return []string{"guest", "node"}
+	case props["service"] != nil:
+		return []string{"service", "node"}
 	}
-	if t.Node != "" {
-		out = append(out, store.NodeSubject(t.Node))
+	return []string{"node"}
+}
+
+// alertSubjectKind is the kind of thing an alert of kind is about.
+func alertSubjectKind(kind string) string {
+	switch kind {
+	case store.AlertGuestStoppedUnexpectedly, store.AlertGuestStopped:
+		return "guest"
+	case store.AlertServiceFailed:
+		return "service"
+	case store.AlertStorageFull:
+		return "storage"
 	}
-	return out
+	return "node"
 }
 
 // OpenAlert is one alert the watcher raised and nothing has resolved yet.
@@ -256,10 +288,10 @@ func (s *Server) openAlerts(ctx context.Context) ([]OpenAlert, error) {
 // watcherSource is the Source of the events server/watch publishes.
 const watcherSource = "poller"
 
-// triggerOpen reports whether an alert of kind is open for one of subjects.
-func triggerOpen(alerts []OpenAlert, kind string, subjects []string) bool {
+// triggerOpen reports whether an alert of kind is open for subject.
+func triggerOpen(alerts []OpenAlert, kind, subject string) bool {
 	for _, a := range alerts {
-		if a.Kind == kind && slices.Contains(subjects, a.Subject) {
+		if a.Kind == kind && a.Subject == subject {
 			return true
 		}
 	}
@@ -276,8 +308,9 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 		s.opts.Logger.Error("cannot read standing approvals; asking a person", "err", err)
 		return nil, "the standing approvals could not be read"
 	}
-	subjects := subjectsOf(call.Target)
-	if len(subjects) == 0 {
+	// The budget counts per target: what the call itself acts on.
+	target := subjectOf(call.Target, toolSubjectKinds(tool)[0])
+	if target == "" {
 		return nil, ""
 	}
 	var alerts []OpenAlert
@@ -298,12 +331,12 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 				}
 				alertsRead = true
 			}
-			if !triggerOpen(alerts, r.Trigger, subjects) {
-				why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open for %s, and none is", r.Ref(), r.Trigger, subjects[0]))
+			about := subjectOf(call.Target, alertSubjectKind(r.Trigger))
+			if about == "" || !triggerOpen(alerts, r.Trigger, about) {
+				why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open for %s, and none is", r.Ref(), r.Trigger, about))
 				continue
 			}
 		}
-		target := subjects[0]
 		id, sp, err := s.opts.Store.ClaimRuleUse(ctx, store.RuleClaim{Rule: r, Principal: c.Principal.ID, Target: target,
 			Node: call.Target.Node, Now: now, StaleAfter: s.staleAfter()})
 		if err == nil {
@@ -316,6 +349,10 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 				fmt.Sprintf("%d of %d calls this hour for %s used; a person must approve more", sp.UsesLastHour[target], r.PerTargetPerHour, target))
 		case errors.Is(err, store.ErrRuleStopped):
 			why = append(why, fmt.Sprintf("rule %s stopped after %d calls in a row did not end ok; an operator must change or revoke it", r.Ref(), sp.FailuresInARow))
+			// Said here too: a rule stopped by calls Jarvis was cut off
+			// during (a crash, a restart) was never announced when they ended.
+			s.publishRule(ctx, r, store.RuleStopped, c.Principal.ID, target, v.Plan, "", 0,
+				fmt.Sprintf("%d calls in a row under it did not end ok; it lets nothing through until an operator changes or revokes it", sp.FailuresInARow))
 		case errors.Is(err, store.ErrRuleBusy):
 			why = append(why, fmt.Sprintf("rule %s lets one call run at a time, and one is running", r.Ref()))
 		case errors.Is(err, store.ErrRuleInactive):

@@ -215,6 +215,12 @@ func TestStandingApprovalNeverOverridesAndStopsAfterFailures(t *testing.T) {
 		{Principal: "night", Tool: "stop_vm", Args: map[string][]string{"colour": {"red"}}, PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)},
 		{Principal: "night", Tool: "stop_vm", Trigger: "moon_phase", PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)},
 		{Principal: "night", Tool: "execute_ssh", Args: map[string][]string{"node": {"pve"}, "command": {"*"}}, PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)},
+		// Triggers about something the tool's calls never act on could never be open.
+		{Principal: "night", Tool: "execute_ssh", Args: map[string][]string{"node": {"pve"}, "command": {"systemctl restart nginx"}},
+			Trigger: store.AlertServiceFailed, PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)},
+		{Principal: "night", Tool: "stop_vm", Trigger: store.AlertStorageFull, PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)},
+		{Principal: "night", Tool: "restart_service", Trigger: store.AlertGuestStoppedUnexpectedly, PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)},
+		{Principal: "night", Tool: "wake_node", Trigger: store.AlertServiceFailed, PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)},
 	} {
 		if _, err := h.srv.CreateRule(ctx, bad, "operator"); err == nil {
 			t.Errorf("rule %+v was accepted", bad)
@@ -254,6 +260,18 @@ func TestAlertsResourceSubscriptionAndPrompt(t *testing.T) {
 	// On the newest protocol revision the subscription is a long-lived
 	// listen request, so it reaches the server a moment later.
 	waitFor(t, "one subscriber", func() bool { return h.srv.AlertSubscribers() == 1 })
+	// Another session that never subscribed cannot unsubscribe someone else,
+	// and one that subscribed and went away without a word stops counting.
+	second := h.connect(agent, nil)
+	for range 3 {
+		_ = second.Unsubscribe(ctx, &mcp.UnsubscribeParams{URI: AlertsURI})
+	}
+	if err := second.Subscribe(ctx, &mcp.SubscribeParams{URI: AlertsURI}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "two subscribers", func() bool { return h.srv.AlertSubscribers() == 2 })
+	second.Close()
+	waitFor(t, "the closed session to stop counting", func() bool { return h.srv.AlertSubscribers() == 1 })
 	// Drain the notice of the rule's creation, if it raced ahead.
 	for len(updated) > 0 {
 		<-updated

@@ -23,6 +23,8 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -40,6 +42,16 @@ const (
 // Jarvis is the actor and source of what Jarvis does by itself: an approval
 // expiring, an alert resolving, a start-up notice.
 const Jarvis = "jarvis"
+
+// jarvisSources are the sources of the events Jarvis publishes itself. An
+// event posted through the operator API may not claim one: a standing
+// approval's trigger trusts only the watcher's ("poller") alerts.
+var jarvisSources = []string{Jarvis, "poller", "rules", "dispatch", "approvals", "audit", "demo"}
+
+// IsJarvisSource reports whether source is one Jarvis's own events carry.
+func IsJarvisSource(source string) bool {
+	return slices.Contains(jarvisSources, strings.ToLower(strings.TrimSpace(source)))
+}
 
 // Event severities (Event.Severity).
 const (
@@ -200,10 +212,11 @@ const (
 	AlertInterruptedCall = "interrupted_call"
 )
 
-// AlertKinds lists the alert kinds a standing approval's trigger may name.
+// AlertKinds lists the alert kinds a standing approval's trigger may name
+// (not storage_full: no tool acts on a storage as its target).
 func AlertKinds() []string {
 	return []string{AlertGuestStoppedUnexpectedly, AlertGuestStopped, AlertNodeUnreachable, AlertNodeMemory,
-		AlertStorageFull, AlertServiceFailed}
+		AlertServiceFailed}
 }
 
 // Alert subjects (AlertDetails.Subject) name what an alert is about, one

@@ -335,33 +335,47 @@ func (sp RuleSpend) UsesLeft(r Rule, target string) int {
 
 // ruleSpend reads a rule's spend at now. A use still open after staleAfter
 // counts as ended without an answer (unknown): Jarvis stopped while it ran.
+// It reads only what the answer needs (the last hour, open uses, the latest
+// of this version), so a rule used for months costs the same as a new one.
 func ruleSpend(db *gorm.DB, r Rule, now time.Time, staleAfter time.Duration) (RuleSpend, error) {
 	sp := RuleSpend{UsesLastHour: map[string]int{}}
-	var uses []ruleUseRecord
-	if err := db.Where("rule_id = ?", r.ID).Order("id DESC").Find(&uses).Error; err != nil {
+	hourAgo, stale := now.Add(-time.Hour).UnixNano(), now.Add(-staleAfter).UnixNano()
+	var recent []ruleUseRecord
+	if err := db.Where("rule_id = ? AND (started_ns > ? OR ended_ns IS NULL)", r.ID, hourAgo).Find(&recent).Error; err != nil {
 		return sp, err
 	}
-	hourAgo, stale := now.Add(-time.Hour).UnixNano(), now.Add(-staleAfter).UnixNano()
-	counting := true
-	for _, u := range uses {
-		sp.TotalUses++
-		if sp.LastUsed == nil {
-			t := fromNS(u.StartedNS)
-			sp.LastUsed = &t
-		}
+	for _, u := range recent {
 		if u.StartedNS > hourAgo {
 			sp.UsesLastHour[u.Target]++
 		}
-		running := u.EndedNS == nil && u.StartedNS > stale
-		if running {
+		if u.EndedNS == nil && u.StartedNS > stale {
 			sp.Running++
 		}
-		if u.Version != r.Version || !counting || running {
+	}
+	var totals struct {
+		N    int
+		Last *int64
+	}
+	if err := db.Model(&ruleUseRecord{}).Select("COUNT(*) AS n, MAX(started_ns) AS last").Where("rule_id = ?", r.ID).Scan(&totals).Error; err != nil {
+		return sp, err
+	}
+	sp.TotalUses = totals.N
+	if totals.Last != nil {
+		t := fromNS(*totals.Last)
+		sp.LastUsed = &t
+	}
+	// The failure streak: the latest uses of this version, newest first,
+	// skipping those still running.
+	var latest []ruleUseRecord
+	if err := db.Where("rule_id = ? AND version = ?", r.ID, r.Version).Order("id DESC").Limit(r.MaxFailures + sp.Running).Find(&latest).Error; err != nil {
+		return sp, err
+	}
+	for _, u := range latest {
+		if u.EndedNS == nil && u.StartedNS > stale {
 			continue
 		}
 		if u.EndedNS != nil && u.Outcome == OutcomeOK {
-			counting = false
-			continue
+			break
 		}
 		sp.FailuresInARow++
 	}

@@ -42,7 +42,7 @@ type AlertRule struct {
 	Rule     string              `json:"rule" jsonschema:"rule id and version, e.g. r_0123456789ab/v1"`
 	Tool     string              `json:"tool" jsonschema:"the tool it lets you call"`
 	Args     map[string][]string `json:"args" jsonschema:"the only arguments it allows, each with its allowed values (* for any); pass exactly these"`
-	UsesLeft int                 `json:"uses_left" jsonschema:"calls it still allows for this alert's subject this hour"`
+	UsesLeft int                 `json:"uses_left" jsonschema:"calls it still allows this hour for this alert's subject (for a node alert: per guest or service it acts on)"`
 	Expires  string              `json:"expires" jsonschema:"when the rule ends, RFC 3339"`
 }
 

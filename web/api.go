@@ -217,6 +217,9 @@ func (a *App) createEvent(c echo.Context) error {
 	if len(req.Source) > 100 {
 		problems = append(problems, "source is at most 100 characters")
 	}
+	if store.IsJarvisSource(req.Source) {
+		problems = append(problems, fmt.Sprintf("source %q is one Jarvis's own events carry; name yourself (e.g. operator, or your script's name)", req.Source))
+	}
 	if len(req.Details) > 0 && !json.Valid(req.Details) {
 		problems = append(problems, "details must be JSON")
 	}

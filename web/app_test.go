@@ -347,6 +347,11 @@ func TestMemoryEventsAPI(t *testing.T) {
 		{"type": "alert", "summary": "x", "severity": "apocalyptic"},
 		{"type": "alert", "summary": "x", "node": "bad node"},
 		{"type": "alert", "summary": "x", "extra": 1},
+		// Jarvis's own sources: a posted alert must not pass for the watcher's
+		// and open a standing approval's trigger.
+		{"type": "alert", "summary": "x", "source": "poller", "details": map[string]any{"state": "raised", "kind": "guest_stopped_unexpectedly", "subject": "guest/101"}},
+		{"type": "alert", "summary": "x", "source": " Poller "},
+		{"type": "rule", "summary": "x", "source": "rules"},
 	} {
 		if resp, out := h.do("POST", "/api/memory/events", op, bad); resp.StatusCode != 400 || out["error"] == nil {
 			t.Errorf("%v: %d %v", bad, resp.StatusCode, out)
