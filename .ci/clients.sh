@@ -6,7 +6,9 @@
 #   2. the TypeScript SDK (`node --test .ci/clients/jarvis-clients.test.mjs`) over stdio and HTTP;
 #   3. the TypeScript SDK on the weekly operations (`node --test .ci/clients/weekly-ops.test.mjs`:
 #      guest config, metrics, backups, clones, restores, resizes, migrations, …) over stdio and HTTP;
-#   4. the MCP Inspector CLI: tools/list, get_cluster_status and --strict schema portability.
+#   4. the TypeScript SDK as an agent that watches (`watching-agent.test.mjs`): jarvis://alerts
+#      subscribed, a crash in the demo cluster, remediate_alert, a call under a standing approval;
+#   5. the MCP Inspector CLI: tools/list, get_cluster_status and --strict schema portability.
 # Every client package is pinned in .ci/clients/package-lock.json and runs on the Node 22 that
 # package.json pins (the `node` package); the machine's own node only runs npm.
 # Exits non-zero if any step fails; kills every process it started.
@@ -63,7 +65,7 @@ step "start jarvis serve --demo"
 port=$(free_port)
 serve_db="$TMP/serve.db"
 # A quick needs_approval answer and rate limits that allow the YELLOW and RED calls of the SDK tests.
-PORT=$port DB_PATH=$serve_db JARVIS_LISTEN=127.0.0.1 JARVIS_APPROVAL_WAIT=1s \
+PORT=$port DB_PATH=$serve_db JARVIS_LISTEN=127.0.0.1 JARVIS_APPROVAL_WAIT=1s JARVIS_WATCH_INTERVAL=2s \
 	JARVIS_RATE_RED_PER_MIN=600 JARVIS_RATE_YELLOW_PER_MIN=600 LOG_LEVEL=warn \
 	"$JARVIS_BIN" serve --demo >"$TMP/serve.log" 2>&1 &
 pids+=($!)
@@ -122,6 +124,8 @@ run_step typescript-sdk env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" JAR
 	"$NODE" --test --test-reporter=spec --test-timeout=120000 jarvis-clients.test.mjs
 run_step weekly-ops env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" JARVIS_HTTP_DB="$serve_db" \
 	"$NODE" --test --test-reporter=spec --test-timeout=120000 weekly-ops.test.mjs
+run_step watching-agent env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" JARVIS_HTTP_DB="$serve_db" \
+	"$NODE" --test --test-reporter=spec --test-timeout=120000 watching-agent.test.mjs
 run_step inspector env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" "$NODE" inspector-smoke.mjs
 cd "$root"
 
@@ -131,7 +135,7 @@ fi
 
 step "summary"
 failed=0
-for name in conformance typescript-sdk weekly-ops inspector serve; do
+for name in conformance typescript-sdk weekly-ops watching-agent inspector serve; do
 	[ -n "${result[$name]:-}" ] || continue
 	printf '%-15s %s%s\n' "$name" "${result[$name]}" "${seconds[$name]:+ (${seconds[$name]}s)}"
 	# Each step's own result line(s): the suite's verdict, node --test's counts, the smoke's tally.

@@ -200,17 +200,21 @@ func TestOperatorAwayScenario(t *testing.T) {
 	}
 
 	for i := 1; i <= 3; i++ {
+		crashed := time.Now()
 		crash(101)
 		openCrash(101)
 		if i == 1 {
 			waitUntil(t, 30*time.Second, "the crash notified on both channels", func() bool {
 				return got.count("stopped unexpectedly") >= 2
 			})
+			t.Logf("crash to both notifications: %s (JARVIS_WATCH_INTERVAL=1s)", time.Since(crashed).Round(time.Millisecond))
 		}
+		called := time.Now()
 		res := start(101)
 		if res.IsError {
 			t.Fatalf("start %d of VM 101 under the rule: %+v", i, res.Content)
 		}
+		t.Logf("start %d under the rule: %s, %s after the crash", i, time.Since(called).Round(time.Millisecond), time.Since(crashed).Round(time.Millisecond))
 		running(101)
 	}
 	crash(101)

@@ -74,7 +74,10 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	// acts on what it sees: notifications, rules, subscribed agents.
 	a.notifyOn = a.cfg.notifyConfigured()
 	watcher.SetUnattended(a.unattended(bg))
-	stopNotify := a.startNotifier(bg, &a.cfg.NotifyEnv)
+	// The notifier outlives the background context: calls cut short by the
+	// shutdown end (and are announced) while the HTTP server drains, and it
+	// stops after that, when serve returns.
+	stopNotify := a.startNotifier(context.WithoutCancel(ctx), &a.cfg.NotifyEnv)
 	defer stopNotify()
 	if a.ssh != nil {
 		// Failed systemd units become service_failed alerts.
@@ -161,6 +164,9 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
+	// The goroutines below end before the store closes (defers run last first).
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	p := principalStdio(a.cfg)
 	srv := a.srv.MCP(p, &p)
 	// Expire approvals and close calls a crashed process left open, as serve does.

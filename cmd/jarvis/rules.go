@@ -61,8 +61,8 @@ the rate limits still refuse first.
                   command in its own --arg command='...' (commas stay part of it)
   --trigger       an alert kind that must be open for what the call acts on (the
                   guest, its node or service): guest_stopped_unexpectedly,
-                  guest_stopped, node_unreachable, node_memory, storage_full,
-                  service_failed; none clears it on update
+                  guest_stopped, node_unreachable, node_memory, service_failed;
+                  none clears it on update
   --per-hour      calls it lets through per target (guest, service) per hour (3)
   --max-failures  calls in a row that do not end ok before it stops (3)
   --expires       how long it holds from now: 12h, 720h, 30d (720h; 1m..366d)
