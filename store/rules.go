@@ -340,8 +340,10 @@ func (sp RuleSpend) UsesLeft(r Rule, target string) int {
 func ruleSpend(db *gorm.DB, r Rule, now time.Time, staleAfter time.Duration) (RuleSpend, error) {
 	sp := RuleSpend{UsesLastHour: map[string]int{}}
 	hourAgo, stale := now.Add(-time.Hour).UnixNano(), now.Add(-staleAfter).UnixNano()
+	// One range of the (rule_id, started_ns) index: the hour's uses and
+	// those that may still run (an older open use is stale, counted below).
 	var recent []ruleUseRecord
-	if err := db.Where("rule_id = ? AND (started_ns > ? OR ended_ns IS NULL)", r.ID, hourAgo).Find(&recent).Error; err != nil {
+	if err := db.Where("rule_id = ? AND started_ns > ?", r.ID, min(hourAgo, stale)).Find(&recent).Error; err != nil {
 		return sp, err
 	}
 	for _, u := range recent {
