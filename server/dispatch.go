@@ -476,25 +476,6 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	return successResult(out)
 }
 
-// noteGuestRecords keeps the store's record of the guests Jarvis created in
-// step with a call that ended ok: a clone is remembered with its audit row, a
-// deleted guest forgotten. A failed write is logged; it can only make Jarvis
-// refuse to delete a guest later, never allow one it should not.
-func (s *Server) noteGuestRecords(ctx context.Context, c Call, tool *tools.Tool, beginID uint64, out any) {
-	if g, ok := out.(tools.GuestCreated); ok {
-		node, vmid, marker := g.CreatedGuest()
-		rec := store.CreatedGuest{VMID: vmid, Node: node, Tool: tool.Name, Principal: c.Principal.ID, Marker: marker, BeginID: beginID}
-		if err := s.opts.Store.RecordCreatedGuest(ctx, rec); err != nil {
-			s.opts.Logger.Error("could not record a guest Jarvis created; delete_guest will refuse it", "vmid", vmid, "err", err)
-		}
-	}
-	if g, ok := out.(tools.GuestDeleted); ok {
-		if err := s.opts.Store.ForgetCreatedGuest(ctx, g.DeletedGuest()); err != nil {
-			s.opts.Logger.Error("could not forget a deleted guest's creation record", "vmid", g.DeletedGuest(), "err", err)
-		}
-	}
-}
-
 // run executes a prepared call under JARVIS_EXEC_TIMEOUT, with the caller's
 // progress (if any), a panic turned into an error.
 func (s *Server) run(ctx context.Context, c Call, call *tools.Call) (any, error) {
