@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/jarvis-homelab/jarvis/safety"
@@ -218,15 +219,15 @@ func (s *Server) addAlerts(srv *mcp.Server, principalOf func(*auth.TokenInfo) (s
 		}
 		p, ok := principalOf(ti)
 		if !ok {
-			return nil, fmt.Errorf("the caller could not be identified")
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: "the caller could not be identified; use a valid token"}
 		}
 		id, err := strconv.ParseUint(strings.TrimSpace(req.Params.Arguments["alert_id"]), 10, 64)
 		if err != nil {
-			return nil, fmt.Errorf("alert_id must be the number of an open alert (read jarvis://alerts)")
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams, Message: "alert_id must be the number of an open alert (read jarvis://alerts)"}
 		}
 		list, err := s.OpenAlertsFor(ctx, p)
 		if err != nil {
-			return nil, err
+			return nil, &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: err.Error()}
 		}
 		for _, a := range list.Alerts {
 			if a.ID == id {
@@ -234,7 +235,8 @@ func (s *Server) addAlerts(srv *mcp.Server, principalOf func(*auth.TokenInfo) (s
 					Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: remediateText(a)}}}}, nil
 			}
 		}
-		return nil, fmt.Errorf("there is no open alert %d (it may have been resolved); read jarvis://alerts for the open ones", id)
+		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
+			Message: fmt.Sprintf("there is no open alert %d (it may have been resolved); read jarvis://alerts for the open ones", id)}
 	})
 }
 

@@ -41,20 +41,35 @@ func (s *Server) confirm(ctx context.Context, c Call, in *tools.Input, v safety.
 	if id := in.ApprovalID(); id != "" {
 		return s.redeemApproval(ctx, c, v, id, bindArgs(in.Object, canonical))
 	}
-	// Elicitation asks "the user" through the caller's own client. For the local
-	// operator (stdio) or an operator login that user is a person; an agent
-	// answers its own client, so agents get a stored approval that an operator
-	// decides — unless JARVIS_ELICITATION_FOR_AGENTS says their clients are
-	// trusted to show the question to a person.
-	if c.Principal.Kind == safety.Operator || s.opts.ElicitAgents {
-		if c.RequestState != "" {
-			return "", s.redeemElicitation(ctx, c, v, canonical)
-		}
-		if c.Elicitation {
-			return "", s.askClient(ctx, c, v, canonical)
-		}
+	if s.answersElicitation(c, in, v) {
+		return "", s.redeemElicitation(ctx, c, v, canonical)
+	}
+	if s.elicits(c) && c.Elicitation {
+		return "", s.askClient(ctx, c, v, canonical)
 	}
 	return s.requestApproval(ctx, c, v, bindArgs(in.Object, canonical))
+}
+
+// elicits reports whether c's yes is asked through its own client's
+// elicitation. Elicitation asks "the user" of the caller's client. For the
+// local operator (stdio) or an operator login that user is a person; an agent
+// answers its own client, so agents get a stored approval that an operator
+// decides — unless JARVIS_ELICITATION_FOR_AGENTS says their clients are
+// trusted to show the question to a person.
+func (s *Server) elicits(c Call) bool {
+	return c.Principal.Kind == safety.Operator || s.opts.ElicitAgents
+}
+
+// answersElicitation reports whether c is the retry that carries the answer
+// to an input request: a call that needs approval, names no approval, comes
+// with a request state, from a caller who is asked by elicitation. confirm
+// redeems exactly these (signature, binding to caller, tool, arguments and
+// plan, expiry, the nonce spent once) and runs nothing on a state that fails;
+// dispatch does not charge them to the rate limit again (the question was
+// charged when it was asked). Any other caller's request state is ignored, so
+// attaching one gets an agent nothing.
+func (s *Server) answersElicitation(c Call, in *tools.Input, v safety.Verdict) bool {
+	return v.Decision == safety.NeedsApproval && in.ApprovalID() == "" && c.RequestState != "" && s.elicits(c)
 }
 
 // withPlan binds a confirmation to the plan the user was shown as well as to

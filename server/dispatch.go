@@ -221,6 +221,11 @@ type Call struct {
 	// resource read, the console's guest view. Toolsets shape what is listed
 	// to a model, so they do not limit these; tiers and ceilings still do.
 	Direct bool
+	// wrongInput, when set, hears of an argument or target the caller got
+	// wrong (a tools.InputError: no such node, a malformed name), whether
+	// found while preparing or while reading: a resource read answers
+	// "resource not found" for it rather than a failure.
+	wrongInput func(*tools.InputError)
 
 	// Set by Dispatch, once per call: when it started, the arguments parsed
 	// (nil when they are not a JSON object) and their redacted canonical form
@@ -296,10 +301,17 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	default:
 		return s.refuse(ctx, c, tier, verdict, "")
 	}
-	if ok, retry := s.opts.Limiter.Allow(c.Principal.ID, tier, s.opts.Now()); !ok {
-		v := safety.Verdict{Decision: safety.RateLimited, Tier: tier, Plan: verdict.Plan,
-			Reason: fmt.Sprintf("too many %s calls from %s; try again in %s", tier, c.Principal.ID, retry.Round(time.Second))}
-		return s.refuse(ctx, c, tier, v, "")
+	// The retry that carries a person's answer to an input request was
+	// charged when the question was asked; charging it again would turn a
+	// person's "no" (or "yes") into rate_limited. confirm redeems its state
+	// (signed for this caller, tool, arguments and plan; spent once) before
+	// anything runs.
+	if !s.answersElicitation(c, in, verdict) {
+		if ok, retry := s.opts.Limiter.Allow(c.Principal.ID, tier, s.opts.Now()); !ok {
+			v := safety.Verdict{Decision: safety.RateLimited, Tier: tier, Plan: verdict.Plan,
+				Reason: fmt.Sprintf("too many %s calls from %s; try again in %s", tier, c.Principal.ID, retry.Round(time.Second))}
+			return s.refuse(ctx, c, tier, v, "")
+		}
 	}
 
 	approvalID := ""
@@ -354,6 +366,7 @@ func (s *Server) read(ctx context.Context, c Call, tool *tools.Tool, v safety.Ve
 	}
 	s.observe(c, safety.Green, entry.Decision, outcome.Status)
 	if runErr != nil {
+		c.noteWrongInput(runErr)
 		return errorResult(fmt.Sprintf("%s failed: %v", tool.Name, runErr))
 	}
 	return successResult(out)
@@ -530,11 +543,23 @@ func (s *Server) failPrepare(ctx context.Context, c Call, tool *tools.Tool, err 
 		_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: err.Error()})
 	}
 	s.observe(c, tool.Tier, entry.Decision, store.OutcomeRefused)
-	var inErr *tools.InputError
-	if errors.As(err, &inErr) {
+	if inErr := c.noteWrongInput(err); inErr != nil {
 		return errorResult(inErr.Msg)
 	}
 	return errorResult(fmt.Sprintf("%s could not be prepared: %v", tool.Name, err))
+}
+
+// noteWrongInput tells c.wrongInput (if set) when err is an argument or
+// target the caller got wrong, and returns that error, else nil.
+func (c *Call) noteWrongInput(err error) *tools.InputError {
+	var inErr *tools.InputError
+	if !errors.As(err, &inErr) {
+		return nil
+	}
+	if c.wrongInput != nil {
+		c.wrongInput(inErr)
+	}
+	return inErr
 }
 
 // refuse writes the audit rows and the event for a refused call and returns the

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/jarvis-homelab/jarvis/safety"
@@ -41,6 +43,7 @@ func (s *Server) MCP(p safety.Principal, local *safety.Principal) *mcp.Server {
 	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "jarvis", Title: "Jarvis for Proxmox VE", Version: s.opts.Version},
 		&mcp.ServerOptions{Instructions: instructions, Logger: s.opts.Logger,
+			Capabilities: capabilities(), SetCacheable: setCacheable,
 			SubscribeHandler: s.subscribeAlerts, UnsubscribeHandler: s.unsubscribeAlerts})
 
 	principalOf := func(ti *auth.TokenInfo) (safety.Principal, bool) {
@@ -215,18 +218,93 @@ func (s *Server) refuseUnregistered(shape safety.Principal, principalOf func(*au
 			if extra := req.GetExtra(); extra != nil {
 				ti = extra.TokenInfo
 			}
+			// The SDK marks results complete on the 2026-07-28 revision only
+			// for the tools it calls itself; this one answers in its stead.
+			answer := func(res *mcp.CallToolResult) (mcp.Result, error) {
+				if call.ProtocolVersion() >= protocolStateless {
+					res = completeResult(res)
+				}
+				return res, nil
+			}
 			p, ok := principalOf(ti)
 			if !ok {
-				return refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Black,
-					Reason: "the caller could not be identified; use a valid token"}, ""), nil
+				return answer(refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Black,
+					Reason: "the caller could not be identified; use a valid token"}, ""))
 			}
 			if p.MaxTier > ceiling {
 				p.MaxTier = ceiling
 			}
 			// Dispatch names the reason: unknown or BLACK, above the
 			// ceiling, outside the toolsets, read-only mode.
-			return s.Dispatch(ctx, Call{Principal: p, Tool: call.Params.Name, Args: call.Params.Arguments}), nil
+			return answer(s.Dispatch(ctx, Call{Principal: p, Tool: call.Params.Name, Args: call.Params.Arguments}))
 		}
+	}
+}
+
+// protocolStateless is the first protocol revision without sessions
+// (2026-07-28): every result says whether it is complete.
+const protocolStateless = "2026-07-28"
+
+// completeResult is res with resultType "complete". The SDK keeps that field
+// unexported and sets it only on results of registered tools; its JSON
+// decoding is the one way to set it from outside, so res goes through its
+// wire form, which is what the client receives anyway. On the unlikely
+// failure to encode, res goes out as it is.
+func completeResult(res *mcp.CallToolResult) *mcp.CallToolResult {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return res
+	}
+	var wire map[string]json.RawMessage
+	if err := json.Unmarshal(b, &wire); err != nil {
+		return res
+	}
+	wire["resultType"] = json.RawMessage(`"complete"`)
+	if b, err = json.Marshal(wire); err != nil {
+		return res
+	}
+	var out mcp.CallToolResult
+	if err := json.Unmarshal(b, &out); err != nil {
+		return res
+	}
+	return &out
+}
+
+// capabilities are what every Jarvis MCP server declares. The lists of
+// tools, prompts and resources are fixed when the server is built (a
+// caller's ceiling and toolsets pick one server; nothing changes while Jarvis
+// runs), so none promises list-changed notifications. The SDK adds
+// resources.subscribe (jarvis://alerts) because a subscribe handler is set;
+// logging carries the approval notices (Call.Notify). There is no completion
+// handler, so no completions.
+func capabilities() *mcp.ServerCapabilities {
+	return &mcp.ServerCapabilities{
+		Logging:   &mcp.LoggingCapabilities{},
+		Tools:     &mcp.ToolCapabilities{},
+		Prompts:   &mcp.PromptCapabilities{},
+		Resources: &mcp.ResourceCapabilities{},
+	}
+}
+
+// listTTL is how long a client may keep a list (tools, prompts, resources)
+// or the discovery answer: they change only when Jarvis is upgraded or
+// reconfigured, which restarts it.
+const listTTL = time.Hour
+
+// setCacheable gives the caching hints of the 2026-07-28 revision. The tool
+// list depends on the caller's token (its ceiling and toolsets), so only that
+// caller's client may keep it; prompts, resources, templates and discovery
+// are the same for everyone. A resource read is the cluster or the alerts as
+// they are now: never to be reused, and per caller (alerts list the rules
+// that let this caller act).
+func setCacheable(_ context.Context, req mcp.Request, c *mcp.Cacheable) {
+	switch req.(type) {
+	case *mcp.ListToolsRequest:
+		c.TTLMs, c.CacheScope = int(listTTL.Milliseconds()), "private"
+	case *mcp.ListPromptsRequest, *mcp.ListResourcesRequest, *mcp.ListResourceTemplatesRequest, *mcp.ServerRequest[*mcp.DiscoverParams]:
+		c.TTLMs, c.CacheScope = int(listTTL.Milliseconds()), "public"
+	case *mcp.ReadResourceRequest:
+		c.TTLMs, c.CacheScope = 0, "private"
 	}
 }
 
@@ -238,22 +316,20 @@ func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo)
 		if req.Extra != nil {
 			ti = req.Extra.TokenInfo
 		}
+		uri := req.Params.URI
 		p, ok := principalOf(ti)
 		if !ok {
-			return nil, fmt.Errorf("the caller could not be identified")
+			return nil, resourceError(uri, refusalResult(safety.Verdict{Decision: safety.Blocked, Tier: safety.Green,
+				Reason: "the caller could not be identified; use a valid token"}, ""), nil)
 		}
 		raw, _ := json.Marshal(args)
-		res := s.Dispatch(ctx, Call{Principal: p, Tool: tool, Args: raw, Direct: true})
-		text := ""
-		if len(res.Content) > 0 {
-			if tc, ok := res.Content[0].(*mcp.TextContent); ok {
-				text = tc.Text
-			}
-		}
+		var wrong *tools.InputError
+		res := s.Dispatch(ctx, Call{Principal: p, Tool: tool, Args: raw, Direct: true,
+			wrongInput: func(e *tools.InputError) { wrong = e }})
 		if res.IsError {
-			return nil, fmt.Errorf("%s", text)
+			return nil, resourceError(uri, res, wrong)
 		}
-		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "application/json", Text: text}}}, nil
+		return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: uri, MIMEType: "application/json", Text: resultText(res)}}}, nil
 	}
 	srv.AddResource(&mcp.Resource{
 		URI: "jarvis://cluster/summary", Name: "cluster-summary", Title: "Cluster summary",
@@ -274,6 +350,40 @@ func (s *Server) addResources(srv *mcp.Server, principalOf func(*auth.TokenInfo)
 		return read(ctx, req, "get_node_status", map[string]any{"node": node})
 	})
 	s.addAlerts(srv, principalOf, read)
+}
+
+// resourceError is the protocol error for a resource read that did not
+// answer (res, an isError result of dispatch). A target that does not exist
+// (wrong: the tool's InputError, e.g. no such node) is "resource not found",
+// -32602 with data.uri as the spec asks, its message still naming what
+// exists. A refusal or a failure is an internal error (-32603) whose message
+// is the result's sentence; data carries the uri and, for a refusal, its
+// structured form.
+func resourceError(uri string, res *mcp.CallToolResult, wrong *tools.InputError) error {
+	if wrong != nil {
+		data, _ := json.Marshal(map[string]string{"uri": uri})
+		return &jsonrpc.Error{Code: mcp.CodeResourceNotFound, Message: "Resource not found: " + wrong.Msg, Data: data}
+	}
+	data := map[string]any{"uri": uri}
+	if r, ok := res.StructuredContent.(Refusal); ok {
+		data["refusal"] = r
+	}
+	raw, _ := json.Marshal(data)
+	msg := resultText(res)
+	if msg == "" {
+		msg = "reading " + uri + " failed"
+	}
+	return &jsonrpc.Error{Code: jsonrpc.CodeInternalError, Message: msg, Data: raw}
+}
+
+// resultText is the text of a result's first content.
+func resultText(res *mcp.CallToolResult) string {
+	if len(res.Content) > 0 {
+		if tc, ok := res.Content[0].(*mcp.TextContent); ok {
+			return tc.Text
+		}
+	}
+	return ""
 }
 
 // readResource reads a resource as a call of a GREEN tool with args.
