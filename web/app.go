@@ -63,6 +63,8 @@ type Options struct {
 	// have open (JARVIS_MCP_MAX_SESSIONS; DefaultMaxSessionsPerPrincipal when
 	// 0); at the cap its longest idle session makes room, and only when all
 	// are in use is one more initialize refused with 429 and what to do.
+	// Clients of protocol 2026-07-28 have no sessions: the same number caps
+	// the subscriptions/listen streams one caller holds open.
 	MaxSessionsPerPrincipal int
 	// Metrics, when set, is served at GET /metrics to operator tokens only: the
 	// Prometheus exposition (metrics.Metrics.Handler). Nil: no route.
@@ -82,6 +84,9 @@ type App struct {
 
 	// sessions wraps mcp: who opened each session, the cap, the idle timeout.
 	sessions *sessionTracker
+	// router sends 2026-07-28 requests to a stateless handler, the others to
+	// sessions, and caps the listen streams per caller.
+	router *mcpRouter
 
 	loginMu      sync.Mutex
 	loginLimiter map[string]*rate.Limiter
@@ -136,20 +141,35 @@ func New(opts Options) *App {
 
 	// MCP: one prebuilt server per tier ceiling and toolsets; the SDK calls
 	// getServer per request.
-	a.mcp = mcp.NewStreamableHTTPHandler(func(r *http.Request) *mcp.Server {
+	getServer := func(r *http.Request) *mcp.Server {
 		p, ok := server.PrincipalFromToken(auth.TokenInfoFromContext(r.Context()))
 		if !ok {
 			return nil
 		}
 		return opts.Server.MCP(p, nil)
-	}, &mcp.StreamableHTTPOptions{
+	}
+	// Protocol revisions up to 2025-11-25, with sessions.
+	a.mcp = mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
 		// No SessionTimeout: a.sessions ends idle sessions, counting an open
 		// GET stream as activity, which the SDK's timer does not.
 		MaxRequestBodyBytes: mcpMaxBody,
 		Logger:              opts.Logger,
 	})
 	a.sessions = newSessionTracker(a.mcp, opts.Server, opts.SessionIdle, opts.MaxSessionsPerPrincipal, opts.Logger)
-	mcpHandler := auth.RequireBearerToken(opts.Tokens.MCPVerifier(), nil)(a.sessions)
+	// 2026-07-28, stateless; the router picks by the request's revision
+	// (mcp_router.go).
+	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{
+		Stateless:           true,
+		MaxRequestBodyBytes: mcpMaxBody,
+		Logger:              opts.Logger,
+		// A client of this revision has no session to send
+		// notifications/cancelled on: ending its request cancels the call,
+		// as the cancellation does on a session (dispatch writes the end
+		// row on a context of its own).
+		PropagateRequestCancellation: true,
+	})
+	a.router = newMCPRouter(a.sessions, stateless, opts.MaxSessionsPerPrincipal, opts.Logger)
+	mcpHandler := auth.RequireBearerToken(opts.Tokens.MCPVerifier(), nil)(a.router)
 	e.Any("/mcp", echo.WrapHandler(mcpHandler))
 
 	api := e.Group("/api", a.requireOperator, middleware.BodyLimit("64K"))

@@ -32,21 +32,31 @@ func BenchmarkHTTPCalls(b *testing.B) {
 	const clients = 50
 	b.Run("get_vms/bare", func(b *testing.B) {
 		url := bareHTTPServer(b, "get_vms")
-		benchHTTPCalls(b, clients, func() *mcp.ClientSession { return connectHTTP(b, url, "") })
+		benchHTTPCalls(b, clients, func() *mcp.ClientSession { return connectHTTPAt(b, url, "", sessionsRevision) })
 	})
-	b.Run("get_vms/jarvis", func(b *testing.B) {
-		h := newWebHarness(b)
-		// One agent per client: several agents share one cluster (and one agent
-		// may hold only so many sessions).
-		benchHTTPCalls(b, clients, func() *mcp.ClientSession {
-			tok, _, err := h.tokens.IssueAgent(context.Background(), "bench", safety.Green, time.Hour, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return connectHTTP(b, h.ts.URL+"/mcp", tok)
+	// Jarvis on each protocol revision it serves over HTTP: 2025-11-25 with
+	// sessions (like for like with the bare server), 2026-07-28 stateless.
+	for _, version := range []string{sessionsRevision, statelessRevision} {
+		b.Run("get_vms/jarvis-"+version, func(b *testing.B) {
+			h := newWebHarness(b)
+			// One agent per client: several agents share one cluster (and one agent
+			// may hold only so many sessions).
+			benchHTTPCalls(b, clients, func() *mcp.ClientSession {
+				tok, _, err := h.tokens.IssueAgent(context.Background(), "bench", safety.Green, time.Hour, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return connectHTTPAt(b, h.ts.URL+"/mcp", tok, version)
+			})
 		})
-	})
+	}
 }
+
+// The protocol revisions the HTTP benchmark compares.
+const (
+	sessionsRevision  = "2025-11-25"
+	statelessRevision = "2026-07-28"
+)
 
 // benchHTTPCalls spreads b.N calls of get_vms over n clients, each on its own
 // session, and reports throughput and latency percentiles.
@@ -91,11 +101,13 @@ func benchHTTPCalls(b *testing.B, n int, connect func() *mcp.ClientSession) {
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 }
 
-func connectHTTP(b *testing.B, url, token string) *mcp.ClientSession {
+// connectHTTPAt connects a client that speaks protocol revision version.
+func connectHTTPAt(b *testing.B, url, token, version string) *mcp.ClientSession {
 	// Both sides get the same client transport, keeping a connection per client.
 	hc := &http.Client{Transport: tokenTransport{token: token, next: benchTransport}}
 	tr := &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: hc}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), tr, nil)
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), tr,
+		&mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,10 +1,8 @@
 package web
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"iter"
 	"log/slog"
 	"net/http"
@@ -42,9 +40,11 @@ const sessionIDHeader = "Mcp-Session-Id"
 // tool arguments are small, a megabyte is plenty.
 const mcpMaxBody = 1 << 20
 
-// sessionTracker sits in front of the SDK's streamable handler and owns the
-// life of MCP sessions: who opened each, the cap per caller, and the idle
-// timeout.
+// sessionTracker sits in front of the SDK's stateful streamable handler and
+// owns the life of MCP sessions: who opened each, the cap per caller, and the
+// idle timeout. Sessions are what protocol revisions up to 2025-11-25 have;
+// mcpRouter (mcp_router.go) sends it only their requests, and serves
+// 2026-07-28, which has none, from the SDK's stateless handler.
 //
 // It keeps its own idle timer instead of the SDK's SessionTimeout because the
 // SDK pauses that timer only while a POST runs: a session whose client holds the
@@ -195,7 +195,7 @@ func (t *sessionTracker) countLocked(principal string) int {
 }
 
 // serveOther serves a POST without a session id that does not read as an
-// initialize (a probe such as server/discover, a stateless request). Should
+// initialize (a stray ping, a body a plain JSON parser cannot read). Should
 // the SDK open a session for it anyway — it parses JSON by rules of its own —
 // the session is tracked like any other, and the cap is kept after the fact:
 // no session exists that the count and the idle timer do not know.
@@ -361,34 +361,15 @@ func (t *sessionTracker) live() iter.Seq[*mcp.ServerSession] {
 // startsSession reports whether a POST without a session id is an initialize,
 // and its JSON-RPC id.
 // The SDK keeps only sessions whose initialize succeeded; other such requests
-// (the Go SDK's server/discover probe before it, a stray ping) get a session
-// closed before the answer, so they are neither counted nor capped. The body
-// is read up to the /mcp limit and put back for the SDK; a body that does not
-// parse cannot initialize anything.
+// (a stray ping, a legacy client's request without a session) get a session
+// closed before the answer, so they are neither counted nor capped. It reads
+// the body as the router peeked it (peekBody, mcp_router.go: read once up to
+// the /mcp limit and put back for the SDK); a body that does not parse cannot
+// initialize anything. Requests of 2026-07-28 and every server/discover never
+// get here: the router serves or answers them.
 func startsSession(r *http.Request) (bool, json.RawMessage) {
-	if r.Body == nil {
-		return false, nil
-	}
-	head, _ := io.ReadAll(io.LimitReader(r.Body, mcpMaxBody+1))
-	r.Body = struct {
-		io.Reader
-		io.Closer
-	}{io.MultiReader(bytes.NewReader(head), r.Body), r.Body}
-	head = bytes.TrimSpace(head)
-	var msgs []struct {
-		ID     json.RawMessage `json:"id"`
-		Method string          `json:"method"`
-	}
-	if len(head) > 0 && head[0] == '{' {
-		head = append(append([]byte{'['}, head...), ']')
-	}
-	if json.Unmarshal(head, &msgs) != nil {
-		return false, nil
-	}
-	for _, m := range msgs {
-		if m.Method == "initialize" {
-			return true, m.ID
-		}
+	if m, ok := peekBody(r).find("initialize"); ok {
+		return true, m.ID
 	}
 	return false, nil
 }

@@ -70,7 +70,10 @@ func (c *sessionClient) open(token string, standaloneSSE bool) (clientSession, e
 	noDelete := &atomic.Bool{}
 	tr := &mcp.StreamableClientTransport{Endpoint: c.h.ts.URL + "/mcp", DisableStandaloneSSE: !standaloneSSE,
 		HTTPClient: &http.Client{Transport: sessionTransport{base: c.tr, token: token, noDelete: noDelete}}}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "sessions-test", Version: "1"}, nil).Connect(context.Background(), tr, nil)
+	// Sessions are what revisions up to 2025-11-25 have; go-sdk clients
+	// default to 2026-07-28, which is served without (mcp_router_test.go).
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "sessions-test", Version: "1"}, nil).Connect(context.Background(), tr,
+		&mcp.ClientSessionOptions{ProtocolVersion: sessionsVersion})
 	if err != nil {
 		return clientSession{}, err
 	}
@@ -130,6 +133,9 @@ func (h *webHarness) sessionActive(id string) (known bool, active int) {
 	}
 	return true, e.active
 }
+
+// sessionsVersion is the newest protocol revision with sessions.
+const sessionsVersion = "2025-11-25"
 
 const initializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}`
 
