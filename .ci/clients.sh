@@ -1,16 +1,25 @@
 #!/usr/bin/env bash
 # Real MCP clients against Jarvis, run from the repo root (`bash .ci/clients.sh`):
-#   1. the official conformance suite (@modelcontextprotocol/conformance, server mode) against
-#      `jarvis serve --demo` over streamable HTTP, through a loopback proxy that adds the bearer
-#      token, judged against .ci/conformance-expected-failures.txt;
-#   2. the TypeScript SDK (`node --test .ci/clients/jarvis-clients.test.mjs`) over stdio and HTTP;
-#   3. the TypeScript SDK on the weekly operations (`node --test .ci/clients/weekly-ops.test.mjs`:
+#   1. the official conformance suite (@modelcontextprotocol/conformance 0.1, server mode, its
+#      active suite: protocol 2025-11-25 and older) against `jarvis serve --demo` over streamable
+#      HTTP, through a loopback proxy that adds the bearer token, judged against
+#      .ci/conformance-expected-failures.txt;
+#   2. the conformance suite 0.2 (npm alias conformance-0.2) with `--requirements 2026-07-28`,
+#      the frozen set the stateless 2026-07-28 revision requires, the same way, judged check by
+#      check against .ci/conformance-2026-07-28-expected-failures.txt;
+#   3. the TypeScript SDK (`node --test .ci/clients/jarvis-clients.test.mjs`) over stdio and HTTP;
+#   4. the TypeScript SDK on the weekly operations (`node --test .ci/clients/weekly-ops.test.mjs`:
 #      guest config, metrics, backups, clones, restores, resizes, migrations, …) over stdio and HTTP;
-#   4. the TypeScript SDK as an agent that watches (`watching-agent.test.mjs`): jarvis://alerts
+#   5. the TypeScript SDK as an agent that watches (`watching-agent.test.mjs`): jarvis://alerts
 #      subscribed, a crash in the demo cluster, remediate_alert, a call under a standing approval;
-#   5. the MCP Inspector CLI: tools/list, get_cluster_status and --strict schema portability.
+#   6. the MCP Inspector CLI: tools/list, get_cluster_status and --strict schema portability;
+#   7. mark3labs/mcp-go with its defaults (.ci/mcp-go, a Go module of its own so that mcp-go stays
+#      out of the product's go.mod) over stdio and over HTTP at 2026-07-28: output schemas as it
+#      holds them, every GREEN tool, elicitation accept/decline, an agent's approval round trip.
+#      It stops one running VM of the shared demo cluster, so it runs last.
 # Every client package is pinned in .ci/clients/package-lock.json and runs on the Node 22 that
-# package.json pins (the `node` package); the machine's own node only runs npm.
+# package.json pins (the `node` package); the machine's own node only runs npm. mcp-go is pinned
+# in .ci/mcp-go/go.mod.
 # Exits non-zero if any step fails; kills every process it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +59,9 @@ esac
 step "go build ./cmd/jarvis"
 go build -o "$TMP/jarvis" ./cmd/jarvis
 JARVIS_BIN="$TMP/jarvis"
+
+step "go vet and go build .ci/mcp-go (its own module)"
+(cd .ci/mcp-go && go vet ./... && go build -o "$TMP/mcp-go-check" .)
 
 # free_port asks the kernel for an unused port on 127.0.0.1.
 free_port() {
@@ -120,6 +132,9 @@ run_step() { # name command...: runs one client step, records PASS/FAIL and its 
 cd .ci/clients
 run_step conformance "$NODE" conformance.mjs --url "http://127.0.0.1:$proxy_port/mcp" \
 	--expected-failures "$root/.ci/conformance-expected-failures.txt"
+run_step conformance-2026 "$NODE" conformance.mjs --url "http://127.0.0.1:$proxy_port/mcp" \
+	--suite-package conformance-0.2 --requirements 2026-07-28 \
+	--expected-failures "$root/.ci/conformance-2026-07-28-expected-failures.txt"
 run_step typescript-sdk env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" JARVIS_HTTP_DB="$serve_db" \
 	"$NODE" --test --test-reporter=spec --test-timeout=120000 jarvis-clients.test.mjs
 run_step weekly-ops env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" JARVIS_HTTP_DB="$serve_db" \
@@ -127,6 +142,7 @@ run_step weekly-ops env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" JARVIS_
 run_step watching-agent env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" JARVIS_HTTP_DB="$serve_db" \
 	"$NODE" --test --test-reporter=spec --test-timeout=120000 watching-agent.test.mjs
 run_step inspector env JARVIS_BIN="$JARVIS_BIN" JARVIS_HTTP_URL="$base" "$NODE" inspector-smoke.mjs
+run_step mcp-go "$TMP/mcp-go-check" -jarvis "$JARVIS_BIN" -stdio -http "$base" -http-db "$serve_db"
 cd "$root"
 
 if ! kill -0 "$serve_pid" 2>/dev/null; then
@@ -135,12 +151,13 @@ fi
 
 step "summary"
 failed=0
-for name in conformance typescript-sdk weekly-ops watching-agent inspector serve; do
+for name in conformance conformance-2026 typescript-sdk weekly-ops watching-agent inspector mcp-go serve; do
 	[ -n "${result[$name]:-}" ] || continue
-	printf '%-15s %s%s\n' "$name" "${result[$name]}" "${seconds[$name]:+ (${seconds[$name]}s)}"
-	# Each step's own result line(s): the suite's verdict, node --test's counts, the smoke's tally.
+	printf '%-17s %s%s\n' "$name" "${result[$name]}" "${seconds[$name]:+ (${seconds[$name]}s)}"
+	# Each step's own result line(s): the suite's verdict, node --test's counts, the smoke's and
+	# mcp-go's tallies.
 	if [ -f "$TMP/$name.log" ]; then
-		grep -E '^(conformance [0-9.]+:|inspector [0-9.]+:|ℹ (tests|pass|fail) )' "$TMP/$name.log" | sed 's/^/    /' || true
+		grep -E '^(conformance [0-9][^:]*:|inspector [0-9.]+:|mcp-go [0-9][^:]*:|ℹ (tests|pass|fail) )' "$TMP/$name.log" | sed 's/^/    /' || true
 	fi
 	case "${result[$name]}" in PASS) ;; *) failed=1 ;; esac
 done
