@@ -86,7 +86,7 @@ func TestRuleLifecycle(t *testing.T) {
 	}
 	id := m[1]
 	for _, want := range []string{
-		"agent nightwatch may call start_vm with vmid 101 or 102 while a guest_stopped_unexpectedly alert is open for that guest or its node",
+		"agent nightwatch may call start_vm with vmid 101 or 102 while a guest_stopped_unexpectedly alert is open for that guest,",
 		"at most 3 times per guest per hour", "it stops after 3 failures in a row", "(in 30 days)",
 	} {
 		if !strings.Contains(out, want) {
@@ -214,7 +214,7 @@ func TestRuleCreateShapes(t *testing.T) {
 		},
 		{
 			args: []string{"--for", "nightwatch", "--tool", "shutdown_vm", "--arg", "vmid=*", "--arg", "force_stop=true", "--trigger", "node_memory"},
-			want: []string{"may call shutdown_vm with force_stop true and any vmid (and no other arguments) while a node_memory alert is open for that guest or its node"},
+			want: []string{"may call shutdown_vm with force_stop true and any vmid (and no other arguments) while a node_memory alert is open for its node"},
 		},
 	} {
 		out := mustRule(t, append([]string{"create"}, c.args...)...)

@@ -33,9 +33,18 @@ func describeRule(srv *server.Server, r store.Rule, now time.Time) string {
 	unit := targetUnit(srv, r.Tool)
 	fmt.Fprintf(&b, "%s may call %s %s", printable(who), r.Tool, argsPhrase(srv, r))
 	if r.Trigger != "" {
-		on := "what it acts on"
-		if unit == "guest" || unit == "service" {
-			on = "that " + unit + " or its node"
+		// The trigger's alert is about the call's guest or service, or
+		// about the node it is on.
+		on := "that " + unit
+		switch r.Trigger {
+		case store.AlertGuestStoppedUnexpectedly, store.AlertGuestStopped:
+			on = "that guest"
+		case store.AlertServiceFailed:
+			on = "that service"
+		default:
+			if unit != "node" {
+				on = "its node"
+			}
 		}
 		fmt.Fprintf(&b, " while a %s alert is open for %s", r.Trigger, on)
 	}
