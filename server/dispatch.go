@@ -431,7 +431,12 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 		// The audit row names the rule version that stood in for a person.
 		entry.Decision, entry.ApprovalID = DecisionRule, "rule:"+c.rule.rule.Ref()
 	}
-	beginID, err := s.opts.Store.AuditBegin(ctx, entry)
+	// The rows are written whether or not the caller is still there: a
+	// client that hangs up (on 2026-07-28 that cancels the call) must not
+	// make an approved call look like a database failure.
+	rowCtx, rowCancel := auditContext(ctx)
+	defer rowCancel()
+	beginID, err := s.opts.Store.AuditBegin(rowCtx, entry)
 	if err != nil {
 		if c.rule != nil {
 			s.endStanding(context.WithoutCancel(ctx), c, c.rule, 0, store.OutcomeRefused, v.Plan)
@@ -442,6 +447,19 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 			Reason: "the audit log could not be written, so the call was not run; check the database (jarvis doctor)"}, approvalID)
 	}
 	s.publishTool(ctx, c, tier, store.ToolBegun, entry.Decision, v.Plan, call.Target.Node, 0, "", "")
+	if ctx.Err() != nil {
+		// Gone before anything was sent: nothing ran, and the rows say so.
+		reason := "the caller went away before the call ran, so nothing was done"
+		if err := s.opts.Store.AuditEnd(rowCtx, beginID, store.AuditOutcome{Status: store.OutcomeRefused, Error: reason}); err != nil {
+			s.opts.Logger.Error("audit end row failed", "tool", tool.Name, "audit_id", beginID, "err", err)
+		}
+		if c.rule != nil {
+			s.endStanding(rowCtx, c, c.rule, beginID, store.OutcomeRefused, v.Plan)
+		}
+		s.publishTool(rowCtx, c, tier, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, s.opts.Now().Sub(c.start), store.OutcomeRefused, reason)
+		s.observe(c, tier, entry.Decision, store.OutcomeRefused)
+		return errorResult(fmt.Sprintf("%s: %s", tool.Name, reason))
+	}
 
 	out, runErr := s.run(ctx, c, call)
 	elapsed := s.opts.Now().Sub(c.start)
@@ -539,8 +557,10 @@ func (s *Server) refuseUnknown(ctx context.Context, c Call) *mcp.CallToolResult 
 // failPrepare answers a call whose arguments or target were wrong: a tool error, audited.
 func (s *Server) failPrepare(ctx context.Context, c Call, tool *tools.Tool, err error) *mcp.CallToolResult {
 	entry := s.auditEntry(c, tool.Tier, "invalid", "", "")
-	if id, aerr := s.opts.Store.AuditBegin(ctx, entry); aerr == nil {
-		_ = s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: err.Error()})
+	rowCtx, cancel := auditContext(ctx)
+	defer cancel()
+	if id, aerr := s.opts.Store.AuditBegin(rowCtx, entry); aerr == nil {
+		_ = s.opts.Store.AuditEnd(rowCtx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: err.Error()})
 	}
 	s.observe(c, tool.Tier, entry.Decision, store.OutcomeRefused)
 	if inErr := c.noteWrongInput(err); inErr != nil {
@@ -569,6 +589,8 @@ func (s *Server) refuse(ctx context.Context, c Call, tier safety.Tier, v safety.
 		v.Tier = tier
 	}
 	entry := s.auditEntry(c, tier, string(v.Decision), v.Plan, approvalID)
+	ctx, cancel := auditContext(ctx)
+	defer cancel()
 	if id, err := s.opts.Store.AuditBegin(ctx, entry); err != nil {
 		s.opts.Logger.Error("audit log write failed for a refusal", "tool", c.Tool, "err", err)
 	} else if err := s.opts.Store.AuditEnd(ctx, id, store.AuditOutcome{Status: store.OutcomeRefused, Error: v.Reason}); err != nil {
@@ -577,6 +599,12 @@ func (s *Server) refuse(ctx context.Context, c Call, tier safety.Tier, v safety.
 	s.publishTool(ctx, c, tier, store.ToolRefused, string(v.Decision), v.Plan, "", 0, string(v.Decision), v.Reason)
 	s.observe(c, tier, string(v.Decision), store.OutcomeRefused)
 	return refusalResult(v, approvalID)
+}
+
+// auditContext is the context audit rows are written on: not cancelled
+// when the caller goes away, but bounded.
+func auditContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
 func (s *Server) auditEntry(c Call, tier safety.Tier, decision, plan, approvalID string) store.AuditEntry {

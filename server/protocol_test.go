@@ -21,6 +21,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools"
 )
 
@@ -464,5 +465,30 @@ func TestProgressIncreasesAcrossApprovalAndTask(t *testing.T) {
 		if notes[i].total != 0 && notes[i].done > notes[i].total {
 			t.Fatalf("progress beyond its total at note %d: %+v", i, notes)
 		}
+	}
+}
+
+// A caller that went away (on 2026-07-28 a hang-up cancels the request's
+// context) still leaves both audit rows of its refusal.
+func TestRefusalIsAuditedAfterTheCallerWentAway(t *testing.T) {
+	h := newHarness(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res := h.srv.Dispatch(ctx, Call{Principal: agentRed, Tool: "format_the_cluster", Args: json.RawMessage(`{}`)})
+	if r := refusalOf(t, res); r.Decision != safety.Blocked {
+		t.Fatalf("refusal %+v", r)
+	}
+	rows, err := h.store.AuditRecent(context.Background(), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, row := range rows {
+		if row.Tool == "format_the_cluster" && row.Status == store.OutcomeRefused {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no refused audit row for the call: %+v", rows)
 	}
 }

@@ -109,8 +109,11 @@ func (m *mcpRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serveStateless serves a 2026-07-28 request; a subscriptions/listen stream
 // is served only while its caller holds fewer than the cap.
 func (m *mcpRouter) serveStateless(w http.ResponseWriter, r *http.Request, body *peekedBody) {
+	// A listen stream by the header or by the body: the SDK refuses a
+	// request where the two disagree, so counting either fails closed.
+	listen := r.Header.Get("Mcp-Method") == methodListen || body.has(methodListen)
 	p, ok := server.PrincipalFromToken(auth.TokenInfoFromContext(r.Context()))
-	if !ok || !body.has(methodListen) {
+	if !ok || !listen {
 		// Without a caller the SDK refuses (getServer returns nil).
 		m.stateless.ServeHTTP(w, r)
 		return
@@ -219,9 +222,9 @@ type peekedBody struct {
 }
 
 type peekedMessage struct {
-	ID     json.RawMessage `json:"id"`
-	Method string          `json:"method"`
-	Params json.RawMessage `json:"params"`
+	ID     json.RawMessage
+	Method string
+	Params json.RawMessage
 }
 
 type peekedBodyKey struct{}
@@ -247,8 +250,20 @@ func peekBody(r *http.Request) *peekedBody {
 	if len(head) > 0 && head[0] == '{' {
 		head = append(append([]byte{'['}, head...), ']')
 	}
-	if json.Unmarshal(head, &b.msgs) != nil {
-		b.msgs = nil
+	// Field names are matched exactly, as the SDK matches them: a
+	// "Method" or "_META" must not mean to the router what it does not
+	// mean to the SDK.
+	var raw []map[string]json.RawMessage
+	if json.Unmarshal(head, &raw) != nil {
+		return b
+	}
+	for _, m := range raw {
+		var pm peekedMessage
+		if json.Unmarshal(m["method"], &pm.Method) != nil {
+			pm.Method = ""
+		}
+		pm.ID, pm.Params = m["id"], m["params"]
+		b.msgs = append(b.msgs, pm)
 	}
 	return b
 }
@@ -285,14 +300,12 @@ func (b *peekedBody) metaVersion() string {
 	}
 	v := ""
 	for _, m := range b.msgs {
-		var p struct {
-			Meta map[string]json.RawMessage `json:"_meta"`
-		}
-		if json.Unmarshal(m.Params, &p) != nil {
+		var params, meta map[string]json.RawMessage
+		if json.Unmarshal(m.Params, &params) != nil || json.Unmarshal(params["_meta"], &meta) != nil {
 			continue
 		}
 		var mv string
-		if json.Unmarshal(p.Meta[mcp.MetaKeyProtocolVersion], &mv) == nil {
+		if json.Unmarshal(meta[mcp.MetaKeyProtocolVersion], &mv) == nil {
 			v = max(v, mv)
 		}
 	}

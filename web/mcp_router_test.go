@@ -493,3 +493,75 @@ func TestShutdownEndsListenStreams(t *testing.T) {
 	}
 	waitUntil(t, "the listen count to follow Shutdown", func() bool { return h.app.router.openListens(principalOf(t, h, tok)) == 0 })
 }
+
+// The cap on listen streams cannot be slipped past by a body the router
+// would read differently from the SDK (a second "Method" key, another case):
+// the Mcp-Method header, which the SDK holds the body to, counts too.
+func TestListenCapHoldsForBodiesReadDifferently(t *testing.T) {
+	h := newWebHarness(t, func(o *Options) { o.MaxSessionsPerPrincipal = 1 })
+	fixer := h.agentToken("fixer")
+	for i, extra := range []string{`,"Method":5`, `,"Method":"ping"`} {
+		body := strings.TrimSuffix(listenBody(70+i), "}") + extra + "}"
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, h.ts.URL+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		req.Header.Set("Authorization", "Bearer "+fixer)
+		req.Header.Set(protocolVersionHeader, statelessVersion)
+		req.Header.Set("Mcp-Method", "subscriptions/listen")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if i == 0 {
+			// The SDK opens it (it reads the first "method"), and the router
+			// must have counted it.
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("first listen: HTTP %d", resp.StatusCode)
+			}
+			continue
+		}
+		if resp.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("a second listen stream got HTTP %d past the cap of 1 (body %s); want 429", resp.StatusCode, body)
+		}
+	}
+}
+
+// The operator's confirmation (an input request with signed state) works on
+// 2026-07-28 over HTTP as on 2025-11-25: accepted it runs, declined it is denied.
+func TestOperatorConfirmationOverHTTPOnBothRevisions(t *testing.T) {
+	for _, version := range []string{statelessVersion, "2025-11-25"} {
+		for _, action := range []string{"accept", "decline"} {
+			t.Run(version+"/"+action, func(t *testing.T) {
+				h := newWebHarness(t)
+				ctx := context.Background()
+				tr := &mcp.StreamableClientTransport{Endpoint: h.ts.URL + "/mcp", HTTPClient: &http.Client{Transport: &recordingTransport{token: h.login()}}}
+				asked := 0
+				cs, err := mcp.NewClient(&mcp.Implementation{Name: "operator", Version: "1"}, &mcp.ClientOptions{
+					ElicitationHandler: func(context.Context, *mcp.ElicitRequest) (*mcp.ElicitResult, error) {
+						asked++
+						return &mcp.ElicitResult{Action: action, Content: map[string]any{"approve": true}}, nil
+					}}).Connect(ctx, tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer cs.Close()
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "stop_vm", Arguments: map[string]any{"vmid": 101}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				g, _ := h.sim.Guest(101)
+				switch {
+				case asked != 1:
+					t.Fatalf("the person was asked %d times, want once", asked)
+				case action == "accept" && (res.IsError || g.Status != "stopped"):
+					t.Fatalf("accepted: result %+v, VM %s", res.Content, g.Status)
+				case action == "decline" && (!res.IsError || g.Status != "running"):
+					t.Fatalf("declined: result %+v, VM %s", res.Content, g.Status)
+				}
+			})
+		}
+	}
+}
