@@ -356,19 +356,29 @@ func runRuleList(ctx context.Context, demo bool, args []string, stdout io.Writer
 	return tw.Flush()
 }
 
+// openRuleCommand reads a subcommand's flags and rule id, then opens the
+// store and server (show, revoke); the caller closes the store.
+func openRuleCommand(fs *flag.FlagSet, cmd string, demo bool, args []string) (string, *store.Store, *server.Server, error) {
+	pos, _, err := parseFlags(fs, cmd, args)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	id, err := ruleID(cmd, pos)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	_, st, srv, _, err := openAdmin(demo, true)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return id, st, srv, nil
+}
+
 func runRuleShow(ctx context.Context, demo bool, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rule show", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	asJSON := fs.Bool("json", false, "print JSON")
-	pos, _, err := parseFlags(fs, "show", args)
-	if err != nil {
-		return err
-	}
-	id, err := ruleID("show", pos)
-	if err != nil {
-		return err
-	}
-	_, st, srv, _, err := openAdmin(demo, true)
+	id, st, srv, err := openRuleCommand(fs, "show", demo, args)
 	if err != nil {
 		return err
 	}
@@ -430,15 +440,7 @@ func runRuleShow(ctx context.Context, demo bool, args []string, stdout io.Writer
 func runRuleRevoke(ctx context.Context, demo bool, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("rule revoke", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	pos, _, err := parseFlags(fs, "revoke", args)
-	if err != nil {
-		return err
-	}
-	id, err := ruleID("revoke", pos)
-	if err != nil {
-		return err
-	}
-	_, st, srv, _, err := openAdmin(demo, true)
+	id, st, srv, err := openRuleCommand(fs, "revoke", demo, args)
 	if err != nil {
 		return err
 	}
