@@ -33,6 +33,9 @@ var rooms = map[string][]string{
 	"tools/sim/sshsim": {},
 	"safety":           {"tools/pve/pveid"},
 	"store":            {},
+	// Fresh databases for tests of any package, on either engine; imports
+	// nothing of Jarvis's, so store's own tests can use it.
+	"store/storetest": {},
 	// Prometheus collectors: a leaf, so any room can be handed one without an
 	// import pointing the wrong way; only cmd/jarvis wires it.
 	"metrics": {},

@@ -396,7 +396,7 @@ func tampered(format string, args ...any) error { return tamperError{fmt.Sprintf
 // file beside the anchor (anchor_lock.go), and each reads the anchor before
 // the log: a head read after the anchor is never behind it unless the log was
 // rolled back, and the file never moves backwards. The log is read under
-// SQLite's write lock, but the anchor is written (two fsyncs) after it is
+// the audit lock, but the anchor is written (two fsyncs) after it is
 // released, so tool calls keep appending meanwhile: holding the audit lock
 // through the fsyncs cost every call a seventh of its time (BENCHMARKS.md).
 func (s *Store) checkpoint(ctx context.Context) error {

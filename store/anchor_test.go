@@ -11,6 +11,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/jarvis-homelab/jarvis/store/storetest"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
 )
 
 // openWith opens a handle with opts (AuditKey defaults to testKey), closed at
@@ -20,7 +25,7 @@ func openWith(t testing.TB, path string, opts Options) *Store {
 	if opts.AuditKey == nil {
 		opts.AuditKey = testKey
 	}
-	s, err := Open(path, opts)
+	s, err := openStore(path, opts)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
@@ -31,7 +36,7 @@ func openWith(t testing.TB, path string, opts Options) *Store {
 // openOnce opens a handle the test closes itself (Close writes a checkpoint).
 func openOnce(t *testing.T, path string) *Store {
 	t.Helper()
-	s, err := Open(path, Options{AuditKey: testKey})
+	s, err := openStore(path, Options{AuditKey: testKey})
 	if err != nil {
 		t.Fatalf("Open(%s): %v", path, err)
 	}
@@ -48,7 +53,7 @@ func mustClose(t *testing.T, s *Store) {
 // anchorAt reads the anchor file of the database at path.
 func anchorAt(t *testing.T, path string) anchorFile {
 	t.Helper()
-	a, err := readAnchor(path + ".anchor")
+	a, err := readAnchor(anchorOf(path))
 	if err != nil {
 		t.Fatalf("read anchor: %v", err)
 	}
@@ -97,7 +102,7 @@ func TestWipedAuditLogStaysWiped(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "jarvis.db")
+			path := tempDB(t)
 			s := openOnce(t, path)
 			seedCalls(t, s, 3)
 			for _, q := range tt.wipe {
@@ -128,22 +133,55 @@ func removeDB(t *testing.T, path string) {
 	}
 }
 
+// dropTables drops every table of the database at target, as someone with
+// access to it could, without going through a store.
+func dropTables(t *testing.T, target string) {
+	t.Helper()
+	dial := openSQLite(target)
+	if IsDatabaseURL(target) {
+		dial = postgres.Open(target)
+	}
+	db, err := gorm.Open(dial, &gorm.Config{Logger: logger.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if pool, err := db.DB(); err == nil {
+			pool.Close()
+		}
+	}()
+	tables, err := db.Migrator().GetTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range tables {
+		if table == "sqlite_sequence" {
+			continue // SQLite's own; it empties with the tables it counts for
+		}
+		if err := db.Migrator().DropTable(table); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestOpenRefusesANewDatabaseBesideItsAnchor replaces the database with a
 // new or empty one while its anchor file stays: Open must refuse to found a
 // new audit log there and say what to do.
 func TestOpenRefusesANewDatabaseBesideItsAnchor(t *testing.T) {
 	tests := []struct {
-		name    string
-		replace func(t *testing.T, path string)
+		name       string
+		sqliteOnly bool // the database is a file
+		replace    func(t *testing.T, path string)
 	}{
-		{"database deleted", func(t *testing.T, path string) { removeDB(t, path) }},
-		{"database emptied", func(t *testing.T, path string) {
+		{"database deleted", true, func(t *testing.T, path string) { removeDB(t, path) }},
+		{"database emptied", true, func(t *testing.T, path string) {
 			removeDB(t, path)
 			if err := os.WriteFile(path, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{"audit tables dropped", func(t *testing.T, path string) {
+		{"every table dropped", false, dropTables},
+		{"audit tables dropped", false, func(t *testing.T, path string) {
 			s := openOnce(t, path)
 			for _, table := range []string{"audit_log", "audit_head", "audit_genesis"} {
 				exec(t, s, "DROP TABLE "+table)
@@ -153,19 +191,22 @@ func TestOpenRefusesANewDatabaseBesideItsAnchor(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "jarvis.db")
+			if tt.sqliteOnly {
+				storetest.SkipOnPostgres(t, "replaces the database file")
+			}
+			path := tempDB(t)
 			s := openOnce(t, path)
 			seedCalls(t, s, 2)
 			mustClose(t, s)
 			before := anchorAt(t, path)
 			tt.replace(t, path)
 
-			s2, err := Open(path, Options{AuditKey: testKey})
+			s2, err := openStore(path, Options{AuditKey: testKey})
 			if err == nil {
 				s2.Close()
 				t.Fatal("Open founded a new audit log beside the anchor file of the old one")
 			}
-			for _, want := range []string{"has no audit log", path + ".anchor", before.Installation, "Restore the database", "move both the database and"} {
+			for _, want := range []string{"has no audit log", anchorOf(path), before.Installation, "Restore the database", "move both the database and"} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("Open error %q does not mention %q", err, want)
 				}
@@ -173,7 +214,7 @@ func TestOpenRefusesANewDatabaseBesideItsAnchor(t *testing.T) {
 			if after := anchorAt(t, path); after != before {
 				t.Errorf("the refused Open changed the anchor file: %+v, was %+v", after, before)
 			}
-			if _, err := Open(path, Options{AuditKey: testKey}); err == nil {
+			if _, err := openStore(path, Options{AuditKey: testKey}); err == nil {
 				t.Fatal("a second Open succeeded: the refusal must hold")
 			}
 			if _, err := os.Stat(path); tt.name == "database deleted" && !os.IsNotExist(err) {
@@ -183,18 +224,20 @@ func TestOpenRefusesANewDatabaseBesideItsAnchor(t *testing.T) {
 	}
 
 	t.Run("starting over on purpose", func(t *testing.T) {
-		dir := t.TempDir()
-		path := filepath.Join(dir, "jarvis.db")
+		path := tempDB(t)
 		s := openOnce(t, path)
 		seedCalls(t, s, 1)
 		mustClose(t, s)
 		old := anchorAt(t, path)
-		attic := filepath.Join(dir, "attic")
-		if err := os.Mkdir(attic, 0o700); err != nil {
-			t.Fatal(err)
+		attic := t.TempDir()
+		moveAside := []string{anchorOf(path)}
+		if IsDatabaseURL(path) {
+			dropTables(t, path)
+		} else {
+			moveAside = append(moveAside, path, path+"-wal", path+"-shm")
 		}
-		for _, name := range []string{"jarvis.db", "jarvis.db-wal", "jarvis.db-shm", "jarvis.db.anchor"} {
-			if err := os.Rename(filepath.Join(dir, name), filepath.Join(attic, name)); err != nil && !os.IsNotExist(err) {
+		for _, name := range moveAside {
+			if err := os.Rename(name, filepath.Join(attic, filepath.Base(name))); err != nil && !os.IsNotExist(err) {
 				t.Fatal(err)
 			}
 		}
@@ -236,7 +279,7 @@ func TestAuditVerifyCatchesARollbackBehindACheckpoint(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "jarvis.db")
+			path := tempDB(t)
 			s := openOnce(t, path)
 			seedCalls(t, s, 2) // rows 1-4
 			saved := saveHead(t, s)
@@ -274,7 +317,7 @@ func TestAuditVerifyCatchesARollbackBehindACheckpoint(t *testing.T) {
 // TestAuditVerifyChecksTheAnchorFile damages the anchor file or the genesis
 // record it names.
 func TestAuditVerifyChecksTheAnchorFile(t *testing.T) {
-	other := filepath.Join(t.TempDir(), "other.db")
+	other := tempDB(t)
 	mustClose(t, openOnce(t, other))
 
 	tests := []struct {
@@ -298,7 +341,7 @@ func TestAuditVerifyChecksTheAnchorFile(t *testing.T) {
 			}
 		}, "not a valid anchor file"},
 		{"anchor of another database", func(t *testing.T, _ *Store, anchor string) {
-			b, err := os.ReadFile(other + ".anchor")
+			b, err := os.ReadFile(anchorOf(other))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -314,15 +357,15 @@ func TestAuditVerifyChecksTheAnchorFile(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), "jarvis.db")
+			path := tempDB(t)
 			s := openOnce(t, path)
 			seedCalls(t, s, 3)
 			mustClose(t, s) // checkpoint at row 6
 			s2 := openWith(t, path, Options{})
-			if rep := mustVerify(t, s2); !rep.OK || rep.Checkpoint != 6 || rep.Anchor != path+".anchor" {
+			if rep := mustVerify(t, s2); !rep.OK || rep.Checkpoint != 6 || rep.Anchor != anchorOf(path) {
 				t.Fatalf("before tampering AuditVerify = %+v, want OK with a checkpoint at row 6", rep)
 			}
-			tt.tamper(t, s2, path+".anchor")
+			tt.tamper(t, s2, anchorOf(path))
 			wantBroken(t, s2, 0, tt.want)
 		})
 	}
@@ -357,7 +400,7 @@ func waitForCheckpoint(t *testing.T, path string, row uint64) anchorFile {
 
 func TestAuditCheckpointsFollowTheHead(t *testing.T) {
 	t.Run("every N rows, published on the feed", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "jarvis.db")
+		path := tempDB(t)
 		s := openWith(t, path, Options{CheckpointRows: 4, CheckpointEvery: time.Hour})
 		if a := anchorAt(t, path); a.Checkpoint.Row != 0 || a.Installation == "" || !macEqual(s.anchorMAC(a), a.MAC) {
 			t.Fatalf("anchor of a new database: %+v", a)
@@ -393,7 +436,7 @@ func TestAuditCheckpointsFollowTheHead(t *testing.T) {
 		}
 	})
 	t.Run("every T after new rows", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "jarvis.db")
+		path := tempDB(t)
 		s := openWith(t, path, Options{CheckpointRows: 1000, CheckpointEvery: 20 * time.Millisecond})
 		seedCalls(t, s, 1)
 		waitForCheckpoint(t, path, 2)
@@ -407,7 +450,7 @@ func TestAuditCheckpointsFollowTheHead(t *testing.T) {
 // both checkpoint often, while a reader checks that the anchor file is always
 // whole and never moves backwards.
 func TestAuditCheckpointsFromConcurrentWriters(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "jarvis.db")
+	path := tempDB(t)
 	opts := Options{CheckpointRows: 3, CheckpointEvery: 5 * time.Millisecond}
 	s := openWith(t, path, opts)
 	other := openWith(t, path, opts)
@@ -417,7 +460,7 @@ func TestAuditCheckpointsFromConcurrentWriters(t *testing.T) {
 	go func() {
 		var last uint64
 		for !stop.Load() {
-			a, err := readAnchor(path + ".anchor")
+			a, err := readAnchor(anchorOf(path))
 			if err != nil {
 				watched <- fmt.Errorf("anchor unreadable mid-write: %w", err)
 				return
@@ -456,7 +499,7 @@ func TestAuditCheckpointsFromConcurrentWriters(t *testing.T) {
 			t.Errorf("AuditVerify = %+v, want OK with %d rows, all anchored", rep, rows)
 		}
 	}
-	if matches, _ := filepath.Glob(path + ".anchor.tmp-*"); len(matches) != 0 {
+	if matches, _ := filepath.Glob(anchorOf(path) + ".tmp-*"); len(matches) != 0 {
 		t.Errorf("temporary anchor files left behind: %v", matches)
 	}
 }
@@ -465,7 +508,7 @@ func TestAuditCheckpointsFromConcurrentWriters(t *testing.T) {
 // genesis records existed: it is founded on its head, once.
 func TestAuditLogFromBeforeGenesisIsFoundedOnce(t *testing.T) {
 	old := func(t *testing.T, withHead bool, keepAnchor bool) string {
-		path := filepath.Join(t.TempDir(), "jarvis.db")
+		path := tempDB(t)
 		s := openOnce(t, path)
 		seedCalls(t, s, 3)
 		exec(t, s, "DROP TABLE audit_genesis")
@@ -475,7 +518,7 @@ func TestAuditLogFromBeforeGenesisIsFoundedOnce(t *testing.T) {
 		}
 		mustClose(t, s)
 		if !keepAnchor {
-			if err := os.Remove(path + ".anchor"); err != nil {
+			if err := os.Remove(anchorOf(path)); err != nil {
 				t.Fatal(err)
 			}
 		}

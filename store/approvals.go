@@ -149,7 +149,7 @@ func (s *Store) ListApprovals(ctx context.Context, status string) ([]Approval, e
 		q = q.Where("status = ?", status)
 	}
 	var recs []approvalRecord
-	if err := q.Order("created_ns DESC, id DESC").Find(&recs).Error; err != nil {
+	if err := q.Order("created_ns DESC, " + s.d.byteOrder("id") + " DESC").Find(&recs).Error; err != nil {
 		return nil, fmt.Errorf("list approvals: %w", err)
 	}
 	out := make([]Approval, len(recs))

@@ -296,12 +296,17 @@ func endRecord(begin auditRecord, o AuditOutcome) auditRecord {
 	}
 }
 
-// auditTx runs fn in one immediate transaction, serialised with every other
-// audit append of this process.
+// auditTx runs fn in one transaction under the audit lock, serialised with
+// every other audit append of this process and of every other process.
 func (s *Store) auditTx(ctx context.Context, fn func(tx *gorm.DB) error) error {
 	s.auditMu.Lock()
 	defer s.auditMu.Unlock()
-	return s.db.WithContext(ctx).Transaction(fn)
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.d.lock(tx, lockAudit); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 // appendAudit links rec to the chain tip, seals it and inserts it, then moves
@@ -321,15 +326,16 @@ func (s *Store) appendAuditRows(tx *gorm.DB, recs []*auditRecord) error {
 	if !ok {
 		return errors.New("audit append outside a transaction") // a bug, never a user's problem
 	}
-	tipID, tipHash, err := scanTip(sqlTx.StmtContext(ctx, s.stmts.tip).QueryRowContext(ctx, tipArgs...))
+	tip, err := scanTip(sqlTx.StmtContext(ctx, s.stmts.tip).QueryRowContext(ctx, tipArgs...))
 	if err != nil {
 		return err
 	}
+	tipID, tipHash := tip.id, tip.hash
 	insert := sqlTx.StmtContext(ctx, s.stmts.insertAudit)
 	for _, rec := range recs {
 		rec.ID = tipID + 1
 		rec.PrevHash = tipHash
-		rec.TimeNS = s.now().UnixNano()
+		rec.TimeNS = s.rowTime(tip)
 		rec.Hash = rowHash(*rec)
 		rec.MAC = s.rowMAC(rec.Hash)
 		_, err = insert.ExecContext(ctx,
@@ -355,7 +361,7 @@ func (s *Store) appendAuditRows(tx *gorm.DB, recs []*auditRecord) error {
 // verified together with the old ones.
 func (s *Store) AuditWritable(ctx context.Context) error {
 	db := s.db.WithContext(ctx)
-	if _, _, err := chainTip(db); err != nil {
+	if _, err := s.chainTip(db); err != nil {
 		return err
 	}
 	return s.checkAuditKey(db)
@@ -384,46 +390,70 @@ func (s *Store) checkAuditKey(db *gorm.DB) error {
 	return ErrAuditKeyChanged
 }
 
-// chainTip returns the id and hash the next row must follow: the larger of
-// the head and the newest row. Following the head after tail rows were
-// deleted leaves the gap in place for Verify to report, instead of silently
-// reusing the deleted ids. A log without its genesis or head record was
-// wiped or damaged: nothing is appended to it (no row, no call), so it is
-// never silently started over.
-func chainTip(tx *gorm.DB) (uint64, string, error) {
-	return scanTip(tx.Raw(tipQuery, tipArgs...).Row())
+// auditTip is what the next audit row follows: the id and hash of the row
+// before it, and the database's clock when the tip was read (NULL where the
+// process's clock is used).
+type auditTip struct {
+	id   uint64
+	hash string
+	dbNS sql.NullInt64
+}
+
+// chainTip returns the tip the next row must follow: the larger of the head
+// and the newest row. Following the head after tail rows were deleted leaves
+// the gap in place for Verify to report, instead of silently reusing the
+// deleted ids. A log without its genesis or head record was wiped or
+// damaged: nothing is appended to it (no row, no call), so it is never
+// silently started over.
+func (s *Store) chainTip(tx *gorm.DB) (auditTip, error) {
+	return scanTip(tx.Raw(s.tipQuery(), tipArgs...).Row())
 }
 
 // tipQuery reads in one round trip what the tip needs: whether the genesis
-// is there, the newest row and the head.
-const tipQuery = `SELECT
+// is there, the newest row, the head and the clock.
+func (s *Store) tipQuery() string {
+	return `SELECT
 	(SELECT count(*) FROM audit_genesis WHERE id = ?),
 	(SELECT id FROM audit_log ORDER BY id DESC LIMIT 1),
 	(SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1),
 	(SELECT last_id FROM audit_head WHERE id = ?),
-	(SELECT hash FROM audit_head WHERE id = ?)`
+	(SELECT hash FROM audit_head WHERE id = ?),
+	` + s.d.nowNS()
+}
 
 var tipArgs = []any{auditGenesisRowID, auditHeadRowID, auditHeadRowID}
 
-func scanTip(row *sql.Row) (uint64, string, error) {
+func scanTip(row *sql.Row) (auditTip, error) {
 	var (
 		genesis            int64
 		lastID, headID     sql.NullInt64
 		lastHash, headHash sql.NullString
+		tip                auditTip
 	)
-	if err := row.Scan(&genesis, &lastID, &lastHash, &headID, &headHash); err != nil {
-		return 0, "", fmt.Errorf("read the audit chain's tip: %w", err)
+	if err := row.Scan(&genesis, &lastID, &lastHash, &headID, &headHash, &tip.dbNS); err != nil {
+		return tip, fmt.Errorf("read the audit chain's tip: %w", err)
 	}
 	switch {
 	case genesis == 0:
-		return 0, "", errors.New("the audit log has no genesis record: it was wiped or replaced, and nothing is recorded until the database is restored (run jarvis audit verify)")
+		return tip, errors.New("the audit log has no genesis record: it was wiped or replaced, and nothing is recorded until the database is restored (run jarvis audit verify)")
 	case !headID.Valid:
-		return 0, "", errors.New("the audit head record is missing: the log was wiped or damaged, and nothing is recorded until the database is restored (run jarvis audit verify)")
+		return tip, errors.New("the audit head record is missing: the log was wiped or damaged, and nothing is recorded until the database is restored (run jarvis audit verify)")
 	case !lastID.Valid || uint64(headID.Int64) > uint64(lastID.Int64):
-		return uint64(headID.Int64), headHash.String, nil
+		tip.id, tip.hash = uint64(headID.Int64), headHash.String
 	default:
-		return uint64(lastID.Int64), lastHash.String, nil
+		tip.id, tip.hash = uint64(lastID.Int64), lastHash.String
 	}
+	return tip, nil
+}
+
+// rowTime is the time of a row appended at tip: the database's clock read
+// with the tip, under the audit lock, so row times follow row ids across
+// hosts; else the process's clock.
+func (s *Store) rowTime(tip auditTip) int64 {
+	if s.dbClock && tip.dbNS.Valid {
+		return tip.dbNS.Int64
+	}
+	return s.now().UnixNano()
 }
 
 // Limits on AuditRecent.

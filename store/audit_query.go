@@ -142,7 +142,7 @@ func deref[T any](p *T) T {
 const auditOutcomeSQL = "(CASE WHEN b.kind = 'read' THEN b.status ELSE COALESCE(e.status, '') END)"
 
 // AuditSearch returns one page of calls matching f, newest first. The filter
-// is checked (ErrInvalidFilter names what is wrong); every value reaches SQLite
+// is checked (ErrInvalidFilter names what is wrong); every value reaches the database
 // as a bound parameter.
 func (s *Store) AuditSearch(ctx context.Context, f AuditFilter) (AuditPage, error) {
 	if err := f.check(); err != nil {
@@ -166,7 +166,8 @@ func (s *Store) AuditSearch(ctx context.Context, f AuditFilter) (AuditPage, erro
 	}
 	if f.Principal != "" {
 		if prefix, ok := strings.CutSuffix(f.Principal, "*"); ok {
-			q = q.Where(`b.principal LIKE ? ESCAPE '\'`, escapeLike(prefix)+"%")
+			// ASCII letters in any case, as SQLite's LIKE has always matched.
+			q = q.Where(s.d.prefixMatch("b.principal"), escapeLike(prefix)+"%")
 		} else {
 			q = q.Where("b.principal = ?", f.Principal)
 		}
@@ -301,10 +302,11 @@ func (s *Store) ApprovalHistory(ctx context.Context, f ApprovalHistoryFilter) (A
 		if err != nil {
 			return ApprovalPage{}, fmt.Errorf("approval history: read approval %s: %w", f.Before, err)
 		}
-		q = q.Where("(created_ns < ? OR (created_ns = ? AND id < ?))", cursor.CreatedNS, cursor.CreatedNS, cursor.ID)
+		id := s.d.byteOrder("id")
+		q = q.Where("(created_ns < ? OR (created_ns = ? AND "+id+" < ?))", cursor.CreatedNS, cursor.CreatedNS, cursor.ID)
 	}
 	var recs []approvalRecord
-	if err := q.Order("created_ns DESC, id DESC").Limit(limit + 1).Find(&recs).Error; err != nil {
+	if err := q.Order("created_ns DESC, " + s.d.byteOrder("id") + " DESC").Limit(limit + 1).Find(&recs).Error; err != nil {
 		return ApprovalPage{}, fmt.Errorf("approval history: %w", err)
 	}
 	page := ApprovalPage{Approvals: make([]Approval, 0, min(len(recs), limit))}

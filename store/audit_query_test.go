@@ -24,6 +24,7 @@ func seedSearch(t *testing.T, s *Store, base time.Time) map[string]uint64 {
 	ctx := context.Background()
 	clock := base
 	s.now = func() time.Time { return clock }
+	s.dbClock = false // the rows take this clock, not the database's
 	tick := func() { clock = clock.Add(time.Minute) }
 	ids := map[string]uint64{}
 	read := func(name, principal, tool, status, errText string) {
@@ -296,5 +297,88 @@ func TestApprovalHistory(t *testing.T) {
 	}
 	if _, err := s.ApprovalHistory(ctx, ApprovalHistoryFilter{Before: "apr_00000000deadbeef"}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("ApprovalHistory before an unknown id = %v, want ErrNotFound", err)
+	}
+}
+
+// A principal prefix matches ASCII letters in any case and every other
+// character exactly, on both engines: SQLite's LIKE has always matched so,
+// PostgreSQL's LIKE would not fold case and its ILIKE would fold É too.
+func TestAuditSearchPrincipalPrefixCase(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	ids := map[string]uint64{}
+	for _, p := range []string{"agent:night/tok_1", "Agent:Day/tok_2", "émile", "Émile"} {
+		id, err := s.AuditRead(ctx, AuditEntry{Principal: p, Tool: "get_vms", Args: "{}"}, AuditOutcome{Status: OutcomeOK}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[p] = id
+	}
+	tests := []struct {
+		prefix string
+		want   []string // newest first
+	}{
+		{"agent:*", []string{"Agent:Day/tok_2", "agent:night/tok_1"}},
+		{"AGENT:D*", []string{"Agent:Day/tok_2"}},
+		{"agent:day/TOK_*", []string{"Agent:Day/tok_2"}},
+		{"é*", []string{"émile"}},
+		{"É*", []string{"Émile"}},
+		{"ÉMILE*", []string{"Émile"}},
+		{"éMILE*", []string{"émile"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.prefix, func(t *testing.T) {
+			page, err := s.AuditSearch(ctx, AuditFilter{Principal: tt.prefix})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, c := range page.Calls {
+				got = append(got, nameOf(ids, c.ID))
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("principal %s matched %v, want %v", tt.prefix, got, tt.want)
+			}
+		})
+	}
+}
+
+// Approvals made in the same nanosecond are ordered and paged by their ids'
+// bytes on both engines, whatever the database's collation (the PostgreSQL
+// test databases sort text linguistically, where "B" comes after "a").
+func TestApprovalsOrderTiesByIDBytes(t *testing.T) {
+	s, _ := openTemp(t)
+	ctx := context.Background()
+	// Byte order: B (0x42) < a (0x61) < c (0x63). An uppercase id is not one
+	// Jarvis makes, but it is what tells the two orders apart.
+	for _, id := range []string{"apr_a000000000000000", "apr_B000000000000000", "apr_c000000000000000"} {
+		exec(t, s, "INSERT INTO approvals (id, principal, tool, status, created_ns, expires_ns) VALUES (?, 'agent:a/t', 'stop_vm', ?, 1000, 2000)",
+			id, ApprovalDenied)
+	}
+	want := []string{"apr_c000000000000000", "apr_a000000000000000", "apr_B000000000000000"} // newest first: descending ids
+	list, err := s.ListApprovals(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, a := range list {
+		got = append(got, a.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ListApprovals = %v, want %v", got, want)
+	}
+	got, before := nil, ""
+	for range want {
+		page, err := s.ApprovalHistory(ctx, ApprovalHistoryFilter{Limit: 1, Before: before})
+		if err != nil {
+			t.Fatalf("ApprovalHistory after %q: %v", before, err)
+		}
+		for _, a := range page.Approvals {
+			got = append(got, a.ID)
+		}
+		before = page.NextBefore
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("ApprovalHistory one at a time = %v, want %v", got, want)
 	}
 }

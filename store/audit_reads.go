@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -131,6 +132,13 @@ func (s *Store) commitReads(batch []*readRequest) {
 	}
 	err := s.auditTx(ctx, func(tx *gorm.DB) error {
 		if err := s.appendAuditRows(tx, recs); err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(batch, func(r *readRequest) bool { return r.ev != nil }) {
+			return nil
+		}
+		// The events' ids must commit in id order too (insertEvent).
+		if err := s.d.lock(tx, lockEvents); err != nil {
 			return err
 		}
 		insert := tx.Statement.ConnPool.(*sql.Tx).StmtContext(ctx, s.stmts.insertEvent) // appendAuditRows checked it

@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 )
 
 // seedCalls writes n complete calls (a begin and an end row each).
@@ -399,19 +401,43 @@ func TestTruncateUTF8(t *testing.T) {
 }
 
 func BenchmarkAuditBeginEnd(b *testing.B) {
-	s, _ := openTemp(b)
-	ctx := context.Background()
-	entry := AuditEntry{Principal: "agent:ci", Tool: "start_vm", Args: `{"node":"pve","vmid":101}`, Tier: "YELLOW", Decision: "allow"}
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		id, err := s.AuditBegin(ctx, entry)
-		if err != nil {
-			b.Fatal(err)
+	onEachEngine(b, func(b *testing.B, s *Store, _ string) {
+		ctx := context.Background()
+		entry := AuditEntry{Principal: "agent:ci", Tool: "start_vm", Args: `{"node":"pve","vmid":101}`, Tier: "YELLOW", Decision: "allow"}
+		for b.Loop() {
+			id, err := s.AuditBegin(ctx, entry)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := s.AuditEnd(ctx, id, AuditOutcome{Status: "ok", Duration: time.Second}); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if err := s.AuditEnd(ctx, id, AuditOutcome{Status: "ok", Duration: time.Second}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
+}
+
+// Changing calls through two handles at once, as two processes or replicas
+// make them: they take turns on the audit lock.
+func BenchmarkAuditBeginEndTwoHandles(b *testing.B) {
+	onEachEngine(b, func(b *testing.B, s *Store, target string) {
+		handles := []*Store{s, openAt(b, target, testKey)}
+		var next atomic.Int64
+		ctx := context.Background()
+		entry := AuditEntry{Principal: "agent:ci", Tool: "start_vm", Args: `{"node":"pve","vmid":101}`, Tier: "YELLOW", Decision: "allow"}
+		b.SetParallelism(2) // 4 goroutines on 2 cores
+		b.RunParallel(func(pb *testing.PB) {
+			h := handles[next.Add(1)%2]
+			for pb.Next() {
+				id, err := h.AuditBegin(ctx, entry)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := h.AuditEnd(ctx, id, AuditOutcome{Status: "ok", Duration: time.Second}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
 
 // A changed server secret is named as such, and the log takes no rows under the
@@ -435,14 +461,32 @@ func TestAuditWritableNamesAChangedKey(t *testing.T) {
 }
 
 func BenchmarkAuditRead(b *testing.B) {
-	s, _ := openTemp(b)
-	ctx := context.Background()
-	entry := AuditEntry{Principal: "agent:ci", Tool: "get_vms", Args: `{}`, Tier: "GREEN", Decision: "allow"}
-	for b.Loop() {
-		if _, err := s.AuditRead(ctx, entry, AuditOutcome{Status: OutcomeOK, Duration: time.Millisecond}, &Event{Type: EventTool, Source: "dispatch", Summary: "agent:ci get_vms ended (ok, 1ms)"}); err != nil {
-			b.Fatal(err)
+	onEachEngine(b, func(b *testing.B, s *Store, _ string) {
+		ctx := context.Background()
+		entry := AuditEntry{Principal: "agent:ci", Tool: "get_vms", Args: `{}`, Tier: "GREEN", Decision: "allow"}
+		for b.Loop() {
+			if _, err := s.AuditRead(ctx, entry, AuditOutcome{Status: OutcomeOK, Duration: time.Millisecond}, &Event{Type: EventTool, Source: "dispatch", Summary: "agent:ci get_vms ended (ok, 1ms)"}); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+}
+
+// 50 reads at once, as the HTTP benchmark's clients make them: the store's
+// ceiling with group commit.
+func BenchmarkAuditReadParallel(b *testing.B) {
+	onEachEngine(b, func(b *testing.B, s *Store, _ string) {
+		ctx := context.Background()
+		entry := AuditEntry{Principal: "agent:ci", Tool: "get_vms", Args: `{}`, Tier: "GREEN", Decision: "allow"}
+		b.SetParallelism(25) // 50 goroutines on 2 cores
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, err := s.AuditRead(ctx, entry, AuditOutcome{Status: OutcomeOK, Duration: time.Millisecond}, &Event{Type: EventTool, Source: "dispatch", Summary: "agent:ci get_vms ended (ok, 1ms)"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
 
 // A read's event is stored with its audit row and delivered like a published
@@ -508,7 +552,7 @@ func TestAuditReadEventsKeepTheFeedInOrder(t *testing.T) {
 // and a read after Close is refused rather than lost.
 func TestGroupCommittedReadsSurviveClose(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "jarvis.db")
+	path := tempDB(t)
 	s := openOnce(t, path)
 	var mu sync.Mutex
 	recorded := map[uint64]bool{}
@@ -574,5 +618,28 @@ func TestAuditReadNotWrittenForACallerThatGaveUp(t *testing.T) {
 	s.reads.stop() // whatever was queued is settled now
 	if rows, err := s.AuditRecent(context.Background(), 10); err != nil || len(rows) != 0 {
 		t.Fatalf("rows after a read nobody waited for: %+v %v", rows, err)
+	}
+}
+
+// Rows take the database's clock on PostgreSQL, read under the audit lock,
+// so their times follow their ids across hosts; on SQLite, the process's.
+func TestAuditRowTimes(t *testing.T) {
+	s, _ := openTemp(t)
+	past := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	s.now = func() time.Time { return past }
+	if _, err := s.AuditBegin(context.Background(), AuditEntry{Principal: "p", Tool: "t"}); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.AuditRecent(context.Background(), 1)
+	if err != nil || len(rows) != 1 {
+		t.Fatalf("AuditRecent = %v, %v", rows, err)
+	}
+	got := rows[0].Time
+	if s.Engine() == storetest.Postgres {
+		if d := time.Since(got); d < -time.Minute || d > time.Minute {
+			t.Errorf("row time %v, want the database's clock, about now", got)
+		}
+	} else if !got.Equal(past) {
+		t.Errorf("row time %v, want the process's clock %v", got, past)
 	}
 }

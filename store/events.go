@@ -3,10 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"sync"
 	"time"
 
@@ -42,8 +42,9 @@ const (
 )
 
 // eventRecord is the events table. AUTOINCREMENT (from the autoIncrement
-// tag) keeps IDs from being reused even if the newest rows are deleted, so an
-// SSE client's Last-Event-ID never points at a different event.
+// tag; a sequence on PostgreSQL) keeps IDs from being reused even if the
+// newest rows are deleted, so an SSE client's Last-Event-ID never points at
+// a different event.
 type eventRecord struct {
 	ID           uint64 `gorm:"primaryKey;autoIncrement"`
 	TimeNS       int64  `gorm:"not null;index"`
@@ -90,7 +91,7 @@ func (s *Store) Publish(ctx context.Context, e *Event) error {
 	}
 	s.publishMu.Lock()
 	defer s.publishMu.Unlock()
-	if err := s.stmts.insertEvent.QueryRowContext(ctx, rec.insertArgs()...).Scan(&rec.ID); err != nil {
+	if err := s.insertEvent(ctx, &rec); err != nil {
 		return fmt.Errorf("publish event %q: store it: %w", e.Summary, err)
 	}
 	*e = rec.event()
@@ -135,6 +136,22 @@ func (s *Store) eventRecordOf(e *Event) (eventRecord, error) {
 const insertEventSQL = `INSERT INTO events (time_ns, type, severity, source, node, summary, details, resolved, resolved_at_ns, resolved_by)
 	VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`
 
+// insertEvent stores rec and sets its ID. Ids must commit in id order, or a
+// follower reading "id > last" passes one that commits later: a lone insert
+// does on SQLite, elsewhere inserts take turns on the events lock.
+func (s *Store) insertEvent(ctx context.Context, rec *eventRecord) error {
+	if s.d.oneWriter() {
+		return s.stmts.insertEvent.QueryRowContext(ctx, rec.insertArgs()...).Scan(&rec.ID)
+	}
+	return s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.d.lock(tx, lockEvents); err != nil {
+			return err
+		}
+		insert := tx.Statement.ConnPool.(*sql.Tx).StmtContext(ctx, s.stmts.insertEvent)
+		return insert.QueryRowContext(ctx, rec.insertArgs()...).Scan(&rec.ID)
+	})
+}
+
 func (r eventRecord) insertArgs() []any {
 	return []any{r.TimeNS, r.Type, r.Severity, r.Source, r.Node, r.Summary, r.Details, r.Resolved, r.ResolvedAtNS, r.ResolvedBy}
 }
@@ -177,23 +194,6 @@ func (s *Store) catchUp(ctx context.Context, below uint64) bool {
 		}
 	}
 	return true
-}
-
-// FollowOtherWriters delivers events written by other processes to this
-// process's subscribers, checking every interval until ctx ends.
-func (s *Store) FollowOtherWriters(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		s.publishMu.Lock()
-		s.catchUp(ctx, math.MaxInt64)
-		s.publishMu.Unlock()
-	}
 }
 
 // SubscriberCount is the number of live subscribers.

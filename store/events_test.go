@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -393,31 +392,31 @@ func idsOf(events []Event) []uint64 {
 }
 
 func BenchmarkPublish(b *testing.B) {
-	s, _ := openTemp(b)
-	sub := s.Subscribe(64) // one live listener, drained, so fan-out is measured too
-	go func() {
-		for range sub.C() {
+	onEachEngine(b, func(b *testing.B, s *Store, _ string) {
+		sub := s.Subscribe(64) // one live listener, drained, so fan-out is measured too
+		go func() {
+			for range sub.C() {
+			}
+		}()
+		defer sub.Close()
+		ctx := context.Background()
+		for b.Loop() {
+			if err := s.Publish(ctx, &Event{Type: "tool", Source: "bench", Summary: "call ended", Details: json.RawMessage(`{"n":1}`)}); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}()
-	defer sub.Close()
-	ctx := context.Background()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if err := s.Publish(ctx, &Event{Type: "tool", Source: "bench", Summary: "call ended", Details: json.RawMessage(`{"n":1}`)}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 }
 
 func TestEventsFromAnotherProcessAreDeliveredInOrder(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "shared.db")
+	path := tempDB(t)
 	key := bytes.Repeat([]byte("k"), 32)
-	a, err := Open(path, Options{AuditKey: key})
+	a, err := openStore(path, Options{AuditKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := Open(path, Options{AuditKey: key})
+	b, err := openStore(path, Options{AuditKey: key})
 	if err != nil {
 		t.Fatal(err)
 	}

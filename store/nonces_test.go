@@ -11,7 +11,7 @@ import (
 
 func TestSpendNonceOnceAcrossHandles(t *testing.T) {
 	a, path := openTemp(t)
-	b, err := Open(path, Options{AuditKey: a.auditKey})
+	b, err := openStore(path, Options{AuditKey: a.auditKey})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -208,6 +208,9 @@ func (s *Store) UpdateRule(ctx context.Context, id string, next Rule) (*Rule, er
 	}
 	var out Rule
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockRule(tx, id); err != nil {
+			return err
+		}
 		cur, err := currentRule(tx, id)
 		if err != nil {
 			return err
@@ -240,6 +243,9 @@ func (s *Store) RevokeRule(ctx context.Context, id, by string) (*Rule, error) {
 	now := s.now()
 	var out Rule
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockRule(tx, id); err != nil {
+			return err
+		}
 		cur, err := currentRule(tx, id)
 		if err != nil {
 			return err
@@ -260,6 +266,19 @@ func (s *Store) RevokeRule(ctx context.Context, id, by string) (*Rule, error) {
 		return nil, fmt.Errorf("revoke rule %s: %w", id, err)
 	}
 	return &out, nil
+}
+
+// lockRule makes the transactions that read a rule's state and then write on
+// it (claim a use, change, revoke) take turns across processes. The rows of
+// every version are locked, not only the current one: a claim waiting on the
+// current row while a change commits would find that row no longer current,
+// lock nothing and go on beside the next claim; locking them all, it goes on
+// after the change, reads the new version and is refused as inactive.
+func (s *Store) lockRule(tx *gorm.DB, id string) error {
+	if err := s.d.lockRows(tx, "SELECT version FROM rules WHERE id = ?", id); err != nil {
+		return fmt.Errorf("lock rule %s: %w", id, err)
+	}
+	return nil
 }
 
 func currentRule(db *gorm.DB, id string) (ruleRecord, error) {
@@ -305,7 +324,7 @@ func (s *Store) ListRules(ctx context.Context, activeOnly bool, now time.Time) (
 		q = q.Where("revoked_ns IS NULL AND expires_ns > ?", now.UnixNano())
 	}
 	var recs []ruleRecord
-	if err := q.Order("created_ns DESC, id").Find(&recs).Error; err != nil {
+	if err := q.Order("created_ns DESC, " + s.d.byteOrder("id")).Find(&recs).Error; err != nil {
 		return nil, fmt.Errorf("list rules: %w", err)
 	}
 	out := make([]Rule, len(recs))
@@ -418,6 +437,9 @@ func (s *Store) ClaimRuleUse(ctx context.Context, c RuleClaim) (uint64, RuleSpen
 	var id uint64
 	var sp RuleSpend
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		if err := s.lockRule(tx, c.Rule.ID); err != nil {
+			return err
+		}
 		cur, err := currentRule(tx, c.Rule.ID)
 		if err != nil {
 			return err

@@ -182,38 +182,38 @@ func TestRuleExpiresAndBadRulesAreRefused(t *testing.T) {
 }
 
 // What a standing approval adds to a RED call it lets through: one claim and
-// one end, each a transaction on the SQLite file, with a year of uses behind it.
+// one end, each a transaction, with a year of uses behind it.
 func BenchmarkRuleClaimAndEnd(b *testing.B) {
-	ctx := context.Background()
-	s, _ := openTemp(b)
-	now := time.Now()
-	r := Rule{Principal: "agent:night/t1", Tool: "start_vm", Args: map[string][]string{"vmid": {"*"}},
-		PerTargetPerHour: 1 << 30, MaxFailures: 3, ExpiresAt: now.Add(90 * 24 * time.Hour), CreatedBy: "operator"}
-	if err := s.CreateRule(ctx, &r); err != nil {
-		b.Fatal(err)
-	}
-	// Old uses, ended ok: the spend must not read them all.
-	for i := range 1000 {
-		id, _, err := s.ClaimRuleUse(ctx, RuleClaim{Rule: r, Target: fmt.Sprintf("guest/%d", 100+i%50), Now: now.Add(-time.Duration(1000-i) * time.Hour), StaleAfter: time.Minute})
-		if err != nil {
+	onEachEngine(b, func(b *testing.B, s *Store, _ string) {
+		ctx := context.Background()
+		now := time.Now()
+		r := Rule{Principal: "agent:night/t1", Tool: "start_vm", Args: map[string][]string{"vmid": {"*"}},
+			PerTargetPerHour: 1 << 30, MaxFailures: 3, ExpiresAt: now.Add(90 * 24 * time.Hour), CreatedBy: "operator"}
+		if err := s.CreateRule(ctx, &r); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := s.EndRuleUse(ctx, r, id, OutcomeOK, 1, time.Minute); err != nil {
-			b.Fatal(err)
+		// Old uses, ended ok: the spend must not read them all.
+		for i := range 1000 {
+			id, _, err := s.ClaimRuleUse(ctx, RuleClaim{Rule: r, Target: fmt.Sprintf("guest/%d", 100+i%50), Now: now.Add(-time.Duration(1000-i) * time.Hour), StaleAfter: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.EndRuleUse(ctx, r, id, OutcomeOK, 1, time.Minute); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
-	// A call a minute, as a busy rule might see: the hour holds 60 uses.
-	clock := now
-	s.now = func() time.Time { return clock }
-	b.ResetTimer()
-	for range b.N {
-		clock = clock.Add(time.Minute)
-		id, _, err := s.ClaimRuleUse(ctx, RuleClaim{Rule: r, Target: "guest/101", Now: clock, StaleAfter: time.Minute})
-		if err != nil {
-			b.Fatal(err)
+		// A call a minute, as a busy rule might see: the hour holds 60 uses.
+		clock := now
+		s.now = func() time.Time { return clock }
+		for b.Loop() {
+			clock = clock.Add(time.Minute)
+			id, _, err := s.ClaimRuleUse(ctx, RuleClaim{Rule: r, Target: "guest/101", Now: clock, StaleAfter: time.Minute})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := s.EndRuleUse(ctx, r, id, OutcomeOK, 1, time.Minute); err != nil {
+				b.Fatal(err)
+			}
 		}
-		if _, err := s.EndRuleUse(ctx, r, id, OutcomeOK, 1, time.Minute); err != nil {
-			b.Fatal(err)
-		}
-	}
+	})
 }

@@ -26,7 +26,7 @@ func (s *Store) prepare() error {
 		to  **sql.Stmt
 		sql string
 	}{
-		{&s.stmts.tip, tipQuery},
+		{&s.stmts.tip, s.tipQuery()},
 		{&s.stmts.insertAudit, `INSERT INTO audit_log (id, time_ns, kind, begin_id, principal, tool, args, tier, decision, plan,
 			approval_id, status, error, upid, duration_ms, result, prev_hash, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
 		{&s.stmts.moveHead, `INSERT INTO audit_head (id, last_id, hash, mac) VALUES (?,?,?,?)
@@ -34,7 +34,7 @@ func (s *Store) prepare() error {
 		{&s.stmts.insertEvent, insertEventSQL},
 		{&s.stmts.getToken, `SELECT id, name, max_tier, toolsets, created_ns, expires_ns, revoked_ns, token_hash FROM agent_tokens WHERE id = ?`},
 	} {
-		if *st.to, err = sqlDB.Prepare(st.sql); err != nil {
+		if *st.to, err = sqlDB.Prepare(s.d.rebind(st.sql)); err != nil {
 			return fmt.Errorf("open store: prepare the audit statements: %w", err)
 		}
 	}

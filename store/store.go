@@ -1,15 +1,19 @@
-// Package store keeps Jarvis's durable state in one SQLite file through gorm:
-// the hash-chained audit log, the event feed (with in-process fan-out),
-// approvals, operator preferences and agent tokens.
+// Package store keeps Jarvis's durable state through gorm, in one SQLite file
+// or in a PostgreSQL database: the hash-chained audit log, the event feed
+// (with in-process fan-out), approvals, operator preferences and agent tokens.
 //
-// Several jarvis processes (serve, stdio, approve, audit verify) may open the
-// same file at once. Every write that reads before it writes runs in a
-// transaction that takes SQLite's write lock at BEGIN (_txlock=immediate), so
-// the audit chain and approval state stay consistent across processes too.
+// Several jarvis processes (serve, stdio, approve, audit verify; on
+// PostgreSQL, replicas on several hosts) may open the same database at once.
+// Every write that reads before it writes runs in a transaction that takes
+// turns with the others across processes: on SQLite by taking the write lock
+// at BEGIN (_txlock=immediate), on PostgreSQL by an explicit lock as its
+// first statement (dialect.go). So the audit chain, the feed's ids, approval
+// and rule state stay consistent across processes too.
 package store
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -17,7 +21,8 @@ import (
 	"sync"
 	"time"
 
-	"gorm.io/driver/sqlite"
+	"github.com/jackc/pgx/v5"
+	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 )
@@ -46,7 +51,9 @@ type Options struct {
 	AuditKey []byte
 
 	// AnchorPath is the audit anchor file (see anchor.go); empty means the
-	// database path plus ".anchor". An in-memory database has none.
+	// database path plus ".anchor". An in-memory database has none, and a
+	// PostgreSQL database has one only when AnchorPath names it (each
+	// replica keeps its own).
 	AnchorPath string
 	// CheckpointRows and CheckpointEvery say how often the anchor file's
 	// checkpoint follows the audit head: after that many new rows, or that
@@ -63,12 +70,20 @@ const memoryPath = ":memory:"
 // Store is the handle on the database. It is safe for concurrent use.
 type Store struct {
 	db       *gorm.DB
+	d        dialect
 	auditKey []byte
 	now      func() time.Time
+	// dbClock: audit rows take the database's clock, not now (PostgreSQL:
+	// processes on several hosts append rows whose times follow their ids).
+	dbClock bool
+	// listen connects FollowOtherWriters's listener (PostgreSQL); nil on
+	// SQLite, where it polls.
+	listen *pgx.ConnConfig
 
 	// auditMu serialises audit appends inside this process so writers queue
-	// here instead of spinning in SQLite's busy handler; across processes the
-	// immediate transaction does the same job.
+	// here instead of spinning in SQLite's busy handler or holding pool
+	// connections while they wait for PostgreSQL's audit lock; across
+	// processes the transaction's lock does the same job.
 	auditMu sync.Mutex
 
 	// publishMu keeps insert and fan-out of one event together, so live
@@ -91,39 +106,47 @@ type Store struct {
 	reads *readWriter
 }
 
-// Open opens (creating if needed) the SQLite database at path and migrates it
-// to the current schema. The Open that creates the audit tables also founds the
-// audit log: its genesis record and, beside the file, its anchor file. Open
-// refuses a database without an audit log when an anchor file says it had one.
-func Open(path string, opts Options) (*Store, error) {
-	if path == "" {
+// Open opens the store at target and migrates it to the current schema.
+// target is either the path of an SQLite file, created if needed (private to
+// its owner), or the URL of an existing PostgreSQL database
+// (postgres://user:password@host:5432/jarvis?sslmode=verify-full;
+// IsDatabaseURL). The Open that creates the audit tables also founds the
+// audit log: its genesis record and its anchor file (beside an SQLite file).
+// Open refuses a database without an audit log when an anchor file says it
+// had one.
+func Open(target string, opts Options) (*Store, error) {
+	if target == "" {
 		return nil, errors.New("open store: database path is empty")
 	}
 	if len(opts.AuditKey) < minAuditKeyLen {
 		return nil, fmt.Errorf("open store: audit key is %d bytes, need at least %d", len(opts.AuditKey), minAuditKeyLen)
 	}
-	memory := path == memoryPath
+	pg := IsDatabaseURL(target)
+	memory := target == memoryPath
 	created := false
-	if !memory {
-		// Create the file ourselves so it is private to the owner: it holds the
-		// audit log and token hashes. SQLite gives -wal/-shm the same mode.
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
-		if err == nil {
-			created = true
-		} else if errors.Is(err, os.ErrExist) {
-			f, err = os.OpenFile(path, os.O_RDWR, 0o600)
+	var (
+		dial   gorm.Dialector
+		d      dialect
+		pool   *sql.DB         // PostgreSQL's, opened here
+		listen *pgx.ConnConfig // PostgreSQL's, for the follower
+		where  = target        // names the database in messages
+	)
+	if pg {
+		var err error
+		if pool, listen, where, err = openPostgres(target); err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("open store: create database file %s: %w", path, err)
+		dial, d = postgres.New(postgres.Config{Conn: pool}), postgresDialect{}
+	} else {
+		if !memory {
+			var err error
+			if created, err = createFile(target); err != nil {
+				return nil, err
+			}
 		}
-		_ = f.Close()
+		dial, d = openSQLite(target), sqliteDialect{}
 	}
-
-	conn := dsn(path)
-	if memory {
-		conn = "file::memory:?_foreign_keys=on&_txlock=immediate"
-	}
-	db, err := gorm.Open(sqlite.Open(conn), &gorm.Config{
+	db, err := gorm.Open(dial, &gorm.Config{
 		// Logs would carry SQL with arguments (args, tokens hashes): keep quiet.
 		Logger: logger.Discard,
 		// Single statements are atomic already; multi-statement writes open
@@ -131,28 +154,37 @@ func Open(path string, opts Options) (*Store, error) {
 		SkipDefaultTransaction: true,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		if pool != nil {
+			_ = pool.Close()
+		}
+		return nil, fmt.Errorf("open store %s: %w", where, err)
 	}
 	s := &Store{
 		db:       db,
+		d:        d,
 		auditKey: append([]byte(nil), opts.AuditKey...),
 		now:      time.Now,
+		dbClock:  pg,
+		listen:   listen,
 		subs:     make(map[*Subscription]struct{}),
 	}
-	if memory {
+	switch {
+	case memory:
 		// Every connection to ":memory:" is a database of its own: keep one.
 		if sqlDB, err := db.DB(); err == nil {
 			sqlDB.SetMaxOpenConns(1)
 		}
-	} else {
-		s.cp = newCheckpointer(path, opts)
+	case pg && opts.AnchorPath == "":
+		// No file beside the database to default to.
+	default:
+		s.cp = newCheckpointer(target, opts)
 	}
 	if err := s.migrate(); err != nil {
 		_ = s.closeDB()
 		if created {
 			// Leave no empty database behind to be mistaken for a new one.
 			for _, suffix := range []string{"", "-wal", "-shm"} {
-				_ = os.Remove(path + suffix)
+				_ = os.Remove(target + suffix)
 			}
 		}
 		return nil, err
@@ -173,6 +205,21 @@ func Open(path string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// createFile creates the SQLite file at path ourselves so it is private to
+// the owner: it holds the audit log and token hashes (SQLite gives -wal/-shm
+// the same mode). It reports whether the file is new.
+func createFile(path string) (bool, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	created := err == nil
+	if errors.Is(err, os.ErrExist) {
+		f, err = os.OpenFile(path, os.O_RDWR, 0o600)
+	}
+	if err != nil {
+		return false, fmt.Errorf("open store: create database file %s: %w", path, err)
+	}
+	return created, f.Close()
+}
+
 // dsn builds the connection string measured to give WAL, a busy timeout,
 // foreign keys and no "database is locked" under concurrent writers.
 func dsn(path string) string {
@@ -183,11 +230,15 @@ func dsn(path string) string {
 }
 
 // migrate creates or updates every table, and founds the audit log when this
-// call creates its tables (see foundAuditLog). It runs in one immediate
-// transaction so two processes starting together do not both create tables.
+// call creates its tables (see foundAuditLog). It runs in one transaction
+// under the migrate lock, so two processes starting together do not both
+// create tables or found two logs.
 func (s *Store) migrate() error {
 	wroteAnchor := false
 	err := s.db.Transaction(func(tx *gorm.DB) error {
+		if err := s.d.lock(tx, lockMigrate); err != nil {
+			return err
+		}
 		m := tx.Migrator()
 		fresh := !m.HasTable(&auditRecord{}) && !m.HasTable(&auditHeadRecord{}) && !m.HasTable(&auditGenesisRecord{})
 		upgrade := m.HasTable(&auditRecord{}) && !m.HasTable(&auditGenesisRecord{})
@@ -195,6 +246,9 @@ func (s *Store) migrate() error {
 			&spentNonceRecord{}, &approvalRecord{}, &preferenceRecord{}, &tokenRecord{}, &createdGuestRecord{},
 			&ruleRecord{}, &ruleUseRecord{}); err != nil {
 			return fmt.Errorf("migrate schema: %w", err)
+		}
+		if err := s.d.announceEvents(tx); err != nil {
+			return err
 		}
 		if !fresh && !upgrade {
 			return nil
@@ -239,10 +293,13 @@ func (s *Store) closeDB() error {
 	return nil
 }
 
+// Engine names the database engine the store is on: "sqlite" or "postgres".
+func (s *Store) Engine() string { return s.d.name() }
+
 // Ping checks that the database answers a query.
 func (s *Store) Ping(ctx context.Context) error {
 	var n int
-	if err := s.db.WithContext(ctx).Raw("SELECT count(*) FROM sqlite_master").Scan(&n).Error; err != nil {
+	if err := s.db.WithContext(ctx).Raw("SELECT 1").Scan(&n).Error; err != nil {
 		return fmt.Errorf("store ping: %w", err)
 	}
 	return nil

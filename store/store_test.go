@@ -6,25 +6,78 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 )
 
 // testKey is a fixed 32-byte audit key for tests.
 var testKey = bytes.Repeat([]byte{0x42}, 32)
 
-// openTemp opens a store on a fresh file in a temporary directory.
-func openTemp(t testing.TB) (*Store, string) {
+// anchors maps each PostgreSQL test database to its anchor file. There is no
+// file beside the database to default to, so each gets one in its test's
+// directory, shared by every handle on it as an SQLite file's is.
+var anchors sync.Map
+
+// tempDB returns a fresh, empty database for one test: an SQLite file, or a
+// PostgreSQL database when JARVIS_TEST_DATABASE_URL is set (storetest).
+func tempDB(t testing.TB) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "jarvis.db")
-	return openAt(t, path, testKey), path
+	return tempDBOn(t, storetest.Engine())
 }
 
-// openAt opens another handle on path, as a second process would.
-func openAt(t testing.TB, path string, key []byte) *Store {
+// tempDBOn is tempDB on one engine.
+func tempDBOn(t testing.TB, engine string) string {
 	t.Helper()
-	s, err := Open(path, Options{AuditKey: key})
+	target := storetest.TargetOn(t, engine)
+	if IsDatabaseURL(target) {
+		anchors.Store(target, filepath.Join(t.TempDir(), "jarvis.anchor"))
+	}
+	return target
+}
+
+// anchorOf is the anchor file of the test database at target.
+func anchorOf(target string) string {
+	if a, ok := anchors.Load(target); ok {
+		return a.(string)
+	}
+	return AnchorPath(target)
+}
+
+// openStore opens target as the tests do: with its anchor file unless opts
+// names another.
+func openStore(target string, opts Options) (*Store, error) {
+	if opts.AnchorPath == "" {
+		opts.AnchorPath = anchorOf(target)
+	}
+	return Open(target, opts)
+}
+
+// openTemp opens a store on a fresh database.
+func openTemp(t testing.TB) (*Store, string) {
+	t.Helper()
+	target := tempDB(t)
+	return openAt(t, target, testKey), target
+}
+
+// onEachEngine runs bench on a fresh store on each engine the tests reach,
+// side by side in one run (storetest.Engines).
+func onEachEngine(b *testing.B, bench func(b *testing.B, s *Store, target string)) {
+	for _, engine := range storetest.Engines() {
+		b.Run(engine, func(b *testing.B) {
+			target := tempDBOn(b, engine)
+			bench(b, openAt(b, target, testKey), target)
+		})
+	}
+}
+
+// openAt opens another handle on target, as a second process would.
+func openAt(t testing.TB, target string, key []byte) *Store {
+	t.Helper()
+	s, err := openStore(target, Options{AuditKey: key})
 	if err != nil {
-		t.Fatalf("Open(%s): %v", path, err)
+		t.Fatalf("Open(%s): %v", target, err)
 	}
 	t.Cleanup(func() {
 		if err := s.Close(); err != nil {
@@ -45,6 +98,9 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 		{"no key", filepath.Join(dir, "a.db"), nil, "audit key is 0 bytes"},
 		{"short key", filepath.Join(dir, "b.db"), make([]byte, 31), "audit key is 31 bytes"},
 		{"missing directory", filepath.Join(dir, "nope", "c.db"), testKey, "create database file"},
+		{"malformed URL", "postgres://jarvis:s3cret@127.0.0.1:port/jarvis", testKey, "read the PostgreSQL database URL"},
+		{"no server", "postgresql://jarvis:s3cret@127.0.0.1:1/jarvis?sslmode=disable&connect_timeout=5", testKey,
+			"open store PostgreSQL database jarvis on 127.0.0.1:1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -56,19 +112,25 @@ func TestOpenRejectsBadOptions(t *testing.T) {
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("error %q does not mention %q", err, tt.want)
 			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("error %q shows the password", err)
+			}
 		})
 	}
 }
 
-func TestOpenMigratesFreshFileAndReopens(t *testing.T) {
+func TestOpenMigratesFreshDatabaseAndReopens(t *testing.T) {
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "odd ?#% name.db") // characters a URI would misread
-	s, err := Open(path, Options{AuditKey: testKey})
+	target := tempDB(t)
+	if !IsDatabaseURL(target) {
+		target = filepath.Join(filepath.Dir(target), "odd ?#% name.db") // characters a URI would misread
+	}
+	s, err := openStore(target, Options{AuditKey: testKey})
 	if err != nil {
 		t.Fatalf("Open fresh: %v", err)
 	}
-	var tables []string
-	if err := s.db.Raw("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").Scan(&tables).Error; err != nil {
+	tables, err := s.db.Migrator().GetTables()
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"agent_tokens", "approvals", "audit_genesis", "audit_head", "audit_log", "events", "preferences"} {
@@ -88,21 +150,23 @@ func TestOpenMigratesFreshFileAndReopens(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// SQLite must have used exactly this file, not a name cut at '?' or '#'.
-	entries, err := os.ReadDir(filepath.Dir(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if !strings.HasPrefix(e.Name(), filepath.Base(path)) {
-			t.Errorf("unexpected file %q beside the database", e.Name())
+	if !IsDatabaseURL(target) {
+		// SQLite must have used exactly this file, not a name cut at '?' or '#'.
+		entries, err := os.ReadDir(filepath.Dir(target))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if !strings.HasPrefix(e.Name(), filepath.Base(target)) {
+				t.Errorf("unexpected file %q beside the database", e.Name())
+			}
+		}
+		if st, err := os.Stat(target); err != nil || st.Size() == 0 {
+			t.Fatalf("database not written at the path asked for: %v", err)
 		}
 	}
-	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
-		t.Fatalf("database not written at the path asked for: %v", err)
-	}
 
-	s2 := openAt(t, path, testKey) // migrations run again on an existing schema
+	s2 := openAt(t, target, testKey) // migrations run again on an existing schema
 	if v, ok, err := s2.GetPreference(ctx, "theme"); err != nil || !ok || v != "dark" {
 		t.Errorf("after reopen GetPreference = %q, %v, %v; want dark, true, nil", v, ok, err)
 	}
@@ -116,6 +180,7 @@ func TestOpenMigratesFreshFileAndReopens(t *testing.T) {
 }
 
 func TestConnectionSettings(t *testing.T) {
+	storetest.SkipOnPostgres(t, "PRAGMAs and the database file's mode; TestConnectionSettingsPostgres is its twin")
 	s, path := openTemp(t)
 	tests := []struct{ pragma, want string }{
 		{"journal_mode", "wal"},
@@ -141,8 +206,46 @@ func TestConnectionSettings(t *testing.T) {
 	}
 }
 
+func TestConnectionSettingsPostgres(t *testing.T) {
+	storetest.SkipOnSQLite(t, "the server's version, the pool and the connections' name")
+	s, target := openTemp(t)
+	named := openAt(t, target+"&application_name=jarvis%2Fb", testKey)
+	tests := []struct {
+		name  string
+		s     *Store
+		query string
+		want  string
+	}{
+		{"server 13 or newer (DROP DATABASE … WITH (FORCE) in the tests)", s, "SELECT current_setting('server_version_num')::int >= 130000", "true"},
+		{"isolation Jarvis's locks are written for", s, "SHOW transaction_isolation", "read committed"},
+		{"connections named jarvis", s, "SELECT current_setting('application_name')", "jarvis"},
+		{"unless the URL names them", named, "SELECT current_setting('application_name')", "jarvis/b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			if err := tt.s.db.Raw(tt.query).Scan(&got).Error; err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("%s = %q, want %q", tt.query, got, tt.want)
+			}
+		})
+	}
+	pool, err := s.db.DB()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pool.Stats().MaxOpenConnections; n != postgresMaxConns {
+		t.Errorf("pool of %d connections, want %d", n, postgresMaxConns)
+	}
+}
+
 func TestPing(t *testing.T) {
 	s, _ := openTemp(t)
+	if s.Engine() != storetest.Engine() {
+		t.Errorf("store on %s, want %s", s.Engine(), storetest.Engine())
+	}
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping on an open store: %v", err)
 	}

@@ -86,7 +86,7 @@ func (s *Store) GetToken(ctx context.Context, id string) (*AgentToken, error) {
 // ListTokens returns every token, newest first.
 func (s *Store) ListTokens(ctx context.Context) ([]AgentToken, error) {
 	var recs []tokenRecord
-	if err := s.db.WithContext(ctx).Order("created_ns DESC, id DESC").Find(&recs).Error; err != nil {
+	if err := s.db.WithContext(ctx).Order("created_ns DESC, " + s.d.byteOrder("id") + " DESC").Find(&recs).Error; err != nil {
 		return nil, fmt.Errorf("list tokens: %w", err)
 	}
 	out := make([]AgentToken, len(recs))

@@ -1,0 +1,227 @@
+package store
+
+import (
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/stdlib"
+	"gorm.io/driver/sqlite"
+	"gorm.io/gorm"
+)
+
+// The store runs on SQLite (one file, the default) or on PostgreSQL (one
+// database shared by several Jarvis processes, possibly on several hosts).
+// The SQL is the same on both except for what a dialect says here.
+//
+// The one difference that matters for correctness is locking. Every SQLite
+// transaction holds the database's one write lock from BEGIN
+// (_txlock=immediate), so read-then-write transactions take turns across
+// processes by themselves. PostgreSQL runs them side by side under READ
+// COMMITTED, so each takes an explicit lock as its first statement: an
+// advisory lock by purpose (lock) or the rows it is about to change
+// (lockRows). Under READ COMMITTED every statement after the lock sees what
+// the previous holder committed.
+type dialect interface {
+	// name is gorm's name of the engine: "sqlite" or "postgres".
+	name() string
+	// oneWriter says the database lets one writer at a time, so a single
+	// statement commits in the order it ran (SQLite) and needs no lock.
+	oneWriter() bool
+	// rebind writes the ? placeholders of a statement prepared by hand
+	// (stmts.go) as the driver wants them; gorm rebinds its own.
+	rebind(query string) string
+	// lock takes lock k until tx ends.
+	lock(tx *gorm.DB, k lockKey) error
+	// lockRows locks the rows query selects until tx ends.
+	lockRows(tx *gorm.DB, query string, args ...any) error
+	// nowNS is an SQL expression for the database's clock in Unix
+	// nanoseconds, or NULL where the process's clock is used.
+	nowNS() string
+	// prefixMatch is a condition with one placeholder: column starts with
+	// the pattern (a LIKE pattern escaped with '\' and ending in %), ASCII
+	// letters matched without regard to case and every other character
+	// exactly.
+	prefixMatch(column string) string
+	// byteOrder is column compared and sorted by its bytes (text ids and
+	// cursors page the same on both engines, whatever the database's
+	// default collation).
+	byteOrder(column string) string
+	// announceEvents makes every transaction that inserts events announce
+	// them to other processes' followers (events_follow.go). Runs in
+	// migrate's transaction.
+	announceEvents(tx *gorm.DB) error
+}
+
+// lockKey names one purpose of a transaction-scoped lock.
+type lockKey int32
+
+// jarvisLockClass is the first half of every advisory lock key Jarvis takes
+// ("jarv" in ASCII), so its locks cannot meet another application's in the
+// same database. Advisory locks are per database: two installations on one
+// server never meet either.
+const jarvisLockClass int32 = 0x6a617276
+
+// The locks, one per purpose. Whoever holds more than one takes them in this
+// order (audit before events; nothing takes migrate with another), so two
+// transactions never wait on each other.
+const (
+	// lockAudit: appending to the audit chain (read the tip, link, move the head).
+	lockAudit lockKey = 1
+	// lockEvents: inserting events, so ids commit in id order and a reader
+	// of "id > last" never passes an id that commits later.
+	lockEvents lockKey = 2
+	// lockMigrate: creating or changing tables and founding the audit log.
+	lockMigrate lockKey = 3
+)
+
+// sqliteDialect is SQLite through mattn/go-sqlite3.
+type sqliteDialect struct{}
+
+func (sqliteDialect) name() string               { return "sqlite" }
+func (sqliteDialect) oneWriter() bool            { return true }
+func (sqliteDialect) rebind(query string) string { return query }
+
+// lock does nothing: the transaction took SQLite's write lock at BEGIN.
+func (sqliteDialect) lock(*gorm.DB, lockKey) error { return nil }
+
+// lockRows does nothing, as lock.
+func (sqliteDialect) lockRows(*gorm.DB, string, ...any) error { return nil }
+func (sqliteDialect) nowNS() string                           { return "NULL" }
+
+// SQLite's LIKE folds ASCII letters only (without the ICU extension, which
+// mattn/go-sqlite3 does not build).
+func (sqliteDialect) prefixMatch(column string) string { return column + ` LIKE ? ESCAPE '\'` }
+
+// SQLite compares text with BINARY (memcmp) unless told otherwise.
+func (sqliteDialect) byteOrder(column string) string { return column }
+
+// announceEvents does nothing: SQLite cannot notify, followers poll.
+func (sqliteDialect) announceEvents(*gorm.DB) error { return nil }
+
+// postgresDialect is PostgreSQL through pgx.
+type postgresDialect struct{}
+
+func (postgresDialect) name() string    { return "postgres" }
+func (postgresDialect) oneWriter() bool { return false }
+
+// rebind numbers the placeholders: none of the statements it is given has a
+// ? inside a string literal.
+func (postgresDialect) rebind(query string) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r != '?' {
+			b.WriteRune(r)
+			continue
+		}
+		n++
+		b.WriteByte('$')
+		b.WriteString(strconv.Itoa(n))
+	}
+	return b.String()
+}
+
+func (postgresDialect) lock(tx *gorm.DB, k lockKey) error {
+	if err := tx.Exec("SELECT pg_advisory_xact_lock(?, ?)", jarvisLockClass, int32(k)).Error; err != nil {
+		return fmt.Errorf("take lock %d: %w", k, err)
+	}
+	return nil
+}
+
+func (postgresDialect) lockRows(tx *gorm.DB, query string, args ...any) error {
+	return tx.Exec(query+" FOR UPDATE", args...).Error
+}
+
+// nowNS uses clock_timestamp, the time of the call: now() is the time the
+// transaction began, which may be before the previous holder of a lock
+// committed.
+func (postgresDialect) nowNS() string {
+	return "(extract(epoch FROM clock_timestamp()) * 1000000000)::bigint"
+}
+
+// PostgreSQL's LIKE is case-sensitive, ILIKE folds every letter the
+// collation knows; lower() under the C collation folds ASCII letters only, as
+// SQLite's LIKE does.
+func (postgresDialect) prefixMatch(column string) string {
+	return `lower(` + column + ` COLLATE "C") LIKE lower(? COLLATE "C") ESCAPE '\'`
+}
+
+func (postgresDialect) byteOrder(column string) string { return column + ` COLLATE "C"` }
+
+// announceEvents adds a trigger that notifies eventsChannel once per
+// statement inserting events. The notification is sent at commit (never for
+// a rolled-back insert), once per transaction however many statements, and
+// costs the inserting transaction no round trip while it holds the events
+// lock. Created once; migrate's lock keeps two processes from racing here.
+func (postgresDialect) announceEvents(tx *gorm.DB) error {
+	var n int64
+	err := tx.Raw("SELECT count(*) FROM pg_trigger WHERE tgname = 'jarvis_events_notify' AND tgrelid = 'events'::regclass").Scan(&n).Error
+	if err != nil || n > 0 {
+		return err
+	}
+	for _, q := range []string{
+		`CREATE OR REPLACE FUNCTION jarvis_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_notify('` + eventsChannel + `', '');
+			RETURN NULL;
+		END $$`,
+		`CREATE TRIGGER jarvis_events_notify AFTER INSERT ON events
+			FOR EACH STATEMENT EXECUTE FUNCTION jarvis_events_notify()`,
+	} {
+		if err := tx.Exec(q).Error; err != nil {
+			return fmt.Errorf("announce new events: %w", err)
+		}
+	}
+	return nil
+}
+
+// IsDatabaseURL reports whether target names a PostgreSQL database (a
+// postgres:// or postgresql:// URL) rather than an SQLite file.
+func IsDatabaseURL(target string) bool {
+	return strings.HasPrefix(target, "postgres://") || strings.HasPrefix(target, "postgresql://")
+}
+
+// Pool limits on PostgreSQL. Each Jarvis process is one client among
+// several, and the server's default is 100 connections: 10 are enough for
+// the audit writer, the read batches and the API, as most statements are
+// short and the audit appends take turns on one lock anyway.
+const (
+	postgresMaxConns    = 10
+	postgresMaxIdleTime = 5 * time.Minute
+	// applicationName is what pg_stat_activity shows for Jarvis's
+	// connections unless the URL names one (application_name=jarvis/b).
+	applicationName = "jarvis"
+)
+
+// openPostgres opens the pool on the database at url. It returns the
+// connection settings too (the follower's listener connects with them), and
+// names the database for messages without the password.
+func openPostgres(url string) (*sql.DB, *pgx.ConnConfig, string, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		// pgx leaves the password out of its parse errors.
+		return nil, nil, "", fmt.Errorf("read the PostgreSQL database URL: %w", err)
+	}
+	where := fmt.Sprintf("PostgreSQL database %s on %s:%d", cfg.Database, cfg.Host, cfg.Port)
+	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
+		cfg.RuntimeParams["application_name"] = applicationName
+	}
+	db := stdlib.OpenDB(*cfg)
+	db.SetMaxOpenConns(postgresMaxConns)
+	db.SetMaxIdleConns(postgresMaxConns)
+	db.SetConnMaxIdleTime(postgresMaxIdleTime)
+	return db, cfg, where, nil
+}
+
+// openSQLite opens the file at path (already created by Open), or a private
+// in-memory database.
+func openSQLite(path string) gorm.Dialector {
+	if path == memoryPath {
+		return sqlite.Open("file::memory:?_foreign_keys=on&_txlock=immediate")
+	}
+	return sqlite.Open(dsn(path))
+}
