@@ -200,7 +200,7 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 		// A switch turned on while the call waits ends the wait: nothing may run now,
 		// and the approval stays pending for when the switch is off again.
 		if st := s.liveState(ctx); st.KillSwitch || st.ReadOnly {
-			stop := s.opts.Policy.Decide(safety.Request{Principal: c.Principal, Tool: c.Tool, Tier: v.Tier}, st)
+			stop := c.cluster.Policy.Decide(safety.Request{Principal: c.Principal, Tool: c.Tool, Tier: v.Tier}, st)
 			if stop.Decision != safety.Allow && stop.Decision != safety.NeedsApproval {
 				stop.Plan = v.Plan
 				stop.Reason = strings.TrimSuffix(stop.Reason, ".") + fmt.Sprintf(". The call stopped waiting for approval %s, which cannot be granted until then.", id)

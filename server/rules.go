@@ -47,9 +47,15 @@ func (s *Server) checkRule(ctx context.Context, r *store.Rule) error {
 	if r.Trigger != "" && !slices.Contains(store.AlertKinds(), r.Trigger) {
 		return fmt.Errorf("unknown trigger %q; one of %s", r.Trigger, strings.Join(store.AlertKinds(), ", "))
 	}
+	props := s.InputSchema(tool).Properties
 	for name := range r.Args {
-		if _, ok := tool.InputSchema.Properties[name]; !ok || name == "approval_id" {
+		if _, ok := props[name]; !ok || name == "approval_id" {
 			return fmt.Errorf("%s has no argument %q", r.Tool, name)
+		}
+	}
+	for _, v := range r.Args[tools.ClusterArg] {
+		if v != "*" && !slices.Contains(s.ClusterNames(), v) {
+			return fmt.Errorf("no cluster %s: one of %s", v, strings.Join(s.ClusterNames(), ", "))
 		}
 	}
 	// A shell command is only ever allowed word for word.
@@ -322,6 +328,12 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 		}
 		if ok, reason := r.ArgsAllowed(in.Object, "approval_id"); !ok {
 			why = append(why, fmt.Sprintf("rule %s does not cover this call: %s", r.Ref(), reason))
+			continue
+		}
+		if r.Trigger != "" && c.cluster != s.defaultCluster() {
+			// The watcher raises alerts for the default cluster only, and
+			// an alert's subject (guest/101) does not say which cluster.
+			why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open, and alerts are raised for cluster %s only so far", r.Ref(), r.Trigger, s.defaultCluster().Name))
 			continue
 		}
 		if r.Trigger != "" {
