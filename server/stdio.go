@@ -124,6 +124,13 @@ func (f *discoverFilter) Close() error {
 // otherwise.
 func (f *discoverFilter) feed(b []byte) {
 	for len(b) > 0 {
+		if f.scan.broken {
+			// Not JSON: the SDK ends the session on it, so no longer frame
+			// anything (holding on would leave the client waiting instead).
+			f.flushHeld()
+			f.pass = append(f.pass, b...)
+			return
+		}
 		if !f.holding {
 			if f.scan.top() && b[0] == '{' {
 				f.holding = true
@@ -139,6 +146,8 @@ func (f *discoverFilter) feed(b []byte) {
 		f.held = append(f.held, b[:n]...)
 		b = b[n:]
 		switch {
+		case f.scan.broken:
+			f.flushHeld()
 		case f.scan.top():
 			f.endHeld()
 		case len(f.held) > discoverHoldMax:
@@ -205,6 +214,9 @@ type jsonScan struct {
 	depth    int
 	inString bool
 	escaped  bool
+	// broken is set on a control character inside a string (a message cut
+	// off by its newline): JSON forbids it, and the scan has lost its place.
+	broken bool
 }
 
 // top reports whether the scan stands outside every value it tracks.
@@ -220,7 +232,7 @@ func (s *jsonScan) until(b []byte, untilObject bool) int {
 		}
 		wasTop := s.top()
 		s.step(c)
-		if !untilObject && !wasTop && s.top() {
+		if s.broken || !untilObject && !wasTop && s.top() {
 			return i + 1
 		}
 	}
@@ -232,6 +244,9 @@ func (s *jsonScan) step(c byte) {
 	case s.escaped:
 		s.escaped = false
 	case s.inString:
+		if c < 0x20 {
+			s.broken = true
+		}
 		switch c {
 		case '\\':
 			s.escaped = true

@@ -259,6 +259,23 @@ func TestStdioPassesTheRestThrough(t *testing.T) {
 		}
 	})
 
+	// A message cut off by its newline is not JSON: the SDK ends the session
+	// at once, and the wrapper must not hold the rest back waiting for a
+	// closing brace that never comes.
+	t.Run("a message cut off by its newline", func(t *testing.T) {
+		for _, plain := range []bool{true, false} {
+			p := openStdio(t, h, plain)
+			p.send(`{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"b` + "\n")
+			ended := make(chan struct{})
+			go func() { _ = p.ss.Wait(); close(ended) }()
+			select {
+			case <-ended:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("plain %v: the session outlived a broken message", plain)
+			}
+		}
+	})
+
 	t.Run("a discover notification is not answered", func(t *testing.T) {
 		p := openStdio(t, h, false)
 		p.send(`{"jsonrpc":"2.0","method":"server/discover","params":{}}`+"\n", `{"jsonrpc":"2.0","id":5,"method":"ping"}`+"\n")
