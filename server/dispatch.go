@@ -315,10 +315,9 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	}
 	// The retry that carries a person's answer to an input request was
 	// charged when the question was asked; charging it again would turn a
-	// person's "no" (or "yes") into rate_limited. confirm redeems its state
-	// (signed for this caller, tool, arguments and plan; spent once) before
-	// anything runs.
-	if !s.answersElicitation(c, in, verdict) {
+	// person's "no" (or "yes") into rate_limited. Only a state that verifies
+	// counts; confirm spends it (once) before anything runs.
+	if !s.chargedWhenAsked(c, in, verdict) {
 		if ok, retry := s.opts.Limiter.Allow(c.Principal.ID, tier, s.opts.Now()); !ok {
 			v := safety.Verdict{Decision: safety.RateLimited, Tier: tier, Plan: verdict.Plan,
 				Reason: fmt.Sprintf("too many %s calls from %s; try again in %s", tier, c.Principal.ID, retry.Round(time.Second))}

@@ -15,8 +15,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/server/watch"
@@ -178,7 +176,9 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 	go a.store.FollowOtherWriters(ctx, time.Second)
 	go a.srv.RunAlertUpdates(ctx)
 	a.logger.Info("jarvis stdio ready", "demo", demo, "max_tier", p.MaxTier.String())
-	err = srv.Run(ctx, &mcp.StdioTransport{})
+	// As mcp.StdioTransport, but a server/discover below 2026-07-28 gets
+	// the unsupported-version error that /mcp gives it.
+	err = srv.Run(ctx, server.StdioTransport(os.Stdin, os.Stdout))
 	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)) {
 		return nil
 	}
