@@ -63,7 +63,7 @@ func (s *Server) OpenAlertsFor(ctx context.Context, caller safety.Principal) (*t
 			// about one, what is left for it; for a node alert, per target.
 			left := r.PerTargetPerHour
 			if alertSubjectKind(a.Kind) == kinds[0] {
-				left = sp.UsesLeft(r, a.Subject)
+				left = sp.UsesLeft(r, s.ruleTarget(s.defaultCluster(), a.Subject))
 			}
 			oa.Rules = append(oa.Rules, tools.AlertRule{Rule: r.Ref(), Tool: r.Tool, Args: r.Args,
 				UsesLeft: left, Expires: r.ExpiresAt.UTC().Format(time.RFC3339)})

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -43,7 +44,9 @@ func (s *Server) setUpClusters(opts Options) error {
 		return errors.New("server: Env (or Clusters) is required")
 	case len(list) == 0:
 		list = []Cluster{{Name: DefaultClusterName, Env: opts.Env, Policy: opts.Policy}}
-	case opts.Env != nil:
+	// Each of Clusters has its own Policy: one beside them would be
+	// silently ignored, a protection that never applied.
+	case opts.Env != nil || !reflect.ValueOf(opts.Policy).IsZero():
 		return errors.New("server: set Env and Policy for one cluster, or Clusters, not both")
 	}
 	for i := range list {

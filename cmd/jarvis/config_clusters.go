@@ -117,11 +117,48 @@ func (cfg *Config) loadClusters(demo bool) []string {
 			continue
 		}
 		cc := &ClusterEnv{name: name, prefix: clusterPrefix(name)}
+		for _, other := range cfg.clusters {
+			if p := overlappingClusters(cfg.ClusterList, names, other, cc); p != "" {
+				problems = append(problems, p)
+			}
+		}
 		problems = append(problems, cc.load(demo)...)
 		cfg.clusters = append(cfg.clusters, cc)
 	}
 	problems = append(problems, unprefixedClusterVars(cfg.ClusterList)...)
 	return append(problems, strayClusterVars(cfg.ClusterList, cfg.clusters)...)
+}
+
+// overlappingClusters says why clusters a and b cannot both be listed when
+// the variables of one start like the other's (lab and lab-ssh:
+// JARVIS_CLUSTER_LAB_SSH_NODES would be lab's SSH_NODES and lab-ssh's NODES),
+// else "". It is refused on the names alone, set variables or not, so
+// whether Jarvis starts never depends on which settings happen to be set.
+func overlappingClusters(list string, names []string, a, b *ClusterEnv) string {
+	short, long := a, b
+	if len(long.prefix) < len(short.prefix) {
+		short, long = long, short
+	}
+	if !strings.HasPrefix(long.prefix, short.prefix) {
+		return ""
+	}
+	// An example of a variable both would read, when there is one.
+	example := fmt.Sprintf("a variable starting %s could be meant for either", long.prefix)
+	rest := strings.TrimPrefix(long.prefix, short.prefix)
+	settings := clusterSettings()
+	for _, setting := range settings {
+		if slices.Contains(settings, rest+setting) {
+			example = fmt.Sprintf("%s%s would be both %s's %s and %s's %s", long.prefix, setting, short.name, rest+setting, long.name, setting)
+			break
+		}
+	}
+	msg := fmt.Sprintf("JARVIS_CLUSTERS=%q: clusters %s and %s cannot both be listed: the variables of %s (%s…) start like those of %s (%s…), "+
+		"so one variable could be a setting of both (%s); rename %s so that it does not start with %q",
+		list, a.name, b.name, long.name, long.prefix, short.name, short.prefix, example, long.name, short.name+"-")
+	if fix := strings.ReplaceAll(long.name, "-", ""); clusterNameRE.MatchString(fix) && !slices.Contains(names, fix) {
+		msg += fmt.Sprintf(" (e.g. %s)", fix)
+	}
+	return msg
 }
 
 // load reads and checks one cluster's settings. The simulated cluster of the
@@ -235,10 +272,9 @@ func unprefixedClusterVars(list string) []string {
 	return problems
 }
 
-// strayClusterVars names the JARVIS_CLUSTER_… variables no cluster reads: a
-// cluster not in JARVIS_CLUSTERS, or a misspelt setting (a protected VMID
-// Jarvis never read would not be protected).
-func strayClusterVars(list string, clusters []*ClusterEnv) []string {
+// clusterSettings are the names of a cluster's settings after its prefix
+// (NODES, PVE_TOKEN_ID, …), in the order of ClusterEnv.
+func clusterSettings() []string {
 	var settings []string
 	t := reflect.TypeFor[ClusterEnv]()
 	for i := range t.NumField() {
@@ -246,6 +282,14 @@ func strayClusterVars(list string, clusters []*ClusterEnv) []string {
 			settings = append(settings, s)
 		}
 	}
+	return settings
+}
+
+// strayClusterVars names the JARVIS_CLUSTER_… variables no cluster reads: a
+// cluster not in JARVIS_CLUSTERS, or a misspelt setting (a protected VMID
+// Jarvis never read would not be protected).
+func strayClusterVars(list string, clusters []*ClusterEnv) []string {
+	settings := clusterSettings()
 	var problems []string
 	for _, kv := range os.Environ() {
 		name, value, _ := strings.Cut(kv, "=")
