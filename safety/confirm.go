@@ -107,65 +107,39 @@ func (c *Confirmer) Issue(principalID, tool, canonicalArgs string, now time.Time
 // arguments (signature, expiry) and returns its nonce and expiry, so the caller
 // can spend the nonce where other processes see it too.
 func (c *Confirmer) RedeemNonce(state, principalID, tool, canonicalArgs string, now time.Time) (string, time.Time, error) {
-	err := c.redeem(state, principalID, tool, canonicalArgs, now)
+	p, err := c.redeem(state, principalID, tool, canonicalArgs, now)
 	if err != nil {
 		return "", time.Time{}, err
 	}
-	p, _ := c.payload(state)
 	return p.Nonce, time.UnixMilli(p.Expiry), nil
 }
 
-// payload decodes a state whose MAC was verified.
-func (c *Confirmer) payload(state string) (statePayload, error) {
-	var p statePayload
-	encPayload, _, _ := strings.Cut(state, ".")
-	raw, err := base64.RawURLEncoding.DecodeString(encPayload)
+// Check verifies a state as RedeemNonce does (signature, binding, expiry, not
+// redeemed here before) but uses nothing up, so a caller can tell a genuine
+// answer from junk before the one place that redeems it. A nonce spent only
+// in another process's store is not seen here.
+func (c *Confirmer) Check(state, principalID, tool, canonicalArgs string, now time.Time) error {
+	p, err := c.verify(state, principalID, tool, canonicalArgs, now)
 	if err != nil {
-		return p, ErrStateInvalid
+		return err
 	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return p, ErrStateInvalid
-	}
-	return p, nil
-}
-
-func (c *Confirmer) redeem(state, principalID, tool, canonicalArgs string, now time.Time) error {
-	if len(c.key) < 16 || len(state) == 0 || len(state) > maxStateLen {
-		return ErrStateInvalid
-	}
-	encPayload, encMAC, ok := strings.Cut(state, ".")
-	if !ok || strings.Contains(encMAC, ".") {
-		return ErrStateInvalid
-	}
-	gotMAC, err := base64.RawURLEncoding.DecodeString(encMAC)
-	if err != nil {
-		return ErrStateInvalid
-	}
-	if !hmac.Equal(gotMAC, c.mac(encPayload)) {
-		return ErrStateInvalid
-	}
-	raw, err := base64.RawURLEncoding.DecodeString(encPayload)
-	if err != nil {
-		return ErrStateInvalid
-	}
-	var p statePayload
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&p); err != nil || p.Nonce == "" {
-		return ErrStateInvalid
-	}
-	if p.Principal != principalID || p.Tool != tool || p.ArgsHash != argsHash(canonicalArgs) {
-		return ErrStateMismatch
-	}
-	expiry := time.UnixMilli(p.Expiry)
-	if !now.Before(expiry) {
-		return ErrStateExpired
-	}
-
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, seen := c.used[p.Nonce]; seen {
 		return ErrStateReplayed
+	}
+	return nil
+}
+
+func (c *Confirmer) redeem(state, principalID, tool, canonicalArgs string, now time.Time) (statePayload, error) {
+	p, err := c.verify(state, principalID, tool, canonicalArgs, now)
+	if err != nil {
+		return p, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, seen := c.used[p.Nonce]; seen {
+		return p, ErrStateReplayed
 	}
 	if len(c.used) >= maxRememberedUsed {
 		for n, exp := range c.used {
@@ -174,9 +148,44 @@ func (c *Confirmer) redeem(state, principalID, tool, canonicalArgs string, now t
 			}
 		}
 		if len(c.used) >= maxRememberedUsed {
-			return ErrStateCapacity
+			return p, ErrStateCapacity
 		}
 	}
-	c.used[p.Nonce] = expiry
-	return nil
+	c.used[p.Nonce] = time.UnixMilli(p.Expiry)
+	return p, nil
+}
+
+// verify checks a state's signature, binding and expiry; it remembers nothing.
+func (c *Confirmer) verify(state, principalID, tool, canonicalArgs string, now time.Time) (statePayload, error) {
+	var p statePayload
+	if len(c.key) < 16 || len(state) == 0 || len(state) > maxStateLen {
+		return p, ErrStateInvalid
+	}
+	encPayload, encMAC, ok := strings.Cut(state, ".")
+	if !ok || strings.Contains(encMAC, ".") {
+		return p, ErrStateInvalid
+	}
+	gotMAC, err := base64.RawURLEncoding.DecodeString(encMAC)
+	if err != nil {
+		return p, ErrStateInvalid
+	}
+	if !hmac.Equal(gotMAC, c.mac(encPayload)) {
+		return p, ErrStateInvalid
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(encPayload)
+	if err != nil {
+		return p, ErrStateInvalid
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil || p.Nonce == "" {
+		return p, ErrStateInvalid
+	}
+	if p.Principal != principalID || p.Tool != tool || p.ArgsHash != argsHash(canonicalArgs) {
+		return p, ErrStateMismatch
+	}
+	if !now.Before(time.UnixMilli(p.Expiry)) {
+		return p, ErrStateExpired
+	}
+	return p, nil
 }

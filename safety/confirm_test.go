@@ -71,7 +71,12 @@ func TestConfirmer(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c := NewConfirmer(key, 0)
-			err := c.Redeem(tc.state(c), tc.principal, tc.tool, tc.args, tc.at)
+			state := tc.state(c)
+			// Check answers the same and spends nothing: Redeem still does.
+			if err := c.Check(state, tc.principal, tc.tool, tc.args, tc.at); !errors.Is(err, tc.want) {
+				t.Errorf("Check = %v, want %v", err, tc.want)
+			}
+			err := c.Redeem(state, tc.principal, tc.tool, tc.args, tc.at)
 			if !errors.Is(err, tc.want) {
 				t.Errorf("Redeem = %v, want %v", err, tc.want)
 			}
@@ -105,6 +110,31 @@ func TestConfirmerSingleUse(t *testing.T) {
 	b, _ := c.Issue("p", "t", "{}", now)
 	if a == b {
 		t.Error("two issued states are identical")
+	}
+}
+
+// Check never uses a state up, however often it is asked, and sees one
+// this Confirmer redeemed as replayed.
+func TestConfirmerCheckUsesNothing(t *testing.T) {
+	c := NewConfirmer(DeriveKey("s3cret", "confirm"), time.Minute)
+	now := time.Now()
+	state, err := c.Issue("p", "t", "{}", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := c.Check(state, "p", "t", "{}", now); err != nil {
+			t.Fatalf("check %d: %v", i, err)
+		}
+	}
+	if len(c.used) != 0 {
+		t.Fatalf("Check remembered %d nonces", len(c.used))
+	}
+	if err := c.Redeem(state, "p", "t", "{}", now); err != nil {
+		t.Fatalf("redeem after checks: %v", err)
+	}
+	if err := c.Check(state, "p", "t", "{}", now); !errors.Is(err, ErrStateReplayed) {
+		t.Fatalf("check after redeem = %v, want ErrStateReplayed", err)
 	}
 }
 

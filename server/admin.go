@@ -140,6 +140,6 @@ func (s *Server) Recover(ctx context.Context) error {
 	return nil
 }
 
-// Policy is the safety policy this server decides with (the console shows
-// what it protects).
-func (s *Server) Policy() safety.Policy { return s.opts.Policy }
+// Policy is the safety policy of the default cluster (the console shows what
+// it protects; its guest view reads that cluster).
+func (s *Server) Policy() safety.Policy { return s.defaultCluster().Policy }

@@ -46,7 +46,8 @@ func (s *Server) OpenAlertsFor(ctx context.Context, caller safety.Principal) (*t
 			// A rule is listed under the alerts of its trigger, and one
 			// without a trigger under alerts about what its tool acts on.
 			tool, ok := s.byName[r.Tool]
-			if !ok || !r.Applies(caller.ID, caller.Kind == safety.Operator) || !ruleCovers(r, a) {
+			// The alerts are the default cluster's (the watcher watches it alone).
+			if !ok || !r.Applies(caller.ID, caller.Kind == safety.Operator) || !ruleCovers(r, a) || !s.onDefaultCluster(r) {
 				continue
 			}
 			kinds := toolSubjectKinds(tool)
@@ -62,7 +63,7 @@ func (s *Server) OpenAlertsFor(ctx context.Context, caller safety.Principal) (*t
 			// about one, what is left for it; for a node alert, per target.
 			left := r.PerTargetPerHour
 			if alertSubjectKind(a.Kind) == kinds[0] {
-				left = sp.UsesLeft(r, a.Subject)
+				left = sp.UsesLeft(r, s.ruleTarget(s.defaultCluster(), a.Subject))
 			}
 			oa.Rules = append(oa.Rules, tools.AlertRule{Rule: r.Ref(), Tool: r.Tool, Args: r.Args,
 				UsesLeft: left, Expires: r.ExpiresAt.UTC().Format(time.RFC3339)})
@@ -231,8 +232,12 @@ func (s *Server) addAlerts(srv *mcp.Server, principalOf func(*auth.TokenInfo) (s
 		}
 		for _, a := range list.Alerts {
 			if a.ID == id {
+				cluster := ""
+				if s.several() {
+					cluster = s.defaultCluster().Name
+				}
 				return &mcp.GetPromptResult{Description: "Remediate alert " + strconv.FormatUint(id, 10),
-					Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: remediateText(a)}}}}, nil
+					Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: remediateText(a, cluster)}}}}, nil
 			}
 		}
 		return nil, &jsonrpc.Error{Code: jsonrpc.CodeInvalidParams,
@@ -240,14 +245,22 @@ func (s *Server) addAlerts(srv *mcp.Server, principalOf func(*auth.TokenInfo) (s
 	})
 }
 
-// remediateText is the remediate_alert prompt for one alert.
-func remediateText(a tools.OpenAlert) string {
+// remediateText is the remediate_alert prompt for one alert; cluster is the
+// cluster it is about when Jarvis serves several ("" with one).
+func remediateText(a tools.OpenAlert, cluster string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Jarvis alert %d is open since %s: %s (kind %s, subject %s, severity %s).\n\n", a.ID, a.Since, a.Summary, a.Kind, a.Subject, a.Severity)
+	if cluster != "" {
+		fmt.Fprintf(&b, "It is about cluster %s: pass cluster %q to every tool you call for it.\n", cluster, cluster)
+	}
 	b.WriteString("First read what is going on, changing nothing: get_guest_status or get_node_status for the subject, get_recent_tasks, and get_task_log or get_node_logs where they help.\n")
 	if len(a.Rules) > 0 {
 		r := a.Rules[0]
-		args, _ := json.Marshal(suggestedArgs(store.Rule{Args: r.Args}, a))
+		suggested := suggestedArgs(store.Rule{Args: r.Args}, a)
+		if cluster != "" {
+			suggested[tools.ClusterArg] = cluster
+		}
+		args, _ := json.Marshal(suggested)
 		fmt.Fprintf(&b, "A standing approval (%s) lets you act without waiting for a person: call %s with exactly %s. It allows %d more call(s) for %s this hour; use one, once.\n",
 			r.Rule, r.Tool, args, r.UsesLeft, a.Subject)
 		b.WriteString("Then check that it worked (read the subject's status again). If the call is refused or fails, do not retry in a loop: say what happened and what a person should look at.\n")

@@ -66,7 +66,7 @@ func bareSession(b *testing.B, h *harness, name string) *mcp.ClientSession {
 		}
 	}
 	srv := mcp.NewServer(&mcp.Implementation{Name: "bare", Version: "1"}, nil)
-	env := h.srv.opts.Env
+	env := h.srv.defaultCluster().Env
 	srv.AddTool(mcpTool(tool), func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		args, err := tools.ParseArgs(req.Params.Arguments)
 		if err != nil {

@@ -54,23 +54,29 @@ func TestToolsListGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			path := filepath.Join("testdata", "toolsets", ts.Name+".golden.json")
-			if *update {
-				if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("reading the golden file (run with -update to create it): %v", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Fatalf("tools/list of toolset %s changed; review the difference and run `go test ./server -run Golden -update`.\n%s", ts.Name, firstDiff(string(want), string(got)))
-			}
+			checkGolden(t, filepath.Join("testdata", "toolsets", ts.Name+".golden.json"), got)
 		})
+	}
+}
+
+// checkGolden compares got with the golden file at path, rewriting it first
+// with -update.
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("reading the golden file (run with -update to create it): %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("%s changed; review the difference and run `go test ./server -run Golden -update`.\n%s", path, firstDiff(string(want), string(got)))
 	}
 }
 

@@ -64,12 +64,27 @@ func (s *Server) elicits(c Call) bool {
 // to an input request: a call that needs approval, names no approval, comes
 // with a request state, from a caller who is asked by elicitation. confirm
 // redeems exactly these (signature, binding to caller, tool, arguments and
-// plan, expiry, the nonce spent once) and runs nothing on a state that fails;
-// dispatch does not charge them to the rate limit again (the question was
-// charged when it was asked). Any other caller's request state is ignored, so
-// attaching one gets an agent nothing.
+// plan, expiry, the nonce spent once) and runs nothing on a state that fails.
+// Any other caller's request state is ignored, so attaching one gets an agent
+// nothing.
 func (s *Server) answersElicitation(c Call, in *tools.Input, v safety.Verdict) bool {
 	return v.Decision == safety.NeedsApproval && in.ApprovalID() == "" && c.RequestState != "" && s.elicits(c)
+}
+
+// chargedWhenAsked reports whether c answers an input request with a state
+// that verifies now, checked without spending its nonce (confirm spends it).
+// Only such a retry is not charged to the rate limit again: the question was
+// charged when it was asked. A junk state (forged, expired, for another call,
+// already used) is charged as any call, then refused by confirm.
+func (s *Server) chargedWhenAsked(c Call, in *tools.Input, v safety.Verdict) bool {
+	if !s.answersElicitation(c, in, v) {
+		return false
+	}
+	canonical, err := safety.CanonicalArgs(in.Object)
+	if err != nil {
+		return false
+	}
+	return s.opts.Confirmer.Check(c.RequestState, c.Principal.ID, c.Tool, withPlan(canonical, v.Plan), s.opts.Now()) == nil
 }
 
 // withPlan binds a confirmation to the plan the user was shown as well as to
@@ -200,7 +215,7 @@ func (s *Server) awaitApproval(ctx context.Context, c Call, v safety.Verdict, id
 		// A switch turned on while the call waits ends the wait: nothing may run now,
 		// and the approval stays pending for when the switch is off again.
 		if st := s.liveState(ctx); st.KillSwitch || st.ReadOnly {
-			stop := s.opts.Policy.Decide(safety.Request{Principal: c.Principal, Tool: c.Tool, Tier: v.Tier}, st)
+			stop := c.cluster.Policy.Decide(safety.Request{Principal: c.Principal, Tool: c.Tool, Tier: v.Tier}, st)
 			if stop.Decision != safety.Allow && stop.Decision != safety.NeedsApproval {
 				stop.Plan = v.Plan
 				stop.Reason = strings.TrimSuffix(stop.Reason, ".") + fmt.Sprintf(". The call stopped waiting for approval %s, which cannot be granted until then.", id)

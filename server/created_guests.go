@@ -12,6 +12,11 @@ import (
 // deleted guest forgotten. A failed write is logged; it can only make Jarvis
 // refuse to delete a guest later, never allow one it should not.
 func (s *Server) noteGuestRecords(ctx context.Context, c Call, tool *tools.Tool, beginID uint64, out any) {
+	if c.cluster != s.defaultCluster() {
+		// The records are kept per VMID, not per cluster (clusters.go):
+		// another cluster's guest must never replace the default's record.
+		return
+	}
 	if g, ok := out.(tools.GuestCreated); ok {
 		node, vmid, marker := g.CreatedGuest()
 		rec := store.CreatedGuest{VMID: vmid, Node: node, Tool: tool.Name, Principal: c.Principal.ID, Marker: marker, BeginID: beginID}

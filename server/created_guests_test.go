@@ -79,7 +79,7 @@ func TestACopyMadeInProxmoxOfJarvissGuestIsNotJarviss(t *testing.T) {
 	}
 	// A person, in Proxmox: deletes 150, then clones Jarvis's 151 into the
 	// freed VMID 150. Jarvis's record of 150 is stale; the tags are 151's.
-	client := h.srv.opts.Env.PVE
+	client := h.srv.defaultCluster().Env.PVE
 	upid, err := client.DestroyGuest(ctx, "home", "qemu", 150, false, false)
 	if err == nil {
 		_, err = client.WaitTask(ctx, upid, 10*time.Millisecond, nil)

@@ -41,9 +41,13 @@ const (
 
 // Options configure a Server.
 type Options struct {
+	// Clusters are the Proxmox clusters served, the default first
+	// (clusters.go). For one cluster, Env and Policy may be set instead: the
+	// cluster DefaultClusterName, as most tests build it.
+	Clusters  []Cluster
 	Env       *tools.Env
-	Store     *store.Store
 	Policy    safety.Policy
+	Store     *store.Store
 	Limiter   *safety.RateLimiter
 	Confirmer *safety.Confirmer
 	// ReadOnly registers GREEN tools only (JARVIS_READ_ONLY); it cannot be lifted at run time.
@@ -89,11 +93,13 @@ func (s *Server) observe(c Call, tier safety.Tier, decision, outcome string) {
 	}
 }
 
-// Server is the tool catalogue bound to a cluster, a store and a policy.
+// Server is the tool catalogue bound to its clusters (each with its policy)
+// and a store.
 type Server struct {
-	opts   Options
-	tools  []*tools.Tool
-	byName map[string]*tools.Tool
+	opts     Options
+	clusters []*Cluster
+	tools    []*tools.Tool
+	byName   map[string]*tools.Tool
 	// unregistered holds the tiers of catalogue tools left out (read-only mode),
 	// so a refusal can say why they are missing.
 	unregistered map[string]safety.Tier
@@ -116,8 +122,8 @@ type serverKey struct {
 // New builds a Server. The catalogue is filtered once here: in read-only mode the
 // non-GREEN tools do not exist at all.
 func New(opts Options) (*Server, error) {
-	if opts.Env == nil || opts.Store == nil || opts.Confirmer == nil || opts.Limiter == nil {
-		return nil, errors.New("server: Env, Store, Confirmer and Limiter are required")
+	if opts.Store == nil || opts.Confirmer == nil || opts.Limiter == nil {
+		return nil, errors.New("server: Store, Confirmer and Limiter are required")
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -142,15 +148,14 @@ func New(opts Options) (*Server, error) {
 	if len(opts.Toolsets) == 0 {
 		opts.Toolsets = tools.DefaultToolsets()
 	}
-	if opts.Env.Created == nil {
-		// delete_guest asks the store whether Jarvis created a guest.
-		opts.Env.Created = opts.Store
-	}
 	s := &Server{opts: opts, byName: map[string]*tools.Tool{}, unregistered: map[string]safety.Tier{}, servers: map[serverKey]*mcp.Server{}}
-	if opts.Env.Alerts == nil {
-		// list_alerts: the watcher's alerts and this server's rules.
-		opts.Env.Alerts = s
+	// delete_guest asks the store whether Jarvis created a guest; list_alerts
+	// reads the watcher's alerts and this server's rules.
+	if err := s.setUpClusters(opts); err != nil {
+		return nil, err
 	}
+	// Every call uses its cluster's (Call.cluster); nothing reads these.
+	s.opts.Env, s.opts.Policy = nil, safety.Policy{}
 	for _, t := range tools.Catalogue() {
 		if opts.ReadOnly && t.Tier != safety.Green {
 			s.unregistered[t.Name] = t.Tier
@@ -229,10 +234,11 @@ type Call struct {
 
 	// Set by Dispatch, once per call: when it started, the arguments parsed
 	// (nil when they are not a JSON object) and their redacted canonical form
-	// for audit rows.
+	// for audit rows, and the cluster the call is for.
 	start     time.Time
 	args      *tools.Args
 	auditArgs string
+	cluster   *Cluster
 	// Set when the call needed approval: the standing approval that let it
 	// run, or why none did (for the needs_approval answer).
 	rule     *ruleGrant
@@ -280,7 +286,13 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	if parseErr != nil {
 		return s.failPrepare(ctx, c, tool, parseErr)
 	}
-	in, err := tool.Decode(c.args)
+	// From here on every step uses this cluster's Env and Policy.
+	cluster, why := s.clusterOf(&c)
+	if cluster == nil {
+		return s.refuse(ctx, c, tool.MinTier, safety.Verdict{Decision: safety.Blocked, Tier: tool.MinTier, Reason: why}, "")
+	}
+	c.cluster = cluster
+	in, err := s.decode(tool, c)
 	if err != nil {
 		return s.failPrepare(ctx, c, tool, err)
 	}
@@ -290,7 +302,7 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	if tool.Tier != safety.Green {
 		prepCtx = tools.Fresh(ctx)
 	}
-	call, err := tool.Prepare(prepCtx, s.opts.Env, in)
+	call, err := tool.Prepare(prepCtx, c.cluster.Env, in)
 	if err != nil {
 		return s.failPrepare(ctx, c, tool, err)
 	}
@@ -303,10 +315,9 @@ func (s *Server) Dispatch(ctx context.Context, c Call) (res *mcp.CallToolResult)
 	}
 	// The retry that carries a person's answer to an input request was
 	// charged when the question was asked; charging it again would turn a
-	// person's "no" (or "yes") into rate_limited. confirm redeems its state
-	// (signed for this caller, tool, arguments and plan; spent once) before
-	// anything runs.
-	if !s.answersElicitation(c, in, verdict) {
+	// person's "no" (or "yes") into rate_limited. Only a state that verifies
+	// counts; confirm spends it (once) before anything runs.
+	if !s.chargedWhenAsked(c, in, verdict) {
 		if ok, retry := s.opts.Limiter.Allow(c.Principal.ID, tier, s.opts.Now()); !ok {
 			v := safety.Verdict{Decision: safety.RateLimited, Tier: tier, Plan: verdict.Plan,
 				Reason: fmt.Sprintf("too many %s calls from %s; try again in %s", tier, c.Principal.ID, retry.Round(time.Second))}
@@ -389,10 +400,16 @@ func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *too
 	case call.Tier != 0:
 		tier = min(max(call.Tier, tool.MinTier), tool.Tier)
 	}
-	return s.opts.Policy.Decide(safety.Request{
+	v := c.cluster.Policy.Decide(safety.Request{
 		Principal: c.Principal, Tool: tool.Name, Tier: tier, Target: call.Target, Also: call.Also,
 		Effect: call.Effect, TierReason: call.TierReason, Command: call.Command,
 	}, st)
+	if s.several() && v.Plan != "" {
+		// The plan is what a person approves: with several clusters it says
+		// which, since node names and VMIDs may be the same on each.
+		v.Plan = "[cluster " + c.cluster.Name + "] " + v.Plan
+	}
+	return v
 }
 
 // recheck decides a confirmed call again right before it runs: the target is
@@ -400,7 +417,7 @@ func (s *Server) decide(ctx context.Context, c Call, tool *tools.Tool, call *too
 // or a refusal when the answer is no longer "run it" or the plan the person
 // approved no longer describes what would run.
 func (s *Server) recheck(ctx context.Context, c Call, tool *tools.Tool, in *tools.Input, approved safety.Verdict, approvalID string) (*tools.Call, *mcp.CallToolResult) {
-	call, err := tool.Prepare(tools.Fresh(ctx), s.opts.Env, in)
+	call, err := tool.Prepare(tools.Fresh(ctx), c.cluster.Env, in)
 	if err != nil {
 		tier := approved.Tier
 		v := safety.Verdict{Decision: safety.Blocked, Tier: tier, Plan: approved.Plan,
@@ -465,7 +482,7 @@ func (s *Server) execute(ctx context.Context, c Call, tool *tools.Tool, tier saf
 	elapsed := s.opts.Now().Sub(c.start)
 	// Whatever the outcome, the cluster may have changed (over SSH too, which
 	// the API client does not see): nobody reads the state from before it.
-	s.opts.Env.Changed()
+	c.cluster.Env.Changed()
 
 	// Three outcomes, never conflated: ok, failed (refused by PVE, not sent, or
 	// the task ended in error) and unknown (the write may or may not

@@ -54,7 +54,9 @@ func (s *Server) MCP(p safety.Principal, local *safety.Principal) *mcp.Server {
 	}
 
 	for _, t := range s.Tools(shape) {
-		srv.AddTool(mcpTool(t), s.handler(t.Name, principalOf))
+		mt := mcpTool(t)
+		mt.InputSchema = s.InputSchema(t)
+		srv.AddTool(mt, s.handler(t.Name, principalOf))
 	}
 	// Names that are not registered here (BLACK, unknown, above the ceiling,
 	// outside the toolsets, read-only mode) are answered with a refusal

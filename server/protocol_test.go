@@ -226,15 +226,99 @@ func TestElicitationAnswerIsNotChargedTwice(t *testing.T) {
 			t.Fatalf("pending approvals %d (%v), want the first call's one", len(n), err)
 		}
 	})
+}
 
-	t.Run("a forged state is not charged and runs nothing", func(t *testing.T) {
-		h := newHarness(t, oneRed, func(o *Options) { o.ElicitAgents = true })
-		res := h.srv.Dispatch(ctx, Call{Principal: agentRed, Tool: "stop_vm", Args: json.RawMessage(`{"vmid":105}`), Elicitation: true,
-			RequestState: "junk", Confirm: &mcp.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}})
-		if r := refusalOf(t, res); r.Decision != safety.Denied || h.guestStatus(105) != "running" {
-			t.Fatalf("forged state: %+v", r)
+// Only a request state that verifies (checked, not spent, before the rate
+// limit) spares its retry the charge; junk is charged as any call. With a
+// RED burst of one spent on the question, a junk retry is rate_limited and a
+// genuine one is not, for an operator and for an agent asked by elicitation.
+// Nothing runs either way.
+func TestJunkRequestStateIsCharged(t *testing.T) {
+	ctx := context.Background()
+	yes := &mcp.ElicitResult{Action: "accept", Content: map[string]any{"approve": true}}
+	no := &mcp.ElicitResult{Action: "decline"}
+	const args = `{"vmid":105}`
+	send := func(h *harness, p safety.Principal, tool, args, state string, answer *mcp.ElicitResult) *mcp.CallToolResult {
+		return h.srv.Dispatch(ctx, Call{Principal: p, Tool: tool, Args: json.RawMessage(args), Elicitation: true, RequestState: state, Confirm: answer})
+	}
+	// ask puts the question (charging p's burst of one) and returns its state.
+	ask := func(t *testing.T, h *harness, p safety.Principal) string {
+		t.Helper()
+		res := send(h, p, "stop_vm", args, "", nil)
+		if res.RequestState == "" || len(res.InputRequests) == 0 {
+			t.Fatalf("%s was not asked: %s", p.ID, textOf(res))
 		}
-	})
+		return res.RequestState
+	}
+	altered := func(state string) string {
+		b := []byte(state)
+		if b[len(b)-2] = 'A'; state[len(b)-2] == 'A' { // a character of the signature
+			b[len(b)-2] = 'B'
+		}
+		return string(b)
+	}
+	for _, who := range []struct {
+		name     string
+		p, other safety.Principal
+	}{
+		{"operator", operator, safety.Principal{ID: "operator:other", Kind: safety.Operator, MaxTier: safety.Red}},
+		{"agent", agentRed, safety.Principal{ID: "agent:other", Kind: safety.Agent, MaxTier: safety.Red}},
+	} {
+		for _, tc := range []struct {
+			name string
+			// retry answers the question whose state is given, after it.
+			retry func(t *testing.T, h *harness, state string, later func(time.Duration)) *mcp.CallToolResult
+			want  safety.Decision
+		}{
+			{"the state asked for, declined", func(t *testing.T, h *harness, st string, _ func(time.Duration)) *mcp.CallToolResult {
+				return send(h, who.p, "stop_vm", args, st, no)
+			}, safety.Denied},
+			{"forged", func(t *testing.T, h *harness, _ string, _ func(time.Duration)) *mcp.CallToolResult {
+				return send(h, who.p, "stop_vm", args, "junk", yes)
+			}, safety.RateLimited},
+			{"signature altered", func(t *testing.T, h *harness, st string, _ func(time.Duration)) *mcp.CallToolResult {
+				return send(h, who.p, "stop_vm", args, altered(st), yes)
+			}, safety.RateLimited},
+			{"for other arguments", func(t *testing.T, h *harness, st string, _ func(time.Duration)) *mcp.CallToolResult {
+				return send(h, who.p, "stop_vm", `{"vmid":101}`, st, yes)
+			}, safety.RateLimited},
+			{"for another tool", func(t *testing.T, h *harness, st string, _ func(time.Duration)) *mcp.CallToolResult {
+				return send(h, who.p, "restart_vm", args, st, yes)
+			}, safety.RateLimited},
+			{"another caller's", func(t *testing.T, h *harness, st string, _ func(time.Duration)) *mcp.CallToolResult {
+				ask(t, h, who.other)
+				return send(h, who.other, "stop_vm", args, st, yes)
+			}, safety.RateLimited},
+			{"expired", func(t *testing.T, h *harness, st string, later func(time.Duration)) *mcp.CallToolResult {
+				later(2 * time.Minute) // the harness's states live a minute; the burst refills hourly
+				return send(h, who.p, "stop_vm", args, st, yes)
+			}, safety.RateLimited},
+			{"already used", func(t *testing.T, h *harness, st string, _ func(time.Duration)) *mcp.CallToolResult {
+				if r := refusalOf(t, send(h, who.p, "stop_vm", args, st, no)); r.Decision != safety.Denied {
+					t.Fatalf("first answer: %s, want denied", r.Decision)
+				}
+				return send(h, who.p, "stop_vm", args, st, yes)
+			}, safety.RateLimited},
+		} {
+			t.Run(who.name+"/"+tc.name, func(t *testing.T) {
+				var mu sync.Mutex
+				var skew time.Duration
+				later := func(d time.Duration) { mu.Lock(); skew += d; mu.Unlock() }
+				h := newHarness(t, func(o *Options) {
+					o.Limiter = safety.NewRateLimiter(safety.RateLimits{Yellow: rate.Inf, YellowBurst: 1000, Red: rate.Every(time.Hour), RedBurst: 1})
+					o.ElicitAgents = true
+					o.Now = func() time.Time { mu.Lock(); defer mu.Unlock(); return time.Now().Add(skew) }
+				})
+				r := refusalOf(t, tc.retry(t, h, ask(t, h, who.p), later))
+				if r.Decision != tc.want {
+					t.Fatalf("retry answered %s (%s), want %s", r.Decision, r.Reason, tc.want)
+				}
+				if h.guestStatus(105) != "running" || h.guestStatus(101) != "running" || h.executions("stop_vm") != 0 || h.executions("restart_vm") != 0 {
+					t.Fatal("a refused retry ran")
+				}
+			})
+		}
+	}
 }
 
 // Resource reads and prompts fail with the spec's JSON-RPC codes: a target

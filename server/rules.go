@@ -47,9 +47,21 @@ func (s *Server) checkRule(ctx context.Context, r *store.Rule) error {
 	if r.Trigger != "" && !slices.Contains(store.AlertKinds(), r.Trigger) {
 		return fmt.Errorf("unknown trigger %q; one of %s", r.Trigger, strings.Join(store.AlertKinds(), ", "))
 	}
+	props := s.InputSchema(tool).Properties
 	for name := range r.Args {
-		if _, ok := tool.InputSchema.Properties[name]; !ok || name == "approval_id" {
+		if _, ok := props[name]; !ok || name == "approval_id" {
 			return fmt.Errorf("%s has no argument %q", r.Tool, name)
+		}
+	}
+	choices := strings.Join(s.ClusterNames(), ", ")
+	// Every call names its cluster when there are several, and a rule lets
+	// through only the arguments it names: without one it would never apply.
+	if _, named := r.Args[tools.ClusterArg]; s.several() && !named {
+		return fmt.Errorf("with several clusters every call names its cluster, so a rule must name the clusters it covers: add the argument cluster with one or more of %s (or * for any)", choices)
+	}
+	for _, v := range r.Args[tools.ClusterArg] {
+		if v != "*" && !slices.Contains(s.ClusterNames(), v) {
+			return fmt.Errorf("no cluster %s: one of %s", v, choices)
 		}
 	}
 	// A shell command is only ever allowed word for word.
@@ -298,6 +310,17 @@ func triggerOpen(alerts []OpenAlert, kind, subject string) bool {
 	return false
 }
 
+// ruleTarget is the target a rule's budget counts a call's subject under,
+// and its uses and messages name: the subject (guest/101) with one cluster,
+// as before clusters existed; with several, the cluster before it
+// (lab/guest/101), since each cluster may have its own guest/101.
+func (s *Server) ruleTarget(c *Cluster, subject string) string {
+	if !s.several() || subject == "" {
+		return subject
+	}
+	return c.Name + "/" + subject
+}
+
 // standing looks for a rule that lets a call needing approval run now. It
 // returns the grant, or why no rule applied (empty when none is for this
 // caller and tool), for the needs_approval answer.
@@ -309,10 +332,11 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 		return nil, "the standing approvals could not be read"
 	}
 	// The budget counts per target: what the call itself acts on.
-	target := subjectOf(call.Target, toolSubjectKinds(tool)[0])
-	if target == "" {
+	subject := subjectOf(call.Target, toolSubjectKinds(tool)[0])
+	if subject == "" {
 		return nil, ""
 	}
+	target := s.ruleTarget(c.cluster, subject)
 	var alerts []OpenAlert
 	alertsRead := false
 	var why []string
@@ -324,6 +348,12 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 			why = append(why, fmt.Sprintf("rule %s does not cover this call: %s", r.Ref(), reason))
 			continue
 		}
+		if r.Trigger != "" && c.cluster != s.defaultCluster() {
+			// The watcher raises alerts for the default cluster only, and
+			// an alert's subject (guest/101) does not say which cluster.
+			why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open, and alerts are raised for cluster %s only so far", r.Ref(), r.Trigger, s.defaultCluster().Name))
+			continue
+		}
 		if r.Trigger != "" {
 			if !alertsRead {
 				if alerts, err = s.openAlerts(ctx); err != nil {
@@ -333,7 +363,7 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 			}
 			about := subjectOf(call.Target, alertSubjectKind(r.Trigger))
 			if about == "" || !triggerOpen(alerts, r.Trigger, about) {
-				why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open for %s, and none is", r.Ref(), r.Trigger, about))
+				why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open for %s, and none is", r.Ref(), r.Trigger, s.ruleTarget(c.cluster, about)))
 				continue
 			}
 		}

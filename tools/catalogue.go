@@ -156,6 +156,32 @@ type Input struct {
 // person approved; define adds it, no input struct declares it.
 const approvalIDArg = "approval_id"
 
+// ClusterArg names the cluster a call is for. Only a Jarvis serving several
+// clusters lists it (ClusterSchema); dispatch reads it and takes it out before
+// the tool decodes its input, so no input struct declares it.
+const ClusterArg = "cluster"
+
+// ClusterSchema is in with the cluster argument added: required, one of
+// names. The tool list is sent into every model's context, so it is as
+// terse as approval_id's and added only when there is a choice to make.
+func ClusterSchema(in *jsonschema.Schema, names []string) *jsonschema.Schema {
+	out := in.CloneSchemas()
+	if out.Properties == nil {
+		out.Properties = map[string]*jsonschema.Schema{}
+	}
+	enum := make([]any, len(names))
+	for i, n := range names {
+		enum[i] = n
+	}
+	// No description: the name and the choices say it, and a description
+	// would cost every tool ~40 bytes of the list's budget.
+	out.Properties[ClusterArg] = &jsonschema.Schema{Type: "string", Enum: enum}
+	// CloneSchemas copies the schemas, not these lists.
+	out.PropertyOrder = append(slices.Clone(out.PropertyOrder), ClusterArg)
+	out.Required = append(slices.Clone(out.Required), ClusterArg)
+	return out
+}
+
 // InputError is an argument the caller got wrong. Its message says what to fix.
 type InputError struct{ Msg string }
 

@@ -42,7 +42,7 @@ import (
 
 // statelessVersion is the first revision served statelessly. Revisions are
 // dates and compare as strings, as the SDK compares them.
-const statelessVersion = "2026-07-28"
+const statelessVersion = server.StatelessVersion
 
 // protocolVersionHeader names the revision a request follows.
 const protocolVersionHeader = "MCP-Protocol-Version"
@@ -158,17 +158,11 @@ func (m *mcpRouter) refuseListen(w http.ResponseWriter, principal string, open i
 }
 
 // refuseDiscover answers a server/discover that does not name 2026-07-28 or
-// later: the unsupported-version error with every revision /mcp serves.
+// later: the unsupported-version error with every revision /mcp serves, as
+// jarvis stdio answers it.
 func refuseDiscover(w http.ResponseWriter, id json.RawMessage, requested string) {
-	what := fmt.Sprintf("protocol version %q", requested)
-	if requested == "" {
-		what = "a request without a protocol version"
-	}
-	writeRPCError(w, http.StatusBadRequest, id, mcp.CodeUnsupportedProtocolVersion, fmt.Sprintf(
-		"unsupported protocol version: %s has no %s; send it at %s or later (header %s and params._meta[%q]), "+
-			"or start a session with initialize at an older one",
-		what, methodDiscover, statelessVersion, protocolVersionHeader, mcp.MetaKeyProtocolVersion),
-		mcp.UnsupportedProtocolVersionData{Supported: mcp.SupportedProtocolVersions(), Requested: requested})
+	e := server.DiscoverRefusal(requested, protocolVersionHeader)
+	writeRPCError(w, http.StatusBadRequest, id, int(e.Code), e.Message, e.Data)
 }
 
 // writeRPCError writes one JSON-RPC error response; id is null when the

@@ -523,7 +523,9 @@ func (a *App) ruleOptions(c echo.Context) error {
 			continue
 		}
 		rt := ruleTool{Name: t.Name, Title: t.Title, Args: []ruleArg{}}
-		if s := t.InputSchema; s != nil {
+		// As callers see it: with several clusters, with the cluster argument
+		// every call passes, so a rule can name it.
+		if s := a.opts.Server.InputSchema(t); s != nil {
 			for name, prop := range s.Properties {
 				if name == "approval_id" {
 					continue

@@ -15,6 +15,7 @@ import (
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools"
 )
 
 // The operator API for standing approvals. Only the operator's login may
@@ -452,6 +453,86 @@ func TestRulesOptionsOfferLiveTokensAndREDTools(t *testing.T) {
 	}
 	if len(o.Triggers) != len(store.AlertKinds()) {
 		t.Errorf("triggers = %v", o.Triggers)
+	}
+}
+
+// withClusters serves the clusters named instead of the harness's one: the
+// rules' API needs their names only.
+func withClusters(t testing.TB, names ...string) func(*Options) {
+	return func(o *Options) {
+		var clusters []server.Cluster
+		for _, n := range names {
+			clusters = append(clusters, server.Cluster{Name: n, Env: &tools.Env{}})
+		}
+		srv, err := server.New(server.Options{Clusters: clusters, Store: o.Store, Logger: o.Logger,
+			Limiter:   safety.NewRateLimiter(safety.RateLimits{}),
+			Confirmer: safety.NewConfirmer(safety.DeriveKey("web-test-secret-web-test-secret-000", "confirmation-state"), time.Minute)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.Server = srv
+	}
+}
+
+// With several clusters every call names its cluster, so the console
+// offers the argument for a rule and refuses a rule without it, naming the
+// clusters; with one it offers what it always did.
+func TestRulesOptionsOfferTheClusterWithSeveral(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		clusters []string
+		args     string // start_vm's arguments as offered
+	}{
+		{"one cluster", nil, "vmid (required)"},
+		{"two clusters", []string{"home", "lab"}, "cluster (required), vmid (required)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var tweak []func(*Options)
+			if tc.clusters != nil {
+				tweak = append(tweak, withClusters(t, tc.clusters...))
+			}
+			h := newWebHarness(t, tweak...)
+			op := h.login()
+			var o struct {
+				Tools []struct {
+					Name string `json:"name"`
+					Args []struct {
+						Name     string `json:"name"`
+						Required bool   `json:"required"`
+					} `json:"args"`
+				} `json:"tools"`
+			}
+			if code, out := h.doJSON("GET", "/api/rules/options", op, nil, &o); code != 200 {
+				t.Fatalf("options: %d %v", code, out)
+			}
+			var args []string
+			for _, tool := range o.Tools {
+				for _, a := range tool.Args {
+					if tool.Name == "start_vm" && a.Required {
+						args = append(args, a.Name+" (required)")
+					}
+				}
+			}
+			if got := strings.Join(args, ", "); got != tc.args {
+				t.Errorf("start_vm's required arguments offered: %q, want %q", got, tc.args)
+			}
+
+			body := validRule("operators")
+			code, out := h.doJSON("POST", "/api/rules", op, body, nil)
+			if tc.clusters == nil {
+				if code != http.StatusCreated {
+					t.Errorf("a rule with one cluster: %d %v", code, out)
+				}
+				return
+			}
+			if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(out["error"]), "add the argument cluster with one or more of home, lab") {
+				t.Errorf("a rule naming no cluster: %d %v, want 400 naming the clusters", code, out)
+			}
+			body["args"].(map[string]any)["cluster"] = []string{"home"}
+			if code, out := h.doJSON("POST", "/api/rules", op, body, nil); code != http.StatusCreated {
+				t.Errorf("a rule for home: %d %v", code, out)
+			}
+		})
 	}
 }
 

@@ -26,12 +26,13 @@ import (
 
 // app is everything a running Jarvis holds, built once from the configuration.
 type app struct {
-	cfg      *Config
-	demo     bool
-	logger   *slog.Logger
-	store    *store.Store
-	pve      *pve.Client
-	ssh      *sshexec.Executor
+	cfg    *Config
+	demo   bool
+	logger *slog.Logger
+	store  *store.Store
+	// clusters are the clusters served, the default first: the watcher,
+	// the health check and the console read that one.
+	clusters []*appCluster
 	srv      *server.Server
 	tokens   *web.Tokens
 	metrics  *metrics.Metrics
@@ -42,6 +43,17 @@ type app struct {
 	notifyOn bool
 	cleanup  []func()
 }
+
+// appCluster is one cluster as the app reaches it: its settings, its API
+// client and, when configured, SSH to its nodes.
+type appCluster struct {
+	*ClusterEnv
+	pve *pve.Client
+	ssh *sshexec.Executor // nil without SSH
+}
+
+// defaultCluster is the first cluster: the only one the watcher watches so far.
+func (a *app) defaultCluster() *appCluster { return a.clusters[0] }
 
 // watchIntervals are the watcher's poll intervals: guests every
 // JARVIS_WATCH_INTERVAL, nodes and storage at their defaults or as often.
@@ -119,36 +131,14 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 			return nil, err
 		}
 	} else {
-		if cfg.PVEInsecure {
-			a.logger.Warn("PVE_INSECURE_TLS=true: the Proxmox API certificate is NOT verified; anyone on the path can read the API token. Pin it with PVE_TLS_FINGERPRINT instead.")
-		}
-		var endpoints []pve.Endpoint
-		for _, n := range cfg.nodeList {
-			endpoints = append(endpoints, pve.Endpoint{Name: n.Name, URL: "https://" + n.Host})
-		}
-		a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: cfg.PVETokenID, TokenSecret: cfg.PVETokenSecret,
-			Fingerprint: cfg.PVEFingerprint, CAFile: cfg.PVECAFile, Insecure: cfg.PVEInsecure, Timeout: cfg.PVETimeout,
-			Deadline: cfg.PVEDeadline, CacheFor: cfg.ReadCache, Observer: a.metrics})
-		if err != nil {
-			return nil, fmt.Errorf("Proxmox API client: %w", err)
-		}
-		if cfg.SSHKeyPath != "" {
-			nodes := map[string]string{}
-			for _, n := range cfg.sshNodeList {
-				nodes[n.Name] = n.Host
-			}
-			a.ssh, err = sshexec.New(sshexec.Config{Nodes: nodes, User: cfg.SSHUser, KeyPath: cfg.SSHKeyPath,
-				KnownHostsPath: cfg.SSHKnownHosts, OutputCap: cfg.SSHOutputCap})
+		for _, cc := range cfg.clusters {
+			c, err := a.connect(cc)
 			if err != nil {
-				return nil, fmt.Errorf("SSH: %w", err)
+				return nil, err
 			}
-			a.cleanup = append(a.cleanup, func() { _ = a.ssh.Close() })
+			a.clusters = append(a.clusters, c)
 		}
 	}
-
-	// Pooled keep-alive connections to the API end with Jarvis, not with the
-	// operating system's timeout.
-	a.cleanup = append(a.cleanup, a.pve.CloseIdleConnections)
 
 	a.store, err = openStore(cfg, secret)
 	if err != nil {
@@ -156,23 +146,23 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	}
 	a.cleanup = append(a.cleanup, func() { _ = a.store.Close() })
 
-	wake := cfg.wake
-	if demo && wake == nil {
-		if wake, err = tools.ParseWakeOnLAN(cfg.WakeMACs, cfg.WakeBroadcast); err != nil {
-			return nil, err
+	var clusters []server.Cluster
+	for _, c := range a.clusters {
+		var sshNodes []string
+		for _, n := range c.sshNodeList {
+			sshNodes = append(sshNodes, n.Name)
 		}
+		clusters = append(clusters, server.Cluster{
+			Name: c.name,
+			Env:  &tools.Env{PVE: c.pve, SSH: c.ssh, SSHNodes: sshNodes, Wake: c.wake, SSHTimeout: cfg.SSHTimeout},
+			// Protection is configured here only: the policy decides every
+			// call, execute_ssh commands included.
+			Policy: safety.Policy{ProtectedNodes: c.ProtectedNodes, ProtectedVMIDs: c.vmids, ProtectedServices: c.ProtectedServices},
+		})
 	}
-	var sshNodes []string
-	for _, n := range cfg.sshNodeList {
-		sshNodes = append(sshNodes, n.Name)
-	}
-	env := &tools.Env{PVE: a.pve, SSH: a.ssh, SSHNodes: sshNodes, Wake: wake, SSHTimeout: cfg.SSHTimeout}
 	a.srv, err = server.New(server.Options{
-		Env:   env,
-		Store: a.store,
-		// Protection is configured here only: the policy decides every call,
-		// execute_ssh commands included.
-		Policy: safety.Policy{ProtectedNodes: cfg.ProtectedNodes, ProtectedVMIDs: cfg.vmids, ProtectedServices: cfg.ProtectedServices},
+		Clusters: clusters,
+		Store:    a.store,
 		Limiter: safety.NewRateLimiter(safety.RateLimits{
 			Yellow: rate.Limit(cfg.RateYellowPerMin / 60), YellowBurst: 10,
 			Red: rate.Limit(cfg.RateRedPerMin / 60), RedBurst: 3,
@@ -199,6 +189,49 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 	}
 	ok = true
 	return a, nil
+}
+
+// connect builds the API client of one cluster and, when configured, SSH to
+// its nodes.
+func (a *app) connect(cc *ClusterEnv) (*appCluster, error) {
+	c := &appCluster{ClusterEnv: cc}
+	// Named per cluster only when there are several, so one cluster's
+	// messages read as they always did.
+	what := ""
+	if cc.prefix != "" {
+		what = " of cluster " + cc.name
+	}
+	if cc.PVEInsecure {
+		a.logger.Warn(cc.varName("PVE_INSECURE_TLS")+"=true: the Proxmox API certificate is NOT verified; anyone on the path can read the API token. Pin it with "+
+			cc.varName("PVE_TLS_FINGERPRINT")+" instead.", "cluster", cc.name)
+	}
+	var endpoints []pve.Endpoint
+	for _, n := range cc.nodeList {
+		endpoints = append(endpoints, pve.Endpoint{Name: n.Name, URL: "https://" + n.Host})
+	}
+	var err error
+	c.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: cc.PVETokenID, TokenSecret: cc.PVETokenSecret,
+		Fingerprint: cc.PVEFingerprint, CAFile: cc.PVECAFile, Insecure: cc.PVEInsecure, Timeout: a.cfg.PVETimeout,
+		Deadline: a.cfg.PVEDeadline, CacheFor: a.cfg.ReadCache, Observer: a.metrics})
+	if err != nil {
+		return nil, fmt.Errorf("Proxmox API client%s: %w", what, err)
+	}
+	// Pooled keep-alive connections to the API end with Jarvis, not with the
+	// operating system's timeout.
+	a.cleanup = append(a.cleanup, c.pve.CloseIdleConnections)
+	if cc.SSHKeyPath != "" {
+		nodes := map[string]string{}
+		for _, n := range cc.sshNodeList {
+			nodes[n.Name] = n.Host
+		}
+		c.ssh, err = sshexec.New(sshexec.Config{Nodes: nodes, User: cc.SSHUser, KeyPath: cc.SSHKeyPath,
+			KnownHostsPath: cc.SSHKnownHosts, OutputCap: a.cfg.SSHOutputCap})
+		if err != nil {
+			return nil, fmt.Errorf("SSH%s: %w", what, err)
+		}
+		a.cleanup = append(a.cleanup, func() { _ = c.ssh.Close() })
+	}
+	return c, nil
 }
 
 // newMetrics builds the Prometheus collectors. Every catalogue name is known

@@ -15,8 +15,6 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/modelcontextprotocol/go-sdk/mcp"
-
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/server/watch"
@@ -46,11 +44,14 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	}
 	defer a.Close()
 
-	watcher := watch.New(a.pve, a.store, a.logger)
+	// The watcher and the health check read the default cluster; the
+	// others are not watched yet.
+	home := a.defaultCluster()
+	watcher := watch.New(home.pve, a.store, a.logger)
 	watcher.SetIntervals(a.cfg.watchIntervals())
 	app := web.New(web.Options{
 		Server: a.srv, Store: a.store, Tokens: a.tokens, Password: a.password, Version: version,
-		Logger: a.logger, PVEPing: a.pve.Ping, Watcher: watcher, TrustedProxies: a.cfg.proxies,
+		Logger: a.logger, PVEPing: home.pve.Ping, Watcher: watcher, TrustedProxies: a.cfg.proxies,
 		SessionIdle: a.cfg.SessionIdle, MaxSessionsPerPrincipal: a.cfg.MaxSessions, Metrics: a.metrics.Handler(),
 		Demo: a.demoCluster,
 	})
@@ -79,13 +80,13 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	// stops after that, when serve returns.
 	stopNotify := a.startNotifier(context.WithoutCancel(ctx), &a.cfg.NotifyEnv)
 	defer stopNotify()
-	if a.ssh != nil {
+	if home.ssh != nil {
 		// Failed systemd units become service_failed alerts.
 		var nodes []string
-		for _, n := range a.cfg.sshNodeList {
+		for _, n := range home.sshNodeList {
 			nodes = append(nodes, n.Name)
 		}
-		watcher.SetServiceCheck(a.ssh, nodes, 0)
+		watcher.SetServiceCheck(home.ssh, nodes, 0)
 	}
 	// The watcher may be running a command over SSH: it ends before the
 	// executor closes (a.Close).
@@ -175,7 +176,9 @@ func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
 	go a.store.FollowOtherWriters(ctx, time.Second)
 	go a.srv.RunAlertUpdates(ctx)
 	a.logger.Info("jarvis stdio ready", "demo", demo, "max_tier", p.MaxTier.String())
-	err = srv.Run(ctx, &mcp.StdioTransport{})
+	// As mcp.StdioTransport, but a server/discover below 2026-07-28 gets
+	// the unsupported-version error that /mcp gives it.
+	err = srv.Run(ctx, server.StdioTransport(os.Stdin, os.Stdout))
 	if err != nil && (errors.Is(err, context.Canceled) || errors.Is(err, io.EOF)) {
 		return nil
 	}
@@ -211,8 +214,13 @@ func openAdmin(demo, checkKey bool) (*Config, *store.Store, *server.Server, stri
 		st.Close()
 		return nil, nil, nil, "", err
 	}
+	// The clusters by name only: a rule may name the cluster its calls are for.
+	var clusters []server.Cluster
+	for _, cc := range cfg.clusters {
+		clusters = append(clusters, server.Cluster{Name: cc.name, Env: &tools.Env{}})
+	}
 	srv, err := server.New(server.Options{
-		Env: &tools.Env{}, Store: st, Limiter: safety.NewRateLimiter(safety.RateLimits{}),
+		Clusters: clusters, Store: st, Limiter: safety.NewRateLimiter(safety.RateLimits{}),
 		Confirmer: safety.NewConfirmer(safety.DeriveKey(cfg.JWTSecret, "confirmation-state"), time.Minute),
 		Logger:    newLogger(io.Discard, "error"),
 	})

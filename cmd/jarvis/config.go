@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/tools"
-	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/pve/pveid"
 )
 
@@ -28,45 +26,36 @@ type Config struct {
 	TrustedProxies []string `env:"JARVIS_TRUSTED_PROXIES" envSeparator:","`
 	PublicURL      string   `env:"JARVIS_PUBLIC_URL"`
 
-	JWTSecret          string        `env:"JWT_SECRET"`
-	JWTSecretFile      string        `env:"JWT_SECRET_FILE"`
-	Password           string        `env:"JARVIS_PASSWORD"`
-	PasswordFile       string        `env:"JARVIS_PASSWORD_FILE"`
-	Nodes              string        `env:"JARVIS_NODES"`
-	PVETokenID         string        `env:"PVE_TOKEN_ID"`
-	PVETokenSecret     string        `env:"PVE_TOKEN_SECRET"`
-	PVETokenSecretFile string        `env:"PVE_TOKEN_SECRET_FILE"`
-	PVEFingerprint     string        `env:"PVE_TLS_FINGERPRINT"`
-	PVECAFile          string        `env:"PVE_CA_FILE"`
-	PVEInsecure        bool          `env:"PVE_INSECURE_TLS" envDefault:"false"`
-	PVETimeout         time.Duration `env:"PVE_TIMEOUT" envDefault:"15s"`
-	PVEDeadline        time.Duration `env:"PVE_DEADLINE" envDefault:"30s"`
-	ReadCache          time.Duration `env:"JARVIS_READ_CACHE" envDefault:"1s"`
+	JWTSecret     string        `env:"JWT_SECRET"`
+	JWTSecretFile string        `env:"JWT_SECRET_FILE"`
+	Password      string        `env:"JARVIS_PASSWORD"`
+	PasswordFile  string        `env:"JARVIS_PASSWORD_FILE"`
+	PVETimeout    time.Duration `env:"PVE_TIMEOUT" envDefault:"15s"`
+	PVEDeadline   time.Duration `env:"PVE_DEADLINE" envDefault:"30s"`
+	ReadCache     time.Duration `env:"JARVIS_READ_CACHE" envDefault:"1s"`
 
-	ProtectedNodes    []string      `env:"JARVIS_PROTECTED_NODES" envSeparator:","`
-	ProtectedVMIDs    []string      `env:"JARVIS_PROTECTED_VMIDS" envSeparator:","`
-	ProtectedServices []string      `env:"JARVIS_PROTECTED_SERVICES" envSeparator:","`
-	ReadOnly          bool          `env:"JARVIS_READ_ONLY" envDefault:"false"`
-	StdioMaxTier      string        `env:"JARVIS_STDIO_MAX_TIER" envDefault:"red"`
-	Toolsets          string        `env:"JARVIS_TOOLSETS"`
-	ApprovalTTL       time.Duration `env:"JARVIS_APPROVAL_TTL" envDefault:"10m"`
-	ApprovalWait      time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"20s"`
-	ExecTimeout       time.Duration `env:"JARVIS_EXEC_TIMEOUT" envDefault:"5m"`
-	ElicitAgents      bool          `env:"JARVIS_ELICITATION_FOR_AGENTS" envDefault:"false"`
-	RateYellowPerMin  float64       `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
-	RateRedPerMin     float64       `env:"JARVIS_RATE_RED_PER_MIN" envDefault:"10"`
-	SessionIdle       time.Duration `env:"JARVIS_MCP_SESSION_IDLE" envDefault:"5m"`
-	MaxSessions       int           `env:"JARVIS_MCP_MAX_SESSIONS" envDefault:"32"`
-	MetricsAddr       string        `env:"JARVIS_METRICS_ADDR"`
+	// The clusters (config_clusters.go): JARVIS_CLUSTERS names several, each
+	// with its own settings; unset, one cluster named ClusterName is read from
+	// the unprefixed variables. What reaches a cluster and what of it is
+	// protected is per cluster (ClusterEnv); everything below is Jarvis's own.
+	ClusterList string `env:"JARVIS_CLUSTERS"`
+	ClusterName string `env:"JARVIS_CLUSTER_NAME" envDefault:"pve"`
 
-	SSHUser       string        `env:"SSH_USER" envDefault:"root"`
-	SSHKeyPath    string        `env:"SSH_KEY_PATH"`
-	SSHKnownHosts string        `env:"SSH_KNOWN_HOSTS"`
-	SSHNodes      string        `env:"SSH_NODES"`
-	SSHTimeout    time.Duration `env:"SSH_TIMEOUT" envDefault:"30s"`
-	SSHOutputCap  int           `env:"SSH_OUTPUT_CAP" envDefault:"1048576"`
-	WakeMACs      string        `env:"JARVIS_WOL_MACS"`
-	WakeBroadcast string        `env:"JARVIS_WOL_BROADCAST" envDefault:"255.255.255.255:9"`
+	ReadOnly         bool          `env:"JARVIS_READ_ONLY" envDefault:"false"`
+	StdioMaxTier     string        `env:"JARVIS_STDIO_MAX_TIER" envDefault:"red"`
+	Toolsets         string        `env:"JARVIS_TOOLSETS"`
+	ApprovalTTL      time.Duration `env:"JARVIS_APPROVAL_TTL" envDefault:"10m"`
+	ApprovalWait     time.Duration `env:"JARVIS_APPROVAL_WAIT" envDefault:"20s"`
+	ExecTimeout      time.Duration `env:"JARVIS_EXEC_TIMEOUT" envDefault:"5m"`
+	ElicitAgents     bool          `env:"JARVIS_ELICITATION_FOR_AGENTS" envDefault:"false"`
+	RateYellowPerMin float64       `env:"JARVIS_RATE_YELLOW_PER_MIN" envDefault:"30"`
+	RateRedPerMin    float64       `env:"JARVIS_RATE_RED_PER_MIN" envDefault:"10"`
+	SessionIdle      time.Duration `env:"JARVIS_MCP_SESSION_IDLE" envDefault:"5m"`
+	MaxSessions      int           `env:"JARVIS_MCP_MAX_SESSIONS" envDefault:"32"`
+	MetricsAddr      string        `env:"JARVIS_METRICS_ADDR"`
+
+	SSHTimeout   time.Duration `env:"SSH_TIMEOUT" envDefault:"30s"`
+	SSHOutputCap int           `env:"SSH_OUTPUT_CAP" envDefault:"1048576"`
 	// How often the watcher reads the guests (and at most how often nodes
 	// and storage): a crash is noticed within this.
 	WatchInterval time.Duration `env:"JARVIS_WATCH_INTERVAL" envDefault:"15s"`
@@ -75,14 +64,11 @@ type Config struct {
 	NotifyEnv
 
 	// Parsed forms, filled by Load.
-	nodeList    []nodeAddr
-	sshNodeList []nodeAddr
-	vmids       []int
-	stdioTier   safety.Tier
-	toolsets    []string
-	proxies     []*net.IPNet
-	wake        *tools.WakeOnLAN
-	demoDir     string // the demo state folder in use, if any (demo.go)
+	clusters  []*ClusterEnv // the default first
+	stdioTier safety.Tier
+	toolsets  []string
+	proxies   []*net.IPNet
+	demoDir   string // the demo state folder in use, if any (demo.go)
 }
 
 type nodeAddr struct{ Name, Host string }
@@ -102,15 +88,7 @@ func LoadConfig(demo bool) (*Config, error) {
 	// checks below would only repeat the problem with a zero value ("0s").
 	bad := map[string]bool{}
 	if err := env.Parse(&cfg); err != nil {
-		var agg env.AggregateError
-		if !errors.As(err, &agg) {
-			agg.Errors = []error{err}
-		}
-		for _, e := range agg.Errors {
-			name, problem := explainParseError(e)
-			bad[name] = true
-			problems = append(problems, problem)
-		}
+		bad, problems = explainAll(err, envVarOf)
 	}
 	readSecretFile := func(value *string, file, name string) {
 		if file == "" {
@@ -125,7 +103,7 @@ func LoadConfig(demo bool) (*Config, error) {
 	}
 	readSecretFile(&cfg.JWTSecret, cfg.JWTSecretFile, "JWT_SECRET")
 	readSecretFile(&cfg.Password, cfg.PasswordFile, "JARVIS_PASSWORD")
-	readSecretFile(&cfg.PVETokenSecret, cfg.PVETokenSecretFile, "PVE_TOKEN_SECRET")
+	problems = append(problems, cfg.loadClusters(demo)...)
 
 	if !bad["PORT"] && (cfg.Port < 1 || cfg.Port > 65535) {
 		problems = append(problems, fmt.Sprintf("PORT=%d: must be between 1 and 65535", cfg.Port))
@@ -175,20 +153,6 @@ func LoadConfig(demo bool) (*Config, error) {
 	if cfg.toolsets, err = tools.ParseToolsets(toolsets); err != nil {
 		problems = append(problems, fmt.Sprintf("JARVIS_TOOLSETS=%q: %v", cfg.Toolsets, err))
 	}
-	for _, v := range cfg.ProtectedVMIDs {
-		v = strings.TrimSpace(v)
-		if v == "" {
-			continue
-		}
-		id, err := strconv.Atoi(v)
-		if err != nil || !pveid.ValidVMID(id) {
-			problems = append(problems, fmt.Sprintf("JARVIS_PROTECTED_VMIDS: %q is not a VMID (%d..%d)", v, pveid.MinVMID, pveid.MaxVMID))
-			continue
-		}
-		cfg.vmids = append(cfg.vmids, id)
-	}
-	cfg.ProtectedNodes = trimAll(cfg.ProtectedNodes)
-	cfg.ProtectedServices = trimAll(cfg.ProtectedServices)
 	inRange := func(name string, d, low, high time.Duration, note string) {
 		if !bad[name] && (d < low || d > high) {
 			problems = append(problems, fmt.Sprintf("%s=%s: must be between %s and %s%s", name, shown(name, d), short(low), short(high), note))
@@ -235,14 +199,6 @@ func LoadConfig(demo bool) (*Config, error) {
 	if !bad["SSH_OUTPUT_CAP"] && (cfg.SSHOutputCap < 1024 || cfg.SSHOutputCap > 64<<20) {
 		problems = append(problems, fmt.Sprintf("SSH_OUTPUT_CAP=%d: must be between 1024 and 67108864 bytes", cfg.SSHOutputCap))
 	}
-	if cfg.WakeMACs != "" {
-		wake, err := tools.ParseWakeOnLAN(cfg.WakeMACs, cfg.WakeBroadcast)
-		if err != nil {
-			problems = append(problems, err.Error())
-		}
-		cfg.wake = wake
-	}
-
 	problems = append(problems, cfg.notifyProblems(bad)...)
 
 	if !demo {
@@ -251,41 +207,6 @@ func LoadConfig(demo bool) (*Config, error) {
 		}
 		if placeholderSecrets[strings.ToLower(cfg.Password)] || len(cfg.Password) < 12 {
 			problems = append(problems, "JARVIS_PASSWORD: set the operator password, at least 12 characters, not a placeholder")
-		}
-		nodes, errs := parseNodes(cfg.Nodes, "JARVIS_NODES", 8006)
-		problems = append(problems, errs...)
-		if cfg.Nodes == "" {
-			problems = append(problems, "JARVIS_NODES: list the cluster's nodes and where their APIs answer, e.g. pve=10.0.0.5,pve2=10.0.0.6:8006")
-		}
-		cfg.nodeList = nodes
-		if err := pve.CheckTokenID(cfg.PVETokenID); err != nil {
-			problems = append(problems, "PVE_TOKEN_ID="+err.Error())
-		}
-		if cfg.PVETokenSecret == "" {
-			problems = append(problems, "PVE_TOKEN_SECRET (or PVE_TOKEN_SECRET_FILE): the API token's secret UUID is missing")
-		}
-		if cfg.PVEInsecure && (cfg.PVEFingerprint != "" || cfg.PVECAFile != "") {
-			problems = append(problems, "PVE_INSECURE_TLS=true cannot be combined with PVE_TLS_FINGERPRINT or PVE_CA_FILE; pin the certificate instead of switching checks off")
-		}
-		problems = append(problems, checkTLSPins(cfg.PVEFingerprint, cfg.PVECAFile)...)
-		if cfg.SSHNodes != "" {
-			sn, errs := parseNodes(cfg.SSHNodes, "SSH_NODES", 22)
-			problems = append(problems, errs...)
-			cfg.sshNodeList = sn
-		} else {
-			for _, n := range nodes {
-				host, _, err := net.SplitHostPort(n.Host)
-				if err != nil {
-					host = n.Host
-				}
-				cfg.sshNodeList = append(cfg.sshNodeList, nodeAddr{Name: n.Name, Host: net.JoinHostPort(host, "22")})
-			}
-		}
-		if cfg.SSHKeyPath != "" && cfg.SSHKnownHosts == "" {
-			problems = append(problems, "SSH_KNOWN_HOSTS: required when SSH_KEY_PATH is set; Jarvis never connects to a host whose key it cannot check (make it with ssh-keyscan and verify it)")
-		}
-		if cfg.SSHKeyPath != "" {
-			problems = append(problems, checkSSHFiles(cfg.SSHKeyPath, cfg.SSHKnownHosts)...)
 		}
 	}
 	if len(problems) > 0 {

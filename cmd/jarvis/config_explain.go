@@ -48,7 +48,7 @@ func explainParseError(err error) (string, string) {
 	name := envVarOf(pe.Name)
 	value := os.Getenv(name)
 	shownValue := fmt.Sprintf("%q", value)
-	if secretVars[name] {
+	if secretVars[name] || strings.HasSuffix(name, "_PVE_TOKEN_SECRET") {
 		shownValue = "(hidden)"
 	}
 	var want string
@@ -108,22 +108,23 @@ func short(d time.Duration) string {
 }
 
 // checkTLSPins checks the certificate settings can be used: a fingerprint of the
-// right form, a CA file that can be read and holds a certificate.
-func checkTLSPins(fingerprints, caFile string) []string {
+// right form, a CA file that can be read and holds a certificate. v names a
+// cluster's variable (ClusterEnv.varName).
+func checkTLSPins(fingerprints, caFile string, v func(string) string) []string {
 	var problems []string
 	for _, f := range strings.FieldsFunc(fingerprints, func(r rune) bool { return r == ',' || r == ';' || r == ' ' || r == '\n' }) {
 		b, err := hex.DecodeString(strings.ReplaceAll(f, ":", ""))
 		if err != nil || len(b) != sha256.Size {
-			problems = append(problems, fmt.Sprintf("PVE_TLS_FINGERPRINT=%q: not a SHA-256 fingerprint (64 hex digits, colons optional; the node's web UI shows it under Certificates)", f))
+			problems = append(problems, fmt.Sprintf("%s=%q: not a SHA-256 fingerprint (64 hex digits, colons optional; the node's web UI shows it under Certificates)", v("PVE_TLS_FINGERPRINT"), f))
 		}
 	}
 	if caFile != "" {
 		pem, err := os.ReadFile(caFile)
 		switch {
 		case err != nil:
-			problems = append(problems, "PVE_CA_FILE="+caFile+": "+fileProblem(err))
+			problems = append(problems, v("PVE_CA_FILE")+"="+caFile+": "+fileProblem(err))
 		case !x509.NewCertPool().AppendCertsFromPEM(pem):
-			problems = append(problems, fmt.Sprintf("PVE_CA_FILE=%s: holds no PEM certificate (on a node it is /etc/pve/pve-root-ca.pem)", caFile))
+			problems = append(problems, fmt.Sprintf("%s=%s: holds no PEM certificate (on a node it is /etc/pve/pve-root-ca.pem)", v("PVE_CA_FILE"), caFile))
 		}
 	}
 	return problems
@@ -132,22 +133,23 @@ func checkTLSPins(fingerprints, caFile string) []string {
 // checkSSHFiles checks the SSH key and known_hosts can be read by this process
 // and the key can be used. Docker turns a missing file it should mount into a
 // directory, and a 0600 key owned by the host user is unreadable in the image.
-func checkSSHFiles(keyPath, knownHosts string) []string {
+// v names a cluster's variable (ClusterEnv.varName).
+func checkSSHFiles(keyPath, knownHosts string, v func(string) string) []string {
 	var problems []string
 	pem, err := os.ReadFile(keyPath)
 	if err != nil {
-		problems = append(problems, "SSH_KEY_PATH="+keyPath+": "+fileProblem(err))
+		problems = append(problems, v("SSH_KEY_PATH")+"="+keyPath+": "+fileProblem(err))
 	} else if _, err := ssh.ParsePrivateKey(pem); err != nil {
 		var missing *ssh.PassphraseMissingError
 		if errors.As(err, &missing) {
-			problems = append(problems, "SSH_KEY_PATH="+keyPath+": the key is passphrase-protected; make an unencrypted key for Jarvis alone (ssh-keygen -t ed25519 -N '')")
+			problems = append(problems, v("SSH_KEY_PATH")+"="+keyPath+": the key is passphrase-protected; make an unencrypted key for Jarvis alone (ssh-keygen -t ed25519 -N '')")
 		} else {
-			problems = append(problems, "SSH_KEY_PATH="+keyPath+": not a private key Jarvis can read (want an OpenSSH or PEM private key)")
+			problems = append(problems, v("SSH_KEY_PATH")+"="+keyPath+": not a private key Jarvis can read (want an OpenSSH or PEM private key)")
 		}
 	}
 	if knownHosts != "" {
 		if _, err := os.ReadFile(knownHosts); err != nil {
-			problems = append(problems, "SSH_KNOWN_HOSTS="+knownHosts+": "+fileProblem(err))
+			problems = append(problems, v("SSH_KNOWN_HOSTS")+"="+knownHosts+": "+fileProblem(err))
 		}
 	}
 	return problems

@@ -85,17 +85,21 @@ func TestConfigGoodAndSecretFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.PVETokenSecret != "11111111-2222-3333-4444-555555555555" {
-		t.Errorf("secret file not trimmed: %q", cfg.PVETokenSecret)
+	if len(cfg.clusters) != 1 || cfg.clusters[0].name != "pve" {
+		t.Fatalf("clusters: %+v", cfg.clusters)
 	}
-	if len(cfg.nodeList) != 2 || cfg.nodeList[0].Host != "10.0.0.5:8006" || cfg.nodeList[1].Host != "10.0.0.6:8443" {
-		t.Errorf("nodes: %+v", cfg.nodeList)
+	cc := cfg.clusters[0]
+	if cc.PVETokenSecret != "11111111-2222-3333-4444-555555555555" {
+		t.Errorf("secret file not trimmed: %q", cc.PVETokenSecret)
 	}
-	if len(cfg.sshNodeList) != 2 || cfg.sshNodeList[1].Host != "10.0.0.6:22" {
-		t.Errorf("ssh nodes: %+v", cfg.sshNodeList)
+	if len(cc.nodeList) != 2 || cc.nodeList[0].Host != "10.0.0.5:8006" || cc.nodeList[1].Host != "10.0.0.6:8443" {
+		t.Errorf("nodes: %+v", cc.nodeList)
 	}
-	if len(cfg.vmids) != 2 || cfg.vmids[1] != 104 || cfg.Port != 4000 {
-		t.Errorf("parsed: %+v", cfg)
+	if len(cc.sshNodeList) != 2 || cc.sshNodeList[1].Host != "10.0.0.6:22" {
+		t.Errorf("ssh nodes: %+v", cc.sshNodeList)
+	}
+	if len(cc.vmids) != 2 || cc.vmids[1] != 104 || cfg.Port != 4000 {
+		t.Errorf("parsed: %+v %+v", cfg, cc)
 	}
 }
 
@@ -105,7 +109,7 @@ func TestEnvExampleListsEveryVariable(t *testing.T) {
 		t.Fatal(err)
 	}
 	var src []byte
-	for _, file := range []string{"config.go", "notify.go"} {
+	for _, file := range []string{"config.go", "config_clusters.go", "notify.go"} {
 		b, err := os.ReadFile(file)
 		if err != nil {
 			t.Fatal(err)

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 	"github.com/jarvis-homelab/jarvis/tools/sim/sshsim"
@@ -45,29 +46,6 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 			"  `jarvis approve ID --demo` approves it; the console of `jarvis serve --demo` shows it too\n"+
 			"  (each demo process simulates its own cluster: approvals and the audit log are shared, guests are not).\n\n", cfg.demoDir)
 	}
-	if cfg.ProtectedNodes == nil && cfg.vmids == nil && cfg.ProtectedServices == nil {
-		cfg.ProtectedNodes = []string{"agent1"}
-		cfg.vmids = []int{103}
-		cfg.ProtectedServices = []string{"docker"}
-	}
-
-	tokenID, tokenSecret := "jarvis@pve!demo", randomHex(16)
-	sim := pvesim.New(pvesim.Options{TokenID: tokenID, TokenSecret: tokenSecret})
-	a.demoCluster = demoCluster{sim}
-	ts := httptest.NewUnstartedServer(sim)
-	ts.StartTLS()
-	a.cleanup = append(a.cleanup, ts.Close)
-	var endpoints []pve.Endpoint
-	for _, n := range []string{"home", "pve", "agent1", "agent"} {
-		endpoints = append(endpoints, pve.Endpoint{Name: n, URL: ts.URL})
-	}
-	var err error
-	a.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: tokenID, TokenSecret: tokenSecret,
-		Fingerprint: pve.FingerprintOf(ts.Certificate()), CacheFor: a.cfg.ReadCache, Observer: a.metrics})
-	if err != nil {
-		return fmt.Errorf("demo cluster client: %w", err)
-	}
-
 	pub, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
@@ -80,37 +58,109 @@ func (a *app) setUpDemo(secret *string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	shells, err := sshsim.Start(sshsim.Options{Nodes: sshsim.DemoFacts(), AuthorizedKey: sshPub})
-	if err != nil {
-		return fmt.Errorf("demo node shells: %w", err)
-	}
-	a.cleanup = append(a.cleanup, func() { _ = shells.Close() })
 	sshDir, err := os.MkdirTemp("", "jarvis-demo-ssh-")
 	if err != nil {
 		return err
 	}
 	a.cleanup = append(a.cleanup, func() { _ = os.RemoveAll(sshDir) })
-	knownHosts := filepath.Join(sshDir, "known_hosts")
-	if err := os.WriteFile(knownHosts, shells.KnownHosts(), 0o600); err != nil {
-		return err
-	}
-	nodes := map[string]string{}
-	cfg.sshNodeList = nil
-	for _, n := range sshsim.DemoFacts() {
-		nodes[n.Name] = shells.Addr(n.Name)
-		cfg.sshNodeList = append(cfg.sshNodeList, nodeAddr{Name: n.Name, Host: shells.Addr(n.Name)})
-	}
-	a.ssh, err = sshexec.New(sshexec.Config{Nodes: nodes, User: "root", Signer: signer, KnownHostsPath: knownHosts, OutputCap: cfg.SSHOutputCap})
-	if err != nil {
-		return fmt.Errorf("demo SSH: %w", err)
-	}
-	a.cleanup = append(a.cleanup, func() { _ = a.ssh.Close() })
-	if cfg.WakeMACs == "" {
-		// The demo wakes nodes by sending to a loopback port nobody listens on.
-		cfg.WakeMACs = "home=52:54:00:12:34:01,pve=52:54:00:12:34:02,agent1=52:54:00:12:34:03,agent=52:54:00:12:34:04"
-		cfg.WakeBroadcast = "127.0.0.1:9"
+	for i, cc := range cfg.clusters {
+		c, err := a.simulate(cc, demoSite(i, cc.name), signer, sshPub, sshDir)
+		if err != nil {
+			return err
+		}
+		a.clusters = append(a.clusters, c)
+		if len(cfg.clusters) > 1 {
+			fmt.Fprintf(stderr, "  Jarvis demo: cluster %s, nodes %s, protected: nodes %s, VMIDs %v, services %s\n", cc.name,
+				strings.Join(nodeNames(c.nodeList), ", "), strings.Join(cc.ProtectedNodes, ", "), cc.vmids, strings.Join(cc.ProtectedServices, ", "))
+		}
 	}
 	return nil
+}
+
+// demoSite names the i-th simulated cluster: the first is the demo cluster
+// as it always was, each other one has its name before every node name and
+// VMIDs 1000·i higher (lab-pve, VM 1101), so the two cannot be confused.
+func demoSite(i int, name string) pvesim.Site {
+	if i == 0 {
+		return pvesim.Site{}
+	}
+	return pvesim.Site{Name: name, NodePrefix: name + "-", VMIDOffset: 1000 * i}
+}
+
+// simulate starts one simulated cluster and its node shells, and connects to
+// both. Without protection configured for it, it protects what the demo
+// always has: node agent1, VM 103 and the docker service (as named at site).
+func (a *app) simulate(cc *ClusterEnv, site pvesim.Site, signer ssh.Signer, sshPub ssh.PublicKey, sshDir string) (*appCluster, error) {
+	if cc.ProtectedNodes == nil && cc.vmids == nil && cc.ProtectedServices == nil {
+		cc.ProtectedNodes = []string{site.NodePrefix + "agent1"}
+		cc.vmids = []int{103 + site.VMIDOffset}
+		cc.ProtectedServices = []string{"docker"}
+	}
+	tokenID, tokenSecret := "jarvis@pve!demo", randomHex(16)
+	sim := pvesim.New(pvesim.Options{TokenID: tokenID, TokenSecret: tokenSecret, Site: site})
+	if a.demoCluster == nil {
+		// The console's crash button acts on the default cluster.
+		a.demoCluster = demoCluster{sim}
+	}
+	ts := httptest.NewUnstartedServer(sim)
+	ts.StartTLS()
+	a.cleanup = append(a.cleanup, ts.Close)
+	facts := sshsim.DemoFactsAt(site.NodePrefix, site.VMIDOffset)
+	c := &appCluster{ClusterEnv: cc}
+	cc.nodeList = nil
+	var endpoints []pve.Endpoint
+	for _, n := range facts {
+		endpoints = append(endpoints, pve.Endpoint{Name: n.Name, URL: ts.URL})
+		cc.nodeList = append(cc.nodeList, nodeAddr{Name: n.Name, Host: ts.Listener.Addr().String()})
+	}
+	var err error
+	c.pve, err = pve.New(pve.Config{Endpoints: endpoints, TokenID: tokenID, TokenSecret: tokenSecret,
+		Fingerprint: pve.FingerprintOf(ts.Certificate()), CacheFor: a.cfg.ReadCache, Observer: a.metrics})
+	if err != nil {
+		return nil, fmt.Errorf("demo cluster client: %w", err)
+	}
+	a.cleanup = append(a.cleanup, c.pve.CloseIdleConnections)
+
+	shells, err := sshsim.Start(sshsim.Options{Nodes: facts, AuthorizedKey: sshPub})
+	if err != nil {
+		return nil, fmt.Errorf("demo node shells: %w", err)
+	}
+	a.cleanup = append(a.cleanup, func() { _ = shells.Close() })
+	knownHosts := filepath.Join(sshDir, "known_hosts-"+cc.name)
+	if err := os.WriteFile(knownHosts, shells.KnownHosts(), 0o600); err != nil {
+		return nil, err
+	}
+	nodes := map[string]string{}
+	cc.sshNodeList = nil
+	for _, n := range facts {
+		nodes[n.Name] = shells.Addr(n.Name)
+		cc.sshNodeList = append(cc.sshNodeList, nodeAddr{Name: n.Name, Host: shells.Addr(n.Name)})
+	}
+	c.ssh, err = sshexec.New(sshexec.Config{Nodes: nodes, User: "root", Signer: signer, KnownHostsPath: knownHosts, OutputCap: a.cfg.SSHOutputCap})
+	if err != nil {
+		return nil, fmt.Errorf("demo SSH: %w", err)
+	}
+	a.cleanup = append(a.cleanup, func() { _ = c.ssh.Close() })
+	if cc.wake == nil {
+		// The demo wakes nodes by sending to a loopback port nobody listens on.
+		var macs []string
+		for i, n := range facts {
+			macs = append(macs, fmt.Sprintf("%s=52:54:00:12:%02x:%02x", n.Name, 0x34+site.VMIDOffset/1000, i+1))
+		}
+		if cc.wake, err = tools.ParseWakeOnLAN(strings.Join(macs, ","), "127.0.0.1:9"); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// nodeNames lists the names of nodes.
+func nodeNames(nodes []nodeAddr) []string {
+	var out []string
+	for _, n := range nodes {
+		out = append(out, n.Name)
+	}
+	return out
 }
 
 // demoCluster lets the console crash a guest of the simulated cluster (web's

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/jarvis-homelab/jarvis/tools/pve"
@@ -11,9 +12,16 @@ import (
 )
 
 // The demo's node shells must tell the same story as its Proxmox API: the same
-// nodes, and on each node the same guests in the same state.
+// nodes, and on each node the same guests in the same state; on the first
+// simulated cluster and on a second one, named apart.
 func TestDemoShellsAgreeWithTheDemoCluster(t *testing.T) {
-	sim := pvesim.New(pvesim.Options{TokenID: "a@pve!b", TokenSecret: "c"})
+	for i, name := range []string{"home", "lab"} {
+		t.Run(name, func(t *testing.T) { demoShellsAgree(t, demoSite(i, name)) })
+	}
+}
+
+func demoShellsAgree(t *testing.T, site pvesim.Site) {
+	sim := pvesim.New(pvesim.Options{TokenID: "a@pve!b", TokenSecret: "c", Site: site})
 	ts := httptest.NewTLSServer(sim)
 	defer ts.Close()
 	client, err := pve.New(pve.Config{Endpoints: []pve.Endpoint{{Name: "pve", URL: ts.URL}}, TokenID: "a@pve!b", TokenSecret: "c",
@@ -26,11 +34,17 @@ func TestDemoShellsAgreeWithTheDemoCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	facts := map[string]sshsim.NodeFacts{}
-	for _, f := range sshsim.DemoFacts() {
+	for _, f := range sshsim.DemoFactsAt(site.NodePrefix, site.VMIDOffset) {
 		facts[f.Name] = f
 	}
 	nodes := 0
 	for _, r := range res {
+		if !strings.HasPrefix(r.Node, site.NodePrefix) {
+			t.Errorf("%s %s is on node %s, not named for the site", r.Type, r.ID, r.Node)
+		}
+		if r.VMID != 0 && int(r.VMID) < 100+site.VMIDOffset {
+			t.Errorf("guest %d is below the site's VMIDs (%d up)", r.VMID, 100+site.VMIDOffset)
+		}
 		switch r.Type {
 		case "node":
 			nodes++

@@ -26,12 +26,15 @@ import (
 type doctor struct {
 	w      io.Writer
 	failed int
+	// scope names the cluster the lines are about, when there are several.
+	scope string
 }
 
 func (d *doctor) line(status, what, detail string) {
 	if status == "FAIL" {
 		d.failed++
 	}
+	what = d.scope + what
 	if detail != "" {
 		what += ": " + detail
 	}
@@ -53,7 +56,15 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 		d.line("FAIL", "config", err.Error())
 		return errors.New("configuration has problems")
 	}
-	d.line("ok", "config", "")
+	detail := ""
+	if len(cfg.clusters) > 1 {
+		var names []string
+		for _, c := range cfg.clusters {
+			names = append(names, c.name)
+		}
+		detail = fmt.Sprintf("clusters %s (the first is the default)", strings.Join(names, ", "))
+	}
+	d.line("ok", "config", detail)
 	a, err := buildApp(ctx, false, io.Discard)
 	if err != nil {
 		d.line("FAIL", "startup", err.Error())
@@ -76,14 +87,31 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 	}
 	cancel()
 
-	if cfg.PVEInsecure {
-		d.line("warn", "proxmox tls", "PVE_INSECURE_TLS=true: the API's certificate is not verified; pin it with PVE_TLS_FINGERPRINT")
+	for _, c := range a.clusters {
+		if len(a.clusters) > 1 {
+			d.scope = "cluster " + c.name + ": "
+		}
+		d.cluster(ctx, cfg, a, c)
 	}
-	apiUp := d.endpoints(ctx, a.pve)
+
+	if d.failed > 0 {
+		return fmt.Errorf("%d check(s) failed", d.failed)
+	}
+	return nil
+}
+
+// cluster checks one cluster: its API endpoints, its node names, the token's
+// privileges and SSH to its nodes.
+func (d *doctor) cluster(ctx context.Context, cfg *Config, a *app, c *appCluster) {
+	if c.PVEInsecure {
+		d.line("warn", "proxmox tls", fmt.Sprintf("%s=true: the API's certificate is not verified; pin it with %s",
+			c.varName("PVE_INSECURE_TLS"), c.varName("PVE_TLS_FINGERPRINT")))
+	}
+	apiUp := d.endpoints(ctx, c.pve)
 
 	var clusterNodes []pve.ClusterStatusEntry
 	if apiUp {
-		clusterNodes = d.nodeNames(ctx, cfg, a.pve, a.ssh != nil)
+		clusterNodes = d.nodeNames(ctx, c)
 		// Node-scoped privileges are checked on every node of the cluster, or
 		// on the configured ones when the cluster's list is out of reach.
 		var names []string
@@ -91,21 +119,14 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 			names = append(names, n.Name)
 		}
 		if len(names) == 0 {
-			for _, n := range cfg.nodeList {
-				names = append(names, n.Name)
-			}
+			names = nodeNames(c.nodeList)
 		}
-		d.privileges(ctx, cfg, a, names)
+		d.privileges(ctx, cfg, a, c, names)
 	} else {
 		d.line("skip", "node names", "no Proxmox API endpoint answered")
 		d.line("skip", "token privileges", "no Proxmox API endpoint answered")
 	}
-	d.ssh(ctx, cfg, a.ssh, clusterNodes)
-
-	if d.failed > 0 {
-		return fmt.Errorf("%d check(s) failed", d.failed)
-	}
-	return nil
+	d.ssh(ctx, c, clusterNodes)
 }
 
 // endpoints asks every JARVIS_NODES endpoint on its own. An endpoint that
@@ -167,8 +188,10 @@ func unreachable(err error) bool {
 // by the cluster's names, so that node could never be reached by name. A
 // cluster node missing from the configuration only loses failover to its API
 // (or SSH to it): a warning.
-func (d *doctor) nodeNames(ctx context.Context, cfg *Config, c *pve.Client, sshOn bool) []pve.ClusterStatusEntry {
+func (d *doctor) nodeNames(ctx context.Context, ac *appCluster) []pve.ClusterStatusEntry {
 	const what = "node names"
+	c, sshOn := ac.pve, ac.ssh != nil
+	nodesVar, sshVar := ac.varName("JARVIS_NODES"), ac.varName("SSH_NODES")
 	entries, err := c.ClusterStatus(ctx)
 	var apiErr *pve.APIError
 	var nodes []pve.ClusterStatusEntry
@@ -200,23 +223,16 @@ func (d *doctor) nodeNames(ctx context.Context, cfg *Config, c *pve.Client, sshO
 		cluster = append(cluster, n.Name)
 	}
 	slices.Sort(cluster)
-	names := func(list []nodeAddr) []string {
-		var out []string
-		for _, n := range list {
-			out = append(out, n.Name)
-		}
-		return out
-	}
-	configured := names(cfg.nodeList)
+	configured := nodeNames(ac.nodeList)
 	lists := []struct {
 		variable string
 		names    []string
-	}{{"JARVIS_NODES", configured}}
-	if sshOn && cfg.SSHNodes != "" {
+	}{{nodesVar, configured}}
+	if sshOn && ac.SSHNodes != "" {
 		lists = append(lists, struct {
 			variable string
 			names    []string
-		}{"SSH_NODES", names(cfg.sshNodeList)})
+		}{sshVar, nodeNames(ac.sshNodeList)})
 	}
 	problems := false
 	for _, l := range lists {
@@ -236,29 +252,29 @@ func (d *doctor) nodeNames(ctx context.Context, cfg *Config, c *pve.Client, sshO
 				continue
 			}
 			problems = true
-			if l.variable == "JARVIS_NODES" {
+			if l.variable == nodesVar {
 				loses := "Jarvis cannot fail over to its API"
-				if sshOn && cfg.SSHNodes == "" {
-					loses += " nor reach it over SSH (SSH_NODES defaults to JARVIS_NODES)"
+				if sshOn && ac.SSHNodes == "" {
+					loses += fmt.Sprintf(" nor reach it over SSH (%s defaults to %s)", sshVar, nodesVar)
 				}
-				d.line("warn", what, fmt.Sprintf("cluster node %s is not in JARVIS_NODES: %s; add %s=ADDRESS", n, loses, n))
+				d.line("warn", what, fmt.Sprintf("cluster node %s is not in %s: %s; add %s=ADDRESS", n, nodesVar, loses, n))
 			} else {
-				d.line("warn", what, fmt.Sprintf("cluster node %s is not in SSH_NODES: the node tools cannot reach it; add %s=ADDRESS", n, n))
+				d.line("warn", what, fmt.Sprintf("cluster node %s is not in %s: the node tools cannot reach it; add %s=ADDRESS", n, sshVar, n))
 			}
 		}
 	}
 	if !problems {
-		d.line("ok", what, fmt.Sprintf("JARVIS_NODES (%s) are the cluster's nodes%s", strings.Join(configured, ", "), source))
+		d.line("ok", what, fmt.Sprintf("%s (%s) are the cluster's nodes%s", nodesVar, strings.Join(configured, ", "), source))
 	}
 	return nodes
 }
 
 // privileges reads the token's effective permissions and reports, per tool
 // group, what the offered tools would be refused.
-func (d *doctor) privileges(ctx context.Context, cfg *Config, a *app, nodes []string) {
-	perms, err := a.pve.Permissions(ctx)
+func (d *doctor) privileges(ctx context.Context, cfg *Config, a *app, c *appCluster, nodes []string) {
+	perms, err := c.pve.Permissions(ctx)
 	if err != nil {
-		d.line("FAIL", "token privileges", fmt.Sprintf("cannot read what token %s may do (GET /access/permissions): %v", cfg.PVETokenID, err))
+		d.line("FAIL", "token privileges", fmt.Sprintf("cannot read what token %s may do (GET /access/permissions): %v", c.PVETokenID, err))
 		return
 	}
 
@@ -364,24 +380,26 @@ func describeShortfall(s tools.Shortfall) string {
 // ssh logs in to every SSH node with the pinned host keys and runs `true`, all
 // nodes at once. A node that cannot be reached while the cluster reports it
 // offline is a warning: it is off, not misconfigured.
-func (d *doctor) ssh(ctx context.Context, cfg *Config, e *sshexec.Executor, cluster []pve.ClusterStatusEntry) {
+func (d *doctor) ssh(ctx context.Context, c *appCluster, cluster []pve.ClusterStatusEntry) {
+	e := c.ssh
 	if e == nil {
-		d.line("skip", "ssh", "not configured: set SSH_KEY_PATH and SSH_KNOWN_HOSTS to use the node tools (execute_ssh, logs, temperatures, services)")
+		d.line("skip", "ssh", fmt.Sprintf("not configured: set %s and %s to use the node tools (execute_ssh, logs, temperatures, services)",
+			c.varName("SSH_KEY_PATH"), c.varName("SSH_KNOWN_HOSTS")))
 		return
 	}
-	errs := make([]error, len(cfg.sshNodeList))
+	errs := make([]error, len(c.sshNodeList))
 	var wg sync.WaitGroup
-	for i, n := range cfg.sshNodeList {
+	for i, n := range c.sshNodeList {
 		wg.Go(func() { errs[i] = e.Check(ctx, n.Name) })
 	}
 	wg.Wait()
-	for i, n := range cfg.sshNodeList {
+	for i, n := range c.sshNodeList {
 		what := fmt.Sprintf("ssh %s (%s)", n.Name, e.Addr(n.Name))
 		var ce *sshexec.CheckError
 		offline := slices.ContainsFunc(cluster, func(c pve.ClusterStatusEntry) bool { return c.Name == n.Name && !bool(c.Online) })
 		switch err := errs[i]; {
 		case err == nil:
-			d.line("ok", what, fmt.Sprintf("logged in as %s, ran `true`", cfg.SSHUser))
+			d.line("ok", what, fmt.Sprintf("logged in as %s, ran `true`", c.SSHUser))
 		case offline && errors.As(err, &ce) && (ce.Problem == sshexec.ProblemUnreachable || ce.Problem == sshexec.ProblemTimeout):
 			d.line("warn", what, err.Error()+" (the cluster reports the node offline; check again when it is up)")
 		default:

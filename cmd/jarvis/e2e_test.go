@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -151,6 +153,60 @@ func TestStdioDemoEndToEnd(t *testing.T) {
 
 	if out, err := runJarvis(t, env, "audit", "verify"); err != nil || !strings.Contains(out, "audit log OK") {
 		t.Fatalf("audit verify: %v\n%s", err, out)
+	}
+}
+
+// jarvis stdio answers a server/discover below 2026-07-28 as /mcp does: the
+// unsupported-version error with the revisions it serves, not "method not
+// found".
+func TestStdioDiscoverEndToEnd(t *testing.T) {
+	cmd := exec.Command(jarvisBinary(t), "stdio", "--demo")
+	cmd.Env = demoEnv(t)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if _, err := fmt.Fprintf(stdin, `{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{%q:"2025-11-25"}}}`+"\n",
+		mcp.MetaKeyProtocolVersion); err != nil {
+		t.Fatal(err)
+	}
+	line := make(chan []byte, 1)
+	go func() {
+		b, _ := bufio.NewReader(stdout).ReadBytes('\n')
+		line <- b
+	}()
+	var answer struct {
+		ID    int
+		Error struct {
+			Code int
+			Data mcp.UnsupportedProtocolVersionData
+		}
+	}
+	select {
+	case b := <-line:
+		if err := json.Unmarshal(b, &answer); err != nil {
+			t.Fatalf("answer %q: %v\nstderr: %s", b, err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no answer\nstderr: %s", stderr.String())
+	}
+	if answer.ID != 1 || answer.Error.Code != mcp.CodeUnsupportedProtocolVersion || answer.Error.Data.Requested != "2025-11-25" ||
+		!slices.Equal(answer.Error.Data.Supported, mcp.SupportedProtocolVersions()) {
+		t.Fatalf("answer %+v", answer)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("jarvis stdio after stdin closed: %v\nstderr: %s", err, stderr.String())
 	}
 }
 

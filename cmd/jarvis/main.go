@@ -57,6 +57,7 @@ jarvis token create), the operator console and API, and the live feed, on
 JARVIS_LISTEN:PORT (default 127.0.0.1:4000).
 
   --demo   run on the built-in simulated cluster; needs no configuration
+           (with JARVIS_CLUSTERS=home,lab, one simulated cluster per name)
 
 Configuration comes from the environment; .env.example lists every variable.
 jarvis doctor checks it.

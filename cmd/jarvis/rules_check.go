@@ -93,8 +93,10 @@ func checkRuleArgs(srv *server.Server, r store.Rule) error {
 	if tool == nil {
 		return nil
 	}
+	// As callers see it: with several clusters, with the cluster argument.
+	schema := srv.InputSchema(tool)
 	var takes []string
-	for name := range tool.InputSchema.Properties {
+	for name := range schema.Properties {
 		if name != "approval_id" {
 			takes = append(takes, name)
 		}
@@ -107,7 +109,7 @@ func checkRuleArgs(srv *server.Server, r store.Rule) error {
 	slices.Sort(names)
 	var problems []string
 	for _, name := range names {
-		prop, ok := tool.InputSchema.Properties[name]
+		prop, ok := schema.Properties[name]
 		if !ok || name == "approval_id" {
 			problems = append(problems, fmt.Sprintf("%s has no argument %q; it takes %s", r.Tool, name, strings.Join(takes, ", ")))
 			continue
@@ -126,7 +128,7 @@ func checkRuleArgs(srv *server.Server, r store.Rule) error {
 			problems = append(problems, `a rule for execute_ssh must list the exact commands it allows, each in its own --arg, e.g. --arg command='systemctl restart nginx' ("*" is not allowed)`)
 		}
 	}
-	for _, name := range tool.InputSchema.Required {
+	for _, name := range schema.Required {
 		if _, ok := r.Args[name]; !ok && name != "approval_id" && !(r.Tool == "execute_ssh" && name == "command") {
 			problems = append(problems, fmt.Sprintf("every %s call passes %s, and a rule allows only the arguments it names: add --arg %s=VALUES (or %s=* for any)", r.Tool, name, name, name))
 		}

@@ -339,3 +339,37 @@ func TestRuleHelp(t *testing.T) {
 		}
 	}
 }
+
+// With several clusters a rule is described against the arguments calls
+// pass, cluster included: a rule stored without it (made while there was
+// one cluster) allows no other argument, so it says so.
+func TestDescribeRuleWithSeveralClusters(t *testing.T) {
+	ruleState(t)
+	t.Setenv("JARVIS_CLUSTERS", "home,lab")
+	_, st, srv, _, err := openAdmin(false, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	for _, tc := range []struct {
+		args map[string][]string
+		want string
+	}{
+		{map[string][]string{"vmid": {"101"}}, "operators may call stop_vm with vmid 101 (and no other arguments), at most"},
+		{map[string][]string{"vmid": {"101"}, "cluster": {"lab"}}, "operators may call stop_vm with cluster lab and vmid 101, at most"},
+		{map[string][]string{"vmid": {"*"}, "cluster": {"*"}}, "operators may call stop_vm with any cluster and any vmid, at most"},
+	} {
+		r := store.Rule{Principal: store.RuleOperators, Tool: "stop_vm", Args: tc.args, PerTargetPerHour: 1, MaxFailures: 1, ExpiresAt: time.Now().Add(time.Hour)}
+		if got := describeRule(srv, r, time.Now()); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("rule with %v:\n%s\nwant it to start %q", tc.args, got, tc.want)
+		}
+	}
+	// jarvis rule create asks for the cluster, and describes the rule with it.
+	if out, err := rule("create", "--for", "nightwatch", "--tool", "stop_vm", "--arg", "vmid=101"); err == nil ||
+		!strings.Contains(err.Error(), "every stop_vm call passes cluster") {
+		t.Errorf("a rule without cluster: %v\n%s", err, out)
+	}
+	if out := mustRule(t, "create", "--for", "nightwatch", "--tool", "stop_vm", "--arg", "vmid=101", "--arg", "cluster=lab"); !strings.Contains(out, "may call stop_vm with cluster lab and vmid 101, at most") {
+		t.Errorf("create printed:\n%s", out)
+	}
+}

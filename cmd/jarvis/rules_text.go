@@ -89,7 +89,8 @@ func argsPhrase(srv *server.Server, r store.Rule) string {
 	}
 	out := "with " + strings.Join(parts, " and ")
 	if tool := ruleTool(srv, r.Tool); tool != nil {
-		for name := range tool.InputSchema.Properties {
+		// The arguments as callers pass them: with several clusters, cluster too.
+		for name := range srv.InputSchema(tool).Properties {
 			if _, named := r.Args[name]; !named && name != "approval_id" {
 				return out + " (and no other arguments)"
 			}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -129,12 +131,13 @@ func (s *Sim) seed(now time.Time) {
 	s.created = now
 	s.nextPID = 0x2F1A0
 	s.nodes = []*node{
-		{name: "home", id: 1, ip: "10.0.0.10", model: "Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz", cores: 6, maxmem: 32 * gib, rootfs: 94 * gib, cpuBase: 0.11, bootedAt: now.Add(-19 * 24 * time.Hour)},
-		{name: "pve", id: 2, ip: "10.0.0.11", model: "AMD Ryzen 7 5700G with Radeon Graphics", cores: 16, maxmem: 64 * gib, rootfs: 94 * gib, cpuBase: 0.18, bootedAt: now.Add(-42 * 24 * time.Hour)},
-		{name: "agent1", id: 3, ip: "10.0.0.12", model: "Intel(R) N100", cores: 4, maxmem: 16 * gib, rootfs: 58 * gib, cpuBase: 0.07, bootedAt: now.Add(-7 * 24 * time.Hour)},
-		{name: "agent", id: 4, ip: "10.0.0.13", model: "Intel(R) Core(TM) i7-10710U CPU @ 1.10GHz", cores: 12, maxmem: 32 * gib, rootfs: 94 * gib, cpuBase: 0.09, bootedAt: now.Add(-7 * 24 * time.Hour)},
+		{name: s.nodeName("home"), id: 1, ip: "10.0.0.10", model: "Intel(R) Core(TM) i5-8500T CPU @ 2.10GHz", cores: 6, maxmem: 32 * gib, rootfs: 94 * gib, cpuBase: 0.11, bootedAt: now.Add(-19 * 24 * time.Hour)},
+		{name: s.nodeName("pve"), id: 2, ip: "10.0.0.11", model: "AMD Ryzen 7 5700G with Radeon Graphics", cores: 16, maxmem: 64 * gib, rootfs: 94 * gib, cpuBase: 0.18, bootedAt: now.Add(-42 * 24 * time.Hour)},
+		{name: s.nodeName("agent1"), id: 3, ip: "10.0.0.12", model: "Intel(R) N100", cores: 4, maxmem: 16 * gib, rootfs: 58 * gib, cpuBase: 0.07, bootedAt: now.Add(-7 * 24 * time.Hour)},
+		{name: s.nodeName("agent"), id: 4, ip: "10.0.0.13", model: "Intel(R) Core(TM) i7-10710U CPU @ 1.10GHz", cores: 12, maxmem: 32 * gib, rootfs: 94 * gib, cpuBase: 0.09, bootedAt: now.Add(-7 * 24 * time.Hour)},
 	}
 	day := 24 * time.Hour
+	// Guests are named by their demo VMID and node; the site renames both.
 	qemu := func(vmid int, name, nodeName, status string, cores int, memGiB, diskGiB int64, cpu, memFrac float64, up time.Duration, tags string) *guest {
 		return &guest{vmid: vmid, name: name, node: nodeName, kind: "qemu", status: status, cores: cores,
 			maxmem: memGiB * gib, maxdisk: diskGiB * gib, cpuBase: cpu, memFrac: memFrac, startedAt: now.Add(-up), tags: tags, ostype: "l26"}
@@ -144,19 +147,19 @@ func (s *Sim) seed(now time.Time) {
 			maxmem: memMiB * mib, maxdisk: diskGiB * gib, cpuBase: cpu, memFrac: memFrac, startedAt: now.Add(-up), tags: tags, ostype: "debian"}
 	}
 	guests := []*guest{
-		qemu(100, "opnsense", "home", "running", 2, 4, 32, 0.06, 0.45, 19*day, "network"),
-		qemu(101, "web01", "pve", "running", 4, 8, 64, 0.22, 0.61, 12*day, "prod;web"),
-		qemu(102, "db01", "pve", "running", 4, 16, 128, 0.31, 0.78, 12*day, "prod;db"),
-		qemu(103, "mgmt", "agent1", "running", 2, 4, 32, 0.04, 0.52, 7*day, "jarvis;mgmt"),
-		qemu(104, "win11", "agent", "stopped", 4, 8, 96, 0, 0, 0, "desktop"),
-		qemu(105, "k3s-worker", "agent", "running", 4, 8, 64, 0.27, 0.66, 6*day, "k8s"),
-		qemu(106, "test-vm", "home", "stopped", 1, 2, 16, 0, 0, 0, "lab"),
-		qemu(9000, "debian13-cloudinit", "home", "stopped", 2, 2, 8, 0, 0, 0, "template"),
-		lxc(200, "pihole", "home", "running", 1, 512, 8, 0.02, 0.38, 19*day, "network;dns"),
-		lxc(201, "nginx-proxy", "pve", "running", 2, 1024, 8, 0.03, 0.29, 12*day, "prod;web"),
-		lxc(202, "grafana", "agent1", "running", 2, 2048, 16, 0.05, 0.44, 7*day, "monitoring"),
-		lxc(203, "old-wiki", "agent", "stopped", 1, 1024, 8, 0, 0, 0, "archive"),
-		lxc(204, "dev-ct", "agent1", "stopped", 2, 2048, 16, 0, 0, 0, "lab"),
+		qemu(s.vmid(100), "opnsense", s.nodeName("home"), "running", 2, 4, 32, 0.06, 0.45, 19*day, "network"),
+		qemu(s.vmid(101), "web01", s.nodeName("pve"), "running", 4, 8, 64, 0.22, 0.61, 12*day, "prod;web"),
+		qemu(s.vmid(102), "db01", s.nodeName("pve"), "running", 4, 16, 128, 0.31, 0.78, 12*day, "prod;db"),
+		qemu(s.vmid(103), "mgmt", s.nodeName("agent1"), "running", 2, 4, 32, 0.04, 0.52, 7*day, "jarvis;mgmt"),
+		qemu(s.vmid(104), "win11", s.nodeName("agent"), "stopped", 4, 8, 96, 0, 0, 0, "desktop"),
+		qemu(s.vmid(105), "k3s-worker", s.nodeName("agent"), "running", 4, 8, 64, 0.27, 0.66, 6*day, "k8s"),
+		qemu(s.vmid(106), "test-vm", s.nodeName("home"), "stopped", 1, 2, 16, 0, 0, 0, "lab"),
+		qemu(s.vmid(9000), "debian13-cloudinit", s.nodeName("home"), "stopped", 2, 2, 8, 0, 0, 0, "template"),
+		lxc(s.vmid(200), "pihole", s.nodeName("home"), "running", 1, 512, 8, 0.02, 0.38, 19*day, "network;dns"),
+		lxc(s.vmid(201), "nginx-proxy", s.nodeName("pve"), "running", 2, 1024, 8, 0.03, 0.29, 12*day, "prod;web"),
+		lxc(s.vmid(202), "grafana", s.nodeName("agent1"), "running", 2, 2048, 16, 0.05, 0.44, 7*day, "monitoring"),
+		lxc(s.vmid(203), "old-wiki", s.nodeName("agent"), "stopped", 1, 1024, 8, 0, 0, 0, "archive"),
+		lxc(s.vmid(204), "dev-ct", s.nodeName("agent1"), "stopped", 2, 2048, 16, 0, 0, 0, "lab"),
 	}
 	guests[7].template = true
 	guests[7].cloudinit = true
@@ -168,24 +171,24 @@ func (s *Sim) seed(now time.Time) {
 		sum := sha1.Sum([]byte(g.name))
 		g.mac = fmt.Sprintf("BC:24:11:%02X:%02X:%02X", sum[0], sum[1], sum[2])
 		g.storage = "local-lvm"
-		g.onboot = !g.template && g.vmid != 106 && g.vmid != 204
+		g.onboot = !g.template && g.vmid != s.vmid(106) && g.vmid != s.vmid(204)
 		s.guests[g.vmid] = g
 	}
 	// Snapshot chains: web01 has two (current derives from the newer one),
 	// nginx-proxy one, db01 one with RAM state.
-	s.guests[101].snapshots = []*snapshot{
+	s.guests[s.vmid(101)].snapshots = []*snapshot{
 		{name: "pre-upgrade", description: "before the Debian 13 upgrade", snaptime: now.Add(-30 * day).Unix()},
 		{name: "before-php84", description: "PHP 8.4 rollout", parent: "pre-upgrade", snaptime: now.Add(-3 * day).Unix()},
 	}
-	s.guests[101].parent = "before-php84"
-	s.guests[102].snapshots = []*snapshot{
+	s.guests[s.vmid(101)].parent = "before-php84"
+	s.guests[s.vmid(102)].snapshots = []*snapshot{
 		{name: "weekly", description: "weekly safety snapshot", snaptime: now.Add(-5 * day).Unix(), vmstate: true},
 	}
-	s.guests[102].parent = "weekly"
-	s.guests[201].snapshots = []*snapshot{
+	s.guests[s.vmid(102)].parent = "weekly"
+	s.guests[s.vmid(201)].snapshots = []*snapshot{
 		{name: "clean", description: "fresh install", snaptime: now.Add(-60 * day).Unix()},
 	}
-	s.guests[201].parent = "clean"
+	s.guests[s.vmid(201)].parent = "clean"
 
 	s.storages = []*storage{
 		{name: "local", typ: "dir", content: "backup,iso,vztmpl", total: 94 * gib, baseUse: 9 * gib},
@@ -250,18 +253,19 @@ func (s *Sim) seedBackupTasks(start time.Time, took time.Duration) {
 func (s *Sim) seedHistory(now time.Time) {
 	byName := map[string]*node{}
 	for _, n := range s.nodes {
-		byName[n.name] = n
+		byName[strings.TrimPrefix(n.name, s.opts.Site.NodePrefix)] = n
 	}
+	id := func(demo int) string { return strconv.Itoa(s.vmid(demo)) }
 	hour := time.Hour
-	s.addFinishedTask(byName["pve"], "qmsnapshot", "101", "root@pam", now.Add(-72*hour), now.Add(-72*hour+4*time.Second), "OK",
-		[]string{"snapshotting 'drive-scsi0' (local-lvm:vm-101-disk-0)", `  Logical volume "snap_vm-101-disk-0_before-php84" created.`, "TASK OK"})
-	s.addFinishedTask(byName["agent"], "qmstart", "104", "root@pam", now.Add(-26*hour), now.Add(-26*hour+2*time.Second),
+	s.addFinishedTask(byName["pve"], "qmsnapshot", id(101), "root@pam", now.Add(-72*hour), now.Add(-72*hour+4*time.Second), "OK",
+		[]string{fmt.Sprintf("snapshotting 'drive-scsi0' (local-lvm:vm-%s-disk-0)", id(101)), fmt.Sprintf(`  Logical volume "snap_vm-%s-disk-0_before-php84" created.`, id(101)), "TASK OK"})
+	s.addFinishedTask(byName["agent"], "qmstart", id(104), "root@pam", now.Add(-26*hour), now.Add(-26*hour+2*time.Second),
 		"start failed: QEMU exited with code 1",
 		[]string{"kvm: -device vfio-pci,host=0000:01:00.0: vfio 0000:01:00.0: failed to open /dev/vfio/1: No such file or directory", "TASK ERROR: start failed: QEMU exited with code 1"})
-	s.addFinishedTask(byName["agent"], "vzshutdown", "203", "root@pam", now.Add(-20*hour), now.Add(-20*hour+6*time.Second), "OK", []string{"TASK OK"})
+	s.addFinishedTask(byName["agent"], "vzshutdown", id(203), "root@pam", now.Add(-20*hour), now.Add(-20*hour+6*time.Second), "OK", []string{"TASK OK"})
 	s.addFinishedTask(byName["home"], "aptupdate", "", "root@pam", now.Add(-5*hour), now.Add(-5*hour+11*time.Second), "OK",
 		[]string{"starting apt-get update", "Hit:1 http://deb.debian.org/debian trixie InRelease", "TASK OK"})
-	s.addFinishedTask(byName["agent1"], "qmstart", "103", "root@pam", now.Add(-168*hour+90*time.Second), now.Add(-168*hour+93*time.Second), "OK", []string{"TASK OK"})
+	s.addFinishedTask(byName["agent1"], "qmstart", id(103), "root@pam", now.Add(-168*hour+90*time.Second), now.Add(-168*hour+93*time.Second), "OK", []string{"TASK OK"})
 }
 
 func (s *Sim) sortedVMIDs() []int {

@@ -32,10 +32,10 @@ func (s *Sim) onlineCount() int {
 
 func (s *Sim) getClusterStatus(*call) response {
 	quorate := s.onlineCount()*2 > len(s.nodes)
-	out := []map[string]any{{"type": "cluster", "id": "cluster", "name": "homelab", "nodes": len(s.nodes), "quorate": b01(quorate), "version": 4}}
+	out := []map[string]any{{"type": "cluster", "id": "cluster", "name": s.clusterName(), "nodes": len(s.nodes), "quorate": b01(quorate), "version": 4}}
 	for _, n := range s.nodes {
 		out = append(out, map[string]any{"type": "node", "id": "node/" + n.name, "name": n.name, "ip": n.ip, "level": "",
-			"local": b01(n.name == "home"), "nodeid": n.id, "online": b01(!s.offline[n.name])})
+			"local": b01(n.name == s.nodeName("home")), "nodeid": n.id, "online": b01(!s.offline[n.name])})
 	}
 	return dataResponse(out)
 }

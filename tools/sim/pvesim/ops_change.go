@@ -291,7 +291,7 @@ func (s *Sim) migrationTask(g *guest, n, tn *node, typ, user string, online, loc
 
 // haManaged reports whether g is an HA resource (haVMIDs, ops_read.go).
 func (s *Sim) haManaged(g *guest) bool {
-	return slices.Contains(haVMIDs, g.vmid) && s.guests[g.vmid] == g
+	return slices.Contains(haVMIDs, g.vmid-s.opts.Site.VMIDOffset) && s.guests[g.vmid] == g
 }
 
 // haMigrate is what PVE does with a migration of an HA resource: the API

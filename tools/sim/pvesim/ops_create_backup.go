@@ -234,7 +234,7 @@ func (s *Sim) startBackup(n *node, st *storage, vmid int, mode, compress, notes 
 			v.node = n.name
 		}
 		if notes != "" {
-			v.notes = renderNotes(notes, g, n)
+			v.notes = renderNotes(notes, g, n, s.clusterName())
 			log = append(log, "INFO: adding notes to backup")
 		}
 		s.volumes = append(s.volumes, v)
@@ -261,8 +261,8 @@ func (s *Sim) startBackup(n *node, st *storage, vmid int, mode, compress, notes 
 
 // renderNotes fills vzdump's notes-template: {{guestname}}, {{vmid}},
 // {{node}}, {{cluster}}, with \n and \\ unescaped.
-func renderNotes(tmpl string, g *guest, n *node) string {
-	r := strings.NewReplacer("{{guestname}}", g.name, "{{vmid}}", strconv.Itoa(g.vmid), "{{node}}", n.name, "{{cluster}}", "homelab",
+func renderNotes(tmpl string, g *guest, n *node, cluster string) string {
+	r := strings.NewReplacer("{{guestname}}", g.name, "{{vmid}}", strconv.Itoa(g.vmid), "{{node}}", n.name, "{{cluster}}", cluster,
 		`\\`, `\`, `\n`, "\n")
 	return r.Replace(tmpl)
 }

@@ -237,8 +237,9 @@ func (s *Sim) getNodeRRD(c *call) response {
 
 // ---- the QEMU guest agent and container interfaces ----
 
-// noAgent are VMs whose guest agent never answers, though it is enabled in
-// their options: the OPNsense firewall runs FreeBSD without qemu-guest-agent.
+// noAgent are VMs (demo VMIDs) whose guest agent never answers, though it is
+// enabled in their options: the OPNsense firewall runs FreeBSD without
+// qemu-guest-agent.
 var noAgent = map[int]bool{100: true}
 
 // lanIPv4 is a guest's address on the LAN.
@@ -270,7 +271,7 @@ func (s *Sim) getAgent(c *call) response {
 	if g.status != "running" {
 		return errorResponse(http.StatusInternalServerError, fmt.Sprintf("VM %d is not running", g.vmid))
 	}
-	if noAgent[g.vmid] {
+	if noAgent[g.vmid-s.opts.Site.VMIDOffset] {
 		return errorResponse(http.StatusInternalServerError, "QEMU guest agent is not running")
 	}
 	var result any
@@ -319,13 +320,13 @@ func (s *Sim) getContainerInterfaces(c *call) response {
 
 // ---- HA ----
 
-// haVMIDs are the guests under HA: the two production VMs on node pve.
+// haVMIDs are the guests under HA (demo VMIDs): the two production VMs on node pve.
 var haVMIDs = []int{101, 102}
 
 func (s *Sim) haGuests() []*guest {
 	var out []*guest
 	for _, id := range haVMIDs {
-		if g := s.guests[id]; g != nil {
+		if g := s.guests[s.vmid(id)]; g != nil {
 			out = append(out, g)
 		}
 	}
@@ -375,9 +376,9 @@ func haTime(t time.Time) string { return t.UTC().Format("Mon Jan _2 15:04:05 200
 func (s *Sim) getHAStatus(*call) response {
 	now := s.now()
 	quorate := s.onlineCount()*2 > len(s.nodes)
-	quorum := map[string]any{"id": "quorum", "type": "quorum", "node": "home", "status": "OK", "quorate": b01(quorate)}
+	quorum := map[string]any{"id": "quorum", "type": "quorum", "node": s.nodeName("home"), "status": "OK", "quorate": b01(quorate)}
 	if !quorate {
-		quorum["status"] = "No quorum on node 'home'!"
+		quorum["status"] = fmt.Sprintf("No quorum on node '%s'!", s.nodeName("home"))
 	}
 	out := []map[string]any{quorum}
 	guests := s.haGuests()
@@ -385,9 +386,9 @@ func (s *Sim) getHAStatus(*call) response {
 		// Without resources the manager has never been active.
 		return dataResponse(out)
 	}
-	master := "pve"
+	master := s.nodeName("pve")
 	if s.offline[master] {
-		master = "home"
+		master = s.nodeName("home")
 	}
 	stamp := now.Add(-4 * time.Second)
 	out = append(out, map[string]any{"id": "master", "type": "master", "node": master,
@@ -419,7 +420,7 @@ func (s *Sim) getHAStatus(*call) response {
 
 // ---- storage replication ----
 
-// The one replication job: db01 (102) to node home every 15 minutes. It
+// The one replication job (demo VMID and node): db01 (102) to node home every 15 minutes. It
 // fails as it would on a real cluster: replication needs ZFS, and the disk
 // is on LVM-thin.
 const (
@@ -430,18 +431,18 @@ const (
 
 // replicaVisible is PVE's filter: jobs of guests the token may audit.
 func (s *Sim) replicaVisible(c *call) bool {
-	_, ok := privilegesAt(s.acls(c.user), fmt.Sprintf("/vms/%d", replicaVMID))["VM.Audit"]
+	_, ok := privilegesAt(s.acls(c.user), fmt.Sprintf("/vms/%d", s.vmid(replicaVMID)))["VM.Audit"]
 	return ok
 }
 
 func (s *Sim) replicaJob(g *guest) map[string]any {
 	return map[string]any{"id": fmt.Sprintf("%d-0", g.vmid), "type": "local", "guest": g.vmid, "jobnum": 0,
-		"target": replicaTarget, "schedule": "*/15", "source": g.node}
+		"target": s.nodeName(replicaTarget), "schedule": "*/15", "source": g.node}
 }
 
 func (s *Sim) getReplicationJobs(c *call) response {
 	out := []map[string]any{}
-	if g := s.guests[replicaVMID]; g != nil && s.replicaVisible(c) {
+	if g := s.guests[s.vmid(replicaVMID)]; g != nil && s.replicaVisible(c) {
 		out = append(out, s.replicaJob(g))
 	}
 	return dataResponse(out)
@@ -449,7 +450,7 @@ func (s *Sim) getReplicationJobs(c *call) response {
 
 func (s *Sim) getNodeReplication(c *call) response {
 	out := []map[string]any{}
-	g := s.guests[replicaVMID]
+	g := s.guests[s.vmid(replicaVMID)]
 	if g == nil || g.node != c.vars["node"] || !s.replicaVisible(c) ||
 		(c.params["guest"] != "" && c.params["guest"] != fmt.Sprint(g.vmid)) {
 		return dataResponse(out)

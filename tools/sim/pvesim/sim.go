@@ -43,6 +43,33 @@ type Options struct {
 	// ACL is the full-access token's access-control entries (access.go);
 	// nil grants every privilege on / with propagation, like Administrator.
 	ACL []ACL
+	// Site renames the demo cluster, so that a second simulator can be told
+	// apart from the first; the zero Site is the demo cluster as it is.
+	Site Site
+}
+
+// Site is how a simulator's demo cluster is named: the cluster's name, a
+// prefix for every node name and an offset for every VMID. With
+// Site{Name: "lab", NodePrefix: "lab-", VMIDOffset: 1000} the nodes are
+// lab-home, lab-pve, lab-agent1 and lab-agent, and VM 103 is 1103.
+type Site struct {
+	Name       string // "homelab" when empty
+	NodePrefix string
+	VMIDOffset int
+}
+
+// nodeName is the name the demo node demo has at this site.
+func (s *Sim) nodeName(demo string) string { return s.opts.Site.NodePrefix + demo }
+
+// vmid is the VMID the demo guest demo has at this site.
+func (s *Sim) vmid(demo int) int { return demo + s.opts.Site.VMIDOffset }
+
+// clusterName is the cluster's name at this site.
+func (s *Sim) clusterName() string {
+	if s.opts.Site.Name == "" {
+		return "homelab"
+	}
+	return s.opts.Site.Name
 }
 
 // Request is one recorded API call. Path is the API path without /api2/json

@@ -400,6 +400,47 @@ func TestDemoCluster(t *testing.T) {
 	}
 }
 
+// A Site names the demo cluster apart: nodes, VMIDs, the cluster's name and
+// what the handlers name by them (HA, replication, task history) move together.
+func TestSiteRenamesTheDemoCluster(t *testing.T) {
+	s := New(Options{Site: Site{Name: "lab", NodePrefix: "lab-", VMIDOffset: 1000}})
+	if g, ok := s.Guest(1103); !ok || g.Node != "lab-agent1" || g.Name != "mgmt" {
+		t.Fatalf("VMID 1103 = %+v", g)
+	}
+	if _, ok := s.Guest(103); ok {
+		t.Fatal("VMID 103 exists at a site 1000 up")
+	}
+	if g, _ := s.Guest(1101); len(g.Snapshots) != 2 {
+		t.Errorf("web01's snapshots did not move with it: %+v", g)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	h := &harness{t: t, sim: s, srv: srv}
+	body := func(path string) string {
+		r := h.get(path, nil)
+		if r.status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", path, r.status, r.body)
+		}
+		return string(r.env.Data)
+	}
+	for path, want := range map[string][]string{
+		"/cluster/status":            {`"name":"lab"`, `"name":"lab-home"`, `"local":1`},
+		"/cluster/ha/status/current": {`"sid":"vm:1101"`, `lab-pve (active`},
+		"/cluster/replication":       {`"guest":1102`, `"target":"lab-home"`},
+		"/nodes/lab-agent1/tasks":    {`:qmstart:1103:`},
+	} {
+		got := body(path)
+		for _, w := range want {
+			if !strings.Contains(got, w) {
+				t.Errorf("GET %s does not say %s: %s", path, w, got)
+			}
+		}
+		if strings.Contains(got, `"home"`) || strings.Contains(got, `:103:`) {
+			t.Errorf("GET %s names the demo cluster's own node or VMID: %s", path, got)
+		}
+	}
+}
+
 // Many clients at once: run with -race.
 func TestConcurrentUse(t *testing.T) {
 	sim := New(Options{TaskDuration: 5 * time.Millisecond})

@@ -64,7 +64,9 @@ func upSince(up time.Duration) string {
 	return s + fmt.Sprintf("%d min", mins)
 }
 
-// prettyUptime is `uptime -p`: only the non-zero units, singular for one.
+// prettyUptime is `uptime -p` as procps-ng 4.0 writes it: the non-zero
+// larger units, then always the minutes, even 0 ("up 9 hours, 0 minutes"),
+// singular for one.
 func prettyUptime(up time.Duration) string {
 	mins := int(up.Minutes())
 	units := []struct {
@@ -72,8 +74,8 @@ func prettyUptime(up time.Duration) string {
 		n    int
 	}{{"week", mins / (7 * 24 * 60)}, {"day", mins / (24 * 60) % 7}, {"hour", mins / 60 % 24}, {"minute", mins % 60}}
 	var parts []string
-	for _, u := range units {
-		if u.n == 0 {
+	for i, u := range units {
+		if u.n == 0 && i < len(units)-1 {
 			continue
 		}
 		part := fmt.Sprintf("%d %s", u.n, u.name)
@@ -81,9 +83,6 @@ func prettyUptime(up time.Duration) string {
 			part += "s"
 		}
 		parts = append(parts, part)
-	}
-	if len(parts) == 0 {
-		return "up 0 minutes"
 	}
 	return "up " + strings.Join(parts, ", ")
 }

@@ -55,6 +55,20 @@ func pveServices(overrides map[string]string) map[string]string {
 	return s
 }
 
+// DemoFactsAt is DemoFacts named as pvesim.Site names the demo cluster: the
+// prefix before every node name, the offset added to every VMID, so a second
+// simulated cluster's shells agree with its API.
+func DemoFactsAt(nodePrefix string, vmidOffset int) []NodeFacts {
+	facts := DemoFacts()
+	for i := range facts {
+		facts[i].Name = nodePrefix + facts[i].Name
+		for j := range facts[i].Guests {
+			facts[i].Guests[j].VMID += vmidOffset
+		}
+	}
+	return facts
+}
+
 // DemoFacts is the demo cluster "homelab": nodes home, pve, agent1 and agent,
 // with the same hardware, addresses, uptimes and guests as the demo cluster
 // of tools/sim/pvesim (VMID 103 "mgmt" runs on agent1).
