@@ -201,23 +201,11 @@ func newInstallationID() (string, error) {
 // and is founded on its current head, if it has one. It reports whether it
 // wrote the anchor file.
 func (s *Store) foundAuditLog(tx *gorm.DB, fresh bool) (bool, error) {
-	if s.cp != nil {
-		a, err := readAnchor(s.cp.path)
-		switch {
-		case err == nil || errors.Is(err, errAnchorInvalid):
-			if !fresh {
-				return false, nil // never found a log again beside someone's anchor: Verify reports it
-			}
-			what := "records one"
-			if err == nil {
-				what = "records one (" + a.describe() + ")"
-			}
-			return false, fmt.Errorf("the database has no audit log, but the anchor file %s %s: the database was deleted, emptied or replaced. "+
-				"Restore the database that belongs to this anchor file; to start over on purpose, move both the database and %s away",
-				s.cp.path, what, s.cp.path)
-		case !errors.Is(err, os.ErrNotExist):
-			return false, fmt.Errorf("read the audit anchor file: %w", err)
+	if err := s.refuseBesideAnchor(); err != nil {
+		if !fresh && errors.As(err, new(besideAnchorError)) {
+			return false, nil // never found a log again beside someone's anchor: Verify reports it
 		}
+		return false, err
 	}
 	tipID, tipHash := uint64(0), ""
 	if !fresh {
@@ -254,6 +242,33 @@ func (s *Store) foundAuditLog(tx *gorm.DB, fresh bool) (bool, error) {
 	}
 	s.cp.noteAnchored(tipID)
 	return true, nil
+}
+
+// besideAnchorError is refuseBesideAnchor's refusal.
+type besideAnchorError struct{ msg string }
+
+func (e besideAnchorError) Error() string { return e.msg }
+
+// refuseBesideAnchor refuses to found an audit log where an anchor file
+// (sound or not) says one was founded before.
+func (s *Store) refuseBesideAnchor() error {
+	if s.cp == nil {
+		return nil
+	}
+	a, err := readAnchor(s.cp.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return nil
+	case err != nil && !errors.Is(err, errAnchorInvalid):
+		return fmt.Errorf("read the audit anchor file: %w", err)
+	}
+	what := "records one"
+	if err == nil {
+		what = "records one (" + a.describe() + ")"
+	}
+	return besideAnchorError{fmt.Sprintf("the database has no audit log, but the anchor file %s %s: the database was deleted, emptied or replaced. "+
+		"Restore the database that belongs to this anchor file; to start over on purpose, move both the database and %s away",
+		s.cp.path, what, s.cp.path)}
 }
 
 // checkpointer keeps the anchor file's checkpoint following the audit head.

@@ -13,9 +13,6 @@ import (
 	"time"
 
 	"github.com/jarvis-homelab/jarvis/store/storetest"
-	"gorm.io/driver/postgres"
-	"gorm.io/gorm"
-	"gorm.io/gorm/logger"
 )
 
 // openWith opens a handle with opts (AuditKey defaults to testKey), closed at
@@ -137,27 +134,8 @@ func removeDB(t *testing.T, path string) {
 // access to it could, without going through a store.
 func dropTables(t *testing.T, target string) {
 	t.Helper()
-	dial := openSQLite(target)
-	if IsDatabaseURL(target) {
-		dial = postgres.Open(target)
-	}
-	db, err := gorm.Open(dial, &gorm.Config{Logger: logger.Discard})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if pool, err := db.DB(); err == nil {
-			pool.Close()
-		}
-	}()
-	tables, err := db.Migrator().GetTables()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, table := range tables {
-		if table == "sqlite_sequence" {
-			continue // SQLite's own; it empties with the tables it counts for
-		}
+	db, _ := openRaw(t, target)
+	for _, table := range tables(t, db) {
 		if err := db.Migrator().DropTable(table); err != nil {
 			t.Fatal(err)
 		}
@@ -509,14 +487,17 @@ func TestAuditCheckpointsFromConcurrentWriters(t *testing.T) {
 func TestAuditLogFromBeforeGenesisIsFoundedOnce(t *testing.T) {
 	old := func(t *testing.T, withHead bool, keepAnchor bool) string {
 		path := tempDB(t)
-		s := openOnce(t, path)
-		seedCalls(t, s, 3)
-		exec(t, s, "DROP TABLE audit_genesis")
+		writeOldDatabase(t, path, []oldCall{{Tool: "start_vm"}, {Tool: "start_vm"}, {Tool: "start_vm"}})
+		db, _ := openRaw(t, path)
+		statements := []string{"DROP TABLE audit_genesis"}
 		if !withHead {
-			exec(t, s, "DELETE FROM audit_log")
-			exec(t, s, "DELETE FROM audit_head")
+			statements = append(statements, "DELETE FROM audit_log", "DELETE FROM audit_head")
 		}
-		mustClose(t, s)
+		for _, q := range statements {
+			if err := db.Exec(q).Error; err != nil {
+				t.Fatal(err)
+			}
+		}
 		if !keepAnchor {
 			if err := os.Remove(anchorOf(path)); err != nil {
 				t.Fatal(err)

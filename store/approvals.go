@@ -19,7 +19,8 @@ type Approval struct {
 	ID         string     `json:"id"` // "apr_" + 16 hex characters
 	Principal  string     `json:"principal"`
 	Tool       string     `json:"tool"`
-	Args       string     `json:"args"` // canonical JSON
+	Cluster    string     `json:"cluster,omitempty"` // the call's; CreateApproval takes the one Args names if empty
+	Args       string     `json:"args"`              // canonical JSON
 	Plan       string     `json:"plan"`
 	Tier       string     `json:"tier"`
 	Status     string     `json:"status"` // pending|approved|denied|expired|consumed
@@ -56,13 +57,14 @@ type approvalRecord struct {
 	DecidedNS  *int64
 	DecidedBy  string `gorm:"not null;default:''"`
 	ConsumedNS *int64
+	Cluster    string `gorm:"not null;default:''"`
 }
 
 func (approvalRecord) TableName() string { return "approvals" }
 
 func (r approvalRecord) approval() Approval {
 	return Approval{
-		ID: r.ID, Principal: r.Principal, Tool: r.Tool, Args: r.Args, Plan: r.Plan, Tier: r.Tier,
+		ID: r.ID, Principal: r.Principal, Tool: r.Tool, Cluster: r.Cluster, Args: r.Args, Plan: r.Plan, Tier: r.Tier,
 		Status: r.Status, CreatedAt: fromNS(r.CreatedNS), ExpiresAt: fromNS(r.ExpiresNS),
 		DecidedAt: fromNSPtr(r.DecidedNS), DecidedBy: r.DecidedBy, ConsumedAt: fromNSPtr(r.ConsumedNS),
 	}
@@ -87,7 +89,9 @@ func IsApprovalID(id string) bool {
 }
 
 // CreateApproval stores a new pending approval. It sets a.ID and a.Status,
-// and a.CreatedAt when zero; ExpiresAt must be later than CreatedAt.
+// a.CreatedAt when zero, and a.Cluster when empty to the cluster a.Args
+// names; a cluster that differs from the one a.Args names is refused.
+// ExpiresAt must be later than CreatedAt.
 func (s *Store) CreateApproval(ctx context.Context, a *Approval) error {
 	if a == nil {
 		return errors.New("create approval: approval is nil")
@@ -102,12 +106,18 @@ func (s *Store) CreateApproval(ctx context.Context, a *Approval) error {
 		return fmt.Errorf("create approval for %s: expiry %s is not after creation %s",
 			a.Tool, a.ExpiresAt.Format(time.RFC3339), a.CreatedAt.Format(time.RFC3339))
 	}
+	switch named := clusterOfArgs(a.Args); {
+	case a.Cluster == "":
+		a.Cluster = named
+	case named != "" && named != a.Cluster:
+		return fmt.Errorf("create approval for %s: it says cluster %s, its arguments name %s", a.Tool, a.Cluster, named)
+	}
 	id, err := newApprovalID()
 	if err != nil {
 		return fmt.Errorf("create approval for %s: %w", a.Tool, err)
 	}
 	rec := approvalRecord{
-		ID: id, Principal: a.Principal, Tool: a.Tool, Args: a.Args, Plan: a.Plan, Tier: a.Tier,
+		ID: id, Principal: a.Principal, Tool: a.Tool, Cluster: a.Cluster, Args: a.Args, Plan: a.Plan, Tier: a.Tier,
 		Status: ApprovalPending, CreatedNS: toNS(a.CreatedAt), ExpiresNS: toNS(a.ExpiresAt),
 	}
 	if err := s.db.WithContext(ctx).Create(&rec).Error; err != nil {

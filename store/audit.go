@@ -35,7 +35,7 @@ import (
 // AuditEntry describes a tool call about to run.
 type AuditEntry struct {
 	Principal, Tool string
-	Args            string // redacted canonical JSON
+	Args            string // redacted canonical JSON; the row's cluster is the one it names
 	Tier, Decision  string
 	Plan            string
 	ApprovalID      string
@@ -69,6 +69,7 @@ type AuditRow struct {
 	BeginID    uint64    `json:"begin_id,omitempty"` // end rows: the begin row they close
 	Principal  string    `json:"principal"`
 	Tool       string    `json:"tool"`
+	Cluster    string    `json:"cluster,omitempty"` // what Args names (an end row: its begin row's); not hashed, Args is
 	Args       string    `json:"args"`
 	Tier       string    `json:"tier"`
 	Decision   string    `json:"decision"`
@@ -115,6 +116,10 @@ type auditRecord struct {
 	PrevHash   string `gorm:"not null;default:''"`
 	Hash       string `gorm:"not null"`
 	MAC        string `gorm:"column:mac;not null"`
+	// Cluster is derived from Args (begin and read rows) or the begin row
+	// (end rows), for searches; outside the hash (rowHash), checked by
+	// AuditVerify.
+	Cluster string `gorm:"not null;default:'';index"`
 }
 
 func (auditRecord) TableName() string { return "audit_log" }
@@ -122,7 +127,7 @@ func (auditRecord) TableName() string { return "audit_log" }
 func (r auditRecord) row() AuditRow {
 	return AuditRow{
 		ID: r.ID, Time: fromNS(r.TimeNS), Kind: r.Kind, BeginID: r.BeginID,
-		Principal: r.Principal, Tool: r.Tool, Args: r.Args, Tier: r.Tier,
+		Principal: r.Principal, Tool: r.Tool, Cluster: r.Cluster, Args: r.Args, Tier: r.Tier,
 		Decision: r.Decision, Plan: r.Plan, ApprovalID: r.ApprovalID,
 		Status: r.Status, Error: r.Error, UPID: r.UPID, DurationMS: r.DurationMS,
 		Result: r.Result, PrevHash: r.PrevHash, Hash: r.Hash, MAC: r.MAC,
@@ -198,13 +203,13 @@ func (s *Store) AuditBegin(ctx context.Context, e AuditEntry) (uint64, error) {
 	err := s.auditTx(ctx, func(tx *gorm.DB) error {
 		rec := auditRecord{
 			Kind: "begin", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
-			Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID,
+			Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID, Cluster: clusterOfArgs(e.Args),
 		}
 		if err := s.appendAudit(tx, &rec); err != nil {
 			return err
 		}
 		id = rec.ID
-		return nil
+		return s.beginRunning(tx, id)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("audit begin of %s by %s: %w", e.Tool, e.Principal, err)
@@ -231,7 +236,7 @@ func (s *Store) AuditRead(ctx context.Context, e AuditEntry, o AuditOutcome, ev 
 	}
 	r := &readRequest{ctx: ctx, rec: auditRecord{
 		Kind: "read", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
-		Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID,
+		Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID, Cluster: clusterOfArgs(e.Args),
 		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,
 		DurationMS: o.Duration.Milliseconds(), Result: truncateUTF8(o.Result, maxAuditResult),
 	}, ev: ev, done: make(chan error, 1)}
@@ -275,7 +280,7 @@ func (s *Store) AuditEnd(ctx context.Context, beginID uint64, o AuditOutcome) er
 			return err
 		}
 		last = rec.ID
-		return nil
+		return s.endRunning(tx, beginID)
 	})
 	if err != nil {
 		return fmt.Errorf("audit end of call %d: %w", beginID, err)
@@ -289,7 +294,7 @@ func (s *Store) AuditEnd(ctx context.Context, beginID uint64, o AuditOutcome) er
 func endRecord(begin auditRecord, o AuditOutcome) auditRecord {
 	return auditRecord{
 		Kind: "end", BeginID: begin.ID,
-		Principal: begin.Principal, Tool: begin.Tool, Tier: begin.Tier,
+		Principal: begin.Principal, Tool: begin.Tool, Cluster: begin.Cluster, Tier: begin.Tier,
 		Decision: begin.Decision, ApprovalID: begin.ApprovalID,
 		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,
 		DurationMS: o.Duration.Milliseconds(), Result: truncateUTF8(o.Result, maxAuditResult),
@@ -340,7 +345,7 @@ func (s *Store) appendAuditRows(tx *gorm.DB, recs []*auditRecord) error {
 		rec.MAC = s.rowMAC(rec.Hash)
 		_, err = insert.ExecContext(ctx,
 			rec.ID, rec.TimeNS, rec.Kind, rec.BeginID, rec.Principal, rec.Tool, rec.Args, rec.Tier, rec.Decision, rec.Plan,
-			rec.ApprovalID, rec.Status, rec.Error, rec.UPID, rec.DurationMS, rec.Result, rec.PrevHash, rec.Hash, rec.MAC)
+			rec.ApprovalID, rec.Status, rec.Error, rec.UPID, rec.DurationMS, rec.Result, rec.PrevHash, rec.Hash, rec.MAC, rec.Cluster)
 		if err != nil {
 			return fmt.Errorf("insert audit row %d: %w", rec.ID, err)
 		}
@@ -472,42 +477,6 @@ func (s *Store) AuditRecent(ctx context.Context, limit int) ([]AuditRow, error) 
 	}
 	out := make([]AuditRow, len(recs))
 	for i, r := range recs {
-		out[i] = r.row()
-	}
-	return out, nil
-}
-
-// MarkInterrupted closes every begin row older than startedBefore that has no
-// end row with an end row of status "interrupted" and returns those begin
-// rows, oldest first. Choose startedBefore so that no call could still be
-// running (now minus the longest a call may take): another process sharing the
-// database may have calls in flight.
-func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([]AuditRow, error) {
-	var open []auditRecord
-	var last uint64
-	err := s.auditTx(ctx, func(tx *gorm.DB) error {
-		open, last = nil, 0
-		err := tx.Where("kind = ? AND time_ns < ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id)",
-			"begin", startedBefore.UnixNano(), "end").
-			Order("id ASC").Find(&open).Error
-		if err != nil {
-			return fmt.Errorf("find calls without an end row: %w", err)
-		}
-		for _, b := range open {
-			rec := endRecord(b, AuditOutcome{Status: OutcomeInterrupted, Error: "jarvis stopped before the call finished"})
-			if err := s.appendAudit(tx, &rec); err != nil {
-				return err
-			}
-			last = rec.ID
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mark interrupted audit calls: %w", err)
-	}
-	s.appended(last)
-	out := make([]AuditRow, len(open))
-	for i, r := range open {
 		out[i] = r.row()
 	}
 	return out, nil

@@ -26,6 +26,7 @@ type AuditCall struct {
 	EndTime    *time.Time `json:"end_time,omitempty"`
 	Principal  string     `json:"principal"`
 	Tool       string     `json:"tool"`
+	Cluster    string     `json:"cluster,omitempty"` // as AuditRow.Cluster
 	Args       string     `json:"args"`
 	Tier       string     `json:"tier"`
 	Decision   string     `json:"decision"`
@@ -61,6 +62,7 @@ type AuditFilter struct {
 	// Principal matches exactly; a value ending in '*' matches every
 	// principal starting with what comes before it ("agent:*").
 	Principal string
+	Cluster   string // the cluster the call's arguments name, exactly
 	Tier      string
 	Decision  string
 	Outcome   string // one of AuditSearchOutcomes; "failed" includes the old "error"
@@ -86,6 +88,7 @@ type auditCallRow struct {
 	Kind          string  `gorm:"column:kind"`
 	Principal     string  `gorm:"column:principal"`
 	Tool          string  `gorm:"column:tool"`
+	Cluster       string  `gorm:"column:cluster"`
 	Args          string  `gorm:"column:args"`
 	Tier          string  `gorm:"column:tier"`
 	Decision      string  `gorm:"column:decision"`
@@ -107,7 +110,7 @@ type auditCallRow struct {
 
 func (r auditCallRow) call() AuditCall {
 	c := AuditCall{
-		ID: r.ID, Kind: "read", Time: fromNS(r.TimeNS), Principal: r.Principal, Tool: r.Tool, Args: r.Args,
+		ID: r.ID, Kind: "read", Time: fromNS(r.TimeNS), Principal: r.Principal, Tool: r.Tool, Cluster: r.Cluster, Args: r.Args,
 		Tier: r.Tier, Decision: r.Decision, Plan: r.Plan, ApprovalID: r.ApprovalID,
 		Outcome: r.Status, Error: r.Error, UPID: r.UPID, DurationMS: r.DurationMS, Result: r.Result,
 	}
@@ -153,7 +156,7 @@ func (s *Store) AuditSearch(ctx context.Context, f AuditFilter) (AuditPage, erro
 		limit = DefaultSearchLimit
 	}
 	q := s.db.WithContext(ctx).Table("audit_log AS b").
-		Select(`b.id, b.time_ns, b.kind, b.principal, b.tool, b.args, b.tier, b.decision, b.plan, b.approval_id,
+		Select(`b.id, b.time_ns, b.kind, b.principal, b.tool, b.cluster, b.args, b.tier, b.decision, b.plan, b.approval_id,
 			b.status, b.error, b.upid, b.duration_ms, b.result,
 			e.id AS end_id, e.time_ns AS end_time_ns, e.status AS end_status, e.error AS end_error,
 			e.upid AS end_upid, e.duration_ms AS end_duration_ms, e.result AS end_result`).
@@ -171,6 +174,9 @@ func (s *Store) AuditSearch(ctx context.Context, f AuditFilter) (AuditPage, erro
 		} else {
 			q = q.Where("b.principal = ?", f.Principal)
 		}
+	}
+	if f.Cluster != "" {
+		q = q.Where("b.cluster = ?", f.Cluster)
 	}
 	if f.Tier != "" {
 		q = q.Where("b.tier = ?", f.Tier)
@@ -250,7 +256,8 @@ var ApprovalDecidedStatuses = []string{ApprovalApproved, ApprovalDenied, Approva
 
 // ApprovalHistoryFilter selects decided approvals, newest request first.
 type ApprovalHistoryFilter struct {
-	Status string // one of ApprovalDecidedStatuses; "" for all of them
+	Status  string // one of ApprovalDecidedStatuses; "" for all of them
+	Cluster string // Approval.Cluster exactly; "" for every cluster
 	// Before is the id of the last approval of the previous page: only
 	// approvals requested before it are returned.
 	Before string
@@ -292,6 +299,9 @@ func (s *Store) ApprovalHistory(ctx context.Context, f ApprovalHistoryFilter) (A
 		q = q.Where("status = ?", f.Status)
 	} else {
 		q = q.Where("status IN ?", ApprovalDecidedStatuses)
+	}
+	if f.Cluster != "" {
+		q = q.Where("cluster = ?", f.Cluster)
 	}
 	if f.Before != "" {
 		var cursor approvalRecord

@@ -40,8 +40,9 @@ const verifyBatch = 500
 // checks that ids run on from 1 without gaps, each row links to the one
 // before, each row's hash matches its contents, each MAC was made with the
 // audit key, and the head record (MAC'd too) names a row that is present with
-// the same hash. Last, the log must reach the anchor's checkpoint and hold the
-// row it vouches for unchanged. It stops at the first problem. A returned
+// the same hash, and each row's cluster column says what its hashed arguments
+// (or its begin row's) say. Last, the log must reach the anchor's checkpoint
+// and hold the row it vouches for unchanged. It stops at the first problem. A returned
 // error means the check could not run, not that the log is bad.
 func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
 	db := s.db.WithContext(ctx)
@@ -115,6 +116,7 @@ func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
 	}
 
 	var prev *auditRecord
+	begins := beginClusters{}
 	headRowHash, headRowSeen := "", false
 	cpRowHash, cpRowSeen := "", false
 	for {
@@ -141,6 +143,9 @@ func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
 				return bad(r.ID, "Row %d was changed after it was written: its contents do not match its hash.", r.ID)
 			case !macEqual(s.rowMAC(r.Hash), r.MAC):
 				return bad(r.ID, "Row %d was not sealed with this server's audit key: it is forged, or the key changed.", r.ID)
+			}
+			if want := begins.of(r); r.Cluster != want {
+				return bad(r.ID, "Row %d says cluster %q where its call names %q: its cluster column was changed after it was written.", r.ID, r.Cluster, want)
 			}
 			if hasHead && r.ID == head.LastID {
 				headRowHash, headRowSeen = r.Hash, true
@@ -191,6 +196,29 @@ func (s *Store) AuditVerify(ctx context.Context) (VerifyReport, error) {
 	}
 	rep.OK = true
 	return rep, nil
+}
+
+// beginClusters follows the clusters of begin rows not yet ended, those that
+// name one: few at any point of the walk, however long the log.
+type beginClusters map[uint64]string
+
+// of is the cluster column row r must have.
+func (b beginClusters) of(r auditRecord) string {
+	switch r.Kind {
+	case "end":
+		c := b[r.BeginID]
+		delete(b, r.BeginID)
+		return c
+	case "begin":
+		c := clusterOfArgs(r.Args)
+		if c != "" {
+			b[r.ID] = c
+		}
+		return c
+	case "read":
+		return clusterOfArgs(r.Args)
+	}
+	return ""
 }
 
 // missing describes the id range first..last as missing rows.

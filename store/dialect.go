@@ -50,10 +50,6 @@ type dialect interface {
 	// cursors page the same on both engines, whatever the database's
 	// default collation).
 	byteOrder(column string) string
-	// announceEvents makes every transaction that inserts events announce
-	// them to other processes' followers (events_follow.go). Runs in
-	// migrate's transaction.
-	announceEvents(tx *gorm.DB) error
 }
 
 // lockKey names one purpose of a transaction-scoped lock.
@@ -98,9 +94,6 @@ func (sqliteDialect) prefixMatch(column string) string { return column + ` LIKE 
 
 // SQLite compares text with BINARY (memcmp) unless told otherwise.
 func (sqliteDialect) byteOrder(column string) string { return column }
-
-// announceEvents does nothing: SQLite cannot notify, followers poll.
-func (sqliteDialect) announceEvents(*gorm.DB) error { return nil }
 
 // postgresDialect is PostgreSQL through pgx.
 type postgresDialect struct{}
@@ -152,33 +145,6 @@ func (postgresDialect) prefixMatch(column string) string {
 
 func (postgresDialect) byteOrder(column string) string { return column + ` COLLATE "C"` }
 
-// announceEvents adds a trigger that notifies eventsChannel once per
-// statement inserting events. The notification is sent at commit (never for
-// a rolled-back insert), once per transaction however many statements, and
-// costs the inserting transaction no round trip while it holds the events
-// lock. Created once; migrate's lock keeps two processes from racing here.
-func (postgresDialect) announceEvents(tx *gorm.DB) error {
-	var n int64
-	err := tx.Raw("SELECT count(*) FROM pg_trigger WHERE tgname = 'jarvis_events_notify' AND tgrelid = 'events'::regclass").Scan(&n).Error
-	if err != nil || n > 0 {
-		return err
-	}
-	for _, q := range []string{
-		`CREATE OR REPLACE FUNCTION jarvis_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN
-			PERFORM pg_notify('` + eventsChannel + `', '');
-			RETURN NULL;
-		END $$`,
-		`CREATE TRIGGER jarvis_events_notify AFTER INSERT ON events
-			FOR EACH STATEMENT EXECUTE FUNCTION jarvis_events_notify()`,
-	} {
-		if err := tx.Exec(q).Error; err != nil {
-			return fmt.Errorf("announce new events: %w", err)
-		}
-	}
-	return nil
-}
-
 // IsDatabaseURL reports whether target names a PostgreSQL database (a
 // postgres:// or postgresql:// URL) rather than an SQLite file.
 func IsDatabaseURL(target string) bool {
@@ -193,14 +159,15 @@ const (
 	postgresMaxConns    = 10
 	postgresMaxIdleTime = 5 * time.Minute
 	// applicationName is what pg_stat_activity shows for Jarvis's
-	// connections unless the URL names one (application_name=jarvis/b).
+	// connections unless the URL names one (application_name=jarvis/b);
+	// a replica's connections add its id: jarvis/<replica>.
 	applicationName = "jarvis"
 )
 
 // openPostgres opens the pool on the database at url. It returns the
 // connection settings too (the follower's listener connects with them), and
 // names the database for messages without the password.
-func openPostgres(url string) (*sql.DB, *pgx.ConnConfig, string, error) {
+func openPostgres(url, replica string) (*sql.DB, *pgx.ConnConfig, string, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		// pgx leaves the password out of its parse errors.
@@ -209,6 +176,9 @@ func openPostgres(url string) (*sql.DB, *pgx.ConnConfig, string, error) {
 	where := fmt.Sprintf("PostgreSQL database %s on %s:%d", cfg.Database, cfg.Host, cfg.Port)
 	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
 		cfg.RuntimeParams["application_name"] = applicationName
+		if replica != "" {
+			cfg.RuntimeParams["application_name"] += "/" + replica
+		}
 	}
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(postgresMaxConns)

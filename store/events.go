@@ -20,6 +20,7 @@ type Event struct {
 	Type       string          `json:"type"`     // tool|approval|cluster|alert|safety|system (EventTool…)
 	Severity   string          `json:"severity"` // info|warning|critical (SeverityInfo…)
 	Source     string          `json:"source"`
+	Cluster    string          `json:"cluster,omitempty"` // the cluster it is about; "" for the only one, or none
 	Node       string          `json:"node,omitempty"`
 	Summary    string          `json:"summary"`
 	Details    json.RawMessage `json:"details,omitempty"` // one type per kind: event_kinds.go
@@ -57,6 +58,7 @@ type eventRecord struct {
 	Resolved     bool   `gorm:"not null;default:false"`
 	ResolvedAtNS *int64
 	ResolvedBy   string `gorm:"not null;default:''"`
+	Cluster      string `gorm:"not null;default:'';index"`
 }
 
 func (eventRecord) TableName() string { return "events" }
@@ -64,7 +66,7 @@ func (eventRecord) TableName() string { return "events" }
 func (r eventRecord) event() Event {
 	e := Event{
 		ID: r.ID, Time: fromNS(r.TimeNS), Type: r.Type, Severity: r.Severity, Source: r.Source,
-		Node: r.Node, Summary: r.Summary, Resolved: r.Resolved,
+		Cluster: r.Cluster, Node: r.Node, Summary: r.Summary, Resolved: r.Resolved,
 		ResolvedAt: fromNSPtr(r.ResolvedAtNS), ResolvedBy: r.ResolvedBy,
 	}
 	if r.Details != "" {
@@ -126,15 +128,15 @@ func (s *Store) eventRecordOf(e *Event) (eventRecord, error) {
 	}
 	return eventRecord{
 		TimeNS: s.now().UnixNano(), Type: e.Type, Severity: e.Severity, Source: e.Source,
-		Node: e.Node, Summary: e.Summary, Details: details,
+		Cluster: e.Cluster, Node: e.Node, Summary: e.Summary, Details: details,
 		Resolved: e.Resolved, ResolvedAtNS: toNSPtr(e.ResolvedAt), ResolvedBy: e.ResolvedBy,
 	}, nil
 }
 
 // insertEventSQL stores one event in plain SQL: every tool call publishes one,
 // and gorm's reflection cost as much as the insert (BENCHMARKS.md).
-const insertEventSQL = `INSERT INTO events (time_ns, type, severity, source, node, summary, details, resolved, resolved_at_ns, resolved_by)
-	VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id`
+const insertEventSQL = `INSERT INTO events (time_ns, type, severity, source, node, summary, details, resolved, resolved_at_ns, resolved_by, cluster)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?) RETURNING id`
 
 // insertEvent stores rec and sets its ID. Ids must commit in id order, or a
 // follower reading "id > last" passes one that commits later: a lone insert
@@ -153,7 +155,7 @@ func (s *Store) insertEvent(ctx context.Context, rec *eventRecord) error {
 }
 
 func (r eventRecord) insertArgs() []any {
-	return []any{r.TimeNS, r.Type, r.Severity, r.Source, r.Node, r.Summary, r.Details, r.Resolved, r.ResolvedAtNS, r.ResolvedBy}
+	return []any{r.TimeNS, r.Type, r.Severity, r.Source, r.Node, r.Summary, r.Details, r.Resolved, r.ResolvedAtNS, r.ResolvedBy, r.Cluster}
 }
 
 // deliverLocked hands the stored event e to the live subscribers, after any
@@ -295,6 +297,7 @@ func (s *Store) EventsAfter(ctx context.Context, afterID uint64, limit int) ([]E
 type EventFilter struct {
 	Limit          int // <= 0 means 100; at most 1000
 	Type, Node     string
+	Cluster        string    // Event.Cluster exactly
 	Since          time.Time // events at or after this time
 	UnresolvedOnly bool
 }
@@ -307,6 +310,9 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) 
 	}
 	if f.Node != "" {
 		q = q.Where("node = ?", f.Node)
+	}
+	if f.Cluster != "" {
+		q = q.Where("cluster = ?", f.Cluster)
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("time_ns >= ?", f.Since.UnixNano())

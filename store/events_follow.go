@@ -16,8 +16,8 @@ import (
 // it can be woken any number of times, early or late, and never skips or
 // repeats an event. SQLite has no way to announce a commit, so the follower
 // polls. On PostgreSQL every transaction that inserts events notifies
-// eventsChannel at commit (a trigger, postgresDialect.announceEvents), and
-// the follower listens on a connection of its own.
+// eventsChannel at commit (a trigger of schema version 1, announceEvents),
+// and the follower listens on a connection of its own.
 
 // eventsChannel is the PostgreSQL notification channel of new events.
 const eventsChannel = "jarvis_events"

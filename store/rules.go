@@ -40,6 +40,10 @@ type Rule struct {
 	// ("agent:name/id"), or RuleOperators.
 	Principal string `json:"principal"`
 	Tool      string `json:"tool"`
+	// Cluster is the one cluster Args allows (the cluster argument with one
+	// value), else "" (none named, several, or any). Set by the store from
+	// Args; the value given is ignored.
+	Cluster string `json:"cluster,omitempty"`
 	// Args maps each argument the call may pass to the values it may take
 	// (numbers and booleans as JSON writes them); an argument not named here
 	// must be absent from the call. "*" allows any value.
@@ -93,12 +97,13 @@ type ruleRecord struct {
 	RevokedNS        *int64
 	RevokedBy        string `gorm:"not null;default:''"`
 	Current          bool   `gorm:"not null;index"`
+	Cluster          string `gorm:"not null;default:''"`
 }
 
 func (ruleRecord) TableName() string { return "rules" }
 
 func (r ruleRecord) rule() Rule {
-	out := Rule{ID: r.ID, Version: r.Version, Principal: r.Principal, Tool: r.Tool, Trigger: r.Trigger,
+	out := Rule{ID: r.ID, Version: r.Version, Principal: r.Principal, Tool: r.Tool, Cluster: r.Cluster, Trigger: r.Trigger,
 		PerTargetPerHour: r.PerTargetPerHour, MaxFailures: r.MaxFailures, ExpiresAt: fromNS(r.ExpiresNS),
 		Note: r.Note, CreatedBy: r.CreatedBy, CreatedAt: fromNS(r.CreatedNS), RevokedAt: fromNSPtr(r.RevokedNS),
 		RevokedBy: r.RevokedBy, Current: r.Current}
@@ -170,7 +175,7 @@ func (s *Store) ruleRecordOf(r *Rule) (ruleRecord, error) {
 	if r.Args == nil {
 		args = []byte("{}")
 	}
-	return ruleRecord{ID: r.ID, Version: r.Version, Principal: r.Principal, Tool: r.Tool, Args: string(args),
+	return ruleRecord{ID: r.ID, Version: r.Version, Principal: r.Principal, Tool: r.Tool, Cluster: ruleCluster(r.Args), Args: string(args),
 		Trigger: r.Trigger, PerTargetPerHour: r.PerTargetPerHour, MaxFailures: r.MaxFailures,
 		ExpiresNS: toNS(r.ExpiresAt), Note: r.Note, CreatedBy: r.CreatedBy, CreatedNS: toNS(r.CreatedAt), Current: true}, nil
 }

@@ -28,7 +28,7 @@ func (s *Store) prepare() error {
 	}{
 		{&s.stmts.tip, s.tipQuery()},
 		{&s.stmts.insertAudit, `INSERT INTO audit_log (id, time_ns, kind, begin_id, principal, tool, args, tier, decision, plan,
-			approval_id, status, error, upid, duration_ms, result, prev_hash, hash, mac) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
+			approval_id, status, error, upid, duration_ms, result, prev_hash, hash, mac, cluster) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`},
 		{&s.stmts.moveHead, `INSERT INTO audit_head (id, last_id, hash, mac) VALUES (?,?,?,?)
 			ON CONFLICT(id) DO UPDATE SET last_id = excluded.last_id, hash = excluded.hash, mac = excluded.mac`},
 		{&s.stmts.insertEvent, insertEventSQL},

@@ -61,6 +61,14 @@ type Options struct {
 	// Zero means 32 rows and 30 seconds.
 	CheckpointRows  int
 	CheckpointEvery time.Duration
+
+	// Replica names this process among the Jarvis replicas sharing the
+	// database (leases.go): the calls it begins are recorded as running
+	// on it, so that another replica can mark them interrupted soon after
+	// this one stops sending heartbeats. Empty for a process that sends
+	// none (the CLI, a lone Jarvis): its calls are marked only by age,
+	// as before replicas.
+	Replica string
 }
 
 // memoryPath is the path that opens a private in-memory database (tests,
@@ -79,6 +87,10 @@ type Store struct {
 	// listen connects FollowOtherWriters's listener (PostgreSQL); nil on
 	// SQLite, where it polls.
 	listen *pgx.ConnConfig
+	// replica is Options.Replica; opened is when Open was called, its
+	// start in heartbeats.
+	replica string
+	opened  time.Time
 
 	// auditMu serialises audit appends inside this process so writers queue
 	// here instead of spinning in SQLite's busy handler or holding pool
@@ -106,7 +118,8 @@ type Store struct {
 	reads *readWriter
 }
 
-// Open opens the store at target and migrates it to the current schema.
+// Open opens the store at target and migrates it to the current schema
+// (migrations.go), refusing one a newer Jarvis upgraded (ErrSchemaTooNew).
 // target is either the path of an SQLite file, created if needed (private to
 // its owner), or the URL of an existing PostgreSQL database
 // (postgres://user:password@host:5432/jarvis?sslmode=verify-full;
@@ -133,7 +146,7 @@ func Open(target string, opts Options) (*Store, error) {
 	)
 	if pg {
 		var err error
-		if pool, listen, where, err = openPostgres(target); err != nil {
+		if pool, listen, where, err = openPostgres(target, opts.Replica); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		dial, d = postgres.New(postgres.Config{Conn: pool}), postgresDialect{}
@@ -146,13 +159,14 @@ func Open(target string, opts Options) (*Store, error) {
 		}
 		dial, d = openSQLite(target), sqliteDialect{}
 	}
-	db, err := gorm.Open(dial, &gorm.Config{
-		// Logs would carry SQL with arguments (args, tokens hashes): keep quiet.
-		Logger: logger.Discard,
-		// Single statements are atomic already; multi-statement writes open
-		// their own transactions explicitly.
-		SkipDefaultTransaction: true,
-	})
+	db, err := openGorm(dial)
+	for try := 1; err != nil && !pg && try < 10 && strings.Contains(err.Error(), "database is locked"); try++ {
+		// A new SQLite file's first connection turns it to WAL, which needs
+		// the file to itself; another process doing the same at that
+		// moment is answered "locked" at once, not after the busy timeout.
+		time.Sleep(time.Duration(try) * 10 * time.Millisecond)
+		db, err = openGorm(openSQLite(target))
+	}
 	if err != nil {
 		if pool != nil {
 			_ = pool.Close()
@@ -166,6 +180,8 @@ func Open(target string, opts Options) (*Store, error) {
 		now:      time.Now,
 		dbClock:  pg,
 		listen:   listen,
+		replica:  opts.Replica,
+		opened:   time.Now(),
 		subs:     make(map[*Subscription]struct{}),
 	}
 	switch {
@@ -205,6 +221,22 @@ func Open(target string, opts Options) (*Store, error) {
 	return s, nil
 }
 
+func openGorm(dial gorm.Dialector) (*gorm.DB, error) {
+	db, err := gorm.Open(dial, &gorm.Config{
+		// Logs would carry SQL with arguments (args, tokens hashes): keep quiet.
+		Logger: logger.Discard,
+		// Single statements are atomic already; multi-statement writes open
+		// their own transactions explicitly.
+		SkipDefaultTransaction: true,
+	})
+	if err != nil && db != nil {
+		if pool, derr := db.DB(); derr == nil {
+			_ = pool.Close()
+		}
+	}
+	return db, err
+}
+
 // createFile creates the SQLite file at path ourselves so it is private to
 // the owner: it holds the audit log and token hashes (SQLite gives -wal/-shm
 // the same mode). It reports whether the file is new.
@@ -227,43 +259,6 @@ func dsn(path string) string {
 	// end it early or be decoded.
 	escaped := strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path)
 	return "file:" + escaped + "?_journal_mode=WAL&_busy_timeout=5000&_foreign_keys=on&_synchronous=NORMAL&_txlock=immediate"
-}
-
-// migrate creates or updates every table, and founds the audit log when this
-// call creates its tables (see foundAuditLog). It runs in one transaction
-// under the migrate lock, so two processes starting together do not both
-// create tables or found two logs.
-func (s *Store) migrate() error {
-	wroteAnchor := false
-	err := s.db.Transaction(func(tx *gorm.DB) error {
-		if err := s.d.lock(tx, lockMigrate); err != nil {
-			return err
-		}
-		m := tx.Migrator()
-		fresh := !m.HasTable(&auditRecord{}) && !m.HasTable(&auditHeadRecord{}) && !m.HasTable(&auditGenesisRecord{})
-		upgrade := m.HasTable(&auditRecord{}) && !m.HasTable(&auditGenesisRecord{})
-		if err := tx.AutoMigrate(&eventRecord{}, &auditRecord{}, &auditHeadRecord{}, &auditGenesisRecord{},
-			&spentNonceRecord{}, &approvalRecord{}, &preferenceRecord{}, &tokenRecord{}, &createdGuestRecord{},
-			&ruleRecord{}, &ruleUseRecord{}); err != nil {
-			return fmt.Errorf("migrate schema: %w", err)
-		}
-		if err := s.d.announceEvents(tx); err != nil {
-			return err
-		}
-		if !fresh && !upgrade {
-			return nil
-		}
-		var err error
-		wroteAnchor, err = s.foundAuditLog(tx, fresh)
-		return err
-	})
-	if err != nil {
-		if wroteAnchor {
-			_ = os.Remove(s.cp.path) // the database did not take the genesis it names
-		}
-		return fmt.Errorf("open store: %w", err)
-	}
-	return nil
 }
 
 // Close writes a last audit checkpoint, drops every subscription and closes

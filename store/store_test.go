@@ -166,7 +166,7 @@ func TestOpenMigratesFreshDatabaseAndReopens(t *testing.T) {
 		}
 	}
 
-	s2 := openAt(t, target, testKey) // migrations run again on an existing schema
+	s2 := openAt(t, target, testKey) // at the current version: no step runs
 	if v, ok, err := s2.GetPreference(ctx, "theme"); err != nil || !ok || v != "dark" {
 		t.Errorf("after reopen GetPreference = %q, %v, %v; want dark, true, nil", v, ok, err)
 	}
@@ -210,6 +210,7 @@ func TestConnectionSettingsPostgres(t *testing.T) {
 	storetest.SkipOnSQLite(t, "the server's version, the pool and the connections' name")
 	s, target := openTemp(t)
 	named := openAt(t, target+"&application_name=jarvis%2Fb", testKey)
+	replica := openWith(t, target, Options{Replica: "r1"})
 	tests := []struct {
 		name  string
 		s     *Store
@@ -220,6 +221,7 @@ func TestConnectionSettingsPostgres(t *testing.T) {
 		{"isolation Jarvis's locks are written for", s, "SHOW transaction_isolation", "read committed"},
 		{"connections named jarvis", s, "SELECT current_setting('application_name')", "jarvis"},
 		{"unless the URL names them", named, "SELECT current_setting('application_name')", "jarvis/b"},
+		{"with the replica's id", replica, "SELECT current_setting('application_name')", "jarvis/r1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

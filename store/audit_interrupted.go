@@ -1,0 +1,141 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+)
+
+// A call whose process stopped while it ran keeps its begin row without an
+// end row. Something else closes it with an end row of status
+// "interrupted": the sweep (MarkInterrupted) once the call is older than any
+// call may run; and, for a call begun by a replica (Options.Replica), as soon
+// as that replica stopped sending heartbeats (MarkInterruptedCalls). Those
+// calls are listed in running_calls from their begin row's transaction to
+// their end row's.
+
+// beginRunning lists the call begun at auditID as running on this replica.
+// Must run in the begin row's transaction.
+func (s *Store) beginRunning(tx *gorm.DB, auditID uint64) error {
+	if s.replica == "" {
+		return nil
+	}
+	if err := tx.Exec("INSERT INTO running_calls (audit_id, replica) VALUES (?, ?)", auditID, s.replica).Error; err != nil {
+		return fmt.Errorf("list call %d as running: %w", auditID, err)
+	}
+	return nil
+}
+
+// endRunning takes the call begun at auditID off running_calls. Must run in
+// the end row's transaction. Only a replica lists its calls, and only it
+// ends them (or MarkInterruptedCalls).
+func (s *Store) endRunning(tx *gorm.DB, auditID uint64) error {
+	if s.replica == "" {
+		return nil
+	}
+	if err := tx.Exec("DELETE FROM running_calls WHERE audit_id = ?", auditID).Error; err != nil {
+		return fmt.Errorf("take call %d off the running calls: %w", auditID, err)
+	}
+	return nil
+}
+
+// MarkInterrupted closes every begin row older than startedBefore that has no
+// end row with an end row of status "interrupted" and returns those begin
+// rows, oldest first. Choose startedBefore so that no call could still be
+// running (now minus the longest a call may take): another process sharing the
+// database may have calls in flight.
+func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([]AuditRow, error) {
+	return s.MarkInterruptedCalls(ctx, startedBefore, 0)
+}
+
+// MarkInterruptedCalls is MarkInterrupted that also closes, whatever their
+// age, the calls begun by another replica whose last heartbeat is older than
+// replicaSilentFor (by the database's clock on PostgreSQL): that replica
+// stopped, and its calls with it. Zero closes none that way. A replica that
+// never sent a heartbeat is not judged by it, nor is this store's own
+// (Options.Replica): it knows its calls run.
+func (s *Store) MarkInterruptedCalls(ctx context.Context, startedBefore time.Time, replicaSilentFor time.Duration) ([]AuditRow, error) {
+	var open []auditRecord
+	var last uint64
+	err := s.auditTx(ctx, func(tx *gorm.DB) error {
+		open, last = nil, 0
+		orphans, err := s.orphanedCalls(tx, replicaSilentFor)
+		if err != nil {
+			return err
+		}
+		cond, args := "time_ns < ?", []any{startedBefore.UnixNano()}
+		if len(orphans) > 0 {
+			cond, args = "(time_ns < ? OR id IN ?)", append(args, mapKeys(orphans))
+		}
+		err = tx.Where("kind = ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id) AND "+cond,
+			append([]any{"begin", "end"}, args...)...).
+			Order("id ASC").Find(&open).Error
+		if err != nil {
+			return fmt.Errorf("find calls without an end row: %w", err)
+		}
+		// Every orphan goes off the list: closed now, or ended meanwhile.
+		done := mapKeys(orphans)
+		for _, b := range open {
+			why := "jarvis stopped before the call finished"
+			replica, orphan := orphans[b.ID]
+			if orphan {
+				why = fmt.Sprintf("jarvis replica %s stopped before the call finished (no heartbeat for %s)", replica, replicaSilentFor)
+			} else {
+				done = append(done, b.ID)
+			}
+			rec := endRecord(b, AuditOutcome{Status: OutcomeInterrupted, Error: why})
+			if err := s.appendAudit(tx, &rec); err != nil {
+				return err
+			}
+			last = rec.ID
+		}
+		if len(done) == 0 {
+			return nil
+		}
+		if err := tx.Exec("DELETE FROM running_calls WHERE audit_id IN ?", done).Error; err != nil {
+			return fmt.Errorf("take interrupted calls off the running calls: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mark interrupted audit calls: %w", err)
+	}
+	s.appended(last)
+	out := make([]AuditRow, len(open))
+	for i, r := range open {
+		out[i] = r.row()
+	}
+	return out, nil
+}
+
+// orphanedCalls maps the running calls of other replicas silent for longer
+// than silentFor to their replica; none when silentFor is zero.
+func (s *Store) orphanedCalls(tx *gorm.DB, silentFor time.Duration) (map[uint64]string, error) {
+	if silentFor <= 0 {
+		return nil, nil
+	}
+	var rows []struct {
+		AuditID uint64
+		Replica string
+	}
+	err := tx.Raw(`SELECT c.audit_id, c.replica FROM running_calls AS c JOIN replicas AS r ON r.id = c.replica
+		WHERE c.replica <> ? AND r.heartbeat_ns < `+s.clockNS()+` - ?`, s.replica, silentFor.Nanoseconds()).Scan(&rows).Error
+	if err != nil {
+		return nil, fmt.Errorf("find the calls of stopped replicas: %w", err)
+	}
+	out := make(map[uint64]string, len(rows))
+	for _, r := range rows {
+		out[r.AuditID] = r.Replica
+	}
+	return out, nil
+}
+
+func mapKeys[K comparable, V any](m map[K]V) []K {
+	out := make([]K, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
