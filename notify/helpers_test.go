@@ -4,19 +4,20 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 )
 
-// openStore opens a real SQLite store in a temporary folder.
+// openStore opens a store on a fresh database: an SQLite file, or PostgreSQL
+// with JARVIS_TEST_DATABASE_URL (storetest).
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
-	st, err := store.Open(filepath.Join(t.TempDir(), "jarvis.db"), store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
+	st, err := store.Open(storetest.Target(t), store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/textproto"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 )
 
 // Events published to a real store arrive, in order, as the right messages;
@@ -352,9 +352,9 @@ func TestStopSendsWhatWasPublishedAsItStopped(t *testing.T) {
 // An event the notifier was not woken for (another process wrote it, or the
 // wake-up lost the race with the stop) is read once more as Run ends.
 func TestStopReadsWhatItWasNotWokenFor(t *testing.T) {
-	dir := t.TempDir()
+	target := storetest.Target(t)
 	open := func() *store.Store {
-		st, err := store.Open(filepath.Join(dir, "jarvis.db"), store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
+		st, err := store.Open(target, store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,12 +14,14 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
 )
 
-// harness is a Server on the simulated cluster and a real SQLite file.
+// harness is a Server on the simulated cluster and a real database: an SQLite
+// file, or a PostgreSQL database with JARVIS_TEST_DATABASE_URL (storetest).
 type harness struct {
 	t     testing.TB
 	srv   *Server
@@ -57,7 +58,7 @@ func newHarnessPVE(t testing.TB, pveTweak func(*pve.Config), tweak ...func(*Opti
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "jarvis.db"), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
+	st, err := store.Open(storetest.Target(t), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
 	}

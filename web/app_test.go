@@ -11,18 +11,19 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // the "pgx" driver for wipeAuditLog
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/time/rate"
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/server"
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
@@ -38,7 +39,8 @@ type webHarness struct {
 	srv    *server.Server
 	tokens *Tokens
 	sim    *pvesim.Sim
-	dbPath string
+	// target is the database the store is on (storetest.Target).
+	target string
 }
 
 func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
@@ -52,8 +54,8 @@ func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
 		t.Fatal(err)
 	}
 	secret := "web-test-secret-web-test-secret-000"
-	dbPath := filepath.Join(t.TempDir(), "j.db")
-	st, err := store.Open(dbPath, store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain")})
+	target := storetest.Target(t)
+	st, err := store.Open(target, store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +86,27 @@ func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
 		_ = app.Shutdown(ctx)
 		ts.Close()
 	})
-	return &webHarness{t: t, app: app, ts: ts, store: st, srv: srv, tokens: tokens, sim: sim, dbPath: dbPath}
+	return &webHarness{t: t, app: app, ts: ts, store: st, srv: srv, tokens: tokens, sim: sim, target: target}
+}
+
+// wipeAuditLog deletes the audit rows and head behind the store's back, as
+// someone with access to the database could.
+func (h *webHarness) wipeAuditLog() {
+	h.t.Helper()
+	driver := "sqlite3"
+	if storetest.Engine() == storetest.Postgres {
+		driver = "pgx"
+	}
+	db, err := sql.Open(driver, h.target)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{"DELETE FROM audit_log", "DELETE FROM audit_head"} {
+		if _, err := db.Exec(q); err != nil {
+			h.t.Fatalf("%s: %v", q, err)
+		}
+	}
 }
 
 func (h *webHarness) do(method, path, token string, body any) (*http.Response, map[string]any) {
@@ -136,14 +158,7 @@ func TestHealthIsPublicAndReportsDependencies(t *testing.T) {
 		t.Fatalf("health audit_log: %v", out)
 	}
 	// A wiped audit log refuses every call: health says so, not "ok".
-	db, err := sql.Open("sqlite3", h.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("DELETE FROM audit_log; DELETE FROM audit_head"); err != nil {
-		t.Fatal(err)
-	}
+	h.wipeAuditLog()
 	resp, out = h.do("GET", "/api/health", "", nil)
 	if resp.StatusCode != http.StatusServiceUnavailable || out["status"] != "down" || out["audit_log"] != "broken" {
 		t.Fatalf("health with a wiped audit log: %d %v", resp.StatusCode, out)

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -187,14 +186,7 @@ func TestHealthAddsTheWatchersProblems(t *testing.T) {
 // No store or no audit log is "down" (503), each named with what to do.
 func TestHealthDownNamesTheAuditLog(t *testing.T) {
 	h := newWebHarness(t)
-	db, err := sql.Open("sqlite3", h.dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("DELETE FROM audit_log; DELETE FROM audit_head"); err != nil {
-		t.Fatal(err)
-	}
+	h.wipeAuditLog()
 	code, out, raw := h.health()
 	if code != http.StatusServiceUnavailable || out.Status != "down" || len(out.Problems) != 1 ||
 		out.Problems[0].Dependency != "audit_log" || out.Problems[0].Error == "" || !strings.Contains(out.Problems[0].Fix, "jarvis audit verify") {

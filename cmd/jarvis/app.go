@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -98,16 +99,43 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // openStore opens the database with the audit key derived from the server secret, so
 // every jarvis process sharing both agrees on the chain.
 func openStore(cfg *Config, secret string) (*store.Store, error) {
-	if dir := filepath.Dir(cfg.DBPath); dir != "" {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("creating the database folder %s: %w", dir, err)
+	// The folders of the files Jarvis writes: the SQLite file's, and the
+	// anchor file's (beside it, or this replica's own on PostgreSQL).
+	files := []string{cfg.anchorPath()}
+	if !cfg.onPostgres() {
+		files = append(files, cfg.DBPath)
+	}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			return nil, fmt.Errorf("creating the folder of %s: %w", f, err)
 		}
 	}
-	st, err := store.Open(cfg.DBPath, store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain")})
+	st, err := store.Open(cfg.database(), store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain"), AnchorPath: cfg.anchorPath()})
 	if err != nil {
-		return nil, fmt.Errorf("opening database %s: %w", cfg.DBPath, err)
+		return nil, fmt.Errorf("opening database %s: %w", cfg.databaseName(), err)
 	}
 	return st, nil
+}
+
+// anchorAdopted says why Jarvis must not serve on a PostgreSQL audit log this
+// replica has no anchor file for. The Open that founds a log writes one, so a
+// log without this replica's anchor was founded by another replica, or the
+// anchor was deleted: adopting one silently would hide the deletion.
+func anchorAdopted(cfg *Config) error {
+	if !cfg.onPostgres() {
+		return nil
+	}
+	_, err := os.Stat(cfg.anchorPath())
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("this replica has no audit anchor file (JARVIS_AUDIT_ANCHOR=%s), and the audit log in %s was founded before: "+
+			"by another replica, or this replica's anchor file was deleted. Put this replica's anchor file back if it was deleted; "+
+			"for a new replica, copy the anchor file of a replica that runs (its JARVIS_AUDIT_ANCHOR) to %s, then run jarvis audit verify and start again",
+			cfg.anchorPath(), cfg.databaseName(), cfg.anchorPath())
+	case err != nil:
+		return fmt.Errorf("the audit anchor file: %w", err)
+	}
+	return nil
 }
 
 // buildApp wires configuration, store, cluster client, SSH and the server. In demo

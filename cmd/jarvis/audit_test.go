@@ -95,13 +95,11 @@ func TestAuditVerifyCommandOnAWipedLog(t *testing.T) {
 func TestChangedSecretIsNamedAndRefused(t *testing.T) {
 	ctx := context.Background()
 	clearEnv(t)
-	path := filepath.Join(t.TempDir(), "jarvis.db")
-	st, err := openStore(&Config{DBPath: path}, strings.Repeat("a", 40))
+	st, err := openStore(testDatabase(t), strings.Repeat("a", 40))
 	if err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
-	t.Setenv("DB_PATH", path)
 	t.Setenv("JWT_SECRET", strings.Repeat("b", 40))
 	for _, args := range [][]string{{"serve", "--demo"}, {"stdio", "--demo"}, {"approvals"}, {"token", "list"}} {
 		var out bytes.Buffer

@@ -34,6 +34,10 @@ func startApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		a.Close()
 		return nil, fmt.Errorf("not starting: %w", err)
 	}
+	if err := anchorAdopted(a.cfg); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("not starting: %w", err)
+	}
 	return a, nil
 }
 
@@ -95,8 +99,15 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	defer func() { stopBG(); <-watched }()
 	go a.srv.RunAlertUpdates(bg)
 
-	a.publishSystem(ctx, fmt.Sprintf("Jarvis %s started (demo=%t) on %s", version, demo, addr))
-	a.logger.Info("jarvis serving", "addr", "http://"+addr, "mcp", "http://"+addr+"/mcp", "demo", demo)
+	started := fmt.Sprintf("Jarvis %s started (demo=%t) on %s", version, demo, addr)
+	logArgs := []any{"addr", "http://" + addr, "mcp", "http://" + addr + "/mcp", "demo", demo}
+	if a.cfg.onPostgres() {
+		// Replicas share the feed: say which one this is.
+		started += " as replica " + a.cfg.ReplicaID
+		logArgs = append(logArgs, "database", a.cfg.databaseName(), "replica", a.cfg.ReplicaID)
+	}
+	a.publishSystem(ctx, started)
+	a.logger.Info("jarvis serving", logArgs...)
 	errc := make(chan error, 1)
 	go func() { errc <- app.Serve(ln) }()
 	select {
@@ -201,8 +212,10 @@ func openAdmin(demo, checkKey bool) (*Config, *store.Store, *server.Server, stri
 	if len(cfg.JWTSecret) < 32 {
 		return nil, nil, nil, "", errors.New("JWT_SECRET (or JWT_SECRET_FILE) must be set to the same secret the server uses: it keys the audit log and signs tokens")
 	}
-	if _, err := os.Stat(cfg.DBPath); err != nil {
-		return nil, nil, nil, "", fmt.Errorf("database %s: %w (set DB_PATH to the file jarvis serve uses)", cfg.DBPath, err)
+	if !cfg.onPostgres() {
+		if _, err := os.Stat(cfg.DBPath); err != nil {
+			return nil, nil, nil, "", fmt.Errorf("database %s: %w (set DB_PATH to the file jarvis serve uses)", cfg.DBPath, err)
+		}
 	}
 	st, err := openStore(cfg, cfg.JWTSecret)
 	if err != nil {
@@ -386,7 +399,8 @@ func openAdminOrCreate(demo bool) (*Config, *store.Store, *server.Server, string
 	if err != nil {
 		return nil, nil, nil, "", err
 	}
-	if _, err := os.Stat(cfg.DBPath); !demo && errors.Is(err, os.ErrNotExist) && len(cfg.JWTSecret) >= 32 {
+	// A PostgreSQL database exists already (Open makes its tables).
+	if _, err := os.Stat(cfg.DBPath); !demo && !cfg.onPostgres() && errors.Is(err, os.ErrNotExist) && len(cfg.JWTSecret) >= 32 {
 		st, err := openStore(cfg, cfg.JWTSecret)
 		if err != nil {
 			return nil, nil, nil, "", err
@@ -431,10 +445,10 @@ func runAudit(ctx context.Context, demo bool, args []string, stdout io.Writer) e
 	_, st, _, _, err := openAdmin(demo, false)
 	if err != nil {
 		// A database that is gone while its anchor file stays was deleted, not never made.
-		if cfg, cerr := LoadConfig(true); cerr == nil && errors.Is(err, os.ErrNotExist) {
-			if _, aerr := os.Stat(store.AnchorPath(cfg.DBPath)); aerr == nil {
+		if cfg, cerr := LoadConfig(true); cerr == nil && !cfg.onPostgres() && errors.Is(err, os.ErrNotExist) {
+			if _, aerr := os.Stat(cfg.anchorPath()); aerr == nil {
 				return fmt.Errorf("audit log BROKEN: the database %s is gone, but its anchor file %s records an audit log: restore the database; to start over on purpose, move the anchor file away too",
-					cfg.DBPath, store.AnchorPath(cfg.DBPath))
+					cfg.DBPath, cfg.anchorPath())
 			}
 		}
 		return err

@@ -26,6 +26,12 @@ type Config struct {
 	TrustedProxies []string `env:"JARVIS_TRUSTED_PROXIES" envSeparator:","`
 	PublicURL      string   `env:"JARVIS_PUBLIC_URL"`
 
+	// PostgreSQL instead of the SQLite file at DB_PATH, this replica's audit
+	// anchor file and its name among replicas (config_database.go).
+	DatabaseURL string `env:"JARVIS_DATABASE_URL"`
+	AuditAnchor string `env:"JARVIS_AUDIT_ANCHOR"`
+	ReplicaID   string `env:"JARVIS_REPLICA_ID"`
+
 	JWTSecret     string        `env:"JWT_SECRET"`
 	JWTSecretFile string        `env:"JWT_SECRET_FILE"`
 	Password      string        `env:"JARVIS_PASSWORD"`
@@ -131,9 +137,7 @@ func LoadConfig(demo bool) (*Config, error) {
 			problems = append(problems, fmt.Sprintf("JARVIS_PUBLIC_URL=%q: the console's address as people open it, e.g. https://jarvis.home.example", cfg.PublicURL))
 		}
 	}
-	if cfg.DBPath == "" {
-		problems = append(problems, "DB_PATH: must name the SQLite file, e.g. /var/lib/jarvis/jarvis.db")
-	}
+	problems = append(problems, cfg.loadDatabase()...)
 	switch strings.ToLower(cfg.LogLevel) {
 	case "debug", "info", "warn", "error":
 	default:

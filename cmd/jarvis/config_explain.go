@@ -36,7 +36,9 @@ func envVarOf(field string) string {
 }
 
 // secretVars are never echoed back, whatever is wrong with them.
-var secretVars = map[string]bool{"JWT_SECRET": true, "JARVIS_PASSWORD": true, "PVE_TOKEN_SECRET": true}
+// (JARVIS_DATABASE_URL usually holds a password: its own checks print
+// redactedURL's form.)
+var secretVars = map[string]bool{"JWT_SECRET": true, "JARVIS_PASSWORD": true, "PVE_TOKEN_SECRET": true, "JARVIS_DATABASE_URL": true}
 
 // explainParseError turns one of env's parse errors (which name Go fields)
 // into the variable's name and a line that says what to write instead.

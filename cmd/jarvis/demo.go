@@ -192,9 +192,10 @@ func demoStateDir() (string, error) {
 // folder, self-contained: its database and the secret kept beside it (made on
 // first use), whatever JWT_SECRET says, so host commands with --demo always find
 // both. With DB_PATH, JWT_SECRET is used, or a secret kept beside that database.
-// It records the folder in cfg.demoDir ("" with DB_PATH).
+// With JARVIS_DATABASE_URL, that database and JWT_SECRET. It records the folder
+// in cfg.demoDir ("" with DB_PATH or JARVIS_DATABASE_URL).
 func useDemoState(cfg *Config) error {
-	if _, set := os.LookupEnv("DB_PATH"); !set {
+	if _, set := os.LookupEnv("DB_PATH"); !set && !cfg.onPostgres() {
 		dir, err := demoStateDir()
 		if err != nil {
 			return err
@@ -206,6 +207,10 @@ func useDemoState(cfg *Config) error {
 	}
 	if cfg.JWTSecret != "" {
 		return nil
+	}
+	if cfg.onPostgres() {
+		// No file to keep one beside that every process would find.
+		return errors.New("JWT_SECRET: the demo on JARVIS_DATABASE_URL needs the secret set, the same for every jarvis process on that database")
 	}
 	path := cfg.DBPath + ".demo-secret"
 	b, err := os.ReadFile(path)
@@ -240,6 +245,7 @@ func findDemoState(cfg *Config) error {
 		return fmt.Errorf("no demo state in %s: start `jarvis serve --demo` or `jarvis stdio --demo` first (a demo run with DB_PATH set keeps its state there: use the same DB_PATH and JWT_SECRET without --demo)", dir)
 	}
 	cfg.demoDir, cfg.DBPath, cfg.JWTSecret = dir, db, strings.TrimSpace(string(b))
+	cfg.DatabaseURL, cfg.AuditAnchor = "", "" // the demo folder's SQLite file and its anchor
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	sshexec "github.com/jarvis-homelab/jarvis/tools/ssh"
@@ -73,7 +75,10 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 	defer a.Close()
 
 	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	d.check("database "+cfg.DBPath, a.store.Ping(cctx))
+	d.check("database "+cfg.databaseName(), a.store.Ping(cctx))
+	if cfg.onPostgres() {
+		d.postgres(cfg)
+	}
 	if rep, err := a.store.AuditVerify(cctx); err != nil {
 		d.check("audit log", err)
 	} else if !rep.OK {
@@ -98,6 +103,45 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 		return fmt.Errorf("%d check(s) failed", d.failed)
 	}
 	return nil
+}
+
+// postgres says which replica this is, checks it has its anchor file, and
+// warns when the connection to the database is not verified TLS.
+func (d *doctor) postgres(cfg *Config) {
+	d.line("ok", "replica "+cfg.ReplicaID, "")
+	d.check("audit anchor "+cfg.anchorPath(), anchorAdopted(cfg))
+	if warning := databaseTLS(cfg.DatabaseURL); warning != "" {
+		d.line("warn", "database tls", warning)
+	}
+}
+
+// databaseTLS says what is wrong with the TLS of a connection to a database
+// on another host: "" when the server's certificate is verified, or the
+// database is on this host.
+func databaseTLS(rawURL string) string {
+	pc, err := pgx.ParseConfig(rawURL)
+	if err != nil {
+		return "" // LoadConfig has said why
+	}
+	ip := net.ParseIP(pc.Host)
+	if strings.HasPrefix(pc.Host, "/") || pc.Host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return ""
+	}
+	// verify-full checks the name, verify-ca the chain in a callback.
+	tls := pc.TLSConfig
+	if tls != nil && (!tls.InsecureSkipVerify || tls.VerifyPeerCertificate != nil) {
+		return ""
+	}
+	// As pgx read it: the URL, else PGSSLMODE, else libpq's default.
+	mode := os.Getenv("PGSSLMODE")
+	if u, err := url.Parse(rawURL); err == nil && u.Query().Has("sslmode") {
+		mode = u.Query().Get("sslmode")
+	}
+	if mode == "" {
+		mode = "prefer"
+	}
+	return fmt.Sprintf("sslmode=%s: the connection to %s is not verified, and the database password and the audit log cross the network; "+
+		"use sslmode=verify-full (with sslrootcert= naming the server's CA)", mode, pc.Host)
 }
 
 // cluster checks one cluster: its API endpoints, its node names, the token's

@@ -69,9 +69,10 @@ func (c doctorCluster) allNodes() string {
 func setDoctorEnv(t *testing.T, c doctorCluster, extra map[string]string) {
 	t.Helper()
 	clearEnv(t)
+	testDatabase(t)
 	env := map[string]string{
 		"JWT_SECRET": strings.Repeat("d", 40), "JARVIS_PASSWORD": "doctor-password-1",
-		"DB_PATH": filepath.Join(t.TempDir(), "jarvis.db"), "JARVIS_NODES": c.allNodes(),
+		"JARVIS_NODES": c.allNodes(),
 		"PVE_TOKEN_ID": doctorTokenID, "PVE_TOKEN_SECRET": doctorSecret, "PVE_TLS_FINGERPRINT": c.fingerprint,
 	}
 	for k, v := range extra {
@@ -134,6 +135,15 @@ func TestDoctorAgainstAClusterAPI(t *testing.T) {
 	}
 	if strings.Contains(out, "FAIL") || strings.Contains(out, "warn") {
 		t.Errorf("a full-access token on a matching cluster gave warnings:\n%s", out)
+	}
+	if url := os.Getenv("JARVIS_DATABASE_URL"); url != "" {
+		// On PostgreSQL: the database without its password, the replica and its anchor.
+		wantLine(t, out, "ok", "database PostgreSQL "+redactedURL(url))
+		wantLine(t, out, "ok", "replica ")
+		wantLine(t, out, "ok", "audit anchor "+os.Getenv("JARVIS_AUDIT_ANCHOR"))
+		if u := cutURL(url); u.password != "" && strings.Contains(out, ":"+u.password+"@") {
+			t.Errorf("doctor printed the database password:\n%s", out)
+		}
 	}
 
 	// An endpoint that does not answer while others do is covered by failover

@@ -45,7 +45,7 @@ Every command answers --help. Configuration comes from the environment; see .env
 const demoNote = `
   --demo   use the demo's database and secret (what jarvis serve --demo and
            jarvis stdio --demo keep in ~/.local/state/jarvis/demo) instead of
-           DB_PATH and JWT_SECRET
+           DB_PATH (or JARVIS_DATABASE_URL) and JWT_SECRET
 `
 
 // help is each command's own --help text. It needs no configuration.
@@ -75,7 +75,8 @@ terminal (jarvis approvals, jarvis approve ID) or in the console of jarvis serve
 	"approvals": `Usage: jarvis approvals [--all] [--demo]
 
 Lists the approval requests waiting for a person: id, caller, tool, expiry
-and the plan. Needs DB_PATH and JWT_SECRET as the server has them.
+and the plan. Needs the database (DB_PATH or JARVIS_DATABASE_URL) and
+JWT_SECRET as the server has them.
 
   --all    show decided and expired requests too
 ` + demoNote,
@@ -83,12 +84,13 @@ and the plan. Needs DB_PATH and JWT_SECRET as the server has them.
 
 Approves a pending request (ids look like apr_0123456789abcdef; see jarvis
 approvals). The caller's waiting call then runs, or its retry with approval_id
-does. Needs DB_PATH and JWT_SECRET as the server has them.
+does. Needs the database (DB_PATH or JARVIS_DATABASE_URL) and JWT_SECRET as
+the server has them.
 ` + demoNote,
 	"deny": `Usage: jarvis deny ID [--demo]
 
-Refuses a pending request; the call does not run. Needs DB_PATH and JWT_SECRET
-as the server has them.
+Refuses a pending request; the call does not run. Needs the database (DB_PATH
+or JARVIS_DATABASE_URL) and JWT_SECRET as the server has them.
 ` + demoNote,
 	"safety": `Usage: jarvis safety [kill-switch|read-only on|off] [--demo]
 
@@ -112,13 +114,14 @@ Agent tokens for /mcp. The token is printed once on stdout; --max-tier is the
 highest tier the agent may use; --ttl is its lifetime (e.g. 12h, 30d; 1m..366d);
 --toolsets gives the token its own toolsets (e.g. cluster,power or all) instead
 of the server's JARVIS_TOOLSETS.
-Needs DB_PATH and JWT_SECRET as the server has them (the database is created if
-it does not exist yet).
+Needs the database (DB_PATH or JARVIS_DATABASE_URL) and JWT_SECRET as the
+server has them (an SQLite file is created if it does not exist yet).
 ` + demoNote,
 	"audit": `Usage: jarvis audit verify [--demo]
 
 Checks the audit log: every row's hash chain and seal, the head, and the anchor
-file beside the database. Exits 1 and says where it broke when it did not hold.
+file (beside the SQLite file, or JARVIS_AUDIT_ANCHOR: this replica's own on
+PostgreSQL). Exits 1 and says where it broke when it did not hold.
 ` + demoNote,
 	"doctor": `Usage: jarvis doctor
 

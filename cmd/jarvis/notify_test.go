@@ -24,6 +24,7 @@ import (
 	"github.com/jarvis-homelab/jarvis/notify"
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 )
 
 // Every wrong notification variable is named, with what to write instead,
@@ -249,7 +250,7 @@ func TestNotifyStartNotifier(t *testing.T) {
 	}))
 	defer ntfy.Close()
 
-	st, err := store.Open(filepath.Join(t.TempDir(), "jarvis.db"), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
+	st, err := store.Open(storetest.Target(t), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func TestNotifyStopSendsTheLastEvents(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer ntfy.Close()
-	st, err := store.Open(filepath.Join(t.TempDir(), "jarvis.db"), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
+	st, err := store.Open(storetest.Target(t), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
 	}

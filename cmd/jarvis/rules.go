@@ -68,7 +68,8 @@ update makes a new version: the old one stops applying at once, flags not given
 keep their values (--arg given replaces every argument), and the hour's budget
 carries over. revoke stops it at once. list shows active rules (--all: revoked
 and expired too) with what they spent this hour; show lists every version.
-Needs DB_PATH and JWT_SECRET as the server has them.
+Needs the database (DB_PATH or JARVIS_DATABASE_URL) and JWT_SECRET as the
+server has them.
 `
 
 var ruleIDPattern = regexp.MustCompile(`^r_[0-9a-f]{12}$`)

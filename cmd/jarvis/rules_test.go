@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -16,14 +15,15 @@ import (
 	"github.com/jarvis-homelab/jarvis/store"
 )
 
-// ruleState is a fresh DB_PATH and JWT_SECRET with one agent token with max
-// tier red, named nightwatch, made the way jarvis token create makes it.
+// ruleState is a fresh database (testDatabase) and JWT_SECRET with one agent
+// token with max tier red, named nightwatch, made the way jarvis token create
+// makes it.
 func ruleState(t *testing.T) {
 	t.Helper()
 	clearEnv(t)
 	t.Setenv("HOME", t.TempDir())
 	t.Setenv("JWT_SECRET", strings.Repeat("r", 40))
-	t.Setenv("DB_PATH", filepath.Join(t.TempDir(), "jarvis.db"))
+	testDatabase(t)
 	var out bytes.Buffer
 	if err := runToken(context.Background(), false, []string{"create", "--name", "nightwatch", "--max-tier", "red"}, &out); err != nil {
 		t.Fatalf("token create: %v\n%s", err, out.String())

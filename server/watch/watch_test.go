@@ -23,6 +23,7 @@ import (
 
 	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
@@ -56,7 +57,7 @@ func newHarness(t *testing.T, h http.Handler, tweak ...func(*pve.Config)) *harne
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "j.db"), store.Options{AuditKey: safety.DeriveKey("watch-test-secret", "audit-chain")})
+	st, err := store.Open(storetest.Target(t), store.Options{AuditKey: safety.DeriveKey("watch-test-secret", "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
 	}
