@@ -122,18 +122,20 @@ func (s *Server) SetSwitch(ctx context.Context, key string, on bool, by string) 
 
 // Recover marks calls left "begun" by a crash as interrupted and raises an alert for
 // each. Only calls older than the longest a call may run are touched, since
-// another jarvis process sharing the database may have calls in flight; it runs
-// at start and with every approval sweep.
+// another jarvis process sharing the database may have calls in flight, and
+// the calls of a replica silent for ReplicaSilentFor (when set); it runs at
+// start and with every approval sweep.
 func (s *Server) Recover(ctx context.Context) error {
 	cutoff := s.opts.Now().Add(-s.opts.ExecTimeout - time.Minute)
-	rows, err := s.opts.Store.MarkInterrupted(ctx, cutoff)
+	rows, err := s.opts.Store.MarkInterruptedCalls(ctx, cutoff, s.opts.ReplicaSilentFor)
 	if err != nil {
 		return fmt.Errorf("marking interrupted calls: %w", err)
 	}
 	for _, r := range rows {
 		details := store.EncodeDetails(store.AlertDetails{InterruptedCall: &store.InterruptedCall{
 			AuditID: r.ID, Principal: r.Principal, Tool: r.Tool, Plan: r.Plan, Began: r.Time}})
-		_ = s.opts.Store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityWarning, Source: store.Jarvis,
+		// The row's cluster is the one its arguments name ("" with one).
+		_ = s.opts.Store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityWarning, Source: store.Jarvis, Cluster: r.Cluster,
 			Summary: fmt.Sprintf("call %s by %s was interrupted (Jarvis stopped while it ran); check its effect on the cluster", r.Tool, r.Principal),
 			Details: details})
 	}

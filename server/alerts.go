@@ -46,8 +46,7 @@ func (s *Server) OpenAlertsFor(ctx context.Context, caller safety.Principal) (*t
 			// A rule is listed under the alerts of its trigger, and one
 			// without a trigger under alerts about what its tool acts on.
 			tool, ok := s.byName[r.Tool]
-			// The alerts are the default cluster's (the watcher watches it alone).
-			if !ok || !r.Applies(caller.ID, caller.Kind == safety.Operator) || !ruleCovers(r, a) || !s.onDefaultCluster(r) {
+			if !ok || !r.Applies(caller.ID, caller.Kind == safety.Operator) || !ruleCovers(r, a) || !s.ruleOnCluster(r, a.Cluster) {
 				continue
 			}
 			kinds := toolSubjectKinds(tool)
@@ -63,7 +62,7 @@ func (s *Server) OpenAlertsFor(ctx context.Context, caller safety.Principal) (*t
 			// about one, what is left for it; for a node alert, per target.
 			left := r.PerTargetPerHour
 			if alertSubjectKind(a.Kind) == kinds[0] {
-				left = sp.UsesLeft(r, s.ruleTarget(s.defaultCluster(), a.Subject))
+				left = sp.UsesLeft(r, a.Subject) // the subject as the budget's targets name it
 			}
 			oa.Rules = append(oa.Rules, tools.AlertRule{Rule: r.Ref(), Tool: r.Tool, Args: r.Args,
 				UsesLeft: left, Expires: r.ExpiresAt.UTC().Format(time.RFC3339)})
@@ -232,9 +231,11 @@ func (s *Server) addAlerts(srv *mcp.Server, principalOf func(*auth.TokenInfo) (s
 		}
 		for _, a := range list.Alerts {
 			if a.ID == id {
+				// With several clusters the subject starts with the
+				// alert's cluster (openAlerts).
 				cluster := ""
 				if s.several() {
-					cluster = s.defaultCluster().Name
+					cluster, _, _ = strings.Cut(a.Subject, "/")
 				}
 				return &mcp.GetPromptResult{Description: "Remediate alert " + strconv.FormatUint(id, 10),
 					Messages: []*mcp.PromptMessage{{Role: "user", Content: &mcp.TextContent{Text: remediateText(a, cluster)}}}}, nil

@@ -57,19 +57,16 @@ func (s *Server) setUpClusters(opts Options) error {
 		s.clusters = append(s.clusters, c)
 	}
 	for i, c := range s.clusters {
-		// Created-guest records and the watcher's alerts are kept per VMID
-		// and subject, not per cluster, so they belong to the first cluster
-		// only: elsewhere delete_guest takes no guest for Jarvis's, and
-		// list_alerts says that nothing is watched there yet.
+		// Each cluster has its own VMIDs, so its own record of the guests
+		// Jarvis created there (guestCluster).
 		if c.Env.Created == nil {
-			c.Env.Created = opts.Store
-			if i > 0 {
-				c.Env.Created = unrecorded{recorded: s.clusters[0].Name}
-			}
+			c.Env.Created = opts.Store.CreatedGuestsOn(s.guestCluster(c))
 		}
+		// list_alerts lists every cluster's alerts, wherever it is called;
+		// where the watcher does not watch, it says so instead.
 		if c.Env.Alerts == nil {
 			c.Env.Alerts = s
-			if i > 0 {
+			if i > 0 && !opts.WatchEveryCluster {
 				c.Env.Alerts = unwatched{cluster: c.Name, watched: s.clusters[0].Name}
 			}
 		}
@@ -156,24 +153,43 @@ func (s *Server) InputSchema(t *tools.Tool) *jsonschema.Schema {
 	return tools.ClusterSchema(t.InputSchema, s.ClusterNames())
 }
 
-// onDefaultCluster reports whether a rule can let calls on the default
-// cluster through: with several clusters a call always names its cluster,
-// and a rule allows only the arguments it names.
-func (s *Server) onDefaultCluster(r store.Rule) bool {
+// ruleOnCluster reports whether a rule can let calls on cluster through:
+// with several clusters a call always names its cluster, and a rule allows
+// only the arguments it names.
+func (s *Server) ruleOnCluster(r store.Rule, cluster string) bool {
 	if !s.several() {
 		return true
 	}
 	vals := r.Args[tools.ClusterArg]
-	return slices.Contains(vals, "*") || slices.Contains(vals, s.defaultCluster().Name)
+	return slices.Contains(vals, "*") || slices.Contains(vals, cluster)
 }
 
-// unrecorded answers delete_guest on a cluster whose created guests Jarvis
-// does not record yet: no guest there counts as Jarvis's, and the refusal
-// says why.
-type unrecorded struct{ recorded string }
+// watched reports whether the watcher raises alerts for c.
+func (s *Server) watched(c *Cluster) bool {
+	return c == s.defaultCluster() || s.opts.WatchEveryCluster
+}
 
-func (u unrecorded) CreatedByJarvis(context.Context, int, string) (bool, error) {
-	return false, fmt.Errorf("Jarvis keeps its records of the guests it created for cluster %s only so far", u.recorded)
+// guestCluster is the cluster c's created-guest records are kept under:
+// "" for the default cluster, its name for the others. Records made before
+// several clusters (and with one) are under "", and they are the default
+// cluster's: that is why the first name must stay the installation's
+// original cluster.
+func (s *Server) guestCluster(c *Cluster) string {
+	if c == s.defaultCluster() {
+		return ""
+	}
+	return c.Name
+}
+
+// callCluster is the cluster a call's events and approval name: its
+// cluster's name with several clusters, "" with one (as before clusters, so
+// a single-cluster installation's rows and feed stay as they were) or when
+// the call was refused before its cluster was known.
+func (s *Server) callCluster(c Call) string {
+	if !s.several() || c.cluster == nil {
+		return ""
+	}
+	return c.cluster.Name
 }
 
 // unwatched answers list_alerts on a cluster the watcher does not watch yet.

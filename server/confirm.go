@@ -171,8 +171,10 @@ func answerWord(r *mcp.ElicitResult) string {
 // for the decision. bound is bindArgs of the call's arguments.
 func (s *Server) requestApproval(ctx context.Context, c Call, v safety.Verdict, bound string) (string, *mcp.CallToolResult) {
 	now := s.opts.Now()
+	// The cluster is said outright: the store cannot read it from bound,
+	// which is not plain JSON (the arguments, then their hash).
 	a := &store.Approval{
-		Principal: c.Principal.ID, Tool: c.Tool, Args: bound, Plan: v.Plan, Tier: v.Tier.String(),
+		Principal: c.Principal.ID, Tool: c.Tool, Cluster: s.callCluster(c), Args: bound, Plan: v.Plan, Tier: v.Tier.String(),
 		CreatedAt: now, ExpiresAt: now.Add(s.opts.ApprovalTTL),
 	}
 	if err := s.opts.Store.CreateApproval(ctx, a); err != nil {

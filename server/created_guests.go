@@ -12,21 +12,19 @@ import (
 // deleted guest forgotten. A failed write is logged; it can only make Jarvis
 // refuse to delete a guest later, never allow one it should not.
 func (s *Server) noteGuestRecords(ctx context.Context, c Call, tool *tools.Tool, beginID uint64, out any) {
-	if c.cluster != s.defaultCluster() {
-		// The records are kept per VMID, not per cluster (clusters.go):
-		// another cluster's guest must never replace the default's record.
-		return
-	}
+	// Each cluster has its own VMIDs: the record is kept under the call's
+	// cluster, so a clone on lab never replaces home's record of the same VMID.
+	records := s.opts.Store.CreatedGuestsOn(s.guestCluster(c.cluster))
 	if g, ok := out.(tools.GuestCreated); ok {
 		node, vmid, marker := g.CreatedGuest()
 		rec := store.CreatedGuest{VMID: vmid, Node: node, Tool: tool.Name, Principal: c.Principal.ID, Marker: marker, BeginID: beginID}
-		if err := s.opts.Store.RecordCreatedGuest(ctx, rec); err != nil {
-			s.opts.Logger.Error("could not record a guest Jarvis created; delete_guest will refuse it", "vmid", vmid, "err", err)
+		if err := records.Record(ctx, rec); err != nil {
+			s.opts.Logger.Error("could not record a guest Jarvis created; delete_guest will refuse it", "cluster", c.cluster.Name, "vmid", vmid, "err", err)
 		}
 	}
 	if g, ok := out.(tools.GuestDeleted); ok {
-		if err := s.opts.Store.ForgetCreatedGuest(ctx, g.DeletedGuest()); err != nil {
-			s.opts.Logger.Error("could not forget a deleted guest's creation record", "vmid", g.DeletedGuest(), "err", err)
+		if err := records.Forget(ctx, g.DeletedGuest()); err != nil {
+			s.opts.Logger.Error("could not forget a deleted guest's creation record", "cluster", c.cluster.Name, "vmid", g.DeletedGuest(), "err", err)
 		}
 	}
 }

@@ -71,6 +71,18 @@ type Options struct {
 	ElicitAgents bool
 	// ExecTimeout bounds one tool execution, task wait included.
 	ExecTimeout time.Duration
+	// WatchEveryCluster says the watcher watches every cluster
+	// (watch.NewClusters), not the default alone: list_alerts and
+	// jarvis://alerts then answer on each, and a rule's trigger applies on
+	// each, to that cluster's alerts. Off with several clusters, list_alerts
+	// elsewhere says that only the default is watched.
+	WatchEveryCluster bool
+	// ReplicaSilentFor is how long another Jarvis replica sharing the
+	// database may send no heartbeat before Recover marks the calls it was
+	// running as interrupted, whatever their age (store.MarkInterruptedCalls).
+	// Zero marks calls by age only (older than ExecTimeout and a minute), as
+	// a lone Jarvis does.
+	ReplicaSilentFor time.Duration
 	// Observer is told how every call ended (Prometheus metrics); nil: nobody.
 	Observer CallObserver
 	Logger   *slog.Logger
@@ -368,7 +380,7 @@ func (s *Server) read(ctx context.Context, c Call, tool *tools.Tool, v safety.Ve
 	rowCtx, rowCancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer rowCancel()
 	entry := s.auditEntry(c, safety.Green, string(safety.Allow), v.Plan, "")
-	ev := toolEvent(c, safety.Green, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
+	ev := s.toolEvent(c, safety.Green, store.ToolEnded, entry.Decision, v.Plan, call.Target.Node, elapsed, outcome.Status, outcome.Error)
 	if _, err := s.opts.Store.AuditRead(rowCtx, entry, outcome, ev); err != nil {
 		s.opts.Logger.Error("audit row of a read not confirmed; withholding its result", "tool", tool.Name, "err", err)
 		s.observe(c, safety.Green, string(safety.Blocked), store.OutcomeRefused)

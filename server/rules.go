@@ -125,7 +125,7 @@ func (s *Server) CreateRule(ctx context.Context, r store.Rule, by string) (*stor
 	if err := s.opts.Store.CreateRule(ctx, &r); err != nil {
 		return nil, err
 	}
-	s.publishRule(ctx, r, store.RuleCreated, by, "", "", "", 0, "")
+	s.publishRule(ctx, r, r.Cluster, store.RuleCreated, by, "", "", "", 0, "")
 	return &r, nil
 }
 
@@ -139,7 +139,7 @@ func (s *Server) UpdateRule(ctx context.Context, id string, r store.Rule, by str
 	if err != nil {
 		return nil, err
 	}
-	s.publishRule(ctx, *out, store.RuleUpdated, by, "", "", "", 0, "")
+	s.publishRule(ctx, *out, out.Cluster, store.RuleUpdated, by, "", "", "", 0, "")
 	return out, nil
 }
 
@@ -149,7 +149,7 @@ func (s *Server) RevokeRule(ctx context.Context, id, by string) (*store.Rule, er
 	if err != nil {
 		return nil, err
 	}
-	s.publishRule(ctx, *out, store.RuleRevoked, by, "", "", "", 0, "")
+	s.publishRule(ctx, *out, out.Cluster, store.RuleRevoked, by, "", "", "", 0, "")
 	return out, nil
 }
 
@@ -264,9 +264,12 @@ func alertSubjectKind(kind string) string {
 }
 
 // OpenAlert is one alert the watcher raised and nothing has resolved yet.
+// With several clusters, Cluster says whose, and Subject starts with it
+// (lab/guest/101), as a rule's targets do.
 type OpenAlert struct {
 	ID       uint64    `json:"id"`
 	Kind     string    `json:"kind"`
+	Cluster  string    `json:"cluster,omitempty"`
 	Subject  string    `json:"subject"`
 	Node     string    `json:"node,omitempty"`
 	VMID     int64     `json:"vmid,omitempty"`
@@ -290,8 +293,20 @@ func (s *Server) openAlerts(ctx context.Context) ([]OpenAlert, error) {
 		if ev.Source != watcherSource || json.Unmarshal(ev.Details, &d) != nil || d.State != store.AlertRaised || d.AlertKind == "" {
 			continue
 		}
-		out = append(out, OpenAlert{ID: ev.ID, Kind: d.AlertKind, Subject: d.Subject, Node: ev.Node, VMID: d.VMID,
-			Service: d.Service, Severity: ev.Severity, Summary: ev.Summary, Since: ev.Time})
+		a := OpenAlert{ID: ev.ID, Kind: d.AlertKind, Subject: d.Subject, Node: ev.Node, VMID: d.VMID,
+			Service: d.Service, Severity: ev.Severity, Summary: ev.Summary, Since: ev.Time}
+		if s.several() {
+			// The watcher of several clusters names each alert's; one from
+			// before several clusters names none and is the default's.
+			a.Cluster = ev.Cluster
+			if a.Cluster == "" {
+				a.Cluster = s.defaultCluster().Name
+			}
+			if !strings.HasPrefix(a.Subject, a.Cluster+"/") {
+				a.Subject = a.Cluster + "/" + a.Subject
+			}
+		}
+		out = append(out, a)
 	}
 	slices.SortFunc(out, func(a, b OpenAlert) int { return int(a.ID) - int(b.ID) })
 	return out, nil
@@ -348,9 +363,7 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 			why = append(why, fmt.Sprintf("rule %s does not cover this call: %s", r.Ref(), reason))
 			continue
 		}
-		if r.Trigger != "" && c.cluster != s.defaultCluster() {
-			// The watcher raises alerts for the default cluster only, and
-			// an alert's subject (guest/101) does not say which cluster.
+		if r.Trigger != "" && !s.watched(c.cluster) {
 			why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open, and alerts are raised for cluster %s only so far", r.Ref(), r.Trigger, s.defaultCluster().Name))
 			continue
 		}
@@ -361,8 +374,9 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 				}
 				alertsRead = true
 			}
+			// Alerts' subjects name their cluster as targets do (openAlerts).
 			about := subjectOf(call.Target, alertSubjectKind(r.Trigger))
-			if about == "" || !triggerOpen(alerts, r.Trigger, about) {
+			if about == "" || !triggerOpen(alerts, r.Trigger, s.ruleTarget(c.cluster, about)) {
 				why = append(why, fmt.Sprintf("rule %s applies only while a %s alert is open for %s, and none is", r.Ref(), r.Trigger, s.ruleTarget(c.cluster, about)))
 				continue
 			}
@@ -375,13 +389,13 @@ func (s *Server) standing(ctx context.Context, c Call, tool *tools.Tool, in *too
 		switch {
 		case errors.Is(err, store.ErrRuleExhausted):
 			why = append(why, fmt.Sprintf("rule %s allows %d calls per hour for %s and they are spent", r.Ref(), r.PerTargetPerHour, target))
-			s.publishRule(ctx, r, store.RuleExhausted, c.Principal.ID, target, v.Plan, "", 0,
+			s.publishRule(ctx, r, s.callCluster(c), store.RuleExhausted, c.Principal.ID, target, v.Plan, "", 0,
 				fmt.Sprintf("%d of %d calls this hour for %s used; a person must approve more", sp.UsesLastHour[target], r.PerTargetPerHour, target))
 		case errors.Is(err, store.ErrRuleStopped):
 			why = append(why, fmt.Sprintf("rule %s stopped after %d calls in a row did not end ok; an operator must change or revoke it", r.Ref(), sp.FailuresInARow))
 			// Said here too: a rule stopped by calls Jarvis was cut off
 			// during (a crash, a restart) was never announced when they ended.
-			s.publishRule(ctx, r, store.RuleStopped, c.Principal.ID, target, v.Plan, "", 0,
+			s.publishRule(ctx, r, s.callCluster(c), store.RuleStopped, c.Principal.ID, target, v.Plan, "", 0,
 				fmt.Sprintf("%d calls in a row under it did not end ok; it lets nothing through until an operator changes or revokes it", sp.FailuresInARow))
 		case errors.Is(err, store.ErrRuleBusy):
 			why = append(why, fmt.Sprintf("rule %s lets one call run at a time, and one is running", r.Ref()))
@@ -403,15 +417,16 @@ func (s *Server) endStanding(ctx context.Context, c Call, g *ruleGrant, auditID 
 		s.opts.Logger.Error("could not record how a call under a standing approval ended", "rule", g.rule.Ref(), "err", err)
 		return
 	}
-	s.publishRule(ctx, g.rule, store.RuleUsed, c.Principal.ID, g.target, plan, outcome, sp.UsesLeft(g.rule, g.target), "")
+	s.publishRule(ctx, g.rule, s.callCluster(c), store.RuleUsed, c.Principal.ID, g.target, plan, outcome, sp.UsesLeft(g.rule, g.target), "")
 	if sp.Stopped && outcome != store.OutcomeOK {
-		s.publishRule(ctx, g.rule, store.RuleStopped, c.Principal.ID, g.target, plan, outcome, 0,
+		s.publishRule(ctx, g.rule, s.callCluster(c), store.RuleStopped, c.Principal.ID, g.target, plan, outcome, 0,
 			fmt.Sprintf("%d calls in a row under it did not end ok; it lets nothing through until an operator changes or revokes it", sp.FailuresInARow))
 	}
 }
 
 // publishRule announces a rule's change or use on the feed.
-func (s *Server) publishRule(ctx context.Context, r store.Rule, phase, actor, target, plan, outcome string, left int, reason string) {
+// cluster is the call's (callCluster) for a use, else the rule's own.
+func (s *Server) publishRule(ctx context.Context, r store.Rule, cluster, phase, actor, target, plan, outcome string, left int, reason string) {
 	severity := store.SeverityInfo
 	if phase == store.RuleExhausted || phase == store.RuleStopped || (phase == store.RuleUsed && outcome != store.OutcomeOK) {
 		severity = store.SeverityWarning
@@ -425,7 +440,7 @@ func (s *Server) publishRule(ctx context.Context, r store.Rule, phase, actor, ta
 	}
 	details := store.EncodeDetails(store.RuleDetails{Phase: phase, RuleID: r.ID, Version: r.Version, Principal: r.Principal,
 		Tool: r.Tool, Target: target, Plan: plan, Outcome: outcome, UsesLeft: left, Actor: actor, Reason: reason})
-	ev := &store.Event{Type: store.EventRule, Severity: severity, Source: "rules", Summary: summary, Details: details}
+	ev := &store.Event{Type: store.EventRule, Severity: severity, Source: "rules", Cluster: cluster, Summary: summary, Details: details}
 	if err := s.opts.Store.Publish(context.WithoutCancel(ctx), ev); err != nil {
 		s.opts.Logger.Warn("could not publish rule event", "err", err)
 	}

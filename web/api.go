@@ -156,6 +156,11 @@ func (a *App) eventFilter(c echo.Context) (store.EventFilter, error) {
 		}
 		f.Since = t
 	}
+	cluster, err := a.feedCluster(c)
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	f.Cluster = cluster
 	if len(problems) > 0 {
 		return f, apiError(http.StatusBadRequest, "invalid query", problems)
 	}

@@ -93,11 +93,31 @@ var auditTiers = []string{"green", "yellow", "red", "black"}
 
 var auditSearchParams = []string{"tool", "principal", "tier", "decision", "outcome", "since", "until", "limit", "before_id"}
 
+// withCluster is the parameters of a search, with cluster when several
+// clusters are served. With one it stays unknown, as before clusters: every
+// row is that cluster's.
+func (a *App) withCluster(params []string) []string {
+	if len(a.opts.Server.ClusterNames()) < 2 {
+		return params
+	}
+	return append(slices.Clone(params), "cluster")
+}
+
+// clusterFilter checks a cluster filter (v, "" for none): one of the
+// clusters served, spelt exactly. Rows from before several clusters were
+// configured name none, and no cluster filter matches them.
+func (a *App) clusterFilter(v string, q *queryProblems) string {
+	if names := a.opts.Server.ClusterNames(); v != "" && !slices.Contains(names, v) {
+		q.add("cluster", "no cluster %s: one of %s", v, strings.Join(names, ", "))
+	}
+	return v
+}
+
 // auditFilter reads and checks the audit search's query string.
-func auditFilter(c echo.Context) (store.AuditFilter, error) {
+func (a *App) auditFilter(c echo.Context) (store.AuditFilter, error) {
 	var q queryProblems
-	p := queryOnce(c, &q, auditSearchParams)
-	f := store.AuditFilter{Limit: searchLimit(p["limit"], &q)}
+	p := queryOnce(c, &q, a.withCluster(auditSearchParams))
+	f := store.AuditFilter{Limit: searchLimit(p["limit"], &q), Cluster: a.clusterFilter(p["cluster"], &q)}
 	if v := p["tool"]; v != "" {
 		if !auditToolRE.MatchString(v) {
 			q.add("tool", "tool must be a tool name: lower-case letters, digits and _, as in stop_vm")
@@ -166,7 +186,7 @@ func auditFilter(c echo.Context) (store.AuditFilter, error) {
 // first, one line per call (a read's row, or a begin row with its end row),
 // filtered and paged by id (before_id = the previous page's next_before_id).
 func (a *App) searchAudit(c echo.Context) error {
-	f, err := auditFilter(c)
+	f, err := a.auditFilter(c)
 	if err != nil {
 		return err
 	}
@@ -188,8 +208,9 @@ var approvalHistoryParams = []string{"status", "limit", "before"}
 // page's next_before.
 func (a *App) approvalHistory(c echo.Context) error {
 	var q queryProblems
-	p := queryOnce(c, &q, approvalHistoryParams)
-	f := store.ApprovalHistoryFilter{Limit: searchLimit(p["limit"], &q), Status: p["status"], Before: p["before"]}
+	p := queryOnce(c, &q, a.withCluster(approvalHistoryParams))
+	f := store.ApprovalHistoryFilter{Limit: searchLimit(p["limit"], &q), Status: p["status"], Before: p["before"],
+		Cluster: a.clusterFilter(p["cluster"], &q)}
 	if f.Status != "" && !slices.Contains(store.ApprovalDecidedStatuses, f.Status) {
 		q.add("status", "status must be one of %s (pending ones are at /api/approvals?status=pending)", strings.Join(store.ApprovalDecidedStatuses, ", "))
 	}

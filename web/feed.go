@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,10 @@ func (a *App) events(c echo.Context) error {
 	kinds, node, err := feedFilter(c)
 	if err != nil {
 		return err
+	}
+	cluster, err := a.feedCluster(c)
+	if err != nil {
+		return apiError(http.StatusBadRequest, err.Error(), nil)
 	}
 	var lastID uint64
 	if v := req.Header.Get("Last-Event-ID"); v != "" {
@@ -73,6 +78,9 @@ func (a *App) events(c echo.Context) error {
 			return nil
 		}
 		if node != "" && ev.Node != node {
+			return nil
+		}
+		if cluster != "" && ev.Cluster != cluster {
 			return nil
 		}
 		b, err := json.Marshal(ev)
@@ -152,4 +160,21 @@ func feedFilter(c echo.Context) (map[string]bool, string, error) {
 		return nil, "", apiError(http.StatusBadRequest, "node must be a node name", nil)
 	}
 	return kinds, node, nil
+}
+
+// feedCluster reads the events' cluster filter: with several clusters, one
+// of them (or none given: every event); with one, the parameter is ignored,
+// as every other unknown one is here, since every event is that cluster's.
+// Events from before several clusters were configured, and those about no
+// cluster (the switches, Jarvis itself), name none and pass no filter.
+func (a *App) feedCluster(c echo.Context) (string, error) {
+	names := a.opts.Server.ClusterNames()
+	v := c.QueryParam("cluster")
+	if len(names) < 2 || v == "" {
+		return "", nil
+	}
+	if !slices.Contains(names, v) {
+		return "", fmt.Errorf("no cluster %s: one of %s", v, strings.Join(names, ", "))
+	}
+	return v, nil
 }

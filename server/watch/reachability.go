@@ -103,8 +103,23 @@ func (w *Watcher) problemsLocked() []Problem {
 // Problems returns what the polls currently find wrong with the cluster. While
 // the watcher does not poll (nobody follows the feed and nobody away must be
 // told) it returns nil: it has not looked lately (health pings the API itself
-// for that).
+// for that). With several clusters they are every cluster's, each error
+// after its cluster's name.
 func (w *Watcher) Problems() []Problem {
+	var out []Problem
+	for _, x := range w.all() {
+		for _, p := range x.problems() {
+			if x.cluster != "" {
+				p.Error = "cluster " + x.cluster + ": " + p.Error
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// problems is Problems of this watcher's cluster alone.
+func (w *Watcher) problems() []Problem {
 	if !w.polling() {
 		return nil
 	}
@@ -161,7 +176,7 @@ func (w *Watcher) report(ctx context.Context, problems []Problem, key string) {
 }
 
 func (w *Watcher) publishSystem(ctx context.Context, ev *store.Event) bool {
-	if err := w.store.Publish(ctx, ev); err != nil {
+	if err := w.store.Publish(ctx, w.named(ev)); err != nil {
 		w.log.Warn("cluster poll: publish", "err", err)
 		return false
 	}
@@ -179,8 +194,8 @@ func (w *Watcher) loadOpenProblem(ctx context.Context) {
 	}
 	for _, ev := range open { // newest first
 		var d store.DependencyDetails
-		if json.Unmarshal(ev.Details, &d) != nil || d.Dependency != store.DependencyPVE || d.State != store.DependencyFailing {
-			continue
+		if !w.ours(ev) || json.Unmarshal(ev.Details, &d) != nil || d.Dependency != store.DependencyPVE || d.State != store.DependencyFailing {
+			continue // another cluster's watcher keeps it
 		}
 		if w.problemEvent == 0 {
 			w.problemEvent, w.eventKey = ev.ID, d.Error

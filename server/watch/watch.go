@@ -7,7 +7,9 @@
 // read (and when it can again). A guest that stops is told apart by whether a
 // task stopped it (guests.go); failed systemd units are read over SSH when
 // given a runner (services.go). The web app only serves those events; it never
-// talks to the cluster itself, except for the health check's ping.
+// talks to the cluster itself, except for the health check's ping. With
+// several clusters (NewClusters) each is polled on its own, and what it
+// publishes names its cluster.
 package watch
 
 import (
@@ -49,6 +51,18 @@ type Watcher struct {
 	log   *slog.Logger
 	every Intervals
 	tick  time.Duration
+
+	// cluster names the cluster watched when Jarvis serves several
+	// (NewClusters), "" with one: its events say it, its alerts' keys and
+	// subjects start with it. adopt: the default cluster's watcher also
+	// takes the open alerts and problems from before several clusters,
+	// which name none. peers are the other clusters' watchers, which this
+	// one (the default's) starts, stops and counts listeners for. name is
+	// the cluster's name, with one too (Cluster finds it by it).
+	cluster string
+	adopt   bool
+	peers   []*Watcher
+	name    string
 
 	mu        sync.Mutex
 	listeners int
@@ -97,10 +111,64 @@ func New(c *pve.Client, st *store.Store, log *slog.Logger) *Watcher {
 		sshFailing: map[string]bool{}}
 }
 
+// Cluster is one cluster to watch: its name and its API client (nil: not
+// watched).
+type Cluster struct {
+	Name string
+	PVE  *pve.Client
+}
+
+// NewClusters builds the watcher of several clusters, the default first:
+// one poll per cluster, each publishing events that name its cluster, with
+// alert keys and subjects that start with it ("lab/guest-crashed:101",
+// "lab/guest/101"), so two clusters' guest 101 are two alerts. The watcher
+// returned is the default cluster's and stands for all: Acquire, Release,
+// SetUnattended, SetIntervals, Problems and Run act on every cluster's (the
+// service check is set on each: Cluster). With one cluster it is New, and
+// nothing names a cluster, as before clusters.
+func NewClusters(clusters []Cluster, st *store.Store, log *slog.Logger) *Watcher {
+	if len(clusters) == 0 {
+		return New(nil, st, log)
+	}
+	if len(clusters) == 1 {
+		w := New(clusters[0].PVE, st, log)
+		w.name = clusters[0].Name
+		return w
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	w := New(clusters[0].PVE, st, log.With("cluster", clusters[0].Name))
+	// The default cluster's alerts from before several clusters are its own.
+	w.cluster, w.adopt, w.name = clusters[0].Name, true, clusters[0].Name
+	for _, c := range clusters[1:] {
+		p := New(c.PVE, st, log.With("cluster", c.Name))
+		p.cluster, p.name = c.Name, c.Name
+		w.peers = append(w.peers, p)
+	}
+	return w
+}
+
+// Cluster is the watcher of cluster name (of those NewClusters was given),
+// to set its service check; nil when there is no such cluster.
+func (w *Watcher) Cluster(name string) *Watcher {
+	for _, x := range w.all() {
+		if x.name == name {
+			return x
+		}
+	}
+	return nil
+}
+
+// all is this watcher and its peers.
+func (w *Watcher) all() []*Watcher { return append([]*Watcher{w}, w.peers...) }
+
 // SetIntervals changes the poll intervals (tests use short ones). Call before Run.
 func (w *Watcher) SetIntervals(every Intervals) {
-	w.every = every
-	w.tick = min(every.Nodes, every.Guests, every.Storage, time.Second)
+	for _, x := range w.all() {
+		x.every = every
+		x.tick = min(every.Nodes, every.Guests, every.Storage, time.Second)
+	}
 }
 
 // SetUnattended makes the watcher poll, and so raise alerts, while f returns
@@ -111,18 +179,22 @@ func (w *Watcher) SetIntervals(every Intervals) {
 // it must be cheap and safe for concurrent use. nil turns it off. It may be
 // called at any time.
 func (w *Watcher) SetUnattended(f func() bool) {
-	w.mu.Lock()
-	w.unattended = f
-	w.mu.Unlock()
-	w.nudge()
+	for _, x := range w.all() {
+		x.mu.Lock()
+		x.unattended = f
+		x.mu.Unlock()
+		x.nudge()
+	}
 }
 
 // Acquire registers a listener; polling starts with the first.
 func (w *Watcher) Acquire() {
-	w.mu.Lock()
-	w.listeners++
-	w.mu.Unlock()
-	w.nudge()
+	for _, x := range w.all() {
+		x.mu.Lock()
+		x.listeners++
+		x.mu.Unlock()
+		x.nudge()
+	}
 }
 
 // nudge wakes Run to look at once whether to poll.
@@ -135,9 +207,11 @@ func (w *Watcher) nudge() {
 
 // Release unregisters a listener.
 func (w *Watcher) Release() {
-	w.mu.Lock()
-	w.listeners--
-	w.mu.Unlock()
+	for _, x := range w.all() {
+		x.mu.Lock()
+		x.listeners--
+		x.mu.Unlock()
+	}
 }
 
 // polling reports whether the watcher polls now: someone listens, or the
@@ -151,8 +225,18 @@ func (w *Watcher) polling() bool {
 }
 
 // Run polls until ctx ends, and returns when nothing it started still runs
-// (the service runner may be closed then).
+// (the service runner may be closed then): every cluster's, with several.
 func (w *Watcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, p := range w.peers {
+		wg.Go(func() { p.run(ctx) })
+	}
+	w.run(ctx)
+	wg.Wait()
+}
+
+// run polls this watcher's cluster until ctx ends.
+func (w *Watcher) run(ctx context.Context) {
 	if w.pve == nil {
 		return
 	}
@@ -196,7 +280,9 @@ func (w *Watcher) Run(ctx context.Context) {
 				sub = w.store.Subscribe(64) // dropped for being slow: follow again
 				continue
 			}
-			if !changedCluster(ev) {
+			if !changedCluster(ev) || w.cluster != "" && ev.Cluster != w.cluster {
+				// Another cluster's change leaves this one's reads be. A
+				// watcher that names no cluster (New) heeds every change.
 				continue
 			}
 			// The change may come from another process sharing the database
@@ -361,9 +447,35 @@ func (w *Watcher) pollStorage(ctx context.Context) {
 func (w *Watcher) publish(ctx context.Context, d store.ClusterDetails) {
 	ev := &store.Event{Type: store.EventCluster, Severity: store.SeverityInfo, Source: source,
 		Summary: "cluster " + d.What + " snapshot", Details: store.EncodeDetails(d)}
-	if err := w.store.Publish(ctx, ev); err != nil {
+	if err := w.store.Publish(ctx, w.named(ev)); err != nil {
 		w.log.Warn("cluster poll: publish", "err", err)
 	}
+}
+
+// named marks ev as about this watcher's cluster when there are several: its
+// Cluster, and its summary, which is what a notification shows, starts with
+// it (node names may be the same on each).
+func (w *Watcher) named(ev *store.Event) *store.Event {
+	if w.cluster != "" {
+		ev.Cluster = w.cluster
+		ev.Summary = "[cluster " + w.cluster + "] " + ev.Summary
+	}
+	return ev
+}
+
+// ours reports whether a stored event is this watcher's cluster's: one that
+// names it, or, for the default cluster's, one from before several clusters.
+func (w *Watcher) ours(ev store.Event) bool {
+	return ev.Cluster == w.cluster || w.adopt && ev.Cluster == ""
+}
+
+// qualified is a key or subject as stored: after the cluster's name with
+// several clusters ("lab/guest/101"), so no two clusters' alerts share one.
+func (w *Watcher) qualified(s string) string {
+	if w.cluster == "" || s == "" {
+		return s
+	}
+	return w.cluster + "/" + s
 }
 
 // alertSpec is one alert the watcher keeps: its key (what a restart finds it
@@ -381,9 +493,10 @@ type alertSpec struct {
 	resolve  string // the summary of the notice that it cleared; "" for no notice
 }
 
-func (a alertSpec) details(state string, alertID uint64) json.RawMessage {
-	return store.EncodeDetails(store.AlertDetails{Key: a.key, State: state, AlertID: alertID,
-		AlertKind: a.kind, Subject: a.subject, VMID: a.vmid, Service: a.service})
+// details are the stored details of alert a, its key and subject qualified.
+func (w *Watcher) details(a alertSpec, state string, alertID uint64) json.RawMessage {
+	return store.EncodeDetails(store.AlertDetails{Key: w.qualified(a.key), State: state, AlertID: alertID,
+		AlertKind: a.kind, Subject: w.qualified(a.subject), VMID: a.vmid, Service: a.service})
 }
 
 // openAlert is an alert the watcher keeps open: its event's id, when it was
@@ -400,8 +513,8 @@ func (w *Watcher) alert(ctx context.Context, a alertSpec, firing bool) {
 	id := o.id
 	switch {
 	case firing && !open:
-		ev := &store.Event{Type: store.EventAlert, Severity: a.severity, Source: source, Node: a.node, Summary: a.raise,
-			Details: a.details(store.AlertRaised, 0)}
+		ev := w.named(&store.Event{Type: store.EventAlert, Severity: a.severity, Source: source, Node: a.node, Summary: a.raise,
+			Details: w.details(a, store.AlertRaised, 0)})
 		if err := w.store.Publish(ctx, ev); err == nil {
 			w.open[a.key] = openAlert{id: ev.ID, at: ev.Time, node: ev.Node}
 		}
@@ -411,8 +524,8 @@ func (w *Watcher) alert(ctx context.Context, a alertSpec, firing bool) {
 		if a.resolve != "" {
 			// The notice that it cleared needs no action: it is stored resolved.
 			now := time.Now()
-			_ = w.store.Publish(ctx, &store.Event{Type: store.EventAlert, Severity: store.SeverityInfo, Source: source, Node: a.node,
-				Summary: a.resolve, Details: a.details(store.AlertResolved, id), Resolved: true, ResolvedAt: &now, ResolvedBy: store.Jarvis})
+			_ = w.store.Publish(ctx, w.named(&store.Event{Type: store.EventAlert, Severity: store.SeverityInfo, Source: source, Node: a.node,
+				Summary: a.resolve, Details: w.details(a, store.AlertResolved, id), Resolved: true, ResolvedAt: &now, ResolvedBy: store.Jarvis}))
 		}
 	}
 }
@@ -428,10 +541,17 @@ func (w *Watcher) loadOpenAlerts(ctx context.Context) {
 	}
 	for _, ev := range open {
 		var d store.AlertDetails
-		if json.Unmarshal(ev.Details, &d) == nil && d.State == store.AlertRaised && d.Key != "" {
-			if _, seen := w.open[d.Key]; !seen {
-				w.open[d.Key] = openAlert{id: ev.ID, at: ev.Time, node: ev.Node}
-			}
+		if !w.ours(ev) || json.Unmarshal(ev.Details, &d) != nil || d.State != store.AlertRaised || d.Key == "" {
+			continue // another cluster's watcher keeps it
+		}
+		// Kept by the key the polls use; one from before several clusters
+		// has no cluster before it.
+		key := d.Key
+		if ev.Cluster != "" {
+			key = strings.TrimPrefix(key, ev.Cluster+"/")
+		}
+		if _, seen := w.open[key]; !seen {
+			w.open[key] = openAlert{id: ev.ID, at: ev.Time, node: ev.Node}
 		}
 	}
 }
