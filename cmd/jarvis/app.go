@@ -42,7 +42,10 @@ type app struct {
 	demoCluster web.DemoCluster
 	// notifyOn: notifications go out (some JARVIS_NOTIFY_* channel is set).
 	notifyOn bool
-	cleanup  []func()
+	// replica is this serve among the replicas sharing a PostgreSQL
+	// database (replicas.go); nil on SQLite and outside serve.
+	replica *replica
+	cleanup []func()
 }
 
 // appCluster is one cluster as the app reaches it: its settings, its API
@@ -99,6 +102,13 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // openStore opens the database with the audit key derived from the server secret, so
 // every jarvis process sharing both agrees on the chain.
 func openStore(cfg *Config, secret string) (*store.Store, error) {
+	return openStoreAs(cfg, secret, "")
+}
+
+// openStoreAs is openStore for replica (store.Options.Replica): the calls it
+// begins are listed as running on it until they end, so that other replicas
+// close them as interrupted once its heartbeats stop. "" for none.
+func openStoreAs(cfg *Config, secret, replica string) (*store.Store, error) {
 	// The folders of the files Jarvis writes: the SQLite file's, and the
 	// anchor file's (beside it, or this replica's own on PostgreSQL).
 	files := []string{cfg.anchorPath()}
@@ -110,7 +120,8 @@ func openStore(cfg *Config, secret string) (*store.Store, error) {
 			return nil, fmt.Errorf("creating the folder of %s: %w", f, err)
 		}
 	}
-	st, err := store.Open(cfg.database(), store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain"), AnchorPath: cfg.anchorPath()})
+	st, err := store.Open(cfg.database(), store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain"), AnchorPath: cfg.anchorPath(),
+		Replica: replica})
 	if err != nil {
 		return nil, fmt.Errorf("opening database %s: %w", cfg.databaseName(), err)
 	}
@@ -139,8 +150,10 @@ func anchorAdopted(cfg *Config) error {
 }
 
 // buildApp wires configuration, store, cluster client, SSH and the server. In demo
-// mode the cluster and the node shells are simulated in-process.
-func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
+// mode the cluster and the node shells are simulated in-process. asReplica:
+// on PostgreSQL, this process is a replica that sends heartbeats (serve), and
+// its running calls are listed under its name.
+func buildApp(ctx context.Context, demo, asReplica bool, stderr io.Writer) (*app, error) {
 	cfg, err := LoadConfig(demo)
 	if err != nil {
 		return nil, err
@@ -168,7 +181,11 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 		}
 	}
 
-	a.store, err = openStore(cfg, secret)
+	replicaID := ""
+	if asReplica && cfg.onPostgres() {
+		replicaID = cfg.ReplicaID
+	}
+	a.store, err = openStoreAs(cfg, secret, replicaID)
 	if err != nil {
 		return nil, err
 	}
@@ -195,17 +212,18 @@ func buildApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 			Yellow: rate.Limit(cfg.RateYellowPerMin / 60), YellowBurst: 10,
 			Red: rate.Limit(cfg.RateRedPerMin / 60), RedBurst: 3,
 		}),
-		Confirmer:    safety.NewConfirmer(safety.DeriveKey(secret, "confirmation-state"), 5*time.Minute),
-		ReadOnly:     cfg.ReadOnly,
-		Toolsets:     cfg.toolsets,
-		ApprovalTTL:  cfg.ApprovalTTL,
-		ApprovalWait: cfg.ApprovalWait,
-		ApproveWhere: approveWhere(cfg),
-		ElicitAgents: cfg.ElicitAgents,
-		ExecTimeout:  cfg.ExecTimeout,
-		Observer:     a.metrics,
-		Logger:       a.logger,
-		Version:      version,
+		Confirmer:        safety.NewConfirmer(safety.DeriveKey(secret, "confirmation-state"), 5*time.Minute),
+		ReadOnly:         cfg.ReadOnly,
+		Toolsets:         cfg.toolsets,
+		ApprovalTTL:      cfg.ApprovalTTL,
+		ApprovalWait:     cfg.ApprovalWait,
+		ApproveWhere:     approveWhere(cfg),
+		ElicitAgents:     cfg.ElicitAgents,
+		ExecTimeout:      cfg.ExecTimeout,
+		ReplicaSilentFor: replicaSilentFor(cfg),
+		Observer:         a.metrics,
+		Logger:           a.logger,
+		Version:          version,
 	})
 	if err != nil {
 		return nil, err

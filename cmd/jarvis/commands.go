@@ -25,8 +25,8 @@ import (
 
 // startApp builds the app for serving calls. No call may run without its audit
 // row, so Jarvis does not start on an audit log that cannot take rows.
-func startApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
-	a, err := buildApp(ctx, demo, stderr)
+func startApp(ctx context.Context, demo, asReplica bool, stderr io.Writer) (*app, error) {
+	a, err := buildApp(ctx, demo, asReplica, stderr)
 	if err != nil {
 		return nil, err
 	}
@@ -42,7 +42,7 @@ func startApp(ctx context.Context, demo bool, stderr io.Writer) (*app, error) {
 }
 
 func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
-	a, err := startApp(ctx, demo, stderr)
+	a, err := startApp(ctx, demo, true, stderr)
 	if err != nil {
 		return err
 	}
@@ -78,7 +78,24 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	// With nobody at the console, the watcher still polls while anything
 	// acts on what it sees: notifications, rules, subscribed agents.
 	a.notifyOn = a.cfg.notifyConfigured()
-	watcher.SetUnattended(a.unattended(bg))
+	unattended := a.unattended(bg)
+	watcher.SetUnattended(unattended)
+	// On PostgreSQL, this serve is one replica among several: it sends
+	// heartbeats, and the watcher and the notifier run under leases.
+	if a.replica = a.newReplica(addr); a.replica != nil {
+		a.replica.unattended = unattended
+		// The watcher's holder polls for the other replicas too.
+		watcher.SetUnattended(func() bool { return unattended() || a.replica.needsWatching() })
+		// Heartbeats go on until the HTTP server has drained: the calls the
+		// shutdown cuts short are still this replica's to end.
+		beat, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
+		if err := a.replica.heartbeat(beat); err != nil {
+			a.logger.Warn("replica heartbeat failed", "replica", a.cfg.ReplicaID, "err", err)
+		}
+		beating := make(chan struct{})
+		go func() { a.replica.runHeartbeats(beat); close(beating) }()
+		defer func() { stopBeat(); <-beating }()
+	}
 	// The notifier outlives the background context: calls cut short by the
 	// shutdown end (and are announced) while the HTTP server drains, and it
 	// stops after that, when serve returns.
@@ -95,7 +112,14 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	// The watcher may be running a command over SSH: it ends before the
 	// executor closes (a.Close).
 	watched := make(chan struct{})
-	go func() { watcher.Run(bg); close(watched) }()
+	go func() {
+		defer close(watched)
+		if a.replica != nil {
+			a.replica.hold(bg, leaseWatcher, watcher.Run)
+			return
+		}
+		watcher.Run(bg)
+	}()
 	defer func() { stopBG(); <-watched }()
 	go a.srv.RunAlertUpdates(bg)
 
@@ -104,7 +128,7 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	if a.cfg.onPostgres() {
 		// Replicas share the feed: say which one this is.
 		started += " as replica " + a.cfg.ReplicaID
-		logArgs = append(logArgs, "database", a.cfg.databaseName(), "replica", a.cfg.ReplicaID)
+		logArgs = append(logArgs, "database", a.cfg.databaseName(), "replica", a.cfg.ReplicaID, "lease_ttl", a.cfg.LeaseTTL)
 	}
 	a.publishSystem(ctx, started)
 	a.logger.Info("jarvis serving", logArgs...)
@@ -171,7 +195,7 @@ func (a *app) publishSystem(ctx context.Context, summary string) {
 }
 
 func runStdio(ctx context.Context, demo bool, stderr io.Writer) error {
-	a, err := startApp(ctx, demo, stderr)
+	a, err := startApp(ctx, demo, false, stderr)
 	if err != nil {
 		return err
 	}

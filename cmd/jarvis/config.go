@@ -31,6 +31,9 @@ type Config struct {
 	DatabaseURL string `env:"JARVIS_DATABASE_URL"`
 	AuditAnchor string `env:"JARVIS_AUDIT_ANCHOR"`
 	ReplicaID   string `env:"JARVIS_REPLICA_ID"`
+	// How long a replica holds the watcher's and the notifier's lease
+	// without renewing it (replicas.go); PostgreSQL only.
+	LeaseTTL time.Duration `env:"JARVIS_LEASE_TTL" envDefault:"10s"`
 
 	JWTSecret     string        `env:"JWT_SECRET"`
 	JWTSecretFile string        `env:"JWT_SECRET_FILE"`
@@ -184,6 +187,8 @@ func LoadConfig(demo bool) (*Config, error) {
 			problems = append(problems, fmt.Sprintf("%s=%s: must be above 0 (calls per minute)", r.name, shown(r.name, r.v)))
 		}
 	}
+	inRange("JARVIS_LEASE_TTL", cfg.LeaseTTL, time.Second, 2*time.Minute,
+		" (how soon after a replica dies another runs its watcher and notifier and closes its calls)")
 	inRange("JARVIS_WATCH_INTERVAL", cfg.WatchInterval, time.Second, 10*time.Minute,
 		" (how soon a crashed guest is noticed; every poll reads the cluster)")
 	inRange("SSH_TIMEOUT", cfg.SSHTimeout, time.Second, 300*time.Second, "")

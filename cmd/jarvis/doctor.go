@@ -67,7 +67,7 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 		detail = fmt.Sprintf("clusters %s (the first is the default)", strings.Join(names, ", "))
 	}
 	d.line("ok", "config", detail)
-	a, err := buildApp(ctx, false, io.Discard)
+	a, err := buildApp(ctx, false, false, io.Discard)
 	if err != nil {
 		d.line("FAIL", "startup", err.Error())
 		return err

@@ -228,6 +228,36 @@ func (a *app) startNotifier(ctx context.Context, n *NotifyEnv) (stop func()) {
 	a.logger.Info("notifications on", "channels", strings.Join(names, ","), "per_minute", n.NotifyRatePerMin)
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	if a.replica != nil {
+		// One replica notifies at a time, or each message would go out once
+		// per replica. The cursor is shared (a preference), so the next
+		// holder goes on where this one stopped; each tenure has a notifier
+		// of its own, as a closed one does not run again.
+		opts := notify.Options{Store: a.store, Channels: channels, ConsoleURL: a.cfg.consoleURL(),
+			RatePerMin: n.NotifyRatePerMin, Logger: a.logger}
+		unused := nt
+		go func() {
+			defer close(done)
+			a.replica.hold(ctx, leaseNotifier, func(ctx context.Context) {
+				nt := unused
+				unused = nil
+				if nt == nil {
+					var err error
+					if nt, err = notify.New(opts); err != nil {
+						a.logger.Error("notifications off", "err", err)
+						return
+					}
+				}
+				nt.Run(ctx)
+				nt.Close()
+			})
+			if unused != nil {
+				unused.Close() // never held the lease
+			}
+		}()
+		var once sync.Once
+		return func() { once.Do(func() { cancel(); <-done }) }
+	}
 	go func() {
 		defer close(done)
 		nt.Run(ctx)
