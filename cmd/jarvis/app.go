@@ -31,8 +31,8 @@ type app struct {
 	demo   bool
 	logger *slog.Logger
 	store  *store.Store
-	// clusters are the clusters served, the default first: the watcher,
-	// the health check and the console read that one.
+	// clusters are the clusters served, the default first: the health
+	// check and the console read that one; serve's watcher watches each.
 	clusters []*appCluster
 	srv      *server.Server
 	tokens   *web.Tokens
@@ -56,7 +56,8 @@ type appCluster struct {
 	ssh *sshexec.Executor // nil without SSH
 }
 
-// defaultCluster is the first cluster: the only one the watcher watches so far.
+// defaultCluster is the first cluster: the one the health check, the
+// console and the MCP resources read.
 func (a *app) defaultCluster() *appCluster { return a.clusters[0] }
 
 // watchIntervals are the watcher's poll intervals: guests every
@@ -224,6 +225,8 @@ func buildApp(ctx context.Context, demo, asReplica bool, stderr io.Writer) (*app
 		Observer:         a.metrics,
 		Logger:           a.logger,
 		Version:          version,
+		// serve's watcher watches every cluster (watch.NewClusters).
+		WatchEveryCluster: len(clusters) > 1,
 	})
 	if err != nil {
 		return nil, err

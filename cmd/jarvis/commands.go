@@ -48,10 +48,14 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	}
 	defer a.Close()
 
-	// The watcher and the health check read the default cluster; the
-	// others are not watched yet.
+	// The watcher watches every cluster (with one, as before clusters); the
+	// health check and the console read the default one.
 	home := a.defaultCluster()
-	watcher := watch.New(home.pve, a.store, a.logger)
+	var watched []watch.Cluster
+	for _, c := range a.clusters {
+		watched = append(watched, watch.Cluster{Name: c.name, PVE: c.pve})
+	}
+	watcher := watch.NewClusters(watched, a.store, a.logger)
 	watcher.SetIntervals(a.cfg.watchIntervals())
 	app := web.New(web.Options{
 		Server: a.srv, Store: a.store, Tokens: a.tokens, Password: a.password, Version: version,
@@ -82,7 +86,7 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	watcher.SetUnattended(unattended)
 	// On PostgreSQL, this serve is one replica among several: it sends
 	// heartbeats, and the watcher and the notifier run under leases.
-	if a.replica = a.newReplica(addr); a.replica != nil {
+	if a.replica = a.newReplica(addr, watcher); a.replica != nil {
 		a.replica.unattended = unattended
 		// The watcher's holder polls for the other replicas too.
 		watcher.SetUnattended(func() bool { return unattended() || a.replica.needsWatching() })
@@ -101,26 +105,30 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	// stops after that, when serve returns.
 	stopNotify := a.startNotifier(context.WithoutCancel(ctx), &a.cfg.NotifyEnv)
 	defer stopNotify()
-	if home.ssh != nil {
-		// Failed systemd units become service_failed alerts.
+	for _, c := range a.clusters {
+		if c.ssh == nil {
+			continue
+		}
+		// Failed systemd units become service_failed alerts, each cluster's
+		// nodes asked over its own SSH.
 		var nodes []string
-		for _, n := range home.sshNodeList {
+		for _, n := range c.sshNodeList {
 			nodes = append(nodes, n.Name)
 		}
-		watcher.SetServiceCheck(home.ssh, nodes, 0)
+		watcher.Cluster(c.name).SetServiceCheck(c.ssh, nodes, 0)
 	}
 	// The watcher may be running a command over SSH: it ends before the
 	// executor closes (a.Close).
-	watched := make(chan struct{})
+	watching := make(chan struct{})
 	go func() {
-		defer close(watched)
+		defer close(watching)
 		if a.replica != nil {
 			a.replica.hold(bg, leaseWatcher, watcher.Run)
 			return
 		}
 		watcher.Run(bg)
 	}()
-	defer func() { stopBG(); <-watched }()
+	defer func() { stopBG(); <-watching }()
 	go a.srv.RunAlertUpdates(bg)
 
 	started := fmt.Sprintf("Jarvis %s started (demo=%t) on %s", version, demo, addr)

@@ -248,7 +248,9 @@ func (a *app) startNotifier(ctx context.Context, n *NotifyEnv) (stop func()) {
 						return
 					}
 				}
+				a.replica.notifying.Add(1) // its subscription is no feed client
 				nt.Run(ctx)
+				a.replica.notifying.Add(-1)
 				nt.Close()
 			})
 			if unused != nil {

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jarvis-homelab/jarvis/server/watch"
 	"github.com/jarvis-homelab/jarvis/store"
 )
 
@@ -62,16 +63,17 @@ type replica struct {
 	// othersNeed: a fresh replica other than this one needs the cluster
 	// watched (listeners or unattended), as of the last heartbeat.
 	othersNeed atomic.Bool
-	// working counts the leased work running here (watcher, notifier): each
-	// follows the store's events with a subscription of its own.
-	working atomic.Int32
+	// notifying counts the notifiers running here under the lease (at most
+	// one): each follows the store's events with a subscription of its own.
+	notifying atomic.Int32
 	// mu orders the heartbeats sent from the loop and from a listener
 	// arriving.
 	mu sync.Mutex
 }
 
-// newReplica makes this serve a replica; nil on SQLite.
-func (a *app) newReplica(addr string) *replica {
+// newReplica makes this serve a replica; nil on SQLite. watcher is serve's,
+// whose own subscriptions are no feed client's.
+func (a *app) newReplica(addr string, watcher *watch.Watcher) *replica {
 	if !a.cfg.onPostgres() {
 		return nil
 	}
@@ -84,9 +86,12 @@ func (a *app) newReplica(addr string) *replica {
 		recover: a.srv.Recover}
 	// The feed's streams are the store's subscribers other than Jarvis's own:
 	// the alert updates of MCP subscriptions (server.RunAlertUpdates, always
-	// running in serve) and the leased work running here. Off by one at most
-	// for a moment while one of those follows again.
-	r.feedListeners = func() int { return max(0, a.store.SubscriberCount()-1-int(r.working.Load())) }
+	// running in serve), the watcher's (one per cluster while it runs here)
+	// and the notifier's. Off by one at most for a moment while one of those
+	// follows again.
+	r.feedListeners = func() int {
+		return max(0, a.store.SubscriberCount()-1-watcher.Listeners()-int(r.notifying.Load()))
+	}
 	return r
 }
 
@@ -268,10 +273,8 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 				r.log.Info("holding the lease: running here", "lease", name, "replica", r.id, "epoch", epoch)
 				wctx, cancelWork := context.WithCancel(ctx)
 				stop, done = cancelWork, make(chan struct{})
-				r.working.Add(1)
 				go func(done chan struct{}) {
 					defer close(done)
-					defer r.working.Add(-1)
 					work(wctx)
 				}(done)
 			}

@@ -101,9 +101,9 @@ func (w *Watcher) problemsLocked() []Problem {
 }
 
 // Problems returns what the polls currently find wrong with the cluster. While
-// the watcher does not poll (nobody follows the feed and nobody away must be
-// told) it returns nil: it has not looked lately (health pings the API itself
-// for that). With several clusters they are every cluster's, each error
+// the watcher does not poll (Run is not running, or nobody follows the feed
+// and nobody away must be told) it returns nil: it has not looked lately
+// (health pings the API itself for that). With several clusters they are every cluster's, each error
 // after its cluster's name.
 func (w *Watcher) Problems() []Problem {
 	var out []Problem
@@ -125,6 +125,9 @@ func (w *Watcher) problems() []Problem {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.running {
+		return nil
+	}
 	return w.problemsLocked()
 }
 

@@ -69,8 +69,15 @@ type Watcher struct {
 	// unattended says whether to poll with nobody listening (SetUnattended); guarded by mu.
 	unattended func() bool
 	wake       chan struct{}
+	// running: run is under way (Problems says nothing otherwise); subs:
+	// the store subscriptions run holds (Listeners). Guarded by mu.
+	running bool
+	subs    int
 
-	// The fields below belong to Run's goroutine.
+	// The fields below belong to Run's goroutine, and each run starts them
+	// afresh (reset), but for the service check's settings (svc, svcNodes,
+	// svcEvery): a replica that lost the watcher's lease and takes it again
+	// learns the state from the store and the cluster, as at its first start.
 
 	// alert key → the open alert event
 	open map[string]openAlert
@@ -240,6 +247,12 @@ func (w *Watcher) run(ctx context.Context) {
 	if w.pve == nil {
 		return
 	}
+	w.reset()
+	defer func() {
+		w.mu.Lock()
+		w.running = false
+		w.mu.Unlock()
+	}()
 	w.loadOpenAlerts(ctx)
 	w.loadOpenProblem(ctx)
 	w.checkAtStart(ctx)
@@ -261,7 +274,15 @@ func (w *Watcher) run(ctx context.Context) {
 	// A call that changed the cluster makes the guests poll sooner, so the
 	// console shows a stopped VM as stopped right after the approval.
 	sub := w.store.Subscribe(64)
-	defer func() { sub.Close() }()
+	w.mu.Lock()
+	w.subs++
+	w.mu.Unlock()
+	defer func() {
+		sub.Close()
+		w.mu.Lock()
+		w.subs--
+		w.mu.Unlock()
+	}()
 	for {
 		select {
 		case <-ctx.Done():
@@ -321,6 +342,37 @@ func (w *Watcher) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// reset forgets what an earlier run knew: the open alerts and problems, the
+// guests and nodes seen, the nodes SSH failed on. That run may have ended
+// long ago (another replica held the lease meanwhile and resolved or raised
+// alerts), so this one reads them from the store again (loadOpenAlerts,
+// loadOpenProblem) and learns the cluster's state afresh.
+func (w *Watcher) reset() {
+	w.open = map[string]openAlert{}
+	w.guests = map[int64]guestSeen{}
+	w.nodeStatus = nil
+	w.sshFailing = map[string]bool{}
+	w.problemEvent, w.eventKey, w.failingSaid = 0, "", false
+	w.mu.Lock()
+	w.failing = map[string]Problem{}
+	w.checked, w.reported = false, ""
+	w.running = true
+	w.mu.Unlock()
+}
+
+// Listeners is how many of the store's subscriptions the watcher holds
+// itself (one per cluster whose run is under way), so that the feed's own
+// clients can be counted as the store's subscribers less these.
+func (w *Watcher) Listeners() int {
+	n := 0
+	for _, x := range w.all() {
+		x.mu.Lock()
+		n += x.subs
+		x.mu.Unlock()
+	}
+	return n
 }
 
 // changedCluster reports a tool event for a call that ended after changing state.
