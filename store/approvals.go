@@ -116,9 +116,11 @@ func (s *Store) CreateApproval(ctx context.Context, a *Approval) error {
 	if err != nil {
 		return fmt.Errorf("create approval for %s: %w", a.Tool, err)
 	}
+	// The plan names what the cluster calls things (text.go); ConsumeApproval
+	// cleans the binding it is compared with alike.
 	rec := approvalRecord{
-		ID: id, Principal: a.Principal, Tool: a.Tool, Cluster: a.Cluster, Args: a.Args, Plan: a.Plan, Tier: a.Tier,
-		Status: ApprovalPending, CreatedNS: toNS(a.CreatedAt), ExpiresNS: toNS(a.ExpiresAt),
+		ID: id, Principal: cleanText(a.Principal), Tool: cleanText(a.Tool), Cluster: cleanText(a.Cluster), Args: cleanText(a.Args),
+		Plan: cleanText(a.Plan), Tier: cleanText(a.Tier), Status: ApprovalPending, CreatedNS: toNS(a.CreatedAt), ExpiresNS: toNS(a.ExpiresAt),
 	}
 	if err := s.db.WithContext(ctx).Create(&rec).Error; err != nil {
 		return fmt.Errorf("create approval for %s: %w", a.Tool, err)
@@ -194,7 +196,7 @@ func (s *Store) DecideApproval(ctx context.Context, id string, approve bool, by 
 	var recs []approvalRecord
 	err := db.Raw(`UPDATE approvals SET status = ?, decided_ns = ?, decided_by = ?
 		WHERE id = ? AND status = ? AND expires_ns > ? RETURNING *`,
-		status, now.UnixNano(), by, id, ApprovalPending, now.UnixNano()).Scan(&recs).Error
+		status, now.UnixNano(), cleanText(by), id, ApprovalPending, now.UnixNano()).Scan(&recs).Error
 	if err != nil {
 		return nil, fmt.Errorf("%s approval %s: %w", verb, id, err)
 	}
@@ -253,6 +255,7 @@ type Binding struct {
 // and the approval as it stands is returned with it when it exists, so the
 // caller need not read it again.
 func (s *Store) ConsumeApproval(ctx context.Context, id string, b Binding, now time.Time) (*Approval, error) {
+	b = Binding{Principal: cleanText(b.Principal), Tool: cleanText(b.Tool), Args: cleanText(b.Args), Plan: cleanText(b.Plan)} // as CreateApproval stored it
 	db := s.db.WithContext(ctx)
 	var recs []approvalRecord
 	err := db.Raw(`UPDATE approvals SET status = ?, consumed_ns = ?

@@ -234,23 +234,36 @@ func (s *Store) AuditRead(ctx context.Context, e AuditEntry, o AuditOutcome, ev 
 	if !auditStatuses[o.Status] {
 		return 0, fmt.Errorf("audit read of %s: unknown status %q", e.Tool, o.Status)
 	}
-	r := &readRequest{ctx: ctx, rec: auditRecord{
-		Kind: "read", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
-		Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID, Cluster: clusterOfArgs(e.Args),
-		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,
-		DurationMS: o.Duration.Milliseconds(), Result: truncateUTF8(o.Result, maxAuditResult),
-	}, ev: ev, done: make(chan error, 1)}
-	if ev != nil {
-		var err error
-		if r.evRec, err = s.eventRecordOf(ev); err != nil {
-			return 0, err
-		}
+	r, err := s.readRequest(ctx, e, o, ev)
+	if err != nil {
+		return 0, err
 	}
 	if err := s.reads.commit(ctx, r); err != nil {
 		return 0, fmt.Errorf("audit read of %s by %s: %w", e.Tool, e.Principal, err)
 	}
 	return r.rec.ID, nil
 }
+
+// readRequest makes the row of a read, and its event's, for the writer.
+func (s *Store) readRequest(ctx context.Context, e AuditEntry, o AuditOutcome, ev *Event) (*readRequest, error) {
+	r := &readRequest{ctx: ctx, rec: auditRecord{
+		Kind: "read", Principal: e.Principal, Tool: e.Tool, Args: e.Args, Tier: e.Tier,
+		Decision: e.Decision, Plan: e.Plan, ApprovalID: e.ApprovalID, Cluster: clusterOfArgs(e.Args),
+		Status: o.Status, Error: outcomeText(o.Error, maxAuditError), UPID: o.UPID,
+		DurationMS: o.Duration.Milliseconds(), Result: outcomeText(o.Result, maxAuditResult),
+	}, ev: ev, done: make(chan error, 1)}
+	if ev != nil {
+		var err error
+		if r.evRec, err = s.eventRecordOf(ev); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// outcomeText is an outcome's free text as stored: storable (cleanText),
+// then cut to max bytes (replacing a byte can lengthen it).
+func outcomeText(s string, max int) string { return truncateUTF8(cleanText(s), max) }
 
 // AuditEnd writes the end row closing begin row beginID. It fails with
 // ErrNotFound when there is no such begin row and ErrAlreadyEnded when the
@@ -296,8 +309,8 @@ func endRecord(begin auditRecord, o AuditOutcome) auditRecord {
 		Kind: "end", BeginID: begin.ID,
 		Principal: begin.Principal, Tool: begin.Tool, Cluster: begin.Cluster, Tier: begin.Tier,
 		Decision: begin.Decision, ApprovalID: begin.ApprovalID,
-		Status: o.Status, Error: truncateUTF8(o.Error, maxAuditError), UPID: o.UPID,
-		DurationMS: o.Duration.Milliseconds(), Result: truncateUTF8(o.Result, maxAuditResult),
+		Status: o.Status, Error: outcomeText(o.Error, maxAuditError), UPID: o.UPID,
+		DurationMS: o.Duration.Milliseconds(), Result: outcomeText(o.Result, maxAuditResult),
 	}
 }
 
@@ -338,6 +351,7 @@ func (s *Store) appendAuditRows(tx *gorm.DB, recs []*auditRecord) error {
 	tipID, tipHash := tip.id, tip.hash
 	insert := sqlTx.StmtContext(ctx, s.stmts.insertAudit)
 	for _, rec := range recs {
+		rec.cleanFields() // what is hashed is what is stored, on either engine
 		rec.ID = tipID + 1
 		rec.PrevHash = tipHash
 		rec.TimeNS = s.rowTime(tip)

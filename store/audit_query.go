@@ -151,6 +151,8 @@ func (s *Store) AuditSearch(ctx context.Context, f AuditFilter) (AuditPage, erro
 	if err := f.check(); err != nil {
 		return AuditPage{}, err
 	}
+	// Rows hold their text made storable (text.go): so must what finds them.
+	f.Tool, f.Principal, f.Cluster, f.Tier, f.Decision = cleanText(f.Tool), cleanText(f.Principal), cleanText(f.Cluster), cleanText(f.Tier), cleanText(f.Decision)
 	limit := f.Limit
 	if limit == 0 {
 		limit = DefaultSearchLimit

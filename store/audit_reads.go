@@ -106,7 +106,8 @@ func (s *Store) readLoop() {
 }
 
 // commitReads writes a group of read rows and their events in one
-// transaction, answers each caller, then delivers the events in ID order.
+// transaction (or, if that fails, one by one), answers each caller, then
+// delivers the events in ID order.
 func (s *Store) commitReads(batch []*readRequest) {
 	// A caller that gave up waiting was told its read is not known to be
 	// recorded, and withheld the answer: its row is not written now as "ok".
@@ -126,11 +127,57 @@ func (s *Store) commitReads(batch []*readRequest) {
 	// No caller's context: a caller that gave up must not fail the others.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	errs := make([]error, len(batch))
+	err := s.writeReads(ctx, batch)
+	for i := range errs {
+		errs[i] = err
+	}
+	if err != nil && len(batch) > 1 && retryRowByRow(ctx, err) {
+		// One row the database refuses fails the transaction of them all:
+		// write each on its own, so only that row's caller hears of it.
+		for i, r := range batch {
+			errs[i] = s.writeReads(ctx, []*readRequest{r})
+		}
+	}
+	var committed []*readRequest
+	for i, r := range batch {
+		if errs[i] == nil {
+			committed = append(committed, r)
+			if r.ev != nil {
+				*r.ev = r.evRec.event()
+			}
+		}
+	}
+	if len(committed) > 0 {
+		s.appended(committed[len(committed)-1].rec.ID)
+	}
+	for i, r := range batch {
+		r.done <- errs[i]
+	}
+	s.publishMu.Lock()
+	defer s.publishMu.Unlock()
+	for _, r := range committed {
+		if r.ev != nil {
+			s.deliverLocked(ctx, r.ev)
+		}
+	}
+}
+
+// retryRowByRow says whether a batch that failed with err is worth writing
+// again row by row: not when waiting was what failed (the audit lock's
+// timeout, the batch's deadline), as every row would wait again.
+func retryRowByRow(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && !errors.Is(err, ErrLockTimeout) && !errors.Is(err, context.DeadlineExceeded)
+}
+
+// writeReads commits the rows of batch and their events in one transaction;
+// on success their ids are set.
+func (s *Store) writeReads(ctx context.Context, batch []*readRequest) error {
 	recs := make([]*auditRecord, len(batch))
 	for i, r := range batch {
 		recs[i] = &r.rec
 	}
-	err := s.auditTx(ctx, func(tx *gorm.DB) error {
+	return s.auditTx(ctx, func(tx *gorm.DB) error {
 		if err := s.appendAuditRows(tx, recs); err != nil {
 			return err
 		}
@@ -152,25 +199,4 @@ func (s *Store) commitReads(batch []*readRequest) {
 		}
 		return nil
 	})
-	if err == nil {
-		s.appended(batch[len(batch)-1].rec.ID)
-		for _, r := range batch {
-			if r.ev != nil {
-				*r.ev = r.evRec.event()
-			}
-		}
-	}
-	for _, r := range batch {
-		r.done <- err
-	}
-	if err != nil {
-		return
-	}
-	s.publishMu.Lock()
-	defer s.publishMu.Unlock()
-	for _, r := range batch {
-		if r.ev != nil {
-			s.deliverLocked(ctx, r.ev)
-		}
-	}
 }

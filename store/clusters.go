@@ -19,6 +19,11 @@ const clusterArg = "cluster"
 // value of their top-level "cluster" member, else "". The audit log's cluster
 // column is this of the row's arguments, checked by AuditVerify, so it must
 // never change for a given text.
+//
+// A refused call's arguments may name any cluster: the value is made
+// storable (a JSON \u0000 decodes to a NUL) and cut to maxClusterColumn
+// bytes, so the column's index on PostgreSQL (at most about 2,700 bytes a
+// row) never refuses the row; the arguments keep it whole.
 func clusterOfArgs(args string) string {
 	if !strings.Contains(args, `"`+clusterArg+`"`) {
 		return "" // most calls: no cluster argument, no JSON decoding
@@ -31,8 +36,12 @@ func clusterOfArgs(args string) string {
 	if json.Unmarshal(members[clusterArg], &c) != nil {
 		return ""
 	}
-	return c
+	return truncateUTF8(cleanText(c), maxClusterColumn)
 }
+
+// maxClusterColumn is the longest cluster column kept; names a Jarvis
+// serves have at most 32 characters.
+const maxClusterColumn = 200
 
 // ruleCluster is the one cluster a rule's arguments allow, else "" (none
 // named, several, or any).

@@ -2,12 +2,14 @@ package store
 
 import (
 	"database/sql"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"gorm.io/driver/sqlite"
 	"gorm.io/gorm"
@@ -23,8 +25,9 @@ import (
 // processes by themselves. PostgreSQL runs them side by side under READ
 // COMMITTED, so each takes an explicit lock as its first statement: an
 // advisory lock by purpose (lock) or the rows it is about to change
-// (lockRows). Under READ COMMITTED every statement after the lock sees what
-// the previous holder committed.
+// (lockRows). Under READ COMMITTED, which every connection asks for
+// (openPostgres), every statement after the lock sees what the previous
+// holder committed.
 type dialect interface {
 	// name is gorm's name of the engine: "sqlite" or "postgres".
 	name() string
@@ -74,6 +77,18 @@ const (
 	lockMigrate lockKey = 3
 )
 
+func (k lockKey) String() string {
+	switch k {
+	case lockAudit:
+		return "audit"
+	case lockEvents:
+		return "events"
+	case lockMigrate:
+		return "migrate"
+	}
+	return fmt.Sprintf("#%d", int32(k))
+}
+
 // sqliteDialect is SQLite through mattn/go-sqlite3.
 type sqliteDialect struct{}
 
@@ -119,15 +134,55 @@ func (postgresDialect) rebind(query string) string {
 }
 
 func (postgresDialect) lock(tx *gorm.DB, k lockKey) error {
+	if k == lockMigrate {
+		// A migration may hold it for minutes (an index on a large table):
+		// another replica starting meanwhile waits that long rather than fail.
+		wait := pgDuration(postgresMigrateLockTimeout)
+		if err := tx.Exec(longerLockTimeout, wait, wait).Error; err != nil {
+			return fmt.Errorf("take the %s lock: %w", k, err)
+		}
+	}
+	start := time.Now()
 	if err := tx.Exec("SELECT pg_advisory_xact_lock(?, ?)", jarvisLockClass, int32(k)).Error; err != nil {
-		return fmt.Errorf("take lock %d: %w", k, err)
+		return lockError(k.String(), start, err)
 	}
 	return nil
 }
 
 func (postgresDialect) lockRows(tx *gorm.DB, query string, args ...any) error {
-	return tx.Exec(query+" FOR UPDATE", args...).Error
+	start := time.Now()
+	if err := tx.Exec(query+" FOR UPDATE", args...).Error; err != nil {
+		return lockError("row", start, err)
+	}
+	return nil
 }
+
+// longerLockTimeout raises lock_timeout to at least its argument until the
+// transaction ends, leaving a longer one (or none, 0) as it is.
+const longerLockTimeout = `SELECT set_config('lock_timeout', CASE
+	WHEN current_setting('lock_timeout')::interval = interval '0'
+	  OR current_setting('lock_timeout')::interval >= CAST(? AS interval) THEN current_setting('lock_timeout')
+	ELSE ? END, true)`
+
+// ErrLockTimeout is a wait for a lock that another Jarvis process (or
+// another session on the database) held for longer than lock_timeout: the
+// transaction was given up, nothing of it was written.
+var ErrLockTimeout = errors.New("gave up waiting for a lock another process holds")
+
+// lockError names a failed wait for lock what: a timeout as ErrLockTimeout,
+// with how long it waited, rather than the server's bare "canceling
+// statement due to lock timeout".
+func lockError(what string, start time.Time, err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == pgLockNotAvailable {
+		return fmt.Errorf("take the %s lock: %w (waited %s; a Jarvis replica holding it may be paused or stuck, see pg_stat_activity): %w",
+			what, ErrLockTimeout, time.Since(start).Round(time.Millisecond), err)
+	}
+	return fmt.Errorf("take the %s lock: %w", what, err)
+}
+
+// pgLockNotAvailable is the SQLSTATE of a lock_timeout.
+const pgLockNotAvailable = "55P03"
 
 // nowNS uses clock_timestamp, the time of the call: now() is the time the
 // transaction began, which may be before the previous holder of a lock
@@ -164,6 +219,33 @@ const (
 	applicationName = "jarvis"
 )
 
+// Every connection's session settings, sent as startup parameters: they hold
+// from the first statement on every connection the pool opens, and override
+// what ALTER DATABASE or ALTER ROLE … SET made the default there.
+//
+// The isolation is not negotiable: the locks rely on each statement after
+// the lock seeing what the previous holder committed (dialect), which READ
+// COMMITTED gives and REPEATABLE READ or SERIALIZABLE do not (claims of one
+// rule both win, audit appends collide, concurrent Opens fail).
+//
+// The two timeouts bound a wait on another replica, and the URL may set
+// its own (lock_timeout=30s, 0 for none). A replica paused or cut off while
+// it holds the audit lock would stop every other one: the server ends its
+// transaction once it sits idle for postgresIdleInTransactionTimeout (no
+// Jarvis transaction waits on anything but the database between its
+// statements, which take milliseconds), and that is shorter than
+// postgresLockTimeout, so the others see a delay, not errors. A holder busy
+// in a statement for longer makes the waiters give up with ErrLockTimeout;
+// the longest Jarvis holds a lock itself, for a batch of 128 read rows, is
+// well under a second.
+const (
+	postgresIsolation                = "read committed"
+	postgresLockTimeout              = 15 * time.Second
+	postgresIdleInTransactionTimeout = 10 * time.Second
+	// postgresMigrateLockTimeout is the wait for the migrate lock, at least.
+	postgresMigrateLockTimeout = 5 * time.Minute
+)
+
 // openPostgres opens the pool on the database at url. It returns the
 // connection settings too (the follower's listener connects with them), and
 // names the database for messages without the password.
@@ -174,17 +256,31 @@ func openPostgres(url, replica string) (*sql.DB, *pgx.ConnConfig, string, error)
 		return nil, nil, "", fmt.Errorf("read the PostgreSQL database URL: %w", err)
 	}
 	where := fmt.Sprintf("PostgreSQL database %s on %s:%d", cfg.Database, cfg.Host, cfg.Port)
-	if _, ok := cfg.RuntimeParams["application_name"]; !ok {
-		cfg.RuntimeParams["application_name"] = applicationName
-		if replica != "" {
-			cfg.RuntimeParams["application_name"] += "/" + replica
-		}
+	name := applicationName
+	if replica != "" {
+		name += "/" + replica
 	}
+	setDefault(cfg.RuntimeParams, "application_name", name)
+	setDefault(cfg.RuntimeParams, "lock_timeout", pgDuration(postgresLockTimeout))
+	setDefault(cfg.RuntimeParams, "idle_in_transaction_session_timeout", pgDuration(postgresIdleInTransactionTimeout))
+	cfg.RuntimeParams["default_transaction_isolation"] = postgresIsolation
 	db := stdlib.OpenDB(*cfg)
 	db.SetMaxOpenConns(postgresMaxConns)
 	db.SetMaxIdleConns(postgresMaxConns)
 	db.SetConnMaxIdleTime(postgresMaxIdleTime)
 	return db, cfg, where, nil
+}
+
+// pgDuration writes d as PostgreSQL reads a time setting or an interval.
+func pgDuration(d time.Duration) string { return strconv.FormatInt(d.Milliseconds(), 10) + "ms" }
+
+// setDefault sets a connection's parameter unless the URL did, as a
+// parameter of its own or in options (-c key=value).
+func setDefault(params map[string]string, key, value string) {
+	if _, ok := params[key]; ok || strings.Contains(params["options"], key+"=") {
+		return
+	}
+	params[key] = value
 }
 
 // openSQLite opens the file at path (already created by Open), or a private

@@ -124,12 +124,15 @@ func (s *Store) eventRecordOf(e *Event) (eventRecord, error) {
 		if err := json.Compact(&buf, e.Details); err != nil {
 			return eventRecord{}, fmt.Errorf("publish event: details are not valid JSON: %w", err)
 		}
-		details = buf.String()
+		// Compact lets bytes that are not UTF-8 through inside strings;
+		// replaced there, the JSON stays valid.
+		details = cleanText(buf.String())
 	}
+	// Summaries and details quote clusters and commands (text.go).
 	return eventRecord{
-		TimeNS: s.now().UnixNano(), Type: e.Type, Severity: e.Severity, Source: e.Source,
-		Cluster: e.Cluster, Node: e.Node, Summary: e.Summary, Details: details,
-		Resolved: e.Resolved, ResolvedAtNS: toNSPtr(e.ResolvedAt), ResolvedBy: e.ResolvedBy,
+		TimeNS: s.now().UnixNano(), Type: e.Type, Severity: e.Severity, Source: cleanText(e.Source),
+		Cluster: cleanText(e.Cluster), Node: cleanText(e.Node), Summary: cleanText(e.Summary), Details: details,
+		Resolved: e.Resolved, ResolvedAtNS: toNSPtr(e.ResolvedAt), ResolvedBy: cleanText(e.ResolvedBy),
 	}, nil
 }
 
@@ -332,7 +335,7 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) 
 func (s *Store) ResolveEvent(ctx context.Context, id uint64, by string) (*Event, error) {
 	db := s.db.WithContext(ctx)
 	err := db.Model(&eventRecord{}).Where("id = ? AND resolved = ?", id, false).
-		Updates(map[string]any{"resolved": true, "resolved_at_ns": s.now().UnixNano(), "resolved_by": by}).Error
+		Updates(map[string]any{"resolved": true, "resolved_at_ns": s.now().UnixNano(), "resolved_by": cleanText(by)}).Error
 	if err != nil {
 		return nil, fmt.Errorf("resolve event %d: %w", id, err)
 	}

@@ -35,7 +35,8 @@ func (s *Store) SetPreference(ctx context.Context, key, value string) error {
 	if key == "" {
 		return errors.New("set preference: key is empty")
 	}
-	rec := preferenceRecord{Key: key, Value: value, UpdatedNS: s.now().UnixNano()}
+	// A value may be a person's words (a switch's reason): storable (text.go).
+	rec := preferenceRecord{Key: key, Value: cleanText(value), UpdatedNS: s.now().UnixNano()}
 	err := s.db.WithContext(ctx).Clauses(clause.OnConflict{
 		Columns:   []clause.Column{{Name: "key"}},
 		DoUpdates: clause.AssignmentColumns([]string{"value", "updated_ns"}),

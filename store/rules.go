@@ -161,6 +161,18 @@ func checkRule(r *Rule, now time.Time) error {
 			bad = append(bad, fmt.Sprintf("argument %q needs at least one allowed value", name))
 		}
 	}
+	// What a call is matched against must be stored as given (text.go), or
+	// the rule would let through something else than it says.
+	for _, f := range []struct{ what, v string }{{"whom it is for", r.Principal}, {"the tool", r.Tool}, {"the trigger", r.Trigger}} {
+		if !isCleanText(f.v) {
+			bad = append(bad, f.what+" has a NUL byte or bytes that are not UTF-8")
+		}
+	}
+	for name, values := range r.Args {
+		if !isCleanText(name) || slices.ContainsFunc(values, func(v string) bool { return !isCleanText(v) }) {
+			bad = append(bad, fmt.Sprintf("argument %q has a NUL byte or bytes that are not UTF-8", name))
+		}
+	}
 	if len(bad) > 0 {
 		return fmt.Errorf("rule not stored: %s", strings.Join(bad, "; "))
 	}
@@ -177,7 +189,7 @@ func (s *Store) ruleRecordOf(r *Rule) (ruleRecord, error) {
 	}
 	return ruleRecord{ID: r.ID, Version: r.Version, Principal: r.Principal, Tool: r.Tool, Cluster: ruleCluster(r.Args), Args: string(args),
 		Trigger: r.Trigger, PerTargetPerHour: r.PerTargetPerHour, MaxFailures: r.MaxFailures,
-		ExpiresNS: toNS(r.ExpiresAt), Note: r.Note, CreatedBy: r.CreatedBy, CreatedNS: toNS(r.CreatedAt), Current: true}, nil
+		ExpiresNS: toNS(r.ExpiresAt), Note: cleanText(r.Note), CreatedBy: cleanText(r.CreatedBy), CreatedNS: toNS(r.CreatedAt), Current: true}, nil
 }
 
 // CreateRule stores version 1 of a new rule and sets its ID, Version,
@@ -258,7 +270,7 @@ func (s *Store) RevokeRule(ctx context.Context, id, by string) (*Rule, error) {
 		if cur.RevokedNS != nil {
 			return fmt.Errorf("it was already revoked by %s", cur.RevokedBy)
 		}
-		ns := now.UnixNano()
+		ns, by := now.UnixNano(), cleanText(by)
 		if err := tx.Model(&ruleRecord{}).Where("id = ? AND version = ?", id, cur.Version).
 			Updates(map[string]any{"revoked_ns": ns, "revoked_by": by}).Error; err != nil {
 			return err
@@ -441,6 +453,8 @@ type RuleClaim struct {
 func (s *Store) ClaimRuleUse(ctx context.Context, c RuleClaim) (uint64, RuleSpend, error) {
 	var id uint64
 	var sp RuleSpend
+	// As stored (text.go), so the budget counts the target's earlier uses.
+	c.Principal, c.Target, c.Node = cleanText(c.Principal), cleanText(c.Target), cleanText(c.Node)
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		if err := s.lockRule(tx, c.Rule.ID); err != nil {
 			return err

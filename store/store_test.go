@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,6 +44,21 @@ func anchorOf(target string) string {
 		return a.(string)
 	}
 	return AnchorPath(target)
+}
+
+// withParam is the URL target with one query parameter set (a connection
+// setting), on the same test database and anchor file as target.
+func withParam(t testing.TB, target, key, value string) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal("the test database URL does not parse") // url's error would show the password
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20") // pgx reads + as itself, not a space
+	anchors.Store(u.String(), anchorOf(target))
+	return u.String()
 }
 
 // openStore opens target as the tests do: with its anchor file unless opts
@@ -209,7 +225,11 @@ func TestConnectionSettings(t *testing.T) {
 func TestConnectionSettingsPostgres(t *testing.T) {
 	storetest.SkipOnSQLite(t, "the server's version, the pool and the connections' name")
 	s, target := openTemp(t)
-	named := openAt(t, target+"&application_name=jarvis%2Fb", testKey)
+	otherURL := target
+	for _, p := range [][2]string{{"application_name", "jarvis/b"}, {"lock_timeout", "60s"}, {"default_transaction_isolation", "serializable"}} {
+		otherURL = withParam(t, otherURL, p[0], p[1])
+	}
+	other := openAt(t, otherURL, testKey)
 	replica := openWith(t, target, Options{Replica: "r1"})
 	tests := []struct {
 		name  string
@@ -220,8 +240,12 @@ func TestConnectionSettingsPostgres(t *testing.T) {
 		{"server 13 or newer (DROP DATABASE … WITH (FORCE) in the tests)", s, "SELECT current_setting('server_version_num')::int >= 130000", "true"},
 		{"isolation Jarvis's locks are written for", s, "SHOW transaction_isolation", "read committed"},
 		{"connections named jarvis", s, "SELECT current_setting('application_name')", "jarvis"},
-		{"unless the URL names them", named, "SELECT current_setting('application_name')", "jarvis/b"},
+		{"unless the URL names them", other, "SELECT current_setting('application_name')", "jarvis/b"},
 		{"with the replica's id", replica, "SELECT current_setting('application_name')", "jarvis/r1"},
+		{"a bounded wait for a lock", s, "SHOW lock_timeout", "15s"},
+		{"unless the URL sets one", other, "SHOW lock_timeout", "1min"},
+		{"a bounded idle transaction", s, "SHOW idle_in_transaction_session_timeout", "10s"},
+		{"the isolation whatever the URL says", other, "SHOW default_transaction_isolation", "read committed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
