@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -24,7 +23,7 @@ func TestServeDemoWithTwoClusters(t *testing.T) {
 	env := demoEnv(t, fmt.Sprintf("PORT=%d", port), "JARVIS_CLUSTERS=home,lab")
 	cmd := exec.Command(jarvisBinary(t), "serve", "--demo")
 	cmd.Env = env
-	var stderr bytes.Buffer
+	var stderr lockedBuffer // written by the process's copier while the test reads it
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
