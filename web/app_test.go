@@ -45,6 +45,13 @@ type webHarness struct {
 
 func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
 	t.Helper()
+	return newWebHarnessOn(t, storetest.Engine(), tweak...)
+}
+
+// newWebHarnessOn is newWebHarness with its store on engine (one of
+// storetest.Engines), for benchmarks that compare the engines in one run.
+func newWebHarnessOn(t testing.TB, engine string, tweak ...func(*Options)) *webHarness {
+	t.Helper()
 	sim := pvesim.New(pvesim.Options{TokenID: "jarvis@pve!t", TokenSecret: "s", TaskDuration: 50 * time.Millisecond})
 	pts := httptest.NewTLSServer(sim)
 	t.Cleanup(pts.Close)
@@ -54,7 +61,7 @@ func newWebHarness(t testing.TB, tweak ...func(*Options)) *webHarness {
 		t.Fatal(err)
 	}
 	secret := "web-test-secret-web-test-secret-000"
-	target := storetest.Target(t)
+	target := storetest.TargetOn(t, engine)
 	st, err := store.Open(target, store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain")})
 	if err != nil {
 		t.Fatal(err)

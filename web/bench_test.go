@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/jarvis-homelab/jarvis/safety"
+	"github.com/jarvis-homelab/jarvis/store/storetest"
 	"github.com/jarvis-homelab/jarvis/tools"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
 	"github.com/jarvis-homelab/jarvis/tools/sim/pvesim"
@@ -26,7 +27,8 @@ import (
 // HTTPCalls/bare serves the same tool handler on a plain go-sdk streamable
 // HTTP server (no token, policy, audit or events); HTTPCalls/jarvis is /mcp
 // with an agent token verified on every request, the whole dispatch path and
-// the audit log on a SQLite file. Each of the 50 clients has its own session.
+// the audit log on a SQLite file, and again on PostgreSQL when the tests
+// reach one (store/storetest). Each of the 50 clients has its own session.
 // Reported: calls/s, and p50/p99 of one call's latency as the client sees it.
 func BenchmarkHTTPCalls(b *testing.B) {
 	const clients = 50
@@ -36,19 +38,22 @@ func BenchmarkHTTPCalls(b *testing.B) {
 	})
 	// Jarvis on each protocol revision it serves over HTTP: 2025-11-25 with
 	// sessions (like for like with the bare server), 2026-07-28 stateless.
-	for _, version := range []string{sessionsRevision, statelessRevision} {
-		b.Run("get_vms/jarvis-"+version, func(b *testing.B) {
-			h := newWebHarness(b)
-			// One agent per client: several agents share one cluster (and one agent
-			// may hold only so many sessions).
-			benchHTTPCalls(b, clients, func() *mcp.ClientSession {
-				tok, _, err := h.tokens.IssueAgent(context.Background(), "bench", safety.Green, time.Hour, nil)
-				if err != nil {
-					b.Fatal(err)
-				}
-				return connectHTTPAt(b, h.ts.URL+"/mcp", tok, version)
+	// On each engine tests reach (PostgreSQL with JARVIS_TEST_DATABASE_URL).
+	for _, engine := range storetest.Engines() {
+		for _, version := range []string{sessionsRevision, statelessRevision} {
+			b.Run("get_vms/jarvis-"+version+"/"+engine, func(b *testing.B) {
+				h := newWebHarnessOn(b, engine)
+				// One agent per client: several agents share one cluster (and one agent
+				// may hold only so many sessions).
+				benchHTTPCalls(b, clients, func() *mcp.ClientSession {
+					tok, _, err := h.tokens.IssueAgent(context.Background(), "bench", safety.Green, time.Hour, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					return connectHTTPAt(b, h.ts.URL+"/mcp", tok, version)
+				})
 			})
-		})
+		}
 	}
 }
 
