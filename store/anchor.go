@@ -244,6 +244,27 @@ func (s *Store) foundAuditLog(tx *gorm.DB, fresh bool) (bool, error) {
 	return true, nil
 }
 
+// ErrAnchorMissing is Open's refusal with Options.RequireAnchor of an audit
+// log whose anchor file is missing.
+var ErrAnchorMissing = errors.New("the audit anchor file is missing")
+
+// anchorRequired is Open's check for Options.RequireAnchor, after migrate:
+// an Open that founded the log has written the anchor by then, so a missing
+// one means the log was founded elsewhere or the file was deleted.
+func (s *Store) anchorRequired(opts Options) error {
+	if !opts.RequireAnchor || s.cp == nil {
+		return nil
+	}
+	_, err := os.Stat(s.cp.path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("%w: %s", ErrAnchorMissing, s.cp.path)
+	case err != nil:
+		return fmt.Errorf("the audit anchor file: %w", err)
+	}
+	return nil
+}
+
 // besideAnchorError is refuseBesideAnchor's refusal.
 type besideAnchorError struct{ msg string }
 

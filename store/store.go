@@ -62,6 +62,14 @@ type Options struct {
 	CheckpointRows  int
 	CheckpointEvery time.Duration
 
+	// RequireAnchor refuses (ErrAnchorMissing) an audit log founded before
+	// this Open whose anchor file is missing, before anything is written: a
+	// Jarvis that serves on PostgreSQL must have its own anchor, and one that
+	// refuses to start should not first raise a missing-anchor alarm on the
+	// feed every replica shares. Without it, Open goes on and the missing
+	// file is reported by the checkpoints and by AuditVerify.
+	RequireAnchor bool
+
 	// Replica names this process among the Jarvis replicas sharing the
 	// database (leases.go): the calls it begins are recorded as running
 	// on it, so that another replica can mark them interrupted soon after
@@ -203,6 +211,10 @@ func Open(target string, opts Options) (*Store, error) {
 				_ = os.Remove(target + suffix)
 			}
 		}
+		return nil, err
+	}
+	if err := s.anchorRequired(opts); err != nil {
+		_ = s.closeDB()
 		return nil, err
 	}
 	if err := s.prepare(); err != nil {

@@ -103,13 +103,15 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 // openStore opens the database with the audit key derived from the server secret, so
 // every jarvis process sharing both agrees on the chain.
 func openStore(cfg *Config, secret string) (*store.Store, error) {
-	return openStoreAs(cfg, secret, "")
+	return openStoreAs(cfg, secret, "", false)
 }
 
 // openStoreAs is openStore for replica (store.Options.Replica): the calls it
 // begins are listed as running on it until they end, so that other replicas
 // close them as interrupted once its heartbeats stop. "" for none.
-func openStoreAs(cfg *Config, secret, replica string) (*store.Store, error) {
+// requireAnchor refuses a PostgreSQL audit log this replica has no anchor
+// file for (anchorMissing), before anything is written to it.
+func openStoreAs(cfg *Config, secret, replica string, requireAnchor bool) (*store.Store, error) {
 	// The folders of the files Jarvis writes: the SQLite file's, and the
 	// anchor file's (beside it, or this replica's own on PostgreSQL).
 	files := []string{cfg.anchorPath()}
@@ -122,32 +124,26 @@ func openStoreAs(cfg *Config, secret, replica string) (*store.Store, error) {
 		}
 	}
 	st, err := store.Open(cfg.database(), store.Options{AuditKey: safety.DeriveKey(secret, "audit-chain"), AnchorPath: cfg.anchorPath(),
-		Replica: replica})
+		Replica: replica, RequireAnchor: requireAnchor && cfg.onPostgres()})
+	if errors.Is(err, store.ErrAnchorMissing) {
+		return nil, anchorMissing(cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening database %s: %w", cfg.databaseName(), err)
 	}
 	return st, nil
 }
 
-// anchorAdopted says why Jarvis must not serve on a PostgreSQL audit log this
-// replica has no anchor file for. The Open that founds a log writes one, so a
-// log without this replica's anchor was founded by another replica, or the
-// anchor was deleted: adopting one silently would hide the deletion.
-func anchorAdopted(cfg *Config) error {
-	if !cfg.onPostgres() {
-		return nil
-	}
-	_, err := os.Stat(cfg.anchorPath())
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		return fmt.Errorf("this replica has no audit anchor file (JARVIS_AUDIT_ANCHOR=%s), and the audit log in %s was founded before: "+
-			"by another replica, or this replica's anchor file was deleted. Put this replica's anchor file back if it was deleted; "+
-			"for a new replica, copy the anchor file of a replica that runs (its JARVIS_AUDIT_ANCHOR) to %s, then run jarvis audit verify and start again",
-			cfg.anchorPath(), cfg.databaseName(), cfg.anchorPath())
-	case err != nil:
-		return fmt.Errorf("the audit anchor file: %w", err)
-	}
-	return nil
+// anchorMissing says why Jarvis does not serve on a PostgreSQL audit log
+// this replica has no anchor file for. The Open that founds a log writes
+// one, so a log without this replica's anchor was founded by another
+// replica, or the anchor was deleted: adopting one silently would hide the
+// deletion.
+func anchorMissing(cfg *Config) error {
+	return fmt.Errorf("this replica has no audit anchor file (JARVIS_AUDIT_ANCHOR=%s), and the audit log in %s was founded before: "+
+		"by another replica, or this replica's anchor file was deleted. Put this replica's anchor file back if it was deleted; "+
+		"for a new replica, copy the anchor file of a replica that runs (its JARVIS_AUDIT_ANCHOR) to %s, then run jarvis audit verify and start again",
+		cfg.anchorPath(), cfg.databaseName(), cfg.anchorPath())
 }
 
 // buildApp wires configuration, store, cluster client, SSH and the server. In demo
@@ -186,7 +182,8 @@ func buildApp(ctx context.Context, demo, asReplica bool, stderr io.Writer) (*app
 	if asReplica && cfg.onPostgres() {
 		replicaID = cfg.ReplicaID
 	}
-	a.store, err = openStoreAs(cfg, secret, replicaID)
+	// serve, stdio and doctor: never on a log without this replica's anchor.
+	a.store, err = openStoreAs(cfg, secret, replicaID, true)
 	if err != nil {
 		return nil, err
 	}

@@ -34,10 +34,6 @@ func startApp(ctx context.Context, demo, asReplica bool, stderr io.Writer) (*app
 		a.Close()
 		return nil, fmt.Errorf("not starting: %w", err)
 	}
-	if err := anchorAdopted(a.cfg); err != nil {
-		a.Close()
-		return nil, fmt.Errorf("not starting: %w", err)
-	}
 	return a, nil
 }
 

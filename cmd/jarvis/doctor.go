@@ -105,11 +105,12 @@ func runDoctor(ctx context.Context, stdout io.Writer) error {
 	return nil
 }
 
-// postgres says which replica this is, checks it has its anchor file, and
+// postgres says which replica this is and its anchor file, and
 // warns when the connection to the database is not verified TLS.
 func (d *doctor) postgres(cfg *Config) {
 	d.line("ok", "replica "+cfg.ReplicaID, "")
-	d.check("audit anchor "+cfg.anchorPath(), anchorAdopted(cfg))
+	// buildApp refused to start without it (anchorMissing).
+	d.line("ok", "audit anchor "+cfg.anchorPath(), "")
 	if warning := databaseTLS(cfg.DatabaseURL); warning != "" {
 		d.line("warn", "database tls", warning)
 	}

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/jarvis-homelab/jarvis/store/storetest"
@@ -148,6 +150,20 @@ func TestServeOnPostgresEndToEnd(t *testing.T) {
 	b.Env = envB
 	if out, err := b.CombinedOutput(); err == nil || !strings.Contains(string(out), "this replica has no audit anchor file (JARVIS_AUDIT_ANCHOR="+anchorB+")") {
 		t.Fatalf("replica-b without an anchor file: %v\n%s", err, out)
+	}
+	// It refused before writing anything: no anchor file of its own, and no
+	// missing-anchor alarm on the feed every replica shares.
+	if _, err := os.Stat(anchorB); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the refused replica-b left an anchor file: %v", err)
+	}
+	db, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.Background())
+	var alarms int
+	if err := db.QueryRow(ctx, "SELECT count(*) FROM events WHERE strpos(summary || details, $1) > 0", anchorB).Scan(&alarms); err != nil || alarms != 0 {
+		t.Fatalf("%d events name replica-b's anchor file after its refused start (%v)", alarms, err)
 	}
 	if out, err := runJarvis(t, envB, "audit", "verify"); err == nil || !strings.Contains(out, "anchor file "+anchorB+" is missing") {
 		t.Fatalf("audit verify without this replica's anchor: %v\n%s", err, out)
