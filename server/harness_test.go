@@ -27,6 +27,9 @@ type harness struct {
 	srv   *Server
 	store *store.Store
 	sim   *pvesim.Sim
+	// target is the database the store is on (storetest.Target): a second
+	// handle on it stands for another replica (replicas_test.go).
+	target string
 }
 
 var (
@@ -58,7 +61,8 @@ func newHarnessPVE(t testing.TB, pveTweak func(*pve.Config), tweak ...func(*Opti
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(storetest.Target(t), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
+	target := storetest.Target(t)
+	st, err := store.Open(target, store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +90,7 @@ func newHarnessPVE(t testing.TB, pveTweak func(*pve.Config), tweak ...func(*Opti
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, srv: srv, store: st, sim: sim}
+	return &harness{t: t, srv: srv, store: st, sim: sim, target: target}
 }
 
 // call dispatches directly, as every transport does.
