@@ -126,8 +126,7 @@ func (s *Server) SetSwitch(ctx context.Context, key string, on bool, by string) 
 // the calls of a replica silent for ReplicaSilentFor (when set); it runs at
 // start and with every approval sweep.
 func (s *Server) Recover(ctx context.Context) error {
-	cutoff := s.opts.Now().Add(-s.opts.ExecTimeout - time.Minute)
-	rows, err := s.opts.Store.MarkInterruptedCalls(ctx, cutoff, s.opts.ReplicaSilentFor)
+	rows, err := s.opts.Store.MarkInterruptedCalls(ctx, s.opts.ExecTimeout+time.Minute, s.opts.ReplicaSilentFor)
 	if err != nil {
 		return fmt.Errorf("marking interrupted calls: %w", err)
 	}

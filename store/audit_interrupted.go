@@ -41,13 +41,15 @@ func (s *Store) endRunning(tx *gorm.DB, auditID uint64) error {
 	return nil
 }
 
-// MarkInterrupted closes every begin row older than startedBefore that has no
+// MarkInterrupted closes every begin row older than olderThan that has no
 // end row with an end row of status "interrupted" and returns those begin
-// rows, oldest first. Choose startedBefore so that no call could still be
-// running (now minus the longest a call may take): another process sharing the
-// database may have calls in flight.
-func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([]AuditRow, error) {
-	return s.MarkInterruptedCalls(ctx, startedBefore, 0)
+// rows, oldest first. Choose olderThan so that no call could still be
+// running (the longest a call may take): another process sharing the
+// database may have calls in flight. Ages are by the clock row times take
+// (the database's on PostgreSQL), so a replica whose own clock is ahead
+// cannot close young calls.
+func (s *Store) MarkInterrupted(ctx context.Context, olderThan time.Duration) ([]AuditRow, error) {
+	return s.MarkInterruptedCalls(ctx, olderThan, 0)
 }
 
 // MarkInterruptedCalls is MarkInterrupted that also closes, whatever their
@@ -56,7 +58,7 @@ func (s *Store) MarkInterrupted(ctx context.Context, startedBefore time.Time) ([
 // stopped, and its calls with it. Zero closes none that way. A replica that
 // never sent a heartbeat is not judged by it, nor is this store's own
 // (Options.Replica): it knows its calls run.
-func (s *Store) MarkInterruptedCalls(ctx context.Context, startedBefore time.Time, replicaSilentFor time.Duration) ([]AuditRow, error) {
+func (s *Store) MarkInterruptedCalls(ctx context.Context, olderThan, replicaSilentFor time.Duration) ([]AuditRow, error) {
 	var open []auditRecord
 	var last uint64
 	err := s.auditTx(ctx, func(tx *gorm.DB) error {
@@ -65,7 +67,7 @@ func (s *Store) MarkInterruptedCalls(ctx context.Context, startedBefore time.Tim
 		if err != nil {
 			return err
 		}
-		cond, args := "time_ns < ?", []any{startedBefore.UnixNano()}
+		cond, args := "time_ns < "+s.clockNS()+" - ?", []any{olderThan.Nanoseconds()}
 		if len(orphans) > 0 {
 			cond, args = "(time_ns < ? OR id IN ?)", append(args, mapKeys(orphans))
 		}

@@ -273,8 +273,8 @@ func TestInterruptedCallsOfAStoppedReplica(t *testing.T) {
 	time.Sleep(silence + 100*time.Millisecond)
 	beat("b", "c") // a stopped
 
-	longAgo := time.Now().Add(-time.Hour)
-	marked, err := handles["b"].MarkInterruptedCalls(ctx, longAgo, silence)
+	anHour := time.Hour
+	marked, err := handles["b"].MarkInterruptedCalls(ctx, anHour, silence)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,15 +292,15 @@ func TestInterruptedCallsOfAStoppedReplica(t *testing.T) {
 	// b falls silent too: c marks b's call, while b never marks its own.
 	time.Sleep(silence + 100*time.Millisecond)
 	beat("c")
-	if marked, err := handles["b"].MarkInterruptedCalls(ctx, longAgo, silence); err != nil || len(marked) != 0 {
+	if marked, err := handles["b"].MarkInterruptedCalls(ctx, anHour, silence); err != nil || len(marked) != 0 {
 		t.Errorf("b marked %+v (%v); a replica's own calls run", marked, err)
 	}
-	if marked, err := handles["c"].MarkInterruptedCalls(ctx, longAgo, silence); err != nil || len(marked) != 1 || marked[0].ID != calls["b"] {
+	if marked, err := handles["c"].MarkInterruptedCalls(ctx, anHour, silence); err != nil || len(marked) != 1 || marked[0].ID != calls["b"] {
 		t.Errorf("c marked %+v (%v), want b's call %d", marked, err, calls["b"])
 	}
 
 	// Zero silence, as MarkInterrupted: only age counts.
-	if marked, err := handles[""].MarkInterruptedCalls(ctx, longAgo, 0); err != nil || len(marked) != 0 {
+	if marked, err := handles[""].MarkInterruptedCalls(ctx, anHour, 0); err != nil || len(marked) != 0 {
 		t.Errorf("with no silence given: marked %+v, %v", marked, err)
 	}
 	if err := handles["c"].AuditEnd(ctx, calls["c"], AuditOutcome{Status: OutcomeOK}); err != nil {
@@ -314,7 +314,7 @@ func TestInterruptedCallsOfAStoppedReplica(t *testing.T) {
 		t.Errorf("running calls left: %+v, want only the call of the replica that never sent a heartbeat", left)
 	}
 	// Age still closes every call left.
-	if marked, err := handles["c"].MarkInterrupted(ctx, time.Now().Add(time.Second)); err != nil || len(marked) != 2 {
+	if marked, err := handles["c"].MarkInterrupted(ctx, -time.Second); err != nil || len(marked) != 2 {
 		t.Errorf("by age: marked %+v, %v; want the calls of never and of the plain process", marked, err)
 	}
 	if err := handles["c"].db.Find(&left).Error; err != nil || len(left) != 0 {

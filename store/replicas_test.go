@@ -234,7 +234,7 @@ func raceEnds(t *testing.T, handles []*Store, ends, sweeps, rounds int) {
 					}
 					return
 				}
-				if _, err := h.MarkInterrupted(ctx, time.Now().Add(time.Hour)); err != nil {
+				if _, err := h.MarkInterrupted(ctx, -time.Hour); err != nil {
 					t.Errorf("MarkInterrupted: %v", err)
 				}
 			})
