@@ -126,7 +126,11 @@ func (s *Server) SetSwitch(ctx context.Context, key string, on bool, by string) 
 // the calls of a replica silent for ReplicaSilentFor (when set); it runs at
 // start and with every approval sweep.
 func (s *Server) Recover(ctx context.Context) error {
-	rows, err := s.opts.Store.MarkInterruptedCalls(ctx, s.opts.ExecTimeout+time.Minute, s.opts.ReplicaSilentFor)
+	var silentFor time.Duration
+	if s.opts.ReplicaSilentFor != nil {
+		silentFor = s.opts.ReplicaSilentFor()
+	}
+	rows, err := s.opts.Store.MarkInterruptedCalls(ctx, s.opts.ExecTimeout+time.Minute, silentFor)
 	if err != nil {
 		return fmt.Errorf("marking interrupted calls: %w", err)
 	}

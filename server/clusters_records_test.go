@@ -294,7 +294,7 @@ func TestRecoverMarksASilentReplicasCalls(t *testing.T) {
 			t.Cleanup(func() { other.Close() })
 			h, _ := newTwoClustersWith(t, nil, nil)
 			opts := h.srv.opts
-			opts.Store, opts.ReplicaSilentFor = st, tc.silent
+			opts.Store, opts.ReplicaSilentFor = st, func() time.Duration { return tc.silent }
 			opts.Clusters = []Cluster{*h.srv.clusters[0], *h.srv.clusters[1]}
 			srv, err := New(opts)
 			if err != nil {

@@ -62,12 +62,14 @@ type Options struct {
 	// each, to that cluster's alerts. Off with several clusters, list_alerts
 	// elsewhere says that only the default is watched.
 	WatchEveryCluster bool
-	// ReplicaSilentFor is how long another Jarvis replica sharing the
-	// database may send no heartbeat before Recover marks the calls it was
-	// running as interrupted, whatever their age (store.MarkInterruptedCalls).
-	// Zero marks calls by age only (older than ExecTimeout and a minute), as
-	// a lone Jarvis does.
-	ReplicaSilentFor time.Duration
+	// ReplicaSilentFor says, each time Recover runs, how long another Jarvis
+	// replica sharing the database may send no heartbeat before Recover
+	// marks the calls it was running as interrupted, whatever their age
+	// (store.MarkInterruptedCalls). Zero, or nil, marks calls by age only
+	// (older than ExecTimeout and a minute), as a lone Jarvis does. A
+	// replica answers zero while its own heartbeats do not reach the
+	// database steadily: cut off, it would see every other one silent.
+	ReplicaSilentFor func() time.Duration
 	// Observer is told how every call ended (Prometheus metrics); nil: nobody.
 	Observer CallObserver
 	Logger   *slog.Logger

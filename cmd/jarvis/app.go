@@ -45,6 +45,9 @@ type app struct {
 	// replica is this serve among the replicas sharing a PostgreSQL
 	// database (replicas.go); nil on SQLite and outside serve.
 	replica *replica
+	// steady says whether this replica's heartbeats reach the database, so
+	// that it may judge others silent; nil on SQLite.
+	steady *steadiness
 	cleanup []func()
 }
 
@@ -181,6 +184,7 @@ func buildApp(ctx context.Context, demo, asReplica bool, stderr io.Writer) (*app
 	replicaID := ""
 	if asReplica && cfg.onPostgres() {
 		replicaID = cfg.ReplicaID
+		a.steady = &steadiness{ttl: cfg.LeaseTTL}
 	}
 	// serve, stdio and doctor: never on a log without this replica's anchor.
 	a.store, err = openStoreAs(cfg, secret, replicaID, true)
@@ -218,7 +222,7 @@ func buildApp(ctx context.Context, demo, asReplica bool, stderr io.Writer) (*app
 		ApproveWhere:     approveWhere(cfg),
 		ElicitAgents:     cfg.ElicitAgents,
 		ExecTimeout:      cfg.ExecTimeout,
-		ReplicaSilentFor: replicaSilentFor(cfg),
+		ReplicaSilentFor: a.steady.silentFor,
 		Observer:         a.metrics,
 		Logger:           a.logger,
 		Version:          version,

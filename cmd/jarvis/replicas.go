@@ -47,8 +47,9 @@ const pruneReplicasAfter = 24 * time.Hour
 
 // replica is this serve among the replicas sharing the database.
 type replica struct {
-	st   *store.Store
-	id   string
+	st     *store.Store
+	steady *steadiness
+	id     string
 	addr string
 	t    leaseTimings
 	log  *slog.Logger
@@ -82,7 +83,7 @@ func (a *app) newReplica(addr string, watcher *watch.Watcher) *replica {
 	} else {
 		addr = "http://" + addr
 	}
-	r := &replica{st: a.store, id: a.cfg.ReplicaID, addr: addr, t: timingsFor(a.cfg.LeaseTTL), log: a.logger,
+	r := &replica{st: a.store, steady: a.steady, id: a.cfg.ReplicaID, addr: addr, t: timingsFor(a.cfg.LeaseTTL), log: a.logger,
 		recover: a.srv.Recover}
 	// The feed's streams are the store's subscribers other than Jarvis's own:
 	// the alert updates of MCP subscriptions (server.RunAlertUpdates, always
@@ -106,7 +107,10 @@ func (r *replica) heartbeat(ctx context.Context) error {
 	defer r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, r.t.renew)
 	defer cancel()
-	return r.st.Heartbeat(ctx, store.Replica{Addr: r.addr, Listeners: r.feedListeners(), Unattended: r.unattended()})
+	sent := time.Now()
+	err := r.st.Heartbeat(ctx, store.Replica{Addr: r.addr, Listeners: r.feedListeners(), Unattended: r.unattended()})
+	r.steady.beat(sent, err == nil)
+	return err
 }
 
 // runHeartbeats sends a heartbeat every renew interval until ctx ends, and
@@ -166,6 +170,11 @@ func (r *replica) runHeartbeats(ctx context.Context) {
 			need = need || o.Listeners > 0 || o.Unattended
 		}
 		r.othersNeed.Store(need)
+		if r.steady.silentFor() == 0 {
+			// Not heard steadily itself, it cannot tell who went silent:
+			// the replicas missing now are judged once it is.
+			continue
+		}
 		var gone []string
 		for _, id := range alive {
 			if !slices.Contains(now, id) {
@@ -192,15 +201,15 @@ func (r *replica) runHeartbeats(ctx context.Context) {
 // takes the lease (trying every retry interval while another replica holds
 // it), runs work with a context that ends when the lease is lost or cannot
 // be renewed in time, and runs it again when the lease is taken again. work
-// must return soon after its context ends. When ctx ends, work is stopped
-// and the lease released, so another replica takes it within its retry
-// interval instead of the TTL.
+// must return soon after its context ends; work that returns by itself
+// gives the lease up, to be taken again (here or elsewhere) at the next try.
+// When ctx ends, work is stopped and the lease released, so another replica
+// takes it within its retry interval instead of the TTL.
 func (r *replica) hold(ctx context.Context, name string, work func(context.Context)) {
 	var (
 		stop    context.CancelFunc
 		done    chan struct{}
 		lastOK  time.Time // when the last renewal that succeeded was sent
-		held    bool      // this replica held the lease at some point
 		failing bool
 	)
 	running := func() bool { return done != nil }
@@ -216,15 +225,18 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 			r.log.Warn(msg, append([]any{"lease", name, "replica", r.id}, args...)...)
 		}
 	}
+	// release gives the lease up if this replica holds it: also when no
+	// answer to a take came back, as the take may have committed.
+	release := func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := r.st.ReleaseLease(rctx, name, r.id); err != nil {
+			r.log.Warn("releasing a lease failed: another replica takes it when it expires", "lease", name, "err", err)
+		}
+	}
 	defer func() {
 		stopWork("")
-		if held {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			defer cancel()
-			if err := r.st.ReleaseLease(rctx, name, r.id); err != nil {
-				r.log.Warn("releasing a lease failed: another replica takes it when it expires", "lease", name, "err", err)
-			}
-		}
+		release()
 	}()
 	wait := time.Duration(0)
 	for {
@@ -243,6 +255,10 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 		}
 		if fenced {
 			stopWork("stopped: the lease could not be renewed in time, and another replica may take it", "ttl", r.t.ttl)
+		}
+		if running() && closed(done) {
+			stopWork("the work ended by itself: giving the lease up")
+			release()
 		}
 		// An attempt never outlasts the point where the work must stop.
 		limit := r.t.renew
@@ -268,7 +284,7 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 			failing = false
 			stopWork("stopped: another replica holds the lease")
 		default:
-			failing, held, lastOK = false, true, sent
+			failing, lastOK = false, sent
 			if !running() {
 				r.log.Info("holding the lease: running here", "lease", name, "replica", r.id, "epoch", epoch)
 				wctx, cancelWork := context.WithCancel(ctx)
@@ -286,12 +302,61 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 	}
 }
 
-// replicaSilentFor is server.Options.ReplicaSilentFor: on PostgreSQL a
-// replica silent for a lease's TTL has stopped, and its calls with it (its
-// leases expire then too); on SQLite calls are closed by age only.
-func replicaSilentFor(cfg *Config) time.Duration {
-	if !cfg.onPostgres() {
+// steadiness says whether this replica's own heartbeats reach the database
+// without a break. Only then may it judge another replica silent: one cut
+// off from the database, or paused, or the first to reconnect after the
+// database restarted, sees every other one silent when it was itself the
+// one that could not be heard. nil on SQLite.
+type steadiness struct {
+	ttl time.Duration
+
+	mu sync.Mutex
+	// since and last are when the first and the latest heartbeat of an
+	// unbroken run were sent; zero after one failed.
+	since, last time.Time
+}
+
+// beat records a heartbeat sent at sent, and whether it reached the
+// database. Two heartbeats further apart than the TTL break the run too: the
+// process was paused, or its clock jumped.
+func (s *steadiness) beat(sent time.Time, ok bool) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case !ok:
+		s.since, s.last = time.Time{}, time.Time{}
+	case s.last.IsZero() || sent.Sub(s.last) > s.ttl:
+		s.since, s.last = sent, sent
+	default:
+		s.last = sent
+	}
+}
+
+// silentFor is server.Options.ReplicaSilentFor: a replica silent for a
+// lease's TTL has stopped, and its calls with it (its leases expire then
+// too), as long as this replica's own heartbeats have been reaching the
+// database for that long; otherwise zero, and calls are closed by age only.
+func (s *steadiness) silentFor() time.Duration {
+	if s == nil {
 		return 0
 	}
-	return cfg.LeaseTTL
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.since.IsZero() || time.Since(s.since) < s.ttl || time.Since(s.last) > s.ttl {
+		return 0
+	}
+	return s.ttl
+}
+
+// closed reports whether done is closed, without waiting.
+func closed(done <-chan struct{}) bool {
+	select {
+	case <-done:
+		return true
+	default:
+		return false
+	}
 }

@@ -31,7 +31,7 @@ func replicaHandles(t *testing.T, n int, ttl time.Duration) []*replica {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = st.Close() })
-		out = append(out, &replica{st: st, id: id, t: timingsFor(ttl), log: slog.New(slog.DiscardHandler),
+		out = append(out, &replica{st: st, steady: &steadiness{ttl: ttl}, id: id, t: timingsFor(ttl), log: slog.New(slog.DiscardHandler),
 			feedListeners: func() int { return 0 }, unattended: func() bool { return false },
 			recover: func(context.Context) error { return nil }})
 	}
@@ -242,5 +242,66 @@ func TestReplicasNotifyOnce(t *testing.T) {
 	}
 	if l2, err := st.GetLease(context.Background(), leaseNotifier); err != nil || l2.Holder == l.Holder || !l2.Held {
 		t.Errorf("notifier lease after %s stopped: %+v %v", l.Holder, l2, err)
+	}
+}
+
+// A replica judges others silent only after its own heartbeats have reached
+// the database without a break for a TTL: the first to reconnect after the
+// database restarted must not close the calls of replicas still reconnecting.
+func TestReplicaJudgesOthersOnlyWhenHeardItself(t *testing.T) {
+	const ttl = 10 * time.Second
+	now := time.Now()
+	type beat struct {
+		ago time.Duration
+		ok  bool
+	}
+	for _, tc := range []struct {
+		name  string
+		beats []beat
+		want  time.Duration
+	}{
+		{"no heartbeat yet", nil, 0},
+		{"heard for less than a TTL", []beat{{6 * time.Second, true}, {3 * time.Second, true}, {0, true}}, 0},
+		{"heard steadily for a TTL", []beat{{12 * time.Second, true}, {9 * time.Second, true}, {6 * time.Second, true}, {3 * time.Second, true}, {0, true}}, ttl},
+		{"the latest heartbeat failed", []beat{{12 * time.Second, true}, {9 * time.Second, true}, {6 * time.Second, true}, {3 * time.Second, true}, {0, false}}, 0},
+		{"heard again after a failure, not yet for a TTL", []beat{{15 * time.Second, true}, {12 * time.Second, false}, {9 * time.Second, true}, {0, true}}, 0},
+		{"a pause longer than a TTL between heartbeats", []beat{{30 * time.Second, true}, {5 * time.Second, true}, {0, true}}, 0},
+		{"no heartbeat for longer than a TTL (paused now)", []beat{{40 * time.Second, true}, {35 * time.Second, true}, {30 * time.Second, true}, {25 * time.Second, true}, {20 * time.Second, true}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &steadiness{ttl: ttl}
+			for _, b := range tc.beats {
+				s.beat(now.Add(-b.ago), b.ok)
+			}
+			if got := s.silentFor(); got != tc.want {
+				t.Errorf("silentFor() = %s, want %s", got, tc.want)
+			}
+		})
+	}
+	var none *steadiness // SQLite, or a process that sends no heartbeats
+	if got := none.silentFor(); got != 0 {
+		t.Errorf("without heartbeats silentFor() = %s, want 0", got)
+	}
+}
+
+// Work that ends by itself (a notifier that could not start) gives its lease
+// up: it runs again at the next try, here or on another replica, instead of
+// the lease being renewed for work that no longer runs.
+func TestReplicaLeaseOfWorkThatEnded(t *testing.T) {
+	const ttl = time.Second
+	r := replicaHandles(t, 1, ttl)[0]
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var runs atomic.Int32
+	held := make(chan struct{})
+	go func() {
+		defer close(held)
+		r.hold(ctx, leaseWatcher, func(context.Context) { runs.Add(1) })
+	}()
+	waitFor(t, 5*time.Second, "the work run a second time", func() bool { return runs.Load() >= 2 })
+	cancel()
+	<-held
+	if l, err := r.st.GetLease(context.Background(), leaseWatcher); err != nil || l.Held {
+		t.Errorf("the lease after hold returned: %+v, %v", l, err)
 	}
 }
