@@ -47,7 +47,7 @@ type app struct {
 	replica *replica
 	// steady says whether this replica's heartbeats reach the database, so
 	// that it may judge others silent; nil on SQLite.
-	steady *steadiness
+	steady  *steadiness
 	cleanup []func()
 }
 

@@ -50,9 +50,9 @@ type replica struct {
 	st     *store.Store
 	steady *steadiness
 	id     string
-	addr string
-	t    leaseTimings
-	log  *slog.Logger
+	addr   string
+	t      leaseTimings
+	log    *slog.Logger
 	// feedListeners counts the clients following this replica's feed;
 	// unattended says whether it needs the cluster watched with nobody
 	// listening (app.unattended); recover closes the calls of replicas that
