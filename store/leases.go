@@ -166,7 +166,17 @@ type Replica struct {
 	// watcher's holder polls for besides its own.
 	Listeners  int
 	Unattended bool
+	// TakeOverAfter is how long the heartbeats of another process under
+	// the same id (another StartedAt) must have stopped before this one
+	// takes the id over; until then Heartbeat refuses with
+	// ErrReplicaIDInUse. Zero takes it over at once.
+	TakeOverAfter time.Duration
 }
+
+// ErrReplicaIDInUse is Heartbeat's refusal of an id another process,
+// still sending heartbeats, has: two replicas under one id would both hold
+// every lease and neither would judge the other's calls.
+var ErrReplicaIDInUse = errors.New("another Jarvis process sends heartbeats under this replica id")
 
 // Replica is Options.Replica: this store's replica, "" when it is none.
 func (s *Store) Replica() string { return s.replica }
@@ -184,13 +194,33 @@ func (s *Store) Heartbeat(ctx context.Context, r Replica) error {
 	if r.StartedAt.IsZero() {
 		r.StartedAt = s.opened
 	}
-	err := s.db.WithContext(ctx).Exec(`INSERT INTO replicas (id, addr, started_ns, heartbeat_ns, listeners, unattended)
+	// The row is this process's (the same start) or taken over from one
+	// silent for TakeOverAfter; otherwise nothing changes.
+	res := s.db.WithContext(ctx).Exec(`INSERT INTO replicas (id, addr, started_ns, heartbeat_ns, listeners, unattended)
 		VALUES (?, ?, ?, `+s.clockNS()+`, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET addr = excluded.addr, started_ns = excluded.started_ns,
-			heartbeat_ns = excluded.heartbeat_ns, listeners = excluded.listeners, unattended = excluded.unattended`,
-		r.ID, r.Addr, toNS(r.StartedAt), r.Listeners, r.Unattended).Error
+			heartbeat_ns = excluded.heartbeat_ns, listeners = excluded.listeners, unattended = excluded.unattended
+		WHERE replicas.started_ns = excluded.started_ns OR replicas.heartbeat_ns < excluded.heartbeat_ns - ?`,
+		r.ID, r.Addr, toNS(r.StartedAt), r.Listeners, r.Unattended, r.TakeOverAfter.Nanoseconds())
+	if res.Error != nil {
+		return fmt.Errorf("heartbeat of replica %s: %w", r.ID, res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return fmt.Errorf("heartbeat of replica %s: %w", r.ID, ErrReplicaIDInUse)
+	}
+	return nil
+}
+
+// EndHeartbeats says that this store's replica (Options.Replica) stopped
+// cleanly: its heartbeat row reads as silent at once, so that the same id
+// can start again without waiting for TakeOverAfter. Its calls have ended.
+func (s *Store) EndHeartbeats(ctx context.Context) error {
+	if s.replica == "" {
+		return nil
+	}
+	err := s.db.WithContext(ctx).Exec("UPDATE replicas SET heartbeat_ns = 0 WHERE id = ? AND started_ns = ?", s.replica, toNS(s.opened)).Error
 	if err != nil {
-		return fmt.Errorf("heartbeat of replica %s: %w", r.ID, err)
+		return fmt.Errorf("end the heartbeats of replica %s: %w", s.replica, err)
 	}
 	return nil
 }

@@ -324,3 +324,44 @@ func TestInterruptedCallsOfAStoppedReplica(t *testing.T) {
 		t.Errorf("AuditVerify = %+v", rep)
 	}
 }
+
+// Two processes under one replica id: the second is refused while the first
+// sends heartbeats, takes the id over once the first is silent for
+// TakeOverAfter, and at once after the first stopped cleanly (EndHeartbeats).
+func TestReplicaIDInUse(t *testing.T) {
+	ctx := context.Background()
+	target := tempDB(t)
+	first := openWith(t, target, Options{Replica: "a"})
+	time.Sleep(time.Millisecond) // another start time, as another process has
+	second := openWith(t, target, Options{Replica: "a"})
+	const takeOver = 300 * time.Millisecond
+	beat := func(s *Store) error { return s.Heartbeat(ctx, Replica{TakeOverAfter: takeOver}) }
+
+	if err := beat(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := beat(second); !errors.Is(err, ErrReplicaIDInUse) {
+		t.Fatalf("a second process under id a while the first beats: %v, want ErrReplicaIDInUse", err)
+	}
+	if err := beat(first); err != nil {
+		t.Fatalf("the first process's next heartbeat: %v", err)
+	}
+	// The first falls silent: after TakeOverAfter the second takes the id.
+	time.Sleep(takeOver + 100*time.Millisecond)
+	if err := beat(second); err != nil {
+		t.Fatalf("taking over the id of a process silent for %s: %v", takeOver, err)
+	}
+	if err := beat(first); !errors.Is(err, ErrReplicaIDInUse) {
+		t.Fatalf("the first process back after the id was taken over: %v, want ErrReplicaIDInUse", err)
+	}
+	// A clean stop hands the id over at once.
+	if err := second.EndHeartbeats(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := beat(first); err != nil {
+		t.Fatalf("the id after its process stopped cleanly: %v", err)
+	}
+	if fresh, err := first.FreshReplicas(ctx, time.Minute); err != nil || len(fresh) != 1 || !fresh[0].StartedAt.Equal(first.opened) {
+		t.Errorf("fresh replicas: %+v, %v; want the first process's", fresh, err)
+	}
+}

@@ -89,12 +89,14 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 		// Heartbeats go on until the HTTP server has drained: the calls the
 		// shutdown cuts short are still this replica's to end.
 		beat, stopBeat := context.WithCancel(context.WithoutCancel(ctx))
-		if err := a.replica.heartbeat(beat); err != nil {
-			a.logger.Warn("replica heartbeat failed", "replica", a.cfg.ReplicaID, "err", err)
+		if err := a.replica.join(ctx); err != nil {
+			stopBeat()
+			_ = ln.Close()
+			return fmt.Errorf("not starting: %w", err)
 		}
 		beating := make(chan struct{})
 		go func() { a.replica.runHeartbeats(beat); close(beating) }()
-		defer func() { stopBeat(); <-beating }()
+		defer func() { stopBeat(); <-beating; a.replica.leave() }()
 	}
 	// The notifier outlives the background context: calls cut short by the
 	// shutdown end (and are announced) while the HTTP server drains, and it

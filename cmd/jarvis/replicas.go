@@ -11,6 +11,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -108,9 +110,47 @@ func (r *replica) heartbeat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.t.renew)
 	defer cancel()
 	sent := time.Now()
-	err := r.st.Heartbeat(ctx, store.Replica{Addr: r.addr, Listeners: r.feedListeners(), Unattended: r.unattended()})
+	err := r.st.Heartbeat(ctx, store.Replica{Addr: r.addr, Listeners: r.feedListeners(), Unattended: r.unattended(),
+		TakeOverAfter: r.t.ttl})
 	r.steady.beat(sent, err == nil)
 	return err
+}
+
+// join sends this replica's first heartbeat. Under an id another process
+// still sends heartbeats for, it tries again until that one has been silent
+// for a TTL (a replica restarted after a crash), then refuses: two replicas
+// under one id would both hold every lease. Other failures only warn: the
+// heartbeats go on trying.
+func (r *replica) join(ctx context.Context) error {
+	deadline := time.Now().Add(r.t.ttl + r.t.renew)
+	for {
+		err := r.heartbeat(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case !errors.Is(err, store.ErrReplicaIDInUse):
+			r.log.Warn("replica heartbeat failed", "replica", r.id, "err", err)
+			return nil
+		case time.Now().After(deadline):
+			return fmt.Errorf("another Jarvis process is running as replica %s (JARVIS_REPLICA_ID) on this database: "+
+				"give each replica an id of its own, or leave JARVIS_REPLICA_ID unset for one made at each start", r.id)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.t.retry):
+		}
+	}
+}
+
+// leave says this replica stopped cleanly (store.EndHeartbeats), so that
+// the same id may start again at once.
+func (r *replica) leave() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := r.st.EndHeartbeats(ctx); err != nil {
+		r.log.Warn("could not record this replica's clean stop: the same id may start again after JARVIS_LEASE_TTL", "replica", r.id, "err", err)
+	}
 }
 
 // runHeartbeats sends a heartbeat every renew interval until ctx ends, and
@@ -147,6 +187,11 @@ func (r *replica) runHeartbeats(ctx context.Context) {
 			rctx, cancel := context.WithTimeout(ctx, r.t.renew)
 			fresh, err = r.st.FreshReplicas(rctx, r.t.ttl)
 			cancel()
+		}
+		if errors.Is(err, store.ErrReplicaIDInUse) && ctx.Err() == nil {
+			// Said every time: it lasts until one of the two stops.
+			r.log.Error("another Jarvis process took this replica's id over while it was silent: give each replica an id of its own",
+				"replica", r.id, "err", err)
 		}
 		if err != nil {
 			if ctx.Err() == nil && !failing {

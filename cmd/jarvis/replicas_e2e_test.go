@@ -104,6 +104,21 @@ func TestReplicasEndToEnd(t *testing.T) {
 	}
 	b := startReplica(t, "replica-b", envB)
 
+	// A third process under A's id (a shared .env) is refused: it would
+	// hold every lease beside A.
+	anchorDup := filepath.Join(t.TempDir(), "jarvis.anchor")
+	if err := os.WriteFile(anchorDup, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	dup := exec.CommandContext(dctx, jarvisBinary(t), "serve")
+	dup.Env = envOf("replica-a", anchorDup, freePort(t))
+	dupOut, err := dup.CombinedOutput()
+	dcancel()
+	if err == nil || !strings.Contains(string(dupOut), "another Jarvis process is running as replica replica-a (JARVIS_REPLICA_ID)") {
+		t.Fatalf("a second serve as replica-a: %v\n%s", err, dupOut)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	db, err := pgx.Connect(ctx, url)
