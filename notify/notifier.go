@@ -141,7 +141,10 @@ func New(opts Options) (*Notifier, error) {
 // every process sharing the database and misses none when it is slow. When
 // ctx ends it reads once more, for up to DrainTimeout, queues what it finds
 // for Close to send, and saves its cursor; end ctx only once what should
-// still be announced (calls the shutdown cut short) has been published.
+// still be announced (calls the shutdown cut short) has been published. When
+// ctx ends with the cause store.ErrLeaseLost, another replica goes on from
+// the stored cursor: Run neither reads nor saves the cursor again, so it
+// sends nothing that one sends and cannot move the cursor back under it.
 func (n *Notifier) Run(ctx context.Context) {
 	tick := time.NewTicker(n.opts.Poll)
 	defer tick.Stop()
@@ -162,7 +165,7 @@ func (n *Notifier) Run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			if started {
+			if started && !errors.Is(context.Cause(ctx), store.ErrLeaseLost) {
 				n.finalCatchUp(context.WithoutCancel(ctx))
 			}
 			return
@@ -194,7 +197,9 @@ func (n *Notifier) finalCatchUp(ctx context.Context) {
 	rctx, cancel := context.WithTimeout(ctx, n.opts.DrainTimeout)
 	defer cancel()
 	n.catchUp(rctx)
-	n.saveCursor(ctx, true) // even when the read ran out of time
+	sctx, cancel := context.WithTimeout(ctx, n.opts.DrainTimeout)
+	defer cancel()
+	n.saveCursor(sctx, true) // even when the read ran out of time
 }
 
 // start reads the cursor. Without one, the notifier starts at the feed's

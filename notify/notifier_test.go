@@ -376,6 +376,50 @@ func TestStopReadsWhatItWasNotWokenFor(t *testing.T) {
 	}
 }
 
+// A notifier stopped because its replica lost the notifier lease reads
+// nothing more and leaves the cursor alone: the next holder goes on from the
+// stored cursor, and would send again what this one read on its way out.
+func TestStopOnALostLeaseLeavesTheRestToTheNextHolder(t *testing.T) {
+	target := storetest.Target(t)
+	open := func() *store.Store {
+		st, err := store.Open(target, store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	st := open()
+	other := open() // another process's: its events wake nobody here
+	rec := &recorder{}
+	n, err := New(Options{Store: st, Channels: []Channel{rec}, Retry: fastRetry, Poll: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(ctx)
+	}()
+	var cursor string
+	waitFor(t, "the notifier to store its cursor", func() bool {
+		v, found, _ := st.GetPreference(context.Background(), CursorKey)
+		cursor = v
+		return found
+	})
+	publish(t, other, store.SeverityCritical, "node pve2 is offline", store.AlertDetails{Key: "node-offline:pve2", State: store.AlertRaised})
+	cancel(store.ErrLeaseLost)
+	<-done
+	n.Close()
+	if got := rec.got(); len(got) != 0 {
+		t.Fatalf("sent %+v after the lease was lost; the next holder sends it", got)
+	}
+	if v, _, _ := st.GetPreference(context.Background(), CursorKey); v != cursor {
+		t.Errorf("cursor moved from %s to %s after the lease was lost", cursor, v)
+	}
+}
+
 // echoingSMTP is an SMTP server over TLS on 127.0.0.1 that offers a login and
 // refuses every one, quoting the credentials it got, encoded and decoded.
 func echoingSMTP(t *testing.T, cert *tls.Certificate) int {

@@ -173,6 +173,12 @@ type Replica struct {
 	TakeOverAfter time.Duration
 }
 
+// ErrLeaseLost is the cause (context.Cause) with which work run under a
+// lease is stopped when the lease was lost or could not be renewed in time:
+// another process may hold it, so the work must not write what the next
+// holder writes (a cursor, messages) on its way out.
+var ErrLeaseLost = errors.New("the lease was lost: another process may hold it now")
+
 // ErrReplicaIDInUse is Heartbeat's refusal of an id another process,
 // still sending heartbeats, has: two replicas under one id would both hold
 // every lease and neither would judge the other's calls.

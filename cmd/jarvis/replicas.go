@@ -252,18 +252,20 @@ func (r *replica) runHeartbeats(ctx context.Context) {
 // takes it within its retry interval instead of the TTL.
 func (r *replica) hold(ctx context.Context, name string, work func(context.Context)) {
 	var (
-		stop    context.CancelFunc
+		stop    context.CancelCauseFunc
 		done    chan struct{}
 		lastOK  time.Time // when the last renewal that succeeded was sent
 		failing bool
 	)
 	running := func() bool { return done != nil }
 	fenceAt := func() time.Time { return lastOK.Add(r.t.ttl - r.t.margin) }
-	stopWork := func(msg string, args ...any) {
+	// stopWork stops the work with cause (store.ErrLeaseLost when another
+	// replica may hold the lease; nil for a clean stop), and says msg.
+	stopWork := func(cause error, msg string, args ...any) {
 		if !running() {
 			return
 		}
-		stop()
+		stop(cause)
 		<-done
 		stop, done = nil, nil
 		if msg != "" {
@@ -280,7 +282,7 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 		}
 	}
 	defer func() {
-		stopWork("")
+		stopWork(nil, "")
 		release()
 	}()
 	wait := time.Duration(0)
@@ -299,10 +301,10 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 		case <-timer.C:
 		}
 		if fenced {
-			stopWork("stopped: the lease could not be renewed in time, and another replica may take it", "ttl", r.t.ttl)
+			stopWork(store.ErrLeaseLost, "stopped: the lease could not be renewed in time, and another replica may take it", "ttl", r.t.ttl)
 		}
 		if running() && closed(done) {
-			stopWork("the work ended by itself: giving the lease up")
+			stopWork(nil, "the work ended by itself: giving the lease up")
 			release()
 		}
 		// An attempt never outlasts the point where the work must stop.
@@ -323,16 +325,16 @@ func (r *replica) hold(ctx context.Context, name string, work func(context.Conte
 			}
 			failing = true
 			if running() && time.Now().After(fenceAt()) {
-				stopWork("stopped: the lease could not be renewed in time, and another replica may take it", "ttl", r.t.ttl)
+				stopWork(store.ErrLeaseLost, "stopped: the lease could not be renewed in time, and another replica may take it", "ttl", r.t.ttl)
 			}
 		case !ok:
 			failing = false
-			stopWork("stopped: another replica holds the lease")
+			stopWork(store.ErrLeaseLost, "stopped: another replica holds the lease")
 		default:
 			failing, lastOK = false, sent
 			if !running() {
 				r.log.Info("holding the lease: running here", "lease", name, "replica", r.id, "epoch", epoch)
-				wctx, cancelWork := context.WithCancel(ctx)
+				wctx, cancelWork := context.WithCancelCause(ctx)
 				stop, done = cancelWork, make(chan struct{})
 				go func(done chan struct{}) {
 					defer close(done)
