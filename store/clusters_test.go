@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -297,5 +298,39 @@ func TestCreatedGuestsPerCluster(t *testing.T) {
 	}
 	if got, _ := s.CreatedGuestsOn("home").CreatedByJarvis(ctx, 150, "jarvis-id-2"); !got {
 		t.Error("forgetting lab/150 forgot home/150 too")
+	}
+}
+
+// InClusters lists the events of any of the clusters named, "" included:
+// a watcher reads its own cluster's open alerts (and the default cluster's
+// watcher those from before several clusters) without the others'.
+func TestListEventsInClusters(t *testing.T) {
+	ctx := context.Background()
+	s, _ := openTemp(t)
+	for _, c := range []string{"", "home", "lab", "lab", "away"} {
+		if err := s.Publish(ctx, &Event{Type: EventAlert, Severity: SeverityWarning, Source: "test", Cluster: c, Summary: "alert on " + c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		in   []string
+		want []string // newest first
+	}{
+		{[]string{"lab"}, []string{"lab", "lab"}},
+		{[]string{"home", ""}, []string{"home", ""}},
+		{[]string{""}, []string{""}},
+		{nil, []string{"away", "lab", "lab", "home", ""}},
+	} {
+		evs, err := s.ListEvents(ctx, EventFilter{Type: EventAlert, InClusters: tc.in})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.Cluster)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("InClusters %q: clusters %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -301,6 +301,7 @@ type EventFilter struct {
 	Limit          int // <= 0 means 100; at most 1000
 	Type, Node     string
 	Cluster        string    // Event.Cluster exactly
+	InClusters     []string  // Event.Cluster is one of these ("" too, when listed)
 	Since          time.Time // events at or after this time
 	UnresolvedOnly bool
 }
@@ -316,6 +317,9 @@ func (s *Store) ListEvents(ctx context.Context, f EventFilter) ([]Event, error) 
 	}
 	if f.Cluster != "" {
 		q = q.Where("cluster = ?", f.Cluster)
+	}
+	if len(f.InClusters) > 0 {
+		q = q.Where("cluster IN ?", f.InClusters)
 	}
 	if !f.Since.IsZero() {
 		q = q.Where("time_ns >= ?", f.Since.UnixNano())

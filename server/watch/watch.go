@@ -586,7 +586,13 @@ func (w *Watcher) alert(ctx context.Context, a alertSpec, firing bool) {
 // so a restart neither raises them again nor leaves them open for ever (a
 // guest's is re-checked when the guest is first seen: guests.go).
 func (w *Watcher) loadOpenAlerts(ctx context.Context) {
-	open, err := w.store.ListEvents(ctx, store.EventFilter{Type: store.EventAlert, UnresolvedOnly: true, Limit: 1000})
+	// This cluster's alerts only, so that other clusters' do not use up
+	// the limit.
+	clusters := []string{w.cluster}
+	if w.adopt && w.cluster != "" {
+		clusters = append(clusters, "")
+	}
+	open, err := w.store.ListEvents(ctx, store.EventFilter{Type: store.EventAlert, UnresolvedOnly: true, InClusters: clusters, Limit: 1000})
 	if err != nil {
 		w.log.Warn("cluster poll: reading open alerts", "err", err)
 		return
