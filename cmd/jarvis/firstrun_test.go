@@ -40,7 +40,7 @@ func TestEveryCommandAnswersHelp(t *testing.T) {
 		}
 	}
 	// Every command in the overview has its help.
-	for _, m := range regexp.MustCompile(`(?m)^  jarvis (\w+)`).FindAllStringSubmatch(usage, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^  jarvis ([\w-]+)`).FindAllStringSubmatch(usage, -1) {
 		if _, ok := help[m[1]]; !ok {
 			t.Errorf("jarvis %s has no --help text", m[1])
 		}

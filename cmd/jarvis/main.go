@@ -33,6 +33,7 @@ Usage:
   jarvis rule list [--all] | jarvis rule show|update|revoke ID
   jarvis notify test           send a test notification to each configured channel
   jarvis audit verify          check the audit log's hash chain
+  jarvis migrate-store         move the SQLite state into an empty PostgreSQL database
   jarvis doctor                check configuration, cluster API, node names, token privileges, SSH
   jarvis healthcheck           exit 0 when the local server's /api/health answers (Docker HEALTHCHECK)
   jarvis version
@@ -202,6 +203,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runNotifyTest(ctx, &cfg.NotifyEnv, cfg.consoleURL(), stdout, stderr)
 	case "audit":
 		return runAudit(ctx, demo, rest, stdout)
+	case "migrate-store":
+		return runMigrateStore(ctx, demo, rest, stdout)
 	case "doctor", "healthcheck":
 		if len(rest) > 0 || demo {
 			return usageError{fmt.Sprintf("%s takes no arguments (see jarvis %s --help)", cmd, cmd)}
