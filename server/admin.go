@@ -148,3 +148,13 @@ func (s *Server) Recover(ctx context.Context) error {
 // Policy is the safety policy of the default cluster (the console shows what
 // it protects; its guest view reads that cluster).
 func (s *Server) Policy() safety.Policy { return s.defaultCluster().Policy }
+
+// PolicyOf is the safety policy of cluster name, and whether it is served.
+func (s *Server) PolicyOf(name string) (safety.Policy, bool) {
+	for _, c := range s.clusters {
+		if c.Name == name {
+			return c.Policy, true
+		}
+	}
+	return safety.Policy{}, false
+}

@@ -291,7 +291,7 @@ func (a *App) health(c echo.Context) error {
 	case len(problems) > 0:
 		status = "degraded"
 	}
-	return c.JSON(code, map[string]any{
+	out := map[string]any{
 		"status":         status,
 		"version":        a.opts.Version,
 		"uptime_seconds": int64(time.Since(a.started).Seconds()),
@@ -299,7 +299,22 @@ func (a *App) health(c echo.Context) error {
 		"audit_log":      map[bool]string{true: "ok", false: "broken"}[auditErr == nil],
 		"pve_api":        pveWord,
 		"problems":       problems,
-	})
+	}
+	// With several clusters, which (the default first) and whether each is
+	// watched: the console's cluster picker.
+	if names := a.opts.Server.ClusterNames(); len(names) > 1 {
+		type clusterInfo struct {
+			Name    string `json:"name"`
+			Default bool   `json:"default,omitempty"`
+			Watched bool   `json:"watched"`
+		}
+		list := make([]clusterInfo, len(names))
+		for i, n := range names {
+			list[i] = clusterInfo{Name: n, Default: i == 0, Watched: a.opts.Watcher != nil && a.opts.Watcher.Cluster(n) != nil}
+		}
+		out["clusters"] = list
+	}
+	return c.JSON(code, out)
 }
 
 // checkPVE pings the Proxmox API, or reuses the last answer for pveTTL, and
@@ -320,6 +335,9 @@ func (a *App) checkPVE(ctx context.Context) *watch.Problem {
 	var problem *watch.Problem
 	if err := a.opts.PVEPing(pctx); err != nil {
 		p := watch.Diagnose(err)
+		if names := a.opts.Server.ClusterNames(); len(names) > 1 {
+			p = p.ForCluster(names[0]) // the default's, the one pinged
+		}
 		if errors.Is(pctx.Err(), context.DeadlineExceeded) {
 			p.Error = fmt.Sprintf("the Proxmox API did not answer within %s", pveCheckTimeout)
 		}

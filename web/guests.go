@@ -52,9 +52,11 @@ type guestProtection struct {
 }
 
 type guestDetail struct {
-	VMID int    `json:"vmid"`
-	Node string `json:"node,omitempty"`
-	Kind string `json:"kind,omitempty"`
+	VMID int `json:"vmid"`
+	// Cluster is the cluster read, with several ("" with one).
+	Cluster string `json:"cluster,omitempty"`
+	Node    string `json:"node,omitempty"`
+	Kind    string `json:"kind,omitempty"`
 	// CreatedByJarvis is the config's answer, or Jarvis's own record of the
 	// guests it created when the config cannot be read.
 	CreatedByJarvis bool            `json:"created_by_jarvis"`
@@ -97,12 +99,16 @@ func (a *App) getGuest(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	cluster, err := a.guestCluster(c)
+	if err != nil {
+		return err
+	}
 	p, err := a.consolePrincipal(c)
 	if err != nil {
 		return err
 	}
 	ctx := c.Request().Context()
-	out := guestDetail{VMID: vmid}
+	out := guestDetail{VMID: vmid, Cluster: cluster}
 	calls := []struct {
 		into *guestSection
 		tool string
@@ -115,6 +121,9 @@ func (a *App) getGuest(c echo.Context) error {
 	}
 	var wg sync.WaitGroup
 	for _, call := range calls {
+		if cluster != "" {
+			call.args["cluster"] = cluster
+		}
 		wg.Go(func() { *call.into = a.dispatchSection(ctx, p, call.tool, call.args) })
 	}
 	wg.Wait()
@@ -139,7 +148,7 @@ func (a *App) getGuest(c echo.Context) error {
 	if len(out.Config.Data) > 0 && json.Unmarshal(out.Config.Data, &cfg) == nil && cfg.CreatedByJarvis != nil {
 		out.CreatedByJarvis = *cfg.CreatedByJarvis
 	}
-	out.Protection = a.guestProtection(vmid, out.Node, out.Kind)
+	out.Protection = a.guestProtection(cluster, vmid, out.Node, out.Kind)
 	return c.JSON(http.StatusOK, out)
 }
 
@@ -164,13 +173,39 @@ func (a *App) getGuestMetrics(c echo.Context) error {
 	if !slices.Contains(metricsTimeframes, tf) {
 		return apiError(http.StatusBadRequest, "timeframe must be hour, day or week", map[string]string{"field": "timeframe"})
 	}
+	cluster, err := a.guestCluster(c)
+	if err != nil {
+		return err
+	}
 	p, err := a.consolePrincipal(c)
 	if err != nil {
 		return err
 	}
-	sec := a.dispatchSection(c.Request().Context(), p, "get_metrics_history",
-		map[string]any{"vmid": vmid, "timeframe": tf, "points": guestMetricsPoints})
-	return c.JSON(http.StatusOK, map[string]any{"vmid": vmid, "timeframe": tf, "metrics": sec})
+	args := map[string]any{"vmid": vmid, "timeframe": tf, "points": guestMetricsPoints}
+	out := map[string]any{"vmid": vmid, "timeframe": tf}
+	if cluster != "" {
+		args["cluster"], out["cluster"] = cluster, cluster
+	}
+	out["metrics"] = a.dispatchSection(c.Request().Context(), p, "get_metrics_history", args)
+	return c.JSON(http.StatusOK, out)
+}
+
+// guestCluster reads the guest view's cluster parameter: with several
+// clusters, one of them (none given: the default); with one, it is ignored,
+// as the other API filters do, and the answer names none.
+func (a *App) guestCluster(c echo.Context) (string, error) {
+	names := a.opts.Server.ClusterNames()
+	v := c.QueryParam("cluster")
+	switch {
+	case len(names) < 2:
+		return "", nil
+	case v == "":
+		return names[0], nil
+	case !slices.Contains(names, v):
+		return "", apiError(http.StatusBadRequest, fmt.Sprintf("no cluster %s: one of %s", v, strings.Join(names, ", ")),
+			map[string]string{"field": "cluster"})
+	}
+	return v, nil
 }
 
 // dispatchSection runs one GREEN tool through the dispatch path and turns its
@@ -296,8 +331,11 @@ func scrub(v any) bool {
 // node, would be refused as protected. The policy itself answers (the same
 // Decide every call goes through), so the console and the dispatch path
 // cannot disagree.
-func (a *App) guestProtection(vmid int, node, kind string) guestProtection {
+func (a *App) guestProtection(cluster string, vmid int, node, kind string) guestProtection {
 	pol := a.opts.Server.Policy()
+	if p, ok := a.opts.Server.PolicyOf(cluster); ok {
+		pol = p
+	}
 	var out guestProtection
 	ask := func(t safety.Target) {
 		v := pol.Decide(safety.Request{

@@ -252,7 +252,7 @@ func startConsoleSession(t *testing.T, password string, timeout time.Duration) *
 	t.Setenv("JARVIS_LISTEN", "127.0.0.1")
 	t.Setenv("JARVIS_PASSWORD", password)
 	t.Setenv("JWT_SECRET", "browser-test-jwt-secret-0123456789abcdef")
-	t.Setenv("DB_PATH", filepath.Join(t.TempDir(), "jarvis.db"))
+	testDatabase(t)
 	t.Setenv("JARVIS_APPROVAL_WAIT", "1s")
 	t.Setenv("LOG_LEVEL", "warn")
 

@@ -5,6 +5,8 @@ package watch
 
 import (
 	"log/slog"
+	"regexp"
+	"strings"
 
 	"github.com/jarvis-homelab/jarvis/store"
 	"github.com/jarvis-homelab/jarvis/tools/pve"
@@ -86,4 +88,22 @@ func (w *Watcher) qualified(s string) string {
 		return s
 	}
 	return w.cluster + "/" + s
+}
+
+// clusterSettings are the settings a Problem's Fix names that each cluster
+// has its own of, with several clusters (cmd/jarvis/config_clusters.go).
+var clusterSettings = regexp.MustCompile(`\b(JARVIS_NODES|PVE_TOKEN_ID|PVE_TOKEN_SECRET|PVE_TOKEN_SECRET_FILE|PVE_TLS_FINGERPRINT|PVE_CA_FILE)\b`)
+
+// ForCluster is p with its Fix naming cluster name's own settings, as an
+// installation with several clusters sets them: JARVIS_CLUSTER_LAB_NODES,
+// JARVIS_CLUSTER_LAB_PVE_TOKEN_ID, … "" leaves it as it is (one cluster).
+func (p Problem) ForCluster(name string) Problem {
+	if name == "" {
+		return p
+	}
+	prefix := "JARVIS_CLUSTER_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_")) + "_"
+	p.Fix = clusterSettings.ReplaceAllStringFunc(p.Fix, func(v string) string {
+		return prefix + strings.TrimPrefix(v, "JARVIS_")
+	})
+	return p
 }

@@ -128,3 +128,17 @@ func TestNewClustersReportEachClustersProblems(t *testing.T) {
 		t.Errorf("Problems() = %+v, want lab's alone, named", ps)
 	}
 }
+
+// With several clusters a problem's fix names the cluster's own settings.
+func TestProblemForCluster(t *testing.T) {
+	p := Problem{Fix: "check PVE_TOKEN_ID and PVE_TOKEN_SECRET (or PVE_TOKEN_SECRET_FILE), JARVIS_NODES, PVE_TLS_FINGERPRINT=ab:cd"}
+	for _, tc := range []struct{ cluster, want string }{
+		{"", p.Fix},
+		{"lab", "check JARVIS_CLUSTER_LAB_PVE_TOKEN_ID and JARVIS_CLUSTER_LAB_PVE_TOKEN_SECRET (or JARVIS_CLUSTER_LAB_PVE_TOKEN_SECRET_FILE), JARVIS_CLUSTER_LAB_NODES, JARVIS_CLUSTER_LAB_PVE_TLS_FINGERPRINT=ab:cd"},
+		{"home-2", "check JARVIS_CLUSTER_HOME_2_PVE_TOKEN_ID and JARVIS_CLUSTER_HOME_2_PVE_TOKEN_SECRET (or JARVIS_CLUSTER_HOME_2_PVE_TOKEN_SECRET_FILE), JARVIS_CLUSTER_HOME_2_NODES, JARVIS_CLUSTER_HOME_2_PVE_TLS_FINGERPRINT=ab:cd"},
+	} {
+		if got := p.ForCluster(tc.cluster).Fix; got != tc.want {
+			t.Errorf("ForCluster(%q).Fix = %q\nwant %q", tc.cluster, got, tc.want)
+		}
+	}
+}

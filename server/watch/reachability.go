@@ -46,7 +46,7 @@ func (w *Watcher) note(ctx context.Context, part string, err error) {
 			}
 		}
 	} else {
-		p := Diagnose(err)
+		p := Diagnose(err).ForCluster(w.cluster)
 		p.Since = now
 		if old, ok := w.failing[part]; ok && old.Error == p.Error {
 			p.Since = old.Since

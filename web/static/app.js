@@ -29,10 +29,10 @@
     eventNodes: new Map(),    // event id → <li>
     approvals: new Map(),     // approval id → {data, el}
     deciding: new Set(),      // approval ids with a decision in flight
-    clusterSeq: { nodes: 0, guests: 0, storage: 0 },
-    clusterUpdated: null,     // time of the newest snapshot shown
+    // The clusters Jarvis serves, each one's overview and why it cannot be
+    // read (newClusters). With one cluster no event names one: all is under ''.
+    clusters: newClusters(),
     conn: 'offline',          // the feed's state, as setConn was told
-    clusterProblem: null,     // {error, fix, partial} while the cluster cannot be read
     problemSeq: 0,            // counts live reachability events, so an older health answer loses
     nodeEls: new Map(),
     tick: 0,
@@ -40,8 +40,7 @@
     approvalsAgain: false,
     noticeTimer: 0,
     view: 'overview',         // overview | guest | history | audit | rules | approval (from the location hash)
-    guestInfo: new Map(),     // vmid → the newest cluster snapshot's row (name, node, status)
-    guest: null,              // {vmid, seq, detail} of the open guest view
+    guest: null,              // {vmid, cluster, seq, detail} of the open guest view ('' : the default cluster)
     guestSeq: 0,              // bumps on every guest load, so a late answer for another guest loses
     metricsSeq: 0,
     charts: [],               // uPlot instances of the guest view
@@ -179,12 +178,14 @@
 
   function renderConn() {
     const words = { live: 'live', connecting: 'connecting…', reconnecting: 'reconnecting…', offline: 'offline' };
-    const p = state.clusterProblem;
+    const list = problemList();
     let kind = state.conn;
     let text = words[kind] || kind;
-    if (kind === 'live' && p) {
+    if (kind === 'live' && list.length) {
       kind = 'degraded';
-      text = p.partial ? 'cluster degraded' : 'cluster unreachable';
+      const word = list.every((p) => p.partial) ? 'degraded' : 'unreachable';
+      // With several clusters, which: the others are fine.
+      text = several() ? `${list.map((p) => p.cluster).join(', ')} ${word}` : `cluster ${word}`;
     }
     $('conn').dataset.state = kind;
     $('conn-text').textContent = text;
@@ -192,32 +193,72 @@
 
   // ---------- cluster reachability ----------
 
-  // setClusterProblem shows why the cluster cannot be read (the watcher's
+  const BANNER_TITLE = 'Jarvis cannot read the Proxmox cluster.';
+
+  // setClusterProblem shows why a cluster cannot be read (the watcher's
   // system events, or /api/health at load), or clears it when it can again.
-  function setClusterProblem(p) {
-    state.clusterProblem = p && p.error ? p : null;
-    p = state.clusterProblem;
-    const banner = $('cluster-banner');
-    banner.hidden = !p || !state.session;
-    $('cluster-banner-cause').textContent = p ? p.error : '';
+  // key is the cluster the problem is of: '' with one cluster.
+  function setClusterProblem(p, key = '') {
+    if (p && p.error) state.clusters.problems.set(key, p);
+    else state.clusters.problems.delete(key);
+    renderProblems();
+  }
+
+  // problemList is every cluster's problem, as {cluster, error, fix, partial},
+  // in the picker's order.
+  function problemList() {
+    return [...state.clusters.problems].map(([cluster, p]) => ({ ...p, cluster }))
+      .sort((a, b) => state.clusters.names.indexOf(a.cluster) - state.clusters.names.indexOf(b.cluster));
+  }
+
+  function renderProblems() {
+    const list = problemList();
+    const many = several() && list.every((p) => p.cluster);
+    $('cluster-banner').hidden = !list.length || !state.session;
+    $('cluster-banner-title').textContent = many
+      ? `Jarvis cannot read Proxmox cluster${list.length > 1 ? 's' : ''} ${list.map((p) => p.cluster).join(', ')}.`
+      : BANNER_TITLE;
     // The fix is shown unless the cause already spells it out.
-    const fix = p && p.fix && !p.error.includes(p.fix) ? `To fix: ${p.fix}` : '';
-    $('cluster-banner-fix').textContent = fix;
-    $('cluster-banner-fix').hidden = !fix;
+    const fixOf = (p) => (p.fix && !p.error.includes(p.fix) ? p.fix : '');
+    const cause = $('cluster-banner-cause');
+    const fix = $('cluster-banner-fix');
+    if (many) {
+      // One line per cluster, after its name.
+      cause.replaceChildren(...list.map((p) => el('span', 'banner-line', `${p.cluster}: ${p.error}`)));
+      const fixes = list.filter(fixOf).map((p) => el('span', 'banner-line', `${p.cluster}: ${fixOf(p)}`));
+      fix.replaceChildren(...(fixes.length ? [el('span', 'banner-line', 'To fix:'), ...fixes] : []));
+    } else {
+      const p = list[0];
+      cause.textContent = p ? p.error : '';
+      fix.textContent = p && fixOf(p) ? `To fix: ${fixOf(p)}` : '';
+    }
+    fix.hidden = !fix.textContent;
     renderConn();
     renderUpdated();
+    renderClusterChoice();
+  }
+
+  // problemKey is the cluster a reachability event is about. With several,
+  // one that names none is from before they were configured: the default's.
+  function problemKey(ev) {
+    return eventCluster(ev) || (several() ? defaultCluster() : '');
   }
 
   function onReachability(ev) {
     const d = details(ev);
     if (d.dependency !== 'pve_api') return;
     state.problemSeq++;
-    if (d.state === 'failing') setClusterProblem({ error: d.error, fix: d.fix, partial: ev.severity !== 'critical' });
-    else if (d.state === 'recovered') setClusterProblem(null);
+    learnCluster(eventCluster(ev));
+    const key = problemKey(ev);
+    state.clusters.heard.set(key, state.problemSeq);
+    if (d.state === 'failing') setClusterProblem({ error: d.error, fix: d.fix, partial: ev.severity !== 'critical' }, key);
+    else if (d.state === 'recovered') setClusterProblem(null, key);
   }
 
   // loadHealth reads the cluster's state when the feed (re)opens: a failure that
   // began before, or while away, was announced on events this page never saw.
+  // With several clusters, health pings the default one only; each cluster's
+  // watcher keeps its open failure as an unresolved event (loadClusterProblems).
   async function loadHealth() {
     const seq = state.problemSeq;
     let h;
@@ -226,7 +267,13 @@
     } catch (err) {
       h = err.data; // 503 "down" still lists its problems
     }
-    if (!h || !Array.isArray(h.problems) || seq !== state.problemSeq || !state.session) return;
+    if (!h || !state.session) return;
+    if (Array.isArray(h.clusters)) learnServerClusters(h.clusters);
+    if (several()) {
+      loadClusterProblems(seq);
+      return;
+    }
+    if (!Array.isArray(h.problems) || seq !== state.problemSeq) return;
     const ps = h.problems.filter((p) => p && p.dependency === 'pve_api');
     if (!ps.length) {
       setClusterProblem(null);
@@ -239,14 +286,48 @@
     });
   }
 
+  // loadClusterProblems reads, with several clusters, why each cannot be
+  // read: the newest open failure its watcher announced. What a live event
+  // said of a cluster since seq is newer than the answer, and stays.
+  async function loadClusterProblems(seq) {
+    let data;
+    try {
+      data = await api('GET', '/api/memory/events/unresolved?type=system&limit=200');
+    } catch (_) {
+      return; // the live feed brings the next change
+    }
+    const c = state.clusters;
+    if (!state.session || c !== state.clusters) return;
+    const found = new Map();
+    for (const ev of data.events || []) { // newest first
+      const d = details(ev);
+      const key = problemKey(ev);
+      if (d.dependency !== 'pve_api' || d.state !== 'failing' || found.has(key)) continue;
+      found.set(key, { error: d.error, fix: d.fix, partial: ev.severity !== 'critical' });
+    }
+    const newer = (key) => (c.heard.get(key) || 0) > seq;
+    const next = new Map([...c.problems].filter(([key]) => newer(key)));
+    for (const [key, p] of found) if (!newer(key)) next.set(key, p);
+    c.problems = next;
+    renderProblems();
+  }
+
   // renderUpdated says when the overview was last filled, or why it is empty.
   function renderUpdated() {
     const out = $('cluster-updated');
-    const p = state.clusterProblem;
-    if (state.clusterUpdated) {
-      out.textContent = `updated ${clockTime(state.clusterUpdated)}${p ? ' · stale: Jarvis cannot read the cluster' : ''}`;
+    const c = state.clusters;
+    const shown = shownCluster();
+    const v = c.views.get(shown);
+    const updated = v ? v.updated : null;
+    // With one cluster, or before the second is known, any problem is this one's.
+    const p = c.problems.get(shown) || (several() ? null : problemList()[0]) || null;
+    if (updated) {
+      out.textContent = `updated ${clockTime(updated)}${p ? ' · stale: Jarvis cannot read the cluster' : ''}`;
+    } else if (p) {
+      out.textContent = 'no snapshot yet: Jarvis cannot read the Proxmox cluster (why is in the red banner)';
     } else {
-      out.textContent = p ? 'no snapshot yet: Jarvis cannot read the Proxmox cluster (why is in the red banner)' : 'waiting for the first snapshot…';
+      out.textContent = c.watched && shown && !c.watched.has(shown)
+        ? `Jarvis does not watch cluster ${shown}: no snapshots of it` : 'waiting for the first snapshot…';
     }
     out.dataset.problem = p ? 'true' : 'false';
     if (p) out.title = p.error; else out.removeAttribute('title');
@@ -348,9 +429,8 @@
     state.deciding.clear();
     $('approvals').replaceChildren();
     renderApprovalCount();
-    state.clusterSeq = { nodes: 0, guests: 0, storage: 0 };
-    state.clusterUpdated = null;
-    setClusterProblem(null);
+    state.clusters = newClusters();
+    clustersChanged();
     state.nodeEls.clear();
     $('nodes').replaceChildren();
     $('guests').replaceChildren();
@@ -466,8 +546,13 @@
   }
 
   function handleEvent(ev, live) {
+    // Any event may be the first to name a cluster: one that cannot be read
+    // has no snapshots, only its watcher's system event.
+    learnCluster(eventCluster(ev));
     switch (ev.type) {
       case 'cluster':
+        // A live snapshot naming no cluster: Jarvis serves one (again).
+        if (live && !eventCluster(ev)) forgetClusters();
         applyCluster(ev);
         return; // snapshots feed the overview, not the activity list
       case 'approval':
@@ -506,10 +591,19 @@
     }
   }
 
-  // The newest snapshot of each kind fills the overview before the poller's next round.
+  // The newest snapshot of each kind fills the overview before the poller's
+  // next round. With several clusters, each cluster's are read on their own
+  // (loadSnapshotsOf) once the console knows it.
   async function loadClusterSnapshots() {
     try {
       const data = await api('GET', '/api/memory/events?type=cluster&limit=6');
+      for (const ev of (data.events || []).slice().reverse()) applyCluster(ev);
+    } catch (_) { /* the live feed brings the next snapshot */ }
+  }
+
+  async function loadSnapshotsOf(cluster) {
+    try {
+      const data = await api('GET', `/api/memory/events?type=cluster&cluster=${encodeURIComponent(cluster)}&limit=6`);
       for (const ev of (data.events || []).slice().reverse()) applyCluster(ev);
     } catch (_) { /* the live feed brings the next snapshot */ }
   }
@@ -566,6 +660,11 @@
 
     const meta = q(li, '.event-meta');
     const parts = [];
+    const cluster = eventCluster(ev);
+    if (cluster) {
+      li.dataset.cluster = cluster;
+      meta.append(clusterTag(cluster, 'feed-cluster'), ' ');
+    }
     if (tier) {
       const b = el('span', `badge tier tier-${tier}`, tier);
       meta.append(b, ' ');
@@ -636,13 +735,15 @@
     for (const box of document.querySelectorAll('#feed-filters input[name="kind"]')) {
       if (box.checked) kinds.add(box.value);
     }
-    return { kinds, minSeverity: $('filter-severity').value, node: $('filter-node').value };
+    return { kinds, minSeverity: $('filter-severity').value, node: $('filter-node').value, cluster: $('filter-cluster').value };
   }
 
   function applyFilterTo(ev, li, f = filters()) {
     let show = f.kinds.has(ev.type);
     if (show && f.minSeverity) show = (SEVERITY_RANK[ev.severity] || 0) >= SEVERITY_RANK[f.minSeverity];
     if (show && f.node) show = ev.node === f.node;
+    // What names no cluster (the switches, Jarvis itself) is every cluster's.
+    if (show && f.cluster && eventCluster(ev)) show = eventCluster(ev) === f.cluster;
     li.hidden = !show;
   }
 
@@ -711,6 +812,7 @@
     const ul = $('approvals');
     let prev = null;
     for (const a of list) {
+      learnCluster(a.cluster);
       let item = state.approvals.get(a.id);
       if (!item) {
         item = { data: a, el: renderApproval(a) };
@@ -752,6 +854,10 @@
     badge.textContent = a.tier || 'unknown';
     badge.classList.add(`tier-${tier}`);
     q(li, '.approval-tool').textContent = a.tool;
+    if (a.cluster) {
+      li.dataset.cluster = a.cluster;
+      q(li, '.approval-tool').after(clusterTag(a.cluster, 'approval-cluster'));
+    }
     q(li, '.approval-plan').textContent = a.plan;
     q(li, '.approval-principal').textContent = a.principal;
     q(li, '.approval-id').textContent = a.id;
@@ -762,7 +868,8 @@
     try { args = JSON.stringify(JSON.parse(json), null, 2) + (cut >= 0 ? '\n' + args.slice(cut + 1) : ''); } catch (_) { /* show as sent */ }
     q(li, '[data-testid="approval-args"]').textContent = args;
     for (const b of li.querySelectorAll('button[data-action]')) {
-      b.setAttribute('aria-label', `${b.dataset.action === 'approve' ? 'Approve' : 'Deny'} ${a.tool}: ${a.plan}`);
+      const where = a.cluster && several() ? ` on cluster ${a.cluster}` : '';
+      b.setAttribute('aria-label', `${b.dataset.action === 'approve' ? 'Approve' : 'Deny'} ${a.tool}${where}: ${a.plan}`);
       b.addEventListener('click', () => decide(a.id, b.dataset.action));
     }
     return li;
@@ -893,21 +1000,242 @@
     }
   }
 
+  // ---------- several clusters ----------
+
+  // With JARVIS_CLUSTERS Jarvis serves several clusters, and its snapshots,
+  // alerts, tool calls, approvals and audit rows name theirs. The console
+  // learns the clusters from /api/health's `clusters` when it lists them,
+  // else from the snapshots and approvals it sees. The overview then shows
+  // one cluster at a time (the picker), and rows carry a small tag naming
+  // theirs (shown only with several: app.css). With one cluster nothing
+  // names one, and none of this shows.
+
+  const CLUSTER_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+
+  function newClusters() {
+    return {
+      names: [],            // the clusters served: as the server listed them, else by name
+      fromServer: false,    // names, def and watched came from /api/health
+      def: '',              // the default cluster, when the server said which
+      watched: null,        // a Set of the clusters watched, when the server said
+      chosen: '',           // the cluster the operator picked for the overview
+      views: new Map(),     // cluster ('' : none named) → its newest snapshots (clusterView)
+      problems: new Map(),  // cluster ('' : none named) → {error, fix, partial} while it cannot be read
+      heard: new Map(),     // cluster → state.problemSeq when a live event last said how it is
+      fetched: new Set(),   // the clusters whose own snapshots were read
+      problemsRead: false,  // each cluster's open failures were read
+    };
+  }
+
+  function several() {
+    return state.clusters.names.length > 1;
+  }
+
+  // defaultCluster is the server's default, or, until it says which, the
+  // first name.
+  function defaultCluster() {
+    const c = state.clusters;
+    return c.def || c.names[0] || '';
+  }
+
+  // shownCluster is the cluster the overview shows: '' with one cluster, and
+  // the one known while the second is not yet.
+  function shownCluster() {
+    const c = state.clusters;
+    if (several()) return c.names.includes(c.chosen) ? c.chosen : defaultCluster();
+    return c.fromServer ? '' : c.names[0] || '';
+  }
+
+  function eventCluster(ev) {
+    return ev && typeof ev.cluster === 'string' ? ev.cluster : '';
+  }
+
+  // clusterView is a cluster's newest snapshot of each kind, with the
+  // sequence (event id) of each, so an older one never replaces a newer.
+  function clusterView(key) {
+    let v = state.clusters.views.get(key);
+    if (!v) {
+      v = { seq: { nodes: 0, guests: 0, storage: 0 }, nodes: [], guests: [], storage: [], updated: null, guestInfo: new Map() };
+      state.clusters.views.set(key, v);
+    }
+    return v;
+  }
+
+  // learnCluster adds a cluster an event or an approval names, unless the
+  // server listed the clusters itself.
+  function learnCluster(name) {
+    const c = state.clusters;
+    if (!name || c.fromServer || c.names.includes(name) || !CLUSTER_NAME.test(name)) return;
+    c.names = [...c.names, name].sort();
+    clustersChanged();
+  }
+
+  // forgetClusters drops the clusters learnt from events (those of an
+  // earlier setup, say) when the server shows it serves one.
+  function forgetClusters() {
+    const c = state.clusters;
+    if (c.fromServer || !c.names.length) return;
+    c.names = [];
+    clustersChanged();
+  }
+
+  // learnServerClusters takes /api/health's clusters: names, or objects
+  // {name, default, watched}, the default first.
+  function learnServerClusters(list) {
+    const items = list.map((x) => (typeof x === 'string' ? { name: x } : x || {}))
+      .filter((x) => typeof x.name === 'string' && CLUSTER_NAME.test(x.name));
+    const names = items.map((x) => x.name);
+    const def = (items.find((x) => x.default === true) || items[0] || {}).name || '';
+    const watched = items.some((x) => typeof x.watched === 'boolean')
+      ? new Set(items.filter((x) => x.watched !== false).map((x) => x.name)) : null;
+    const c = state.clusters;
+    const key = (n, d, w) => JSON.stringify([n, d, w ? [...w] : null]);
+    if (c.fromServer && key(names, def, watched) === key(c.names, c.def, c.watched)) return;
+    Object.assign(c, { names, def, watched, fromServer: true });
+    clustersChanged();
+  }
+
+  // clustersChanged shows what the clusters known change: the picker, the
+  // filters, the tags and the overview. With several, each cluster's own
+  // snapshots and open failures are read once.
+  function clustersChanged() {
+    const c = state.clusters;
+    const many = several();
+    document.body.dataset.clusters = many ? 'several' : 'one';
+    if (many && state.session) {
+      for (const name of c.names) {
+        if (c.fetched.has(name)) continue;
+        c.fetched.add(name);
+        loadSnapshotsOf(name);
+      }
+      if (!c.problemsRead) {
+        c.problemsRead = true;
+        loadClusterProblems(state.problemSeq);
+      }
+    }
+    renderOverview();
+    renderProblems(); // the picker and the filters too
+  }
+
+  // renderOverview draws the shown cluster's newest snapshots.
+  function renderOverview() {
+    const v = state.clusters.views.get(shownCluster());
+    renderNodes(v ? v.nodes : []);
+    renderGuests(v ? v.guests : []);
+    renderStorage(v ? v.storage : []);
+    renderUpdated();
+    const section = $('cluster-section');
+    if (several()) section.dataset.cluster = shownCluster();
+    else delete section.dataset.cluster;
+  }
+
+  // renderClusterChoice fills the overview's picker and the cluster filters
+  // of the feed, the approvals history and the audit log; all are hidden
+  // with one cluster.
+  function renderClusterChoice() {
+    const c = state.clusters;
+    const many = several();
+    $('cluster-pick-field').hidden = !many;
+    fillSelect($('cluster-pick'), c.names.map((n) => [n, pickLabel(n)]), shownCluster());
+    for (const [id, any] of [['filter-cluster', 'All clusters'], ['history-cluster', 'Every cluster'], ['audit-cluster', 'any']]) {
+      $(`${id}-field`).hidden = !many;
+      fillSelect($(id), [['', any], ...c.names.map((n) => [n, n])], $(id).value);
+    }
+  }
+
+  function pickLabel(name) {
+    const c = state.clusters;
+    let label = name;
+    if (c.fromServer && name === c.def) label += ' (default)';
+    if (c.watched && !c.watched.has(name)) label += ' · not watched';
+    if (c.problems.has(name)) label += ' · cannot be read';
+    return label;
+  }
+
+  // fillSelect gives a select these [value, label] options, leaving them be
+  // when they are the same (an open list must not close under the pointer),
+  // and chooses value, or the first when it is gone.
+  function fillSelect(sel, pairs, value) {
+    const same = sel.options.length === pairs.length &&
+      pairs.every(([v, l], i) => sel.options[i].value === v && sel.options[i].textContent === l);
+    if (!same) sel.replaceChildren(...pairs.map(([v, l]) => option(v, l)));
+    sel.value = pairs.some(([v]) => v === value) ? value : (pairs.length ? pairs[0][0] : '');
+  }
+
+  function onPickCluster() {
+    state.clusters.chosen = $('cluster-pick').value;
+    renderOverview();
+    renderClusterChoice();
+  }
+
+  // clusterTag is the small tag naming a row's cluster.
+  function clusterTag(name, testid) {
+    const t = el('span', 'badge cluster-tag', name);
+    t.dataset.testid = testid;
+    t.title = `cluster ${name}`;
+    return t;
+  }
+
+  function guestHref(cluster, vmid) {
+    const id = encodeURIComponent(vmid);
+    return cluster ? `#/guest/${encodeURIComponent(cluster)}/${id}` : `#/guest/${id}`;
+  }
+
+  // guestView is the snapshots of the open guest's cluster; a guest link
+  // that names none is the default cluster's.
+  function guestView(g) {
+    const c = state.clusters;
+    return c.views.get(g.cluster || (several() && c.fromServer ? c.def : ''));
+  }
+
+  // answersFor reports whether a guest read answered for cluster. A Jarvis
+  // whose guest view takes no cluster reads the default one and names none:
+  // then the answer is the cluster's when that is the default, or when the
+  // guest's node is one only this cluster has (node names may repeat across
+  // clusters; then it cannot tell, and says no).
+  function answersFor(d, cluster) {
+    if (!cluster) return true;
+    if (d && typeof d.cluster === 'string' && d.cluster) return d.cluster === cluster;
+    const c = state.clusters;
+    if (c.fromServer) return cluster === c.def;
+    const node = d && typeof d.node === 'string' ? d.node : '';
+    return node !== '' && c.names.includes(cluster) && c.names.every((name) => {
+      const v = c.views.get(name);
+      const has = !!v && v.nodes.some((n) => n.node === node);
+      return v && v.seq.nodes > 0 && has === (name === cluster);
+    });
+  }
+
+  // The demo's crash button acts on the default cluster.
+  function crashReaches(g) {
+    return !g.cluster || (state.clusters.fromServer && g.cluster === state.clusters.def);
+  }
+
   // ---------- cluster overview ----------
 
+  // applyCluster keeps a snapshot as its cluster's newest of its kind (each
+  // cluster's own sequence: two clusters' snapshots never replace each
+  // other), and draws it when that cluster is the one shown.
   function applyCluster(ev) {
     const d = details(ev);
     const what = d.what;
-    if (!(what in state.clusterSeq) || ev.id < state.clusterSeq[what]) return;
-    state.clusterSeq[what] = ev.id;
-    if (what === 'nodes') renderNodes(d.nodes || []);
-    if (what === 'guests') renderGuests(d.guests || []);
-    if (what === 'storage') renderStorage(d.storage || []);
+    const key = eventCluster(ev);
+    const v = clusterView(key);
+    if (!(what in v.seq) || ev.id < v.seq[what]) return;
+    v.seq[what] = ev.id;
+    v[what] = Array.isArray(d[what]) ? d[what] : [];
+    if (what === 'guests') v.guestInfo = new Map(v.guests.map((g) => [String(g.vmid), g]));
     const when = new Date(ev.time);
-    if (!Number.isNaN(when.getTime())) {
-      state.clusterUpdated = when;
-      renderUpdated();
+    if (!Number.isNaN(when.getTime())) v.updated = when;
+    learnCluster(key);
+    if (key !== shownCluster()) {
+      if (what === 'guests' && state.view === 'guest' && state.guest && guestView(state.guest) === v) renderGuestHeader();
+      return;
     }
+    if (what === 'nodes') renderNodes(v.nodes);
+    if (what === 'guests') renderGuests(v.guests);
+    if (what === 'storage') renderStorage(v.storage);
+    if (v.updated) renderUpdated();
   }
 
   function setMeter(m, label, value, title) {
@@ -974,21 +1302,23 @@
     // A re-render must not steal the keyboard focus from a guest's link.
     const focused = document.activeElement && document.activeElement.classList.contains('guest-link')
       ? document.activeElement.dataset.vmid : '';
-    state.guestInfo.clear();
+    // Each row names its cluster when the snapshot does, so its detail reads
+    // that cluster.
+    const cluster = shownCluster();
     for (const g of guests) {
-      state.guestInfo.set(String(g.vmid), g);
       const tr = el('tr', 'guest-row');
       tr.dataset.testid = 'guest';
       tr.dataset.vmid = String(g.vmid);
+      if (cluster) tr.dataset.cluster = cluster;
       tr.dataset.status = g.status || 'unknown';
       if (g.status === 'running') running++;
       tr.append(el('td', 'vmid', g.vmid));
       const name = el('td', 'name');
       const link = el('a', 'guest-link', g.name || '—');
-      link.href = `#/guest/${encodeURIComponent(g.vmid)}`;
+      link.href = guestHref(cluster, g.vmid);
       link.dataset.vmid = String(g.vmid);
       link.dataset.testid = 'guest-link';
-      link.setAttribute('aria-label', `${g.kind === 'lxc' ? 'Container' : 'VM'} ${g.vmid} ${g.name || ''}: details`);
+      link.setAttribute('aria-label', `${g.kind === 'lxc' ? 'Container' : 'VM'} ${g.vmid} ${g.name || ''}${several() && cluster ? ` on cluster ${cluster}` : ''}: details`);
       name.append(link, el('span', 'guest-kind', g.kind === 'lxc' ? 'CT' : 'VM'));
       tr.append(name);
       tr.append(el('td', 'node', g.node));
@@ -1041,12 +1371,15 @@
 
   // ---------- views ----------
 
-  // The location hash names the view: #/ (overview), #/guest/101, #/approvals,
-  // #/audit. Links and the browser's back button move between them.
+  // The location hash names the view: #/ (overview), #/guest/101 (with
+  // several clusters #/guest/lab/1101), #/approvals, #/audit. Links and the
+  // browser's back button move between them.
   function parseRoute() {
     const h = location.hash.replace(/^#\/?/, '');
     let m = /^guest\/(\d{3,9})$/.exec(h);
-    if (m) return { view: 'guest', vmid: m[1] };
+    if (m) return { view: 'guest', vmid: m[1], cluster: '' };
+    m = /^guest\/([a-z][a-z0-9-]{0,31})\/(\d{3,9})$/.exec(h);
+    if (m) return { view: 'guest', vmid: m[2], cluster: m[1] };
     if (h === 'approvals') return { view: 'history' };
     if (h === 'audit') return { view: 'audit' };
     if (h === 'rules') return { view: 'rules' };
@@ -1058,7 +1391,7 @@
       return { view: 'approval', id };
     }
     m = /^guest\/(.*)$/.exec(h);
-    if (m) return { view: 'guest', vmid: m[1] }; // the server says what is wrong with it
+    if (m) return { view: 'guest', vmid: m[1], cluster: '' }; // the server says what is wrong with it
     return { view: 'overview' };
   }
 
@@ -1082,7 +1415,7 @@
     }
     if (r.view !== 'guest') closeGuest();
     if (r.view !== 'approval') closeLinkedApproval();
-    if (r.view === 'guest') openGuest(r.vmid);
+    if (r.view === 'guest') openGuest(r.vmid, r.cluster);
     if (r.view === 'history' && before !== 'history') {
       loadHistory(false);
       $('history-title').focus();
@@ -1203,11 +1536,16 @@
     destroyCharts();
   }
 
-  function openGuest(vmid) {
-    if (state.guest && state.guest.vmid === vmid) return;
+  // openGuest shows guest vmid of cluster ('' : the default cluster).
+  function openGuest(vmid, cluster) {
+    if (state.guest && state.guest.vmid === vmid && state.guest.cluster === cluster) return;
     closeGuest();
     const seq = state.guestSeq;
-    state.guest = { vmid, seq, detail: null };
+    // ready settles once the detail said whether it is this cluster's guest;
+    // the charts wait for it (their answer cannot tell).
+    let settle;
+    const ready = new Promise((resolve) => { settle = resolve; });
+    state.guest = { vmid, cluster, seq, detail: null, ready, settle };
     for (const part of ['config', 'agent', 'snapshots', 'backups']) {
       $(`guest-${part}`).replaceChildren();
       $(`guest-${part}-error`).textContent = '';
@@ -1215,30 +1553,47 @@
     $('guest-metrics-error').textContent = '';
     $('guest-metrics-summary').textContent = '';
     $('guest-protection').hidden = true;
-    $('guest-demo').hidden = !state.demo;
+    $('guest-demo').hidden = !state.demo || !crashReaches(state.guest);
     $('guest-crash').disabled = false;
     $('guest-crash-result').textContent = '';
     $('guest-badges').replaceChildren();
     $('guest-status').textContent = `Reading guest ${vmid} from the cluster…`;
     $('guest-view').dataset.vmid = vmid;
+    if (cluster) $('guest-view').dataset.cluster = cluster;
+    else delete $('guest-view').dataset.cluster;
     $('guest-view').dataset.loaded = 'false';
     renderGuestHeader();
     $('guest-title').focus();
-    loadGuest(vmid, seq);
+    loadGuest(state.guest);
     loadMetrics(vmid);
   }
 
-  async function loadGuest(vmid, seq) {
+  // clusterQuery is the cluster parameter of a guest read ('' for the default).
+  function clusterQuery(cluster, sep) {
+    return cluster ? `${sep}cluster=${encodeURIComponent(cluster)}` : '';
+  }
+
+  async function loadGuest(g) {
+    const { vmid, cluster, seq } = g;
     let d;
     try {
-      d = await api('GET', `/api/guests/${encodeURIComponent(vmid)}`);
+      d = await api('GET', `/api/guests/${encodeURIComponent(vmid)}${clusterQuery(cluster, '?')}`);
     } catch (err) {
+      g.settle(false);
       if (seq !== state.guestSeq) return;
       $('guest-status').textContent = err.status === 400 ? err.message : `Could not read guest ${vmid}: ${err.message}`;
       $('guest-view').dataset.loaded = 'error';
       return;
     }
+    const ours = answersFor(d, cluster);
+    g.settle(ours);
     if (seq !== state.guestSeq || !state.guest) return;
+    if (!ours) {
+      // Another cluster's guest of the same number must never pass for this one.
+      $('guest-status').textContent = `Not shown: this Jarvis's guest view reads its default cluster only, and cannot tell that its answer for guest ${vmid} is cluster ${cluster}'s. The overview lists the guest; the audit log has its calls.`;
+      $('guest-view').dataset.loaded = 'other-cluster';
+      return;
+    }
     state.guest.detail = d;
     $('guest-status').textContent = '';
     renderGuestHeader();
@@ -1276,11 +1631,17 @@
     if (!g) return;
     const d = g.detail || {};
     const cfg = (d.config && d.config.data) || {};
-    const info = state.guestInfo.get(String(g.vmid)) || {};
+    const view = guestView(g);
+    const info = (view && view.guestInfo.get(String(g.vmid))) || {};
     const kind = cfg.kind || d.kind || info.kind;
     const name = cfg.name || info.name || '';
     $('guest-title').textContent = `${kind === 'lxc' ? 'Container' : kind ? 'VM' : 'Guest'} ${g.vmid}${name ? ` · ${name}` : ''}`;
     const badges = [];
+    if (g.cluster) {
+      const b = badge(`cluster ${g.cluster}`, 'badge-node cluster-tag');
+      b.dataset.testid = 'guest-cluster';
+      badges.push(b);
+    }
     const node = cfg.node || d.node || info.node;
     if (node) badges.push(badge(`node ${node}`, 'badge-node'));
     if (info.status) badges.push(badge(info.status, `badge-state state-${info.status}`));
@@ -1429,16 +1790,27 @@
   async function loadMetrics(vmid) {
     const seq = ++state.metricsSeq;
     const tf = timeframe();
+    const g = state.guest;
+    const cluster = g ? g.cluster : '';
     $('guest-metrics-error').textContent = '';
     $('guest-charts').setAttribute('aria-busy', 'true');
     let d;
     try {
-      d = await api('GET', `/api/guests/${encodeURIComponent(vmid)}/metrics?timeframe=${encodeURIComponent(tf)}`);
+      d = await api('GET', `/api/guests/${encodeURIComponent(vmid)}/metrics?timeframe=${encodeURIComponent(tf)}${clusterQuery(cluster, '&')}`);
     } catch (err) {
       if (seq !== state.metricsSeq) return;
       destroyCharts();
       $('guest-metrics-error').textContent = err.message;
       $('guest-charts').removeAttribute('aria-busy');
+      return;
+    }
+    if (seq !== state.metricsSeq) return;
+    if (cluster && !(d && d.cluster ? d.cluster === cluster : await g.ready)) {
+      if (seq !== state.metricsSeq) return;
+      $('guest-charts').removeAttribute('aria-busy');
+      destroyCharts();
+      $('guest-metrics-summary').textContent = '';
+      $('guest-metrics-error').textContent = `No charts: this Jarvis's guest view reads its default cluster only, and cannot tell this is cluster ${cluster}'s guest.`;
       return;
     }
     if (seq !== state.metricsSeq) return;
@@ -1600,6 +1972,8 @@
     const params = new URLSearchParams({ limit: '50' });
     const status = $('history-status').value;
     if (status) params.set('status', status);
+    const cluster = $('history-cluster').value;
+    if (cluster) params.set('cluster', cluster);
     if (older) params.set('before', h.next);
     $('history-error').textContent = '';
     $('history-more').disabled = true;
@@ -1627,6 +2001,7 @@
       tr.dataset.status = a.status;
       tr.append(timeCell(a.created_at));
       const tool = el('td');
+      if (a.cluster) tool.append(clusterTag(a.cluster, 'row-cluster'), ' ');
       tool.append(el('code', '', a.tool));
       tr.append(tool);
       const plan = el('td', 'plan', a.plan);
@@ -1677,6 +2052,7 @@
     text('audit-tier', 'tier');
     text('audit-decision', 'decision');
     text('audit-outcome', 'outcome');
+    text('audit-cluster', 'cluster');
     for (const [id, key] of [['audit-since', 'since'], ['audit-until', 'until']]) {
       const v = $(id).value;
       if (!v) continue;
@@ -1736,6 +2112,7 @@
       tr.append(timeCell(c.time));
       tr.append(el('td', 'who', c.principal));
       const tool = el('td');
+      if (c.cluster) tool.append(clusterTag(c.cluster, 'row-cluster'), ' ');
       tool.append(el('code', '', c.tool));
       tr.append(tool);
       const tier = el('td');
@@ -1771,7 +2148,7 @@
     } catch (_) {
       state.demo = false;
     }
-    if (state.view === 'guest' && state.guest) $('guest-demo').hidden = !state.demo;
+    if (state.view === 'guest' && state.guest) $('guest-demo').hidden = !state.demo || !crashReaches(state.guest);
   }
 
   async function crashGuest() {
@@ -2253,6 +2630,7 @@
     const tier = tierName(a.tier);
     $('approval-facts').replaceChildren(dl([
       ['Tool', a.tool],
+      ['Cluster', a.cluster],
       ['Tier', tier ? badge(tier, `tier tier-${tier}`) : a.tier],
       ['Plan', a.plan],
       ['Asked by', a.principal],
@@ -2295,12 +2673,14 @@
     $('guests').addEventListener('click', (e) => {
       if (e.target.closest('a')) return;
       const tr = e.target.closest('tr[data-vmid]');
-      if (tr) location.hash = `#/guest/${tr.dataset.vmid}`;
+      if (tr) location.hash = guestHref(tr.dataset.cluster || '', tr.dataset.vmid);
     });
     $('guest-timeframe').addEventListener('change', () => {
       if (state.guest) loadMetrics(state.guest.vmid);
     });
     $('history-status').addEventListener('change', () => loadHistory(false));
+    $('history-cluster').addEventListener('change', () => loadHistory(false));
+    $('cluster-pick').addEventListener('change', onPickCluster);
     $('history-more').addEventListener('click', () => loadHistory(true));
     $('audit-filters').addEventListener('submit', (e) => {
       e.preventDefault();
