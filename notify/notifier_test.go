@@ -349,9 +349,9 @@ func TestStopSendsWhatWasPublishedAsItStopped(t *testing.T) {
 	}
 }
 
-// An event the notifier was not woken for (another process wrote it, or the
-// wake-up lost the race with the stop) is read once more as Run ends.
-func TestStopReadsWhatItWasNotWokenFor(t *testing.T) {
+// twoHandles opens two stores on one fresh database, as two processes do.
+func twoHandles(t *testing.T) (*store.Store, *store.Store) {
+	t.Helper()
 	target := storetest.Target(t)
 	open := func() *store.Store {
 		st, err := store.Open(target, store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
@@ -361,8 +361,13 @@ func TestStopReadsWhatItWasNotWokenFor(t *testing.T) {
 		t.Cleanup(func() { _ = st.Close() })
 		return st
 	}
-	st := open()
-	other := open() // another process's: its events wake nobody here
+	return open(), open()
+}
+
+// An event the notifier was not woken for (another process wrote it, or the
+// wake-up lost the race with the stop) is read once more as Run ends.
+func TestStopReadsWhatItWasNotWokenFor(t *testing.T) {
+	st, other := twoHandles(t) // other is another process's: its events wake nobody here
 	rec := &recorder{}
 	n, err := New(Options{Store: st, Channels: []Channel{rec}, Retry: fastRetry, Poll: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
@@ -380,17 +385,7 @@ func TestStopReadsWhatItWasNotWokenFor(t *testing.T) {
 // nothing more and leaves the cursor alone: the next holder goes on from the
 // stored cursor, and would send again what this one read on its way out.
 func TestStopOnALostLeaseLeavesTheRestToTheNextHolder(t *testing.T) {
-	target := storetest.Target(t)
-	open := func() *store.Store {
-		st, err := store.Open(target, store.Options{AuditKey: []byte(strings.Repeat("k", 32))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		return st
-	}
-	st := open()
-	other := open() // another process's: its events wake nobody here
+	st, other := twoHandles(t) // other is another process's: its events wake nobody here
 	rec := &recorder{}
 	n, err := New(Options{Store: st, Channels: []Channel{rec}, Retry: fastRetry, Poll: time.Hour, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

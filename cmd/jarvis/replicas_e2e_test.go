@@ -74,7 +74,8 @@ func TestReplicasEndToEnd(t *testing.T) {
 	for _, n := range shells.Nodes() {
 		sshNodes = append(sshNodes, n+"="+shells.Addr(n))
 	}
-	envOf := func(name, anchor string, port int) []string {
+	envOf := func(name, anchor string) []string {
+		port := freePort(t)
 		return []string{
 			"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(),
 			"JWT_SECRET=e2e-secret-e2e-secret-e2e-secret-e2e", "JARVIS_PASSWORD=e2e-operator-password",
@@ -85,24 +86,7 @@ func TestReplicasEndToEnd(t *testing.T) {
 			fmt.Sprintf("PORT=%d", port), "JARVIS_LEASE_TTL=" + ttl.String(), "JARVIS_APPROVAL_WAIT=30s", "LOG_LEVEL=info",
 		}
 	}
-	anchorA := filepath.Join(t.TempDir(), "jarvis.anchor")
-	anchorB := filepath.Join(t.TempDir(), "jarvis.anchor")
-	envA := envOf("replica-a", anchorA, freePort(t))
-	envB := envOf("replica-b", anchorB, freePort(t))
-
-	// A founds the log; B starts with a copy of A's anchor, as the README says.
-	a := startReplica(t, "replica-a", envA)
-	if _, err := os.Stat(anchorA); err != nil {
-		t.Fatalf("A founded the log but wrote no anchor: %v", err)
-	}
-	data, err := os.ReadFile(anchorA)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(anchorB, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	b := startReplica(t, "replica-b", envB)
+	a, b, envA, envB, data := startPair(t, envOf)
 
 	// A third process under A's id (a shared .env) is refused: it would
 	// hold every lease beside A.
@@ -112,7 +96,7 @@ func TestReplicasEndToEnd(t *testing.T) {
 	}
 	dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
 	dup := exec.CommandContext(dctx, jarvisBinary(t), "serve")
-	dup.Env = envOf("replica-a", anchorDup, freePort(t))
+	dup.Env = envOf("replica-a", anchorDup)
 	dupOut, err := dup.CombinedOutput()
 	dcancel()
 	if err == nil || !strings.Contains(string(dupOut), "another Jarvis process is running as replica replica-a (JARVIS_REPLICA_ID)") {
@@ -329,6 +313,27 @@ func TestReplicasEndToEnd(t *testing.T) {
 		t.Fatalf("audit verify with B's anchor: %v\n%s", err, out)
 	}
 	t.Log(strings.TrimSpace(out))
+}
+
+// startPair starts replicas replica-a and replica-b as an installation
+// does: A founds the audit log and writes its anchor file, B starts with a
+// copy of it (README, "PostgreSQL"). envOf gives a replica's environment
+// with its anchor file; the anchor's bytes come back for more replicas.
+func startPair(t *testing.T, envOf func(name, anchor string) []string) (a, b *replicaProc, envA, envB []string, anchor []byte) {
+	t.Helper()
+	anchorA := filepath.Join(t.TempDir(), "jarvis.anchor")
+	anchorB := filepath.Join(t.TempDir(), "jarvis.anchor")
+	envA, envB = envOf("replica-a", anchorA), envOf("replica-b", anchorB)
+	a = startReplica(t, "replica-a", envA)
+	anchor, err := os.ReadFile(anchorA)
+	if err != nil {
+		t.Fatalf("A founded the log but wrote no anchor: %v", err)
+	}
+	if err := os.WriteFile(anchorB, anchor, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b = startReplica(t, "replica-b", envB)
+	return a, b, envA, envB, anchor
 }
 
 // replicaProc is one jarvis serve process of the test.

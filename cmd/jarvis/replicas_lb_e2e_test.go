@@ -12,8 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -52,20 +50,9 @@ func TestReplicasBehindLoadBalancer(t *testing.T) {
 			"JARVIS_NODES="+c.allNodes(), "PVE_TOKEN_ID="+doctorTokenID, "PVE_TOKEN_SECRET="+doctorSecret,
 			"PVE_TLS_FINGERPRINT="+c.fingerprint, "JARVIS_APPROVAL_WAIT=30s", "LOG_LEVEL=info")
 	}
-	anchorA := filepath.Join(t.TempDir(), "jarvis.anchor")
-	anchorB := filepath.Join(t.TempDir(), "jarvis.anchor")
-	envs := map[string][]string{"replica-a": envOf("replica-a", anchorA), "replica-b": envOf("replica-b", anchorB)}
-
-	// A founds the log; B starts with a copy of A's anchor, as the README says.
-	procs := map[string]*replicaProc{"replica-a": startReplica(t, "replica-a", envs["replica-a"])}
-	data, err := os.ReadFile(anchorA)
-	if err != nil {
-		t.Fatalf("A founded the log but wrote no anchor: %v", err)
-	}
-	if err := os.WriteFile(anchorB, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	procs["replica-b"] = startReplica(t, "replica-b", envs["replica-b"])
+	a, b, envA, envB, _ := startPair(t, envOf)
+	envs := map[string][]string{"replica-a": envA, "replica-b": envB}
+	procs := map[string]*replicaProc{"replica-a": a, "replica-b": b}
 	lb := newTestLB(t, []*lbBackend{
 		{name: "replica-a", host: strings.TrimPrefix(procs["replica-a"].base, "http://")},
 		{name: "replica-b", host: strings.TrimPrefix(procs["replica-b"].base, "http://")},
