@@ -68,6 +68,13 @@ func checkDatabaseURL(raw string) string {
 		return fmt.Sprintf("JARVIS_DATABASE_URL=%s: must be a postgres:// or postgresql:// URL, e.g. postgres://jarvis:PASSWORD@db.home.example:5432/jarvis?sslmode=verify-full "+
 			"(for an SQLite file, set DB_PATH instead)", shown)
 	}
+	// Read as URLs are, a ':' ends the password at the first '/', '?' or
+	// '#' (what follows would go to the host, the path or the query): pgx
+	// might connect with part of it, or print the rest.
+	if u := cutURL(raw); strings.ContainsAny(u.password, "/?#") {
+		return fmt.Sprintf("JARVIS_DATABASE_URL=%s: the password holds one of / ? # as it is: write each as %%XX (/ as %%2F, ? as %%3F, # as %%23), "+
+			"or leave the password out of the URL and set PGPASSWORD", shown)
+	}
 	if _, err := pgx.ParseConfig(raw); err != nil {
 		// pgx's reason without its copies of the URL ("cannot parse `…`: "),
 		// which mask the password only as well as they can.
@@ -88,9 +95,11 @@ func checkDatabaseURL(raw string) string {
 	return ""
 }
 
-// dbURL is a database URL cut where pgx cuts it, also when it does not
-// parse: the password follows the first ':' of the user info and ends at the
-// last '@' before the query (it may hold an unescaped '@').
+// dbURL is a database URL cut so that no part of a password is ever shown,
+// also when it does not parse: the user info ends at the last '@' (a
+// password may hold '@', '/', '?' or '#' unescaped), and the password
+// follows its first ':'. An '@' in the query hides more than the password,
+// never less.
 type dbURL struct {
 	prefix   string // "postgres://", or "" when there is no scheme
 	user     string
@@ -106,15 +115,15 @@ func cutURL(raw string) dbURL {
 	if scheme, after, ok := strings.Cut(raw, "://"); ok {
 		u.prefix, rest = scheme+"://", after
 	}
-	rest, query, _ := strings.Cut(rest, "?")
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		u.at = true
+		u.user, u.password, _ = strings.Cut(rest[:at], ":")
+		rest = rest[at+1:]
+	}
+	host, query, _ := strings.Cut(rest, "?")
+	u.host = host
 	if query != "" {
 		u.params = strings.Split(query, "&")
-	}
-	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
-		u.at, u.host = true, rest[at+1:]
-		u.user, u.password, _ = strings.Cut(rest[:at], ":")
-	} else {
-		u.host = rest
 	}
 	return u
 }

@@ -43,7 +43,10 @@ func TestDatabaseSettings(t *testing.T) {
 			[]string{"JARVIS_DATABASE_URL=postgres://jarvis@db:fivefour/jarvis: cannot be read as a PostgreSQL URL", "%XX"}},
 		{"an unescaped character in the password", map[string]string{
 			"JARVIS_DATABASE_URL": "postgres://jarvis:" + dbPassword + "/x@db/jarvis", "JARVIS_AUDIT_ANCHOR": anchor},
-			[]string{"JARVIS_DATABASE_URL=postgres://jarvis@db/jarvis: cannot be read"}},
+			[]string{"JARVIS_DATABASE_URL=postgres://jarvis@db/jarvis: the password holds one of / ? # as it is", "%2F", "PGPASSWORD"}},
+		{"an unescaped ? in the password", map[string]string{
+			"JARVIS_DATABASE_URL": "postgres://jarvis:" + dbPassword + "?x@db/jarvis", "JARVIS_AUDIT_ANCHOR": anchor},
+			[]string{"JARVIS_DATABASE_URL=postgres://jarvis@db/jarvis: the password holds one of / ? # as it is"}},
 		{"a bad sslmode, the password in the query", map[string]string{
 			"JARVIS_DATABASE_URL": "postgres://jarvis@db/jarvis?password=" + dbPassword + "&sslmode=sometimes", "JARVIS_AUDIT_ANCHOR": anchor},
 			[]string{"JARVIS_DATABASE_URL=postgres://jarvis@db/jarvis?sslmode=sometimes: cannot be read", "sslmode"}},
@@ -136,6 +139,10 @@ func TestRedactedURL(t *testing.T) {
 		{"postgres://db/jarvis?user=j&password=pw&sslpassword=k&sslmode=require", "postgres://db/jarvis?user=j&sslmode=require"},
 		{"postgres://db/jarvis?PassWord=pw", "postgres://db/jarvis"},
 		{"jarvis:pw@db/jarvis", "jarvis@db/jarvis"},
+		// Unescaped, a password's / ? # would end it where URLs end it.
+		{"postgres://jarvis:SEC?RET@db/jarvis?sslmode=disable", "postgres://jarvis@db/jarvis?sslmode=disable"},
+		{"postgres://jarvis:SEC@RET/tail@db/jarvis", "postgres://jarvis@db/jarvis"},
+		{"postgres://jarvis:S#C/R?T@db:5432/jarvis", "postgres://jarvis@db:5432/jarvis"},
 		{"postgres://db/jarvis", "postgres://db/jarvis"},
 	} {
 		if got := redactedURL(c.in); got != c.want {
