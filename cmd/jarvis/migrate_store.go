@@ -18,10 +18,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jarvis-homelab/jarvis/safety"
 	"github.com/jarvis-homelab/jarvis/store"
 )
 
-const migrateStoreHelp = `Usage: jarvis migrate-store --to postgres://USER:PASSWORD@HOST:5432/DATABASE --anchor PATH [--from PATH]
+const migrateStoreHelp = `Usage: jarvis migrate-store --to postgres://USER:PASSWORD@HOST:5432/DATABASE --anchor PATH [--from PATH] [--from-anchor PATH]
 
 Moves this installation from its SQLite file to an empty PostgreSQL database:
 every table, ids and all, in one transaction, so the audit log (the same
@@ -33,11 +34,16 @@ stdio) first: it refuses while another process has the file open.
                  (default: JARVIS_DATABASE_URL)
   --anchor PATH  the audit anchor file to write for this replica on
                  PostgreSQL; it must not exist yet (default: JARVIS_AUDIT_ANCHOR)
-  --from PATH    the SQLite file (default: DB_PATH), its anchor file beside it
+  --from PATH    the SQLite file (default: DB_PATH)
+  --from-anchor PATH
+                 its audit anchor file (default: beside it, PATH.anchor; name
+                 it when the installation sets JARVIS_AUDIT_ANCHOR)
 
 It refuses a source whose audit log does not verify (see jarvis audit verify)
 and a target that holds any Jarvis data, and checks the copy's audit log
-against the source's before it says done. The SQLite file is left as it was.
+against the source's before it says done. The SQLite file is first brought
+to this Jarvis's schema, as jarvis serve does when it starts; nothing else in
+it changes.
 Needs JWT_SECRET (or JWT_SECRET_FILE) as the server has it: the audit log is
 sealed with a key derived from it.
 `
@@ -49,7 +55,9 @@ type migration struct {
 	source string // the SQLite file
 	target string // the PostgreSQL URL, password and all: print redactedURL's form only
 	anchor string // the target's anchor file
-	secret string
+	// sourceAnchor is the source's anchor file.
+	sourceAnchor string
+	secret       string
 }
 
 func runMigrateStore(ctx context.Context, demo bool, args []string, stdout io.Writer) error {
@@ -61,6 +69,7 @@ func runMigrateStore(ctx context.Context, demo bool, args []string, stdout io.Wr
 	to := fs.String("to", "", "")
 	anchor := fs.String("anchor", "", "")
 	from := fs.String("from", "", "")
+	fromAnchor := fs.String("from-anchor", "", "")
 	if err := fs.Parse(args); err != nil {
 		return usageError{fmt.Sprintf("migrate-store: %v (see jarvis migrate-store --help)", err)}
 	}
@@ -71,6 +80,10 @@ func runMigrateStore(ctx context.Context, demo bool, args []string, stdout io.Wr
 	if err != nil {
 		return err
 	}
+	m.sourceAnchor = *fromAnchor
+	if m.sourceAnchor == "" {
+		m.sourceAnchor = store.AnchorPath(m.source)
+	}
 	// Whatever a running Jarvis wrote after the copy would be lost.
 	if err := store.CheckNotInUse(m.source); err != nil {
 		if errors.Is(err, store.ErrInUse) {
@@ -79,11 +92,23 @@ func runMigrateStore(ctx context.Context, demo bool, args []string, stdout io.Wr
 		}
 		return err
 	}
-	src, err := openStore(&Config{DBPath: m.source}, m.secret)
-	if err != nil {
-		return err
+	// Without its anchor the source is refused before anything is written
+	// to it (no missing-anchor alarm in a file about to become a backup).
+	src, err := store.Open(m.source, store.Options{AuditKey: safety.DeriveKey(m.secret, "audit-chain"), AnchorPath: m.sourceAnchor,
+		RequireAnchor: true})
+	if errors.Is(err, store.ErrAnchorMissing) {
+		return fmt.Errorf("the audit anchor file of %s, %s, is missing: if the installation sets JARVIS_AUDIT_ANCHOR, name that file with --from-anchor; "+
+			"otherwise run jarvis audit verify to see what became of it", m.source, m.sourceAnchor)
 	}
-	defer src.Close()
+	if err != nil {
+		return fmt.Errorf("opening database %s: %w", m.source, err)
+	}
+	open := true
+	defer func() {
+		if open {
+			_ = src.Close()
+		}
+	}()
 	if err := os.MkdirAll(filepath.Dir(m.anchor), 0o700); err != nil {
 		return fmt.Errorf("creating the folder of %s: %w", m.anchor, err)
 	}
@@ -93,6 +118,15 @@ func runMigrateStore(ctx context.Context, demo bool, args []string, stdout io.Wr
 		return err
 	}
 	printMigration(stdout, m, rep)
+	// A Jarvis started during the copy may have written to the file since.
+	open = false
+	if err := src.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", m.source, err)
+	}
+	if err := store.CheckNotInUse(m.source); err != nil {
+		return fmt.Errorf("the copy is done, but another process opened %s meanwhile (%v): what it wrote after the copy is not in PostgreSQL. "+
+			"Stop it, empty the PostgreSQL database (drop and create it again), remove %s and run jarvis migrate-store again", m.source, err, m.anchor)
+	}
 	return nil
 }
 

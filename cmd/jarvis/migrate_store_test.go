@@ -95,9 +95,17 @@ func TestMigrateStoreToPostgres(t *testing.T) {
 		t.Fatalf("token create: %v\n%s", err, out)
 	}
 
+	// The installation keeps its anchor elsewhere (JARVIS_AUDIT_ANCHOR).
+	sourceAnchor := filepath.Join(dir, "kept", "source.anchor")
+	if err := os.MkdirAll(filepath.Dir(sourceAnchor), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(store.AnchorPath(path), sourceAnchor); err != nil {
+		t.Fatal(err)
+	}
 	anchor := filepath.Join(dir, "replica", "jarvis.anchor") // the folder is made
 	start := time.Now()
-	out, err := jarvisRun("migrate-store", "--to", target, "--anchor", anchor)
+	out, err := jarvisRun("migrate-store", "--to", target, "--anchor", anchor, "--from-anchor", sourceAnchor)
 	took := time.Since(start)
 	if err != nil {
 		t.Fatalf("migrate-store: %v\n%s", err, out)
@@ -133,7 +141,7 @@ func TestMigrateStoreToPostgres(t *testing.T) {
 	}
 
 	// The target holds an installation now: a second copy is refused.
-	out, err = jarvisRun("migrate-store", "--from", path, "--anchor", filepath.Join(dir, "second.anchor"))
+	out, err = jarvisRun("migrate-store", "--from", path, "--from-anchor", sourceAnchor, "--anchor", filepath.Join(dir, "second.anchor"))
 	if err == nil || !errors.Is(err, store.ErrTargetNotEmpty) || !strings.Contains(err.Error(), "audit_log (") {
 		t.Fatalf("a second migrate-store = %v\n%s; want a refusal naming what the target holds", err, out)
 	}
@@ -185,6 +193,13 @@ func TestMigrateStoreRefuses(t *testing.T) {
 			t.Setenv("DB_PATH", filepath.Join(t.TempDir(), "missing.db"))
 			return nil
 		}, want: []string{"missing.db", "--from or DB_PATH"}},
+		{name: "source anchor elsewhere", prepare: func(t *testing.T, path string) closer {
+			// JARVIS_AUDIT_ANCHOR on SQLite: the file is not beside the database.
+			if err := os.Rename(store.AnchorPath(path), filepath.Join(t.TempDir(), "elsewhere.anchor")); err != nil {
+				t.Fatal(err)
+			}
+			return nil
+		}, want: []string{"the audit anchor file of", "is missing", "--from-anchor"}},
 		{name: "demo", args: []string{"--demo"}, want: []string{"does not take --demo"}, usage: true},
 		{name: "stray argument", args: []string{"now"}, want: []string{`unexpected argument "now"`}, usage: true},
 	}
