@@ -154,16 +154,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Poll[chromedp.Void](`[...document.querySelectorAll('[data-testid="feed-item"][data-type="tool"]')].some(li => !li.hidden)`),
 	)
 
-	artifacts := filepath.Join(root, "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatalf("creating %s: %v", artifacts, err)
-	}
-	step("drop the focus ring before the screenshots", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
-	browserScreenshot(t, tab, 1280, 900, filepath.Join(artifacts, "console.png"))
-	browserScreenshot(t, tab, 390, 844, filepath.Join(artifacts, "console-phone.png"))
-	if fits := eval("measure the phone layout", `String(document.documentElement.scrollWidth <= window.innerWidth)`); fits != "true" {
-		t.Errorf("at 390 px the page scrolls sideways (scrollWidth %s)", eval("read scrollWidth", `String(document.documentElement.scrollWidth)`))
-	}
+	screenshotsWideAndPhone(t, tab, root, "console")
 
 	// The kill switch is a real toggle the server honours.
 	step("engage the kill switch",
@@ -566,6 +557,35 @@ func browserScreenshot(t *testing.T, tab context.Context, width, height int64, p
 		t.Fatalf("saving %s: %v", path, err)
 	}
 	t.Logf("screenshot (%d px wide): %s", width, path)
+}
+
+// screenshotsWideAndPhone saves the page without a focus ring as
+// artifacts/<name>.png at 1280 px and <name>-phone.png at 390 px, fails the
+// test when the phone layout scrolls sideways, leaves the viewport at 1280
+// px and returns the artifacts folder.
+func screenshotsWideAndPhone(t *testing.T, tab context.Context, root, name string) string {
+	t.Helper()
+	artifacts := filepath.Join(root, "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		t.Fatalf("creating %s: %v", artifacts, err)
+	}
+	if err := chromedp.Do(tab, chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`)); err != nil {
+		t.Fatalf("dropping the focus ring: %v", err)
+	}
+	browserScreenshot(t, tab, 1280, 900, filepath.Join(artifacts, name+".png"))
+	browserScreenshot(t, tab, 390, 844, filepath.Join(artifacts, name+"-phone.png"))
+	widths, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.documentElement.scrollWidth + " " + window.innerWidth`))
+	if err != nil {
+		t.Fatalf("measuring the phone layout: %v", err)
+	}
+	var scroll, inner int
+	if _, err := fmt.Sscan(widths, &scroll, &inner); err != nil || scroll > inner {
+		t.Errorf("at 390 px %s scrolls sideways (scrollWidth and innerWidth: %s)", name, widths)
+	}
+	if err := chromedp.Do(tab, chromedp.EmulateViewport(1280, 900)); err != nil {
+		t.Fatalf("back to 1280 px: %v", err)
+	}
+	return artifacts
 }
 
 // startBrowser starts headless Chromium with a throwaway profile and returns

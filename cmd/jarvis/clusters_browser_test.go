@@ -172,17 +172,7 @@ func TestConsoleWithTwoClustersInBrowser(t *testing.T) {
 		chromedp.Poll[chromedp.Void](labStop+`.hidden === false`),
 	)
 
-	artifacts := filepath.Join(root, "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatalf("creating %s: %v", artifacts, err)
-	}
-	step("drop the focus ring before the screenshots", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
-	browserScreenshot(t, tab, 1280, 900, filepath.Join(artifacts, "console-clusters.png"))
-	browserScreenshot(t, tab, 390, 844, filepath.Join(artifacts, "console-clusters-phone.png"))
-	if fits := eval("measure the phone layout", `String(document.documentElement.scrollWidth <= window.innerWidth)`); fits != "true" {
-		t.Errorf("at 390 px the page scrolls sideways (scrollWidth %s)", eval("read scrollWidth", `String(document.documentElement.scrollWidth)`))
-	}
-	step("back to the wide viewport", chromedp.EmulateViewport(1280, 900))
+	screenshotsWideAndPhone(t, tab, root, "console-clusters")
 
 	// The approvals history names each request's cluster and filters on it.
 	step("deny home's request", chromedp.Click(chromedp.CSS(homeCard+` [data-testid="deny"]`)), chromedp.WaitNotPresent(chromedp.CSS(homeCard)))

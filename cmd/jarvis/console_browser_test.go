@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -138,17 +137,7 @@ func TestConsoleGuestDetailHistoryAndAuditInBrowser(t *testing.T) {
 		chromedp.Poll[chromedp.Void](chartsDrawn),
 	)
 
-	artifacts := filepath.Join(root, "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		t.Fatalf("creating %s: %v", artifacts, err)
-	}
-	step("drop the focus ring", chromedp.Evaluate[chromedp.Void](`document.activeElement && document.activeElement.blur()`))
-	browserScreenshot(t, tab, 1280, 900, filepath.Join(artifacts, "console-guest.png"))
-	browserScreenshot(t, tab, 390, 844, filepath.Join(artifacts, "console-guest-phone.png"))
-	if fits := eval("measure the phone layout", `String(document.documentElement.scrollWidth <= window.innerWidth)`); fits != "true" {
-		t.Errorf("at 390 px the guest view scrolls sideways (scrollWidth %s)", eval("read scrollWidth", `String(document.documentElement.scrollWidth)`))
-	}
-	step("back to the desktop width", chromedp.EmulateViewport(1280, 900))
+	artifacts := screenshotsWideAndPhone(t, tab, root, "console-guest")
 
 	// Keyboard: back to the overview, then Enter on a guest's link.
 	step("open guest 103 with the keyboard",
