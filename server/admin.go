@@ -134,6 +134,24 @@ func (s *Server) Recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("marking interrupted calls: %w", err)
 	}
+	s.alertInterrupted(ctx, rows)
+	return nil
+}
+
+// RecoverEarlierRun marks the calls this replica's earlier run left
+// running (store.MarkCallsOfEarlierRun) as interrupted, with an alert for
+// each; a replica runs it as it joins, before it serves.
+func (s *Server) RecoverEarlierRun(ctx context.Context) error {
+	rows, err := s.opts.Store.MarkCallsOfEarlierRun(ctx)
+	if err != nil {
+		return fmt.Errorf("marking the calls of this replica's earlier run: %w", err)
+	}
+	s.alertInterrupted(ctx, rows)
+	return nil
+}
+
+// alertInterrupted raises an alert for each call marked interrupted.
+func (s *Server) alertInterrupted(ctx context.Context, rows []store.AuditRow) {
 	for _, r := range rows {
 		details := store.EncodeDetails(store.AlertDetails{InterruptedCall: &store.InterruptedCall{
 			AuditID: r.ID, Principal: r.Principal, Tool: r.Tool, Plan: r.Plan, Began: r.Time}})
@@ -142,7 +160,6 @@ func (s *Server) Recover(ctx context.Context) error {
 			Summary: fmt.Sprintf("call %s by %s was interrupted (Jarvis stopped while it ran); check its effect on the cluster", r.Tool, r.Principal),
 			Details: details})
 	}
-	return nil
 }
 
 // Policy is the safety policy of the default cluster (the console shows what

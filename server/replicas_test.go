@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,18 +32,24 @@ func (h *harness) replica() (*Server, *store.Store) {
 	go st.FollowOtherWriters(ctx, 50*time.Millisecond)
 	go h.store.FollowOtherWriters(ctx, 50*time.Millisecond)
 
+	return h.serverOn(st), st
+}
+
+// serverOn is another Server like h's, on the cluster of h, with store st.
+func (h *harness) serverOn(st *store.Store) *Server {
+	h.t.Helper()
 	opts := h.srv.opts
 	opts.Store, opts.Clusters = st, nil
 	for _, c := range h.srv.clusters {
 		env := *c.Env
-		env.Created, env.Alerts = nil, nil // New sets this replica's own
+		env.Created, env.Alerts = nil, nil // New sets this server's own
 		opts.Clusters = append(opts.Clusters, Cluster{Name: c.Name, Env: &env, Policy: c.Policy})
 	}
 	srv, err := New(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	return srv, st
+	return srv
 }
 
 // waitOnA starts a RED call on h's server that waits for a person, and
@@ -126,5 +133,39 @@ func TestSwitchOnAnotherReplicaRefusesTheNextCall(t *testing.T) {
 				t.Fatalf("start_vm on A after %s on B: %+v", sc.key, r)
 			}
 		})
+	}
+}
+
+// A replica started again under its id closes, with an alert, the calls its
+// earlier run left running.
+func TestRecoverEarlierRun(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	key := safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")
+	earlier, err := store.Open(h.target, store.Options{AuditKey: key, Replica: "replica-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := earlier.AuditBegin(ctx, h.srv.auditEntry(Call{Principal: agentRed, Tool: "stop_vm", Args: json.RawMessage(`{"vmid":101}`)}, safety.Red, "approved", "plan", ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = earlier.Close() // the process died with the call running
+
+	again, err := store.Open(h.target, store.Options{AuditKey: key, Replica: "replica-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { again.Close() })
+	if err := h.serverOn(again).RecoverEarlierRun(ctx); err != nil {
+		t.Fatal(err)
+	}
+	page, err := again.AuditSearch(ctx, store.AuditFilter{Tool: "stop_vm"})
+	if err != nil || len(page.Calls) != 1 || page.Calls[0].ID != id || page.Calls[0].Outcome != store.OutcomeInterrupted {
+		t.Fatalf("the earlier run's call: %+v, %v", page, err)
+	}
+	alerts, err := again.ListEvents(ctx, store.EventFilter{Type: store.EventAlert})
+	if err != nil || len(alerts) != 1 || !strings.Contains(alerts[0].Summary, "interrupted") {
+		t.Fatalf("alerts %+v, %v", alerts, err)
 	}
 }

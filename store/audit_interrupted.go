@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -59,19 +60,63 @@ func (s *Store) MarkInterrupted(ctx context.Context, olderThan time.Duration) ([
 // never sent a heartbeat is not judged by it, nor is this store's own
 // (Options.Replica): it knows its calls run.
 func (s *Store) MarkInterruptedCalls(ctx context.Context, olderThan, replicaSilentFor time.Duration) ([]AuditRow, error) {
+	return s.closeInterrupted(ctx, true, olderThan, func(tx *gorm.DB) (map[uint64]string, error) { return s.orphanedCalls(tx, replicaSilentFor) },
+		func(replica string) string {
+			return fmt.Sprintf("jarvis replica %s stopped before the call finished (no heartbeat for %s)", replica, replicaSilentFor)
+		})
+}
+
+// MarkCallsOfEarlierRun closes, as interrupted, the calls still listed as
+// running on this store's replica (Options.Replica), and returns their
+// begin rows. A replica calls it as it joins, before it runs any call: such
+// calls were begun by an earlier process under the same id, which stopped
+// without ending them (the other replicas leave them alone, as the id's
+// heartbeats go on).
+func (s *Store) MarkCallsOfEarlierRun(ctx context.Context) ([]AuditRow, error) {
+	if s.replica == "" {
+		return nil, nil
+	}
+	return s.closeInterrupted(ctx, false, 0, func(tx *gorm.DB) (map[uint64]string, error) {
+		var ids []uint64
+		if err := tx.Raw("SELECT audit_id FROM running_calls WHERE replica = ?", s.replica).Scan(&ids).Error; err != nil {
+			return nil, fmt.Errorf("find this replica's calls of an earlier run: %w", err)
+		}
+		out := make(map[uint64]string, len(ids))
+		for _, id := range ids {
+			out[id] = s.replica
+		}
+		return out, nil
+	}, func(replica string) string {
+		return fmt.Sprintf("jarvis replica %s stopped before the call finished, and started again", replica)
+	})
+}
+
+// closeInterrupted ends with an "interrupted" row every begin row without
+// an end row that is older than olderThan (with byAge) or among orphans
+// (listed running calls, by replica; why says why for those), and takes
+// them off running_calls.
+func (s *Store) closeInterrupted(ctx context.Context, byAge bool, olderThan time.Duration, orphansOf func(*gorm.DB) (map[uint64]string, error),
+	why func(replica string) string) ([]AuditRow, error) {
 	var open []auditRecord
 	var last uint64
 	err := s.auditTx(ctx, func(tx *gorm.DB) error {
 		open, last = nil, 0
-		orphans, err := s.orphanedCalls(tx, replicaSilentFor)
+		orphans, err := orphansOf(tx)
 		if err != nil {
 			return err
 		}
-		cond, args := "time_ns < "+s.clockNS()+" - ?", []any{olderThan.Nanoseconds()}
-		if len(orphans) > 0 {
-			cond, args = "(time_ns < ? OR id IN ?)", append(args, mapKeys(orphans))
+		var conds []string
+		var args []any
+		if byAge {
+			conds, args = append(conds, "time_ns < "+s.clockNS()+" - ?"), append(args, olderThan.Nanoseconds())
 		}
-		err = tx.Where("kind = ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id) AND "+cond,
+		if len(orphans) > 0 {
+			conds, args = append(conds, "id IN ?"), append(args, mapKeys(orphans))
+		}
+		if len(conds) == 0 {
+			return nil
+		}
+		err = tx.Where("kind = ? AND NOT EXISTS (SELECT 1 FROM audit_log e WHERE e.kind = ? AND e.begin_id = audit_log.id) AND ("+strings.Join(conds, " OR ")+")",
 			append([]any{"begin", "end"}, args...)...).
 			Order("id ASC").Find(&open).Error
 		if err != nil {
@@ -80,14 +125,14 @@ func (s *Store) MarkInterruptedCalls(ctx context.Context, olderThan, replicaSile
 		// Every orphan goes off the list: closed now, or ended meanwhile.
 		done := mapKeys(orphans)
 		for _, b := range open {
-			why := "jarvis stopped before the call finished"
+			reason := "jarvis stopped before the call finished"
 			replica, orphan := orphans[b.ID]
 			if orphan {
-				why = fmt.Sprintf("jarvis replica %s stopped before the call finished (no heartbeat for %s)", replica, replicaSilentFor)
+				reason = why(replica)
 			} else {
 				done = append(done, b.ID)
 			}
-			rec := endRecord(b, AuditOutcome{Status: OutcomeInterrupted, Error: why})
+			rec := endRecord(b, AuditOutcome{Status: OutcomeInterrupted, Error: reason})
 			if err := s.appendAudit(tx, &rec); err != nil {
 				return err
 			}

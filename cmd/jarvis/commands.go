@@ -43,6 +43,9 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
+	// Serve also stops, with an error, when its replica id is taken over.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 
 	// The watcher watches every cluster (with one, as before clusters); the
 	// health check and the console read the default one.
@@ -84,6 +87,7 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	// heartbeats, and the watcher and the notifier run under leases.
 	if a.replica = a.newReplica(addr, watcher); a.replica != nil {
 		a.replica.unattended = unattended
+		a.replica.idTaken = stop
 		// The watcher's holder polls for the other replicas too.
 		watcher.SetUnattended(func() bool { return unattended() || a.replica.needsWatching() })
 		// Heartbeats go on until the HTTP server has drained: the calls the
@@ -152,6 +156,10 @@ func runServe(ctx context.Context, demo bool, stderr io.Writer) error {
 	stopBG()
 	if err := app.Shutdown(shutCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, store.ErrReplicaIDInUse) {
+		<-errc
+		return fmt.Errorf("stopped: %w (JARVIS_REPLICA_ID=%s): give each replica an id of its own", cause, a.cfg.ReplicaID)
 	}
 	return <-errc
 }

@@ -62,6 +62,12 @@ type replica struct {
 	feedListeners func() int
 	unattended    func() bool
 	recover       func(context.Context) error
+	// recoverOwn closes the calls an earlier run under this id left
+	// running (server.RecoverEarlierRun), once it has joined.
+	recoverOwn func(context.Context) error
+	// idTaken is told when another process took this replica's id over
+	// while it was silent: two would both hold every lease, so serve stops.
+	idTaken func(error)
 
 	// othersNeed: a fresh replica other than this one needs the cluster
 	// watched (listeners or unattended), as of the last heartbeat.
@@ -86,7 +92,7 @@ func (a *app) newReplica(addr string, watcher *watch.Watcher) *replica {
 		addr = "http://" + addr
 	}
 	r := &replica{st: a.store, steady: a.steady, id: a.cfg.ReplicaID, addr: addr, t: timingsFor(a.cfg.LeaseTTL), log: a.logger,
-		recover: a.srv.Recover}
+		recover: a.srv.Recover, recoverOwn: a.srv.RecoverEarlierRun}
 	// The feed's streams are the store's subscribers other than Jarvis's own:
 	// the alert updates of MCP subscriptions (server.RunAlertUpdates, always
 	// running in serve), the watcher's (one per cluster while it runs here)
@@ -127,6 +133,11 @@ func (r *replica) join(ctx context.Context) error {
 		err := r.heartbeat(ctx)
 		switch {
 		case err == nil:
+			if r.recoverOwn != nil {
+				if err := r.recoverOwn(ctx); err != nil {
+					r.log.Warn("closing the calls of this replica's earlier run failed; the sweep closes them by age", "replica", r.id, "err", err)
+				}
+			}
 			return nil
 		case !errors.Is(err, store.ErrReplicaIDInUse):
 			r.log.Warn("replica heartbeat failed", "replica", r.id, "err", err)
@@ -189,9 +200,11 @@ func (r *replica) runHeartbeats(ctx context.Context) {
 			cancel()
 		}
 		if errors.Is(err, store.ErrReplicaIDInUse) && ctx.Err() == nil {
-			// Said every time: it lasts until one of the two stops.
-			r.log.Error("another Jarvis process took this replica's id over while it was silent: give each replica an id of its own",
+			r.log.Error("another Jarvis process took this replica's id over while it was silent: stopping; give each replica an id of its own",
 				"replica", r.id, "err", err)
+			if r.idTaken != nil {
+				r.idTaken(err)
+			}
 		}
 		if err != nil {
 			if ctx.Err() == nil && !failing {

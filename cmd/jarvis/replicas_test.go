@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -25,17 +26,22 @@ func replicaHandles(t *testing.T, n int, ttl time.Duration) []*replica {
 	target := storetest.Target(t)
 	var out []*replica
 	for i := range n {
-		id := string(rune('a'+i)) + "-replica"
-		st, err := store.Open(target, store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain"), Replica: id})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = st.Close() })
-		out = append(out, &replica{st: st, steady: &steadiness{ttl: ttl}, id: id, t: timingsFor(ttl), log: slog.New(slog.DiscardHandler),
-			feedListeners: func() int { return 0 }, unattended: func() bool { return false },
-			recover: func(context.Context) error { return nil }})
+		out = append(out, replicaOn(t, target, string(rune('a'+i))+"-replica", ttl))
 	}
 	return out
+}
+
+// replicaOn opens a store on target as replica id, and the replica on it.
+func replicaOn(t *testing.T, target, id string, ttl time.Duration) *replica {
+	t.Helper()
+	st, err := store.Open(target, store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain"), Replica: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return &replica{st: st, steady: &steadiness{ttl: ttl}, id: id, t: timingsFor(ttl), log: slog.New(slog.DiscardHandler),
+		feedListeners: func() int { return 0 }, unattended: func() bool { return false },
+		recover: func(context.Context) error { return nil }}
 }
 
 // leasedWork is work that says who runs it, and notes whether two ever ran
@@ -303,5 +309,51 @@ func TestReplicaLeaseOfWorkThatEnded(t *testing.T) {
 	<-held
 	if l, err := r.st.GetLease(context.Background(), leaseWatcher); err != nil || l.Held {
 		t.Errorf("the lease after hold returned: %+v, %v", l, err)
+	}
+}
+
+// Two processes under one replica id: the second is refused while the first
+// sends heartbeats; when the first falls silent for a TTL the second takes
+// the id over, and the first, back, is told to stop (serve then exits).
+func TestReplicaIDTakenOver(t *testing.T) {
+	const ttl = 500 * time.Millisecond
+	target := storetest.Target(t)
+	first := replicaOn(t, target, "a-replica", ttl)
+	time.Sleep(time.Millisecond) // another start time, as another process has
+	second := replicaOn(t, target, "a-replica", ttl)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := first.join(ctx); err != nil {
+		t.Fatal(err)
+	}
+	beat, stopBeat := context.WithCancel(ctx)
+	go first.runHeartbeats(beat)
+	start := time.Now()
+	if err := second.join(ctx); err == nil || !strings.Contains(err.Error(), "another Jarvis process is running as replica "+first.id) {
+		t.Fatalf("the second process under %s joined: %v", first.id, err)
+	}
+	t.Logf("the second process was refused after %s (TTL %s)", time.Since(start).Round(time.Millisecond), ttl)
+
+	// The first falls silent; the second takes the id over.
+	stopBeat()
+	if err := second.join(ctx); err != nil {
+		t.Fatalf("taking over the id of a silent process: %v", err)
+	}
+	taken := make(chan error, 1)
+	first.idTaken = func(err error) {
+		select {
+		case taken <- err:
+		default:
+		}
+	}
+	go second.runHeartbeats(ctx)
+	go first.runHeartbeats(ctx)
+	select {
+	case err := <-taken:
+		if !errors.Is(err, store.ErrReplicaIDInUse) {
+			t.Fatalf("idTaken(%v)", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first process, back, was not told that its id was taken")
 	}
 }
