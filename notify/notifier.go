@@ -235,7 +235,9 @@ func (n *Notifier) start(ctx context.Context) bool {
 	if found && perr == nil && stored == cursor {
 		n.saved, n.savedAt = cursor, n.opts.Now()
 	}
-	n.saveCursor(ctx, true)
+	if n.cursor != n.saved {
+		n.writeCursor(ctx) // also back, past the newest event
+	}
 	return true
 }
 
@@ -301,6 +303,19 @@ func (n *Notifier) saveCursor(ctx context.Context, now bool) {
 	if n.cursor == n.saved || (!now && n.opts.Now().Sub(n.savedAt) < cursorEvery) {
 		return
 	}
+	// A stop slower than its lease: another replica may notify by now, and
+	// have moved the cursor on. Never move it back (start does, past the
+	// newest event).
+	if v, found, err := n.st.GetPreference(ctx, CursorKey); err == nil && found {
+		if stored, err := strconv.ParseUint(v, 10, 64); err == nil && stored > n.cursor {
+			return
+		}
+	}
+	n.writeCursor(ctx)
+}
+
+// writeCursor stores the cursor as it is.
+func (n *Notifier) writeCursor(ctx context.Context) {
 	if err := n.st.SetPreference(ctx, CursorKey, strconv.FormatUint(n.cursor, 10)); err != nil {
 		if ctx.Err() != nil {
 			return // cut short by the stop: Run saves it once more as it ends

@@ -415,6 +415,47 @@ func TestStopOnALostLeaseLeavesTheRestToTheNextHolder(t *testing.T) {
 	}
 }
 
+// A stop slower than a lease leaves a cursor another replica moved on
+// meanwhile where it is: it never goes back.
+func TestStopNeverMovesTheCursorBack(t *testing.T) {
+	st, other := twoHandles(t)
+	rec := &recorder{}
+	n, err := New(Options{Store: st, Channels: []Channel{rec}, Retry: fastRetry, Poll: time.Hour, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runUntilStopped(t, n, st)
+	// An event this one reads as it stops, and the next holder, which went
+	// on far ahead meanwhile.
+	publish(t, other, store.SeverityCritical, "node pve2 is offline", store.AlertDetails{Key: "node-offline:pve2", State: store.AlertRaised})
+	if err := other.SetPreference(context.Background(), CursorKey, "1000000"); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if v, _, _ := st.GetPreference(context.Background(), CursorKey); v != "1000000" {
+		t.Errorf("cursor %s after the stop, want the next holder's 1000000", v)
+	}
+}
+
+// A cursor past the newest event (a new database, pruned events) is set
+// back to the newest at start, although cursors otherwise only move on.
+func TestStartSetsACursorPastTheFeedBack(t *testing.T) {
+	st := openStore(t)
+	ev := publish(t, st, store.SeverityInfo, "an event before the start", store.AlertDetails{Key: "k", State: store.AlertRaised})
+	if err := st.SetPreference(context.Background(), CursorKey, "1000000"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Options{Store: st, Channels: []Channel{&recorder{}}, Retry: fastRetry, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runUntilStopped(t, n, st)
+	waitFor(t, "the cursor set back to the newest event", func() bool {
+		v, _, _ := st.GetPreference(context.Background(), CursorKey)
+		return v == strconv.FormatUint(ev.ID, 10)
+	})
+}
+
 // echoingSMTP is an SMTP server over TLS on 127.0.0.1 that offers a login and
 // refuses every one, quoting the credentials it got, encoded and decoded.
 func echoingSMTP(t *testing.T, cert *tls.Certificate) int {
