@@ -184,6 +184,9 @@ func lockError(what string, start time.Time, err error) error {
 // pgLockNotAvailable is the SQLSTATE of a lock_timeout.
 const pgLockNotAvailable = "55P03"
 
+// pgInsufficientPrivilege is the SQLSTATE of a statement the role may not run.
+const pgInsufficientPrivilege = "42501"
+
 // nowNS uses clock_timestamp, the time of the call: now() is the time the
 // transaction began, which may be before the previous holder of a lock
 // committed.

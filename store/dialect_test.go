@@ -125,3 +125,14 @@ func TestOpenWaitsOutAMigration(t *testing.T) {
 		t.Errorf("lock_timeout after Open = %q, %v; want the URL's 300ms", got, err)
 	}
 }
+
+// A role that may not create tables where it connects is told what to grant.
+func TestOpenWithoutTheRightToCreateTables(t *testing.T) {
+	storetest.SkipOnSQLite(t, "roles and privileges")
+	target := tempDB(t)
+	// information_schema stands for a schema the role may not create in.
+	_, err := openStore(withParam(t, target, "search_path", "information_schema"), Options{AuditKey: testKey})
+	if err == nil || !strings.Contains(err.Error(), "GRANT CREATE ON SCHEMA public") || !strings.Contains(err.Error(), "OWNER") {
+		t.Fatalf("Open as a role that may not create tables: %v", err)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"gorm.io/gorm"
 )
 
@@ -130,6 +131,11 @@ func (s *Store) migrate() error {
 	if err != nil {
 		if wroteAnchor {
 			_ = os.Remove(s.cp.path) // the database did not take the genesis it names
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == pgInsufficientPrivilege {
+			return fmt.Errorf("open store: %w (the role Jarvis connects as may not create its tables here: "+
+				"make it the database's owner, CREATE DATABASE jarvis OWNER jarvis, or GRANT CREATE ON SCHEMA public TO it)", err)
 		}
 		return fmt.Errorf("open store: %w", err)
 	}
