@@ -30,20 +30,7 @@ func TestServeDemoWithTwoClusters(t *testing.T) {
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/api/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not become healthy: %s", stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHealthy(t, base, stderr.String)
 	if !strings.Contains(stderr.String(), "cluster lab, nodes lab-home, lab-pve, lab-agent1, lab-agent, protected: nodes lab-agent1, VMIDs [1103]") {
 		t.Errorf("the demo does not say what the second cluster is:\n%s", stderr.String())
 	}

@@ -244,20 +244,7 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		_ = cmd.Process.Kill()
 	}()
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(base + "/api/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not become healthy: %s", stderr.String())
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitHealthy(t, base, stderr.String)
 	resp, err := http.Post(base+"/api/auth/login", "application/json", strings.NewReader(`{"password":"e2e-operator-password"}`))
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("login: %v %v", err, resp)
@@ -384,4 +371,24 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		t.Fatal("serve did not stop within 12 s of SIGTERM")
 	}
 	t.Logf("shutdown took %s", time.Since(start).Round(time.Millisecond))
+}
+
+// waitHealthy waits up to 30 s for base's /api/health to answer 200, and
+// fails the test with the server's log (logged) when it does not.
+func waitHealthy(t *testing.T, base string, logged func() string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(base + "/api/health")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not become healthy: %s", logged())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

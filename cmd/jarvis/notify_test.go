@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -354,25 +353,11 @@ func TestNotifyStopSendsTheLastEvents(t *testing.T) {
 // problems as LoadConfig does once Config embeds NotifyEnv.
 func loadNotifyEnv() (*NotifyEnv, error) {
 	var n NotifyEnv
-	var problems []string
-	bad := map[string]bool{}
+	bad, problems := map[string]bool{}, []string(nil)
 	if err := env.Parse(&n); err != nil {
-		var agg env.AggregateError
-		if !errors.As(err, &agg) {
-			agg.Errors = []error{err}
-		}
-		for _, e := range agg.Errors {
-			// env names the Go field; explainParseError finds the variable of
-			// a Config field, so until Config embeds NotifyEnv it is handed the name.
-			var pe env.ParseError
-			if errors.As(e, &pe) {
-				pe.Name = notifyVarOf(pe.Name)
-				e = pe
-			}
-			name, problem := explainParseError(e)
-			bad[name] = true
-			problems = append(problems, problem)
-		}
+		// env names the Go field; until Config embeds NotifyEnv the
+		// variable is found by notifyVarOf.
+		bad, problems = explainAll(err, notifyVarOf)
 	}
 	problems = append(problems, n.notifyProblems(bad)...)
 	if len(problems) > 0 {
