@@ -223,11 +223,9 @@ type consoleSession struct {
 	pageConsole func() []chromedp.ConsoleMessage
 }
 
-// startConsoleSession skips the test without Chromium (and fails it in CI,
-// which must have it), starts `jarvis serve --demo` with the given operator
-// password and a fresh database, and opens a tab. Everything stops, and the
-// log is shown on failure, when the test ends.
-func startConsoleSession(t *testing.T, password string, timeout time.Duration) *consoleSession {
+// needBrowser skips the test without Chromium, and fails it in CI, which
+// must have it (.ci/browser.sh); -short skips it too.
+func needBrowser(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -238,6 +236,15 @@ func startConsoleSession(t *testing.T, password string, timeout time.Duration) *
 	if testing.Short() {
 		t.Skip("the browser test starts Jarvis and Chromium; skipped with -short")
 	}
+}
+
+// startConsoleSession skips the test without Chromium (and fails it in CI,
+// which must have it), starts `jarvis serve --demo` with the given operator
+// password and a fresh database, and opens a tab. Everything stops, and the
+// log is shown on failure, when the test ends.
+func startConsoleSession(t *testing.T, password string, timeout time.Duration) *consoleSession {
+	t.Helper()
+	needBrowser(t)
 	port := browserFreePort(t)
 	t.Setenv("PORT", strconv.Itoa(port))
 	t.Setenv("JARVIS_LISTEN", "127.0.0.1")
@@ -310,6 +317,11 @@ func (s *consoleSession) eval(what, expr string) string {
 		s.t.Fatalf("%s: %v", what, err)
 	}
 	return v
+}
+
+// text is the text of the element sel selects, or "<missing>".
+func (s *consoleSession) text(sel string) string {
+	return s.eval("read "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : '<missing>'; })()`, sel))
 }
 
 // browserStartJarvis runs jarvis in-process with args (serve, or serve --demo) and

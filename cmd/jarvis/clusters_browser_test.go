@@ -34,9 +34,7 @@ func TestConsoleWithTwoClustersInBrowser(t *testing.T) {
 	cs := startConsoleSession(t, "clusters-browser-test-operator-password", 150*time.Second)
 	ctx, base, password, root, tab := cs.ctx, cs.base, cs.password, cs.root, cs.tab
 	step, eval := cs.step, cs.eval
-	text := func(sel string) string {
-		return eval("read "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : '<missing>'; })()`, sel))
-	}
+	text := cs.text
 	// pick chooses value in a select as a change by hand does.
 	pick := func(id, value string) chromedp.Action[chromedp.Void] {
 		return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const s = document.getElementById(%q); s.value = %q; s.dispatchEvent(new Event('change', { bubbles: true })); })()`, id, value))
@@ -268,15 +266,7 @@ func TestConsoleWithTwoClustersInBrowser(t *testing.T) {
 // overview, while home's overview stays live; once lab takes the token again
 // the banner goes and lab's overview fills.
 func TestConsoleNamesTheClusterItCannotRead(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; CI must install it with .ci/browser.sh", chromiumPath)
-		}
-		t.Skipf("%s is missing; run .ci/browser.sh to install it", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("the browser test starts Jarvis and Chromium; skipped with -short")
-	}
+	needBrowser(t)
 	home := httptest.NewTLSServer(pvesim.New(pvesim.Options{}))
 	t.Cleanup(home.Close)
 	var deny atomic.Bool
@@ -325,9 +315,7 @@ func TestConsoleNamesTheClusterItCannotRead(t *testing.T) {
 	tab, console := startBrowser(t, ctx)
 	cs := &consoleSession{t: t, ctx: ctx, base: base, password: password, tab: tab, pageConsole: console}
 	step, eval := cs.step, cs.eval
-	text := func(sel string) string {
-		return eval("read "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : '<missing>'; })()`, sel))
-	}
+	text := cs.text
 
 	step("log in",
 		chromedp.EmulateViewport(1280, 900),

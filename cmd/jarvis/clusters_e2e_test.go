@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os/exec"
 	"slices"
 	"strings"
@@ -34,21 +33,9 @@ func TestServeDemoWithTwoClusters(t *testing.T) {
 	if !strings.Contains(stderr.String(), "cluster lab, nodes lab-home, lab-pve, lab-agent1, lab-agent, protected: nodes lab-agent1, VMIDs [1103]") {
 		t.Errorf("the demo does not say what the second cluster is:\n%s", stderr.String())
 	}
-	resp, err := http.Post(base+"/api/auth/login", "application/json", strings.NewReader(`{"password":"e2e-operator-password"}`))
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("login: %v %v", err, resp)
-	}
-	var login struct{ Token string }
-	_ = json.NewDecoder(resp.Body).Decode(&login)
-	resp.Body.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	tr := &mcp.StreamableClientTransport{Endpoint: base + "/mcp", HTTPClient: &http.Client{Transport: bearer{login.Token}}}
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "e2e", Version: "1"}, nil).Connect(ctx, tr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := connectAgent(t, ctx, base, operatorLogin(t, base))
 
 	list, err := cs.ListTools(ctx, nil)
 	if err != nil {

@@ -25,9 +25,7 @@ func TestConsoleGuestDetailHistoryAndAuditInBrowser(t *testing.T) {
 	cs := startConsoleSession(t, "console-views-test-operator-password", 120*time.Second)
 	ctx, base, password, root, tab := cs.ctx, cs.base, cs.password, cs.root, cs.tab
 	step, eval := cs.step, cs.eval
-	text := func(sel string) string {
-		return eval("read "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : '<missing>'; })()`, sel))
-	}
+	text := cs.text
 
 	step("log in",
 		chromedp.EmulateViewport(1280, 900),

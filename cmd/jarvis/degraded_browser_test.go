@@ -32,15 +32,7 @@ import (
 //     new cause;
 //  3. the token works again: the banner goes, the pill says live, the overview fills.
 func TestConsoleShowsWhyTheClusterCannotBeRead(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing; CI must install it with .ci/browser.sh", chromiumPath)
-		}
-		t.Skipf("%s is missing; run .ci/browser.sh to install it", chromiumPath)
-	}
-	if testing.Short() {
-		t.Skip("the browser test starts Jarvis and Chromium; skipped with -short")
-	}
+	needBrowser(t)
 
 	// The Proxmox API: the simulator over TLS with a self-signed certificate on
 	// 127.0.0.1, refusing every token while deny is set.

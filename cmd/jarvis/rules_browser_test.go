@@ -25,9 +25,7 @@ func TestConsoleRulesAndApprovalLinkInBrowser(t *testing.T) {
 	cs := startConsoleSession(t, "rules-test-operator-password", 150*time.Second)
 	ctx, base, password, root, tab := cs.ctx, cs.base, cs.password, cs.root, cs.tab
 	step, eval := cs.step, cs.eval
-	text := func(sel string) string {
-		return eval("read "+sel, fmt.Sprintf(`(() => { const e = document.querySelector(%q); return e ? e.textContent : '<missing>'; })()`, sel))
-	}
+	text := cs.text
 
 	// An agent's stop of web01 waits for a person; the notification links to it.
 	token := browserOperatorToken(t, ctx, base, password)
