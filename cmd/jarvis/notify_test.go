@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -303,14 +304,7 @@ func TestNotifyStartNotifier(t *testing.T) {
 // What is published as the notifier stops — the end of calls the shutdown
 // cut short — is still sent before stop returns.
 func TestNotifyStopSendsTheLastEvents(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	ntfy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got = append(got, r.Header.Get("Title"))
-		mu.Unlock()
-	}))
-	defer ntfy.Close()
+	ntfyURL, sent := ntfyTitles(t)
 	st, err := store.Open(storetest.Target(t), store.Options{AuditKey: safety.DeriveKey("test-secret-test-secret-test-secret", "audit-chain")})
 	if err != nil {
 		t.Fatal(err)
@@ -320,7 +314,7 @@ func TestNotifyStopSendsTheLastEvents(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	stop := a.startNotifier(ctx, &NotifyEnv{NtfyURL: ntfy.URL + "/jarvis", NotifyRatePerMin: 20})
+	stop := a.startNotifier(ctx, &NotifyEnv{NtfyURL: ntfyURL + "/jarvis", NotifyRatePerMin: 20})
 	deadline := time.Now().Add(10 * time.Second)
 	for { // the notifier starts at the feed's head: wait until it has read it
 		if _, found, _ := st.GetPreference(context.Background(), notify.CursorKey); found {
@@ -339,13 +333,30 @@ func TestNotifyStopSendsTheLastEvents(t *testing.T) {
 	}
 	cancel() // at once: the notifier may not have read it yet
 	stop()
-	mu.Lock()
-	defer mu.Unlock()
-	if len(got) != 1 || !strings.Contains(got[0], "stop_vm") {
+	if got := sent(); len(got) != 1 || !strings.Contains(got[0], "stop_vm") {
 		t.Errorf("sent %q, want the unknown end of stop_vm", got)
 	}
 	if v, _, _ := st.GetPreference(context.Background(), notify.CursorKey); v != strconv.FormatUint(ev.ID, 10) {
 		t.Errorf("cursor %s, want %d", v, ev.ID)
+	}
+}
+
+// ntfyTitles is an ntfy server on 127.0.0.1 that keeps the title of each
+// message; sent lists them so far.
+func ntfyTitles(t *testing.T) (url string, sent func() []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var got []string
+	ntfy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Header.Get("Title"))
+		mu.Unlock()
+	}))
+	t.Cleanup(ntfy.Close)
+	return ntfy.URL, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
 	}
 }
 

@@ -4,9 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -193,25 +190,13 @@ func TestReplicasHeartbeats(t *testing.T) {
 // only the notifier lease's holder sends, and when it stops, the other goes
 // on from the shared cursor.
 func TestReplicasNotifyOnce(t *testing.T) {
-	var mu sync.Mutex
-	var got []string
-	ntfy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		got = append(got, r.Header.Get("Title"))
-		mu.Unlock()
-	}))
-	defer ntfy.Close()
-	sent := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(got)
-	}
+	ntfyURL, sent := ntfyTitles(t)
 
 	rs := replicaHandles(t, 2, time.Second)
 	stops := make([]func(), 2)
 	for i, r := range rs {
 		a := &app{cfg: &Config{Port: 4000, ListenAddr: "127.0.0.1"}, store: r.st, logger: slog.New(slog.DiscardHandler), replica: r}
-		stops[i] = a.startNotifier(context.Background(), &NotifyEnv{NtfyURL: ntfy.URL + "/jarvis", NotifyRatePerMin: 20})
+		stops[i] = a.startNotifier(context.Background(), &NotifyEnv{NtfyURL: ntfyURL + "/jarvis", NotifyRatePerMin: 20})
 		t.Cleanup(stops[i])
 	}
 	st := rs[0].st
